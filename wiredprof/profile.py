@@ -1,0 +1,284 @@
+"""The profile: what one run of a flow measured, as a plain versioned data object.
+
+Collect (spans) -> aggregate (this) -> decide (analysis, planner) -> show (reports).
+A `Profile` saves to and loads from JSON (`wiredprof.profile/1`, see DESIGN.md) and
+is all that `show`, `compare`, `plan` and the reports need.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from wiredprof.errors import ProfileFileError
+
+__all__ = [
+    "SCHEMA",
+    "ErrorInfo",
+    "StageStats",
+    "PipelineStats",
+    "TimelineSpan",
+    "ThreadCpu",
+    "Competitor",
+    "Bottleneck",
+    "CallTree",
+    "Profile",
+    "load_profile",
+]
+
+SCHEMA = "wiredprof.profile/1"
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An exception raised inside a stage, with its original traceback."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    def one_line(self) -> str:
+        return f"{self.type}: {self.message}" if self.message else self.type
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """Aggregated timings of one stage over every measured call.
+
+    Calls that ran under the call-tree sampler are counted in `sampled_calls` only:
+    a profiler hook slows Python code, so they are kept out of every timing here.
+    """
+
+    pipeline: str
+    stage: str
+    kind: str
+    calls: int
+    total_s: float
+    mean_s: float
+    p95_s: float
+    cpu_s: float
+    host: str
+    errors: int
+    index: int = 0
+    function: str = ""
+    max_s: float = 0.0
+    wait_s: float = 0.0
+    gil_wait_s: float = 0.0
+    sampled_calls: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    rss_peak_bytes: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    last_error: ErrorInfo | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.pipeline}.{self.stage}"
+
+    @property
+    def cpu_ratio(self) -> float:
+        """CPU time of the calling thread over wall time: near 1 means CPU-bound."""
+        return self.cpu_s / self.total_s if self.total_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """One pipeline: its cycle (one pass over its chain of stages)."""
+
+    name: str
+    wall_s: float  # mean cycle time
+    runs: int  # completed cycles
+    share: float  # this pipeline's busy time over all pipelines' busy time
+    total_s: float = 0.0
+    max_s: float = 0.0
+    cpu_s: float = 0.0
+    framework_cpu_s: float = 0.0  # CPU of the pipeline's threads outside any stage
+    errors: int = 0
+
+
+@dataclass(frozen=True)
+class TimelineSpan:
+    """One stage call in the bounded window of recent calls kept for the timeline."""
+
+    pipeline: str
+    stage: str
+    host: str
+    start_s: float  # since the flow started
+    wall_s: float
+    cpu_s: float
+    error: bool = False
+    sampled: bool = False
+
+
+@dataclass(frozen=True)
+class ThreadCpu:
+    """CPU used by one thread of the flow, split into stage work and the rest."""
+
+    thread: str
+    pipeline: str
+    role: str  # "pipeline", "mqtt-network", "main", "other"
+    cpu_s: float
+    stage_cpu_s: float = 0.0
+
+    @property
+    def framework_cpu_s(self) -> float:
+        return max(0.0, self.cpu_s - self.stage_cpu_s)
+
+
+@dataclass(frozen=True)
+class Competitor:
+    """Who ran Python (and so held the GIL) while the bottleneck stage was waiting."""
+
+    name: str
+    cpu_s: float
+    framework: bool = False
+
+
+@dataclass(frozen=True)
+class Bottleneck:
+    """The slowest pipeline, its heaviest stage, and why."""
+
+    pipeline: str
+    stage: str
+    reason: str
+    bound: str = "cpu"  # "cpu" | "wait" | "gil"
+    share_of_cycle: float = 0.0
+    cpu_ratio: float = 0.0
+    gil_wait_ratio: float = 0.0
+    competitors: list[Competitor] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CallTree:
+    """Call stacks of a stage, sampled by pyinstrument on a few calls only."""
+
+    pipeline: str
+    stage: str
+    sampled_calls: list[int]  # 1-based ordinals of the stage's calls that were sampled
+    duration_s: float
+    text: str  # pyinstrument's console rendering, no colour
+    session: dict[str, Any] | None = None  # pyinstrument Session.to_json()
+
+    @property
+    def name(self) -> str:
+        return f"{self.pipeline}.{self.stage}"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything one run of a flow measured."""
+
+    flow: str
+    wall_s: float
+    pipelines: list[PipelineStats]
+    stages: list[StageStats]
+    bottleneck: Bottleneck | None = None
+    schema: str = SCHEMA
+    mode: str = "threads"  # "threads" | "processes" | "plain"
+    host: str = "local"
+    started_at: str = ""
+    argv: list[str] = field(default_factory=list)
+    status: str = "ok"  # "ok" | "failed" | "stopped"
+    error: ErrorInfo | None = None
+    notes: list[str] = field(default_factory=list)
+    limits: dict[str, Any] = field(default_factory=dict)
+    timeline: list[TimelineSpan] = field(default_factory=list)
+    timeline_dropped: int = 0
+    threads: list[ThreadCpu] = field(default_factory=list)
+    call_trees: list[CallTree] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def stage(self, name: str) -> StageStats:
+        """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def pipeline(self, name: str) -> PipelineStats:
+        for p in self.pipelines:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def call_tree(self, name: str) -> CallTree | None:
+        return next((t for t in self.call_trees if t.name == name), None)
+
+    def with_bottleneck(self, bottleneck: Bottleneck | None) -> Profile:
+        return replace(self, bottleneck=bottleneck)
+
+    # -- serialisation -------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        # Keep the contract's keys first so the JSON reads in the documented order.
+        head = {k: d.pop(k) for k in ("schema", "flow", "wall_s", "pipelines", "stages", "bottleneck")}
+        return {**head, **d}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write atomically, so an interrupted save never leaves half a profile."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        tmp.write_text(self.to_json() + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Profile:
+        if not isinstance(d, dict):
+            raise ValueError("top level is not a JSON object")
+        schema = d.get("schema")
+        if schema != SCHEMA:
+            raise ValueError(f"schema is {schema!r}, expected {SCHEMA!r}")
+        return cls(
+            schema=SCHEMA,
+            flow=str(d["flow"]),
+            wall_s=float(d["wall_s"]),
+            pipelines=[PipelineStats(**p) for p in d["pipelines"]],
+            stages=[_stage_from_dict(s) for s in d["stages"]],
+            bottleneck=_bottleneck_from_dict(d.get("bottleneck")),
+            mode=d.get("mode", "threads"),
+            host=d.get("host", "local"),
+            started_at=d.get("started_at", ""),
+            argv=list(d.get("argv", [])),
+            status=d.get("status", "ok"),
+            error=ErrorInfo(**d["error"]) if d.get("error") else None,
+            notes=list(d.get("notes", [])),
+            limits=dict(d.get("limits", {})),
+            timeline=[TimelineSpan(**t) for t in d.get("timeline", [])],
+            timeline_dropped=int(d.get("timeline_dropped", 0)),
+            threads=[ThreadCpu(**t) for t in d.get("threads", [])],
+            call_trees=[CallTree(**c) for c in d.get("call_trees", [])],
+            environment=dict(d.get("environment", {})),
+        )
+
+
+def _stage_from_dict(d: dict[str, Any]) -> StageStats:
+    err = d.get("last_error")
+    return StageStats(**{**d, "last_error": ErrorInfo(**err) if err else None})
+
+
+def _bottleneck_from_dict(d: dict[str, Any] | None) -> Bottleneck | None:
+    if not d:
+        return None
+    return Bottleneck(**{**d, "competitors": [Competitor(**c) for c in d.get("competitors", [])]})
+
+
+def load_profile(path: str | os.PathLike[str]) -> Profile:
+    """Load a saved profile; a missing, corrupt or foreign file is a `ProfileFileError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ProfileFileError(f"{p}: no such profile file (save one with `wiredprof analyze FLOW.py -o {p}`)")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProfileFileError(f"{p}: not a wiredprof profile (corrupt JSON: {exc})") from None
+    try:
+        return Profile.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        what = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ProfileFileError(f"{p}: not a wiredprof profile ({what})") from None
