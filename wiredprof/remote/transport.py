@@ -153,10 +153,21 @@ def _candidate_keys(spec: HostSpec) -> list[Path]:
     return [p for p in paths if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
 
 
+def _needs_passphrase(exc: Exception) -> bool:
+    # paramiko raises PasswordRequiredException for PEM keys; for OpenSSH-format keys the
+    # cryptography backend's TypeError ("password-protected") comes through unwrapped.
+    return isinstance(exc, paramiko.PasswordRequiredException) or (
+        isinstance(exc, TypeError) and "password" in str(exc).lower()
+    )
+
+
 def _load_key(path: Path, prompt: PassphrasePrompt, hints: list[str]) -> paramiko.PKey | None:
     try:
         return paramiko.PKey.from_path(path)
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        if not _needs_passphrase(exc):
+            hints.append(f"cannot read key {path}: {exc}")
+            return None
         passphrase = prompt(path)
         if passphrase is None:
             hints.append(
@@ -165,8 +176,8 @@ def _load_key(path: Path, prompt: PassphrasePrompt, hints: list[str]) -> paramik
             )
             return None
         try:
-            return paramiko.PKey.from_path(path, passphrase)
-        except (paramiko.SSHException, ValueError):
+            return paramiko.PKey.from_path(path, passphrase.encode())  # type: ignore[arg-type]
+        except (paramiko.SSHException, ValueError, TypeError):
             hints.append(f"wrong passphrase for key {path}")
             return None
     except (OSError, paramiko.SSHException, ValueError) as exc:
