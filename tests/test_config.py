@@ -1,4 +1,5 @@
 """wiredprof.toml / [tool.wiredprof]: reading, validation, and edits that keep comments."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,11 +43,15 @@ def test_edits_keep_comments_and_remove(tmp_path: Path) -> None:
     path.write_text('# my hosts\n[hosts.A]\naddress = "a@a"  # the small box\n')
     config = ProjectConfig.find(tmp_path)
     config.add_host(HostEntry("B", "me@big:22", python="/opt/py311/bin/python3"))
-    config.set_offload(OffloadEntry("pipeline_3.core_logic", "B", timeout_s=600, on_failure="local", retries=2))
+    config.set_offload(
+        OffloadEntry("pipeline_3.core_logic", "B", timeout_s=600, on_failure="local", retries=2)
+    )
     text = path.read_text()
     assert "# my hosts" in text and "# the small box" in text
     assert '[offload."pipeline_3.core_logic"]' in text
-    assert config.offloads()["pipeline_3.core_logic"] == OffloadEntry("pipeline_3.core_logic", "B", 600.0, "local", 2)
+    assert config.offloads()["pipeline_3.core_logic"] == OffloadEntry(
+        "pipeline_3.core_logic", "B", 600.0, "local", 2
+    )
     with pytest.raises(ConfigError, match="already in"):
         config.add_host(HostEntry("B", "x@y"))
     config.add_host(HostEntry("B", "x@y"), replace=True)
@@ -62,7 +67,7 @@ def test_edits_keep_comments_and_remove(tmp_path: Path) -> None:
     [
         ('[hosts.B]\nidentity = "k"\n', "`address` is required"),
         ('[hosts.B]\naddress = "a"\npassword = "x"\n', "unknown key"),
-        ('[hosts.B]\naddress = 3\n', "must be a string"),
+        ("[hosts.B]\naddress = 3\n", "must be a string"),
         ('[offload."p.s"]\nhost = "B"\non_failure = "maybe"\n', "on_failure"),
         ('[offload."p.s"]\nhost = "B"\ntimeout_s = -1\n', "timeout_s"),
         ('[offload."p.s"]\nhost = "B"\nretries = 1.5\n', "retries"),

@@ -1,4 +1,5 @@
 """The zero-install bootstrap: Python version check, cloudpickle shipped only when needed."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """`wiredprof hosts add|list|check|remove`, in-process with click's CliRunner, against a real sshd."""
+
 from __future__ import annotations
 
 import json
@@ -19,9 +20,19 @@ def run(project: Path, *args: str) -> tuple[int, str]:
 
 
 def add_b(project: Path, sshd: LocalSshd, python_b: str, known_hosts: Path | None = None) -> None:
-    code, out = run(project, "add", "B", "--address", f"{sshd.user}@127.0.0.1:{sshd.port}",
-                    "--identity", str(sshd.identity), "--python", python_b,
-                    "--known-hosts", str(known_hosts or sshd.known_hosts))
+    code, out = run(
+        project,
+        "add",
+        "B",
+        "--address",
+        f"{sshd.user}@127.0.0.1:{sshd.port}",
+        "--identity",
+        str(sshd.identity),
+        "--python",
+        python_b,
+        "--known-hosts",
+        str(known_hosts or sshd.known_hosts),
+    )
     assert code == 0, out
 
 
@@ -78,8 +89,19 @@ def test_check_refuses_an_unknown_key_until_accepted(tmp_path: Path, sshd: Local
 
 def test_check_auth_failure_is_one_line(tmp_path: Path, sshd: LocalSshd, python_b: str) -> None:
     missing = tmp_path / "no_such_key"
-    code, out = run(tmp_path, "add", "B", "--address", f"{sshd.user}@127.0.0.1:{sshd.port}",
-                    "--identity", str(missing), "--python", python_b, "--known-hosts", str(sshd.known_hosts))
+    code, out = run(
+        tmp_path,
+        "add",
+        "B",
+        "--address",
+        f"{sshd.user}@127.0.0.1:{sshd.port}",
+        "--identity",
+        str(missing),
+        "--python",
+        python_b,
+        "--known-hosts",
+        str(sshd.known_hosts),
+    )
     assert code == 0
     code, out = run(tmp_path, "check", "B")
     assert code == 2 and "authentication to B" in out and "does not exist" in out and out.count("\n") == 1
@@ -89,8 +111,10 @@ def test_check_python_mismatch_is_one_line(tmp_path: Path, sshd: LocalSshd) -> N
     import sys
 
     liar = tmp_path / "python3.9"
-    liar.write_text(f"#!{sys.executable}\nimport sys\nsys.version_info = (3, 9, 1, 'final', 0)\n"
-                    "exec(compile(sys.argv[2], '<string>', 'exec'))\n")
+    liar.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.version_info = (3, 9, 1, 'final', 0)\n"
+        "exec(compile(sys.argv[2], '<string>', 'exec'))\n"
+    )
     liar.chmod(0o755)
     add_b(tmp_path, sshd, str(liar))
     code, out = run(tmp_path, "check", "B")

@@ -1,4 +1,5 @@
 """RemoteExecutor against a real sshd: calls, code shipping, errors, output, proxies, failures."""
+
 from __future__ import annotations
 
 import importlib
@@ -103,6 +104,7 @@ def test_exception_keeps_its_type_and_carries_the_remote_traceback(b: Any) -> No
 def test_remote_output_is_streamed_with_the_host_prefix(spec: HostSpec) -> None:
     seen: list[tuple[str, str, str]] = []
     with connect(spec, output=lambda host, stream, text: seen.append((host, stream, text))) as b:
+
         def chatty(n: int) -> int:
             for i in range(n):
                 print(f"line {i}")
@@ -146,7 +148,13 @@ def test_unpicklable_arguments_stay_on_a_behind_a_proxy(b: Any) -> None:
         with db_connectors["lock"]:
             held = db_connectors["lock"].locked()
         saved = [db_connectors["storage"].save(i) for i in range(3)]
-        return held, saved, db_connectors["socket"].fileno() > 0, repr(db_connectors["storage"]), pipeline_name
+        return (
+            held,
+            saved,
+            db_connectors["socket"].fileno() > 0,
+            repr(db_connectors["storage"]),
+            pipeline_name,
+        )
 
     try:
         held, saved, fileno_ok, rep, name = b.call(

@@ -1,4 +1,5 @@
 """Host names to specs: inventory over ~/.ssh/config, as fabric resolves them (no network)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,9 +30,16 @@ def test_inventory_entry_over_ssh_config(tmp_path: Path, _isolated_ssh: Path) ->
         '[hosts.B2]\naddress = "root@big:22"\n'
     )
     spec = resolve_host("B", project=tmp_path)
-    assert (spec.hostname, spec.user, spec.port, spec.python) == ("10.0.0.5", "deploy", 2200, "/opt/py/bin/python3")
+    assert (spec.hostname, spec.user, spec.port, spec.python) == (
+        "10.0.0.5",
+        "deploy",
+        2200,
+        "/opt/py/bin/python3",
+    )
     assert spec.identity_files == (tmp_path / "keys" / "b", Path("~/keys/big").expanduser())
-    assert spec.known_hosts_name == "[10.0.0.5]:2200" and spec.user_known_hosts == (_isolated_ssh / "known_hosts",)
+    assert spec.known_hosts_name == "[10.0.0.5]:2200" and spec.user_known_hosts == (
+        _isolated_ssh / "known_hosts",
+    )
     explicit = resolve_host("B2", project=tmp_path)
     assert (explicit.user, explicit.port, explicit.known_hosts_name) == ("root", 22, "10.0.0.5")
     inner = resolve_host("inner", project=tmp_path)

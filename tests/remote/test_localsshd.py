@@ -1,4 +1,5 @@
 """The throwaway sshd: comes up on loopback with its own keys, goes away by PID."""
+
 from __future__ import annotations
 
 import os

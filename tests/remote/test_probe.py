@@ -1,4 +1,5 @@
 """Probe results: the planner's contract (schema, fields), and a real probe over sshd."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,15 @@ import pytest
 
 from wiredprof.errors import ConfigError
 from wiredprof.remote import connect
-from wiredprof.remote.probe import SCHEMA, ProbeResult, cpu_loop_seconds, host_facts, load_probe, probe, save_probe
+from wiredprof.remote.probe import (
+    SCHEMA,
+    ProbeResult,
+    cpu_loop_seconds,
+    host_facts,
+    load_probe,
+    probe,
+    save_probe,
+)
 from wiredprof.remote.spec import HostSpec
 
 

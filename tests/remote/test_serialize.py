@@ -1,4 +1,5 @@
 """What goes by value, what by reference, what stays on A (no network)."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,14 @@ import pytest
 
 from wiredprof.errors import PickleError
 from wiredprof.remote.serialize import (
-    LocalObjects, dump_call, dump_function, dump_value, keep_on_host_a, load_value, ship_by_value, stays_on_host_a,
+    LocalObjects,
+    dump_call,
+    dump_function,
+    dump_value,
+    keep_on_host_a,
+    load_value,
+    ship_by_value,
+    stays_on_host_a,
 )
 
 

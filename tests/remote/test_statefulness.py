@@ -1,4 +1,5 @@
 """Which callables keep state between calls (and would keep it on host B once offloaded)."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Host keys and authentication, checked like OpenSSH, against a real sshd."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,7 +52,9 @@ def test_accept_new_records_the_key_then_it_is_known(
     open_transport(spec).close()  # now known, no acceptance needed
 
 
-def test_changed_host_key_is_always_refused(make_spec: Callable[..., HostSpec], sshd: LocalSshd, tmp_path: Path) -> None:
+def test_changed_host_key_is_always_refused(
+    make_spec: Callable[..., HostSpec], sshd: LocalSshd, tmp_path: Path
+) -> None:
     other = tmp_path / "other_host_key"
     public = write_ed25519_key(other).split()
     known = tmp_path / "known_hosts_changed"

@@ -1,4 +1,5 @@
 """`wiredprof hosts add|list|check|remove`: the hosts a stage may be offloaded to."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,13 @@ def _gib(n: int) -> str:
 
 
 @click.group("hosts")
-@click.option("-C", "--project", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Project directory (default: found from the current directory up).")
+@click.option(
+    "-C",
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project directory (default: found from the current directory up).",
+)
 @click.pass_context
 def command(ctx: click.Context, project: Path | None) -> None:
     """Hosts a stage may run on: the project's inventory plus ~/.ssh/config."""
@@ -36,11 +42,20 @@ def command(ctx: click.Context, project: Path | None) -> None:
 @click.option("--address", required=True, help="user@host:port, or a Host alias of ~/.ssh/config.")
 @click.option("--identity", help="Private key file (optional: the agent and ~/.ssh/config work too).")
 @click.option("--python", "python", help="Python on the host (default python3); same major.minor as here.")
-@click.option("--known-hosts", "known_hosts_file", help="known_hosts file to use instead of ~/.ssh/known_hosts.")
+@click.option(
+    "--known-hosts", "known_hosts_file", help="known_hosts file to use instead of ~/.ssh/known_hosts."
+)
 @click.option("--replace", is_flag=True, help="Overwrite an existing entry of that name.")
 @click.pass_obj
-def add(project: Path | None, name: str, address: str, identity: str | None, python: str | None,
-        known_hosts_file: str | None, replace: bool) -> None:
+def add(
+    project: Path | None,
+    name: str,
+    address: str,
+    identity: str | None,
+    python: str | None,
+    known_hosts_file: str | None,
+    replace: bool,
+) -> None:
     """Add host NAME to the project's inventory (nothing secret is written)."""
     try:
         parse_address(address)
@@ -48,7 +63,9 @@ def add(project: Path | None, name: str, address: str, identity: str | None, pyt
         raise UsageError(f"--address: {exc}") from None
     config = ProjectConfig.find(project)
     config.add_host(HostEntry(name, address, identity, python, known_hosts_file), replace=replace)
-    click.echo(f"added host {name} ({address}) to {config.path}; check it with `wiredprof hosts check {name}`")
+    click.echo(
+        f"added host {name} ({address}) to {config.path}; check it with `wiredprof hosts check {name}`"
+    )
 
 
 @command.command("list")
@@ -60,10 +77,15 @@ def list_(project: Path | None, as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     for host in known_hosts(project):
         saved = load_probe(config.probes_dir, host.name)
-        rows.append({
-            "name": host.name, "address": host.address, "source": host.source, "python": host.python,
-            "probe": saved.to_dict() if saved else None,
-        })
+        rows.append(
+            {
+                "name": host.name,
+                "address": host.address,
+                "source": host.source,
+                "python": host.python,
+                "probe": saved.to_dict() if saved else None,
+            }
+        )
     if as_json:
         click.echo(json.dumps({"schema": "wiredprof.hosts/1", "hosts": rows}, indent=2))
         return
@@ -73,15 +95,35 @@ def list_(project: Path | None, as_json: bool) -> None:
     table = []
     for row in rows:
         p = row["probe"]
-        table.append([
-            row["name"], row["address"], row["source"],
-            p["python"] if p else row["python"],
-            p["cores"] if p else "", f"{p['cpu_speed_ratio']:.2f}x" if p else "",
-            _gib(p["memory_bytes"]) if p else "", f"{p['rtt_s'] * 1e3:.2f}" if p else "",
-            p["probed_at"] if p else "never",
-        ])
-    click.echo(tabulate(table, headers=["host", "address", "from", "python", "cores", "cpu vs here",
-                                        "memory", "rtt ms", "checked"]))
+        table.append(
+            [
+                row["name"],
+                row["address"],
+                row["source"],
+                p["python"] if p else row["python"],
+                p["cores"] if p else "",
+                f"{p['cpu_speed_ratio']:.2f}x" if p else "",
+                _gib(p["memory_bytes"]) if p else "",
+                f"{p['rtt_s'] * 1e3:.2f}" if p else "",
+                p["probed_at"] if p else "never",
+            ]
+        )
+    click.echo(
+        tabulate(
+            table,
+            headers=[
+                "host",
+                "address",
+                "from",
+                "python",
+                "cores",
+                "cpu vs here",
+                "memory",
+                "rtt ms",
+                "checked",
+            ],
+        )
+    )
 
 
 @command.command("check")

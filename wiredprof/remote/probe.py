@@ -4,6 +4,7 @@
 is timed here and there, so `cpu_speed_ratio` > 1 means one thread runs faster on the host.
 Results are saved as `.wiredprof/hosts/NAME.json` (schema `wiredprof.probe/1`) for the planner.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
