@@ -74,6 +74,7 @@ _STAY_TYPES: set[type] = {
 # Classes from these modules hold connections or a pipeline's storage: they must act on A.
 _STAY_MODULE_PREFIXES: list[str] = [
     "wiredflow.main.store_engines",
+    "wiredflow.main.actions.stages.storage_stage",  # user subclasses of StageStorageInterface too
     "pymongo.",
     "redis.",
     "psycopg",
@@ -96,13 +97,13 @@ def keep_on_host_a(cls_or_module_prefix: type | str) -> None:
 
 
 def stays_on_host_a(obj: Any) -> bool:
-    """True when `obj` is of a type that never leaves host A."""
+    """True when `obj` is of a type that never leaves host A (its class or a base is registered)."""
     cls = type(obj)
     cached = _stay_cache.get(cls)
     if cached is None:
-        module = getattr(cls, "__module__", "") or ""
+        modules = [getattr(base, "__module__", "") or "" for base in cls.__mro__]
         cached = any(issubclass(cls, t) for t in _STAY_TYPES) or any(
-            module.startswith(prefix) for prefix in _STAY_MODULE_PREFIXES
+            module.startswith(prefix) for module in modules for prefix in _STAY_MODULE_PREFIXES
         )
         _stay_cache[cls] = cached
     return cached

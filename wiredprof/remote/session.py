@@ -205,8 +205,6 @@ class WorkerSession:
                     self.output(self.host, stream, bytes(payload[1:]).decode("utf-8", "replace"))
                 elif kind == Kind.PROXY_CALL:
                     self._proxy_pool.submit(self._serve_proxy, ident, payload)
-                elif kind == Kind.PONG:
-                    pass
                 else:
                     log.warning("host %s sent an unexpected frame kind %d", self.host, kind)
         except LinkClosed as exc:

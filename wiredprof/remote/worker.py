@@ -51,7 +51,6 @@ class Kind:
     CALL = 3  # id = call id; payload = pickled (function id, args, kwargs)
     PROXY_REPLY = 4  # id = proxy request id; payload = pickled value
     PROXY_FAIL = 5  # id = proxy request id; payload = pickled failure info
-    PING = 6
     CLOSE = 7
     FORGET = 8  # id = function id to drop
     HELLO = 101  # json: pid, python, cloudpickle version (or null), cpu, platform
@@ -60,7 +59,6 @@ class Kind:
     FAILURE = 104  # id = call id; payload = pickled failure info
     OUTPUT = 105  # id = call id (0: none); payload = stream byte (1 out, 2 err) + utf-8 text
     PROXY_CALL = 106  # id = proxy request id; payload = pickled (op, ref, name, args, kwargs)
-    PONG = 107
 
 
 def encode_json(obj: Any) -> bytes:
@@ -253,8 +251,6 @@ class _Server:
                 self._proxy_answer(kind, ident, payload)
             elif kind == Kind.FORGET:
                 self.functions.pop(ident, None)
-            elif kind == Kind.PING:
-                self.send(Kind.PONG, ident)
             elif kind == Kind.CLOSE:
                 return
 
