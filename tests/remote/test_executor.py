@@ -328,3 +328,19 @@ def test_function_from_a_main_script(spec: HostSpec, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["40", "__main__"]
+
+
+def test_large_payloads_round_trip(b: Any) -> None:
+    data = os.urandom(12 * 1024 * 1024)
+    assert b.call(echo_with_objects, data) == (data, [1, "two", {"three": 3.0}] * 1000)
+
+    def fails_big() -> None:
+        raise StageFailed("x" * (2 * 1024 * 1024))
+
+    with pytest.raises(StageFailed):
+        b.call(fails_big)
+    assert b.call(add, 1, 1) == 2  # the stream is still in step after large replies
+
+
+def echo_with_objects(data: bytes) -> tuple[bytes, list[Any]]:
+    return data, [1, "two", {"three": 3.0}] * 1000
