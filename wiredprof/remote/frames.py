@@ -19,6 +19,7 @@ from wiredprof.remote.worker import HEADER
 __all__ = ["FrameChannel", "LinkClosed", "PayloadStream"]
 
 _RECV_CHUNK = 4 * 1024 * 1024
+_SMALL_FRAME = 16 * 1024
 
 
 class LinkClosed(EOFError):
@@ -35,10 +36,13 @@ class FrameChannel:
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send one frame; raises `LinkClosed` when the channel is gone."""
         view = memoryview(payload).cast("B")
+        head = HEADER.pack(kind, ident, view.nbytes)
         try:
             with self._send_lock:
-                self.channel.sendall(HEADER.pack(kind, ident, view.nbytes))
-                if view.nbytes:
+                if view.nbytes <= _SMALL_FRAME:  # one SSH packet for a small frame, not two
+                    self.channel.sendall(head + view.tobytes())
+                else:
+                    self.channel.sendall(head)
                     self.channel.sendall(view)  # type: ignore[arg-type]  # slices, not copies
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise LinkClosed(str(exc) or type(exc).__name__) from exc
