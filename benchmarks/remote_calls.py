@@ -14,6 +14,7 @@ one is reported as "not installed"). Measures:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import os
 import platform
@@ -33,7 +34,7 @@ from wiredprof.remote import HostSpec, connect  # noqa: E402
 from wiredprof.remote.bootstrap import bootstrap_command  # noqa: E402
 from wiredprof.remote.localsshd import LocalSshd, start_local_sshd  # noqa: E402
 from wiredprof.remote.serialize import LocalObjects, dump_call, dump_function, load_value  # noqa: E402
-from wiredprof.remote.worker import HEADER, MAGIC, Kind, decode_json, encode_json  # noqa: E402
+from wiredprof.remote.worker import HEADER, MAGIC, Kind, encode_json  # noqa: E402
 
 MiB = 1024 * 1024
 CIPHER = "aes128-gcm@openssh.com"
@@ -106,15 +107,18 @@ class SshSubprocessWorker:
         line = self.r.readline().split()
         assert line[0].decode() == MAGIC, line
         source = (ROOT / "wiredprof" / "remote" / "worker.py").read_bytes()
-        self._write(b"%d\n" % len(source) + source)
-        kind, _, hello = self.read()
         import cloudpickle
 
         from wiredprof.remote.bootstrap import _cloudpickle_sources
 
-        ship = decode_json(hello).get("cloudpickle") != cloudpickle.__version__
-        self.send(Kind.SETUP, 0, encode_json({"modules": _cloudpickle_sources() if ship else {}}))
-        assert self.read()[0] == Kind.READY
+        self._write(b"%d\n" % len(source) + source)
+        self.send(Kind.SETUP, 0, encode_json({"cloudpickle": cloudpickle.__version__}))
+        assert self.read()[0] == Kind.HELLO
+        kind = self.read()[0]
+        if kind == Kind.NEED_MODULES:
+            self.send(Kind.MODULES, 0, encode_json(_cloudpickle_sources()))
+            kind = self.read()[0]
+        assert kind == Kind.READY
         self.objects = LocalObjects()
         self.calls = 0
         self.defined: dict[int, int] = {}
@@ -163,6 +167,24 @@ class SshSubprocessWorker:
 
 
 # -- measurements -----------------------------------------------------------------------------
+# The machine is shared: tools are measured in interleaved rounds (each round runs every tool
+# once, in turn), so a burst of load from elsewhere hits all of them alike.
+
+
+def interleave(cases: dict[str, Callable[[], Any]], rounds: int, per_round: int = 1) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            samples[name] += timed(fn, per_round)
+    return samples
+
+
+def optional(name: str) -> Any:
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
 
 def bench(s: LocalSshd, python: str, quick: bool) -> tuple[list[Row], dict[str, str]]:
     spec = HostSpec.direct("127.0.0.1", port=s.port, user=s.user, identity=s.identity,
@@ -170,105 +192,85 @@ def bench(s: LocalSshd, python: str, quick: bool) -> tuple[list[Row], dict[str, 
     n_cold, n_warm, n_bulk = (3, 300, 2) if quick else (7, 2000, 5)
     rows: list[Row] = []
     info: dict[str, str] = {}
+    execnet, distributed, fabric = optional("execnet"), optional("distributed"), optional("fabric")
+    for missing in [n for n, m in (("execnet", execnet), ("Dask", distributed), ("fabric", fabric)) if m is None]:
+        rows.append(Row("all", missing, note="not installed"))
+    execnet_spec = (f"ssh=-i {s.identity} -o UserKnownHostsFile={s.known_hosts} -o BatchMode=yes "
+                    f"-c {CIPHER} -p {s.port} {s.user}@127.0.0.1//python={python}")
+    ssh_cmd = ssh_args(s) + [f"exec {python} -c 'print(1)'"]
+    info["ssh command"] = shlex.join(ssh_cmd)
+    info["execnet spec"] = execnet_spec
 
     # cold: connect + bootstrap + first result
     def cold_wiredprof() -> None:
         with connect(spec) as b:
             b.call(noop)
 
-    rows.append(Row("cold first result", "wiredprof connect+call", timed(cold_wiredprof, n_cold)))
-    cmd = ssh_args(s) + [f"exec {python} -c 'print(1)'"]
-    rows.append(Row("cold first result", "ssh host python3 -c", timed(
-        lambda: subprocess.run(cmd, capture_output=True, check=True), n_cold)))
-    info["ssh command"] = shlex.join(cmd)
-    execnet_spec = (f"ssh=-i {s.identity} -o UserKnownHostsFile={s.known_hosts} -o BatchMode=yes "
-                    f"-c {CIPHER} -p {s.port} {s.user}@127.0.0.1//python={python}")
-    try:
-        import execnet
+    def cold_execnet() -> None:
+        gw = execnet.makegateway(execnet_spec)
+        gw.remote_exec("channel.send(1)").receive()
+        gw.exit()
 
-        def cold_execnet() -> None:
-            gw = execnet.makegateway(execnet_spec)
-            gw.remote_exec("channel.send(1)").receive()
-            gw.exit()
+    def cold_dask() -> None:
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster:
+            with distributed.Client(cluster) as client:
+                client.submit(noop, pure=False).result()
 
-        rows.append(Row("cold first result", "execnet makegateway", timed(cold_execnet, n_cold)))
-    except ImportError:
-        rows.append(Row("cold first result", "execnet", note="not installed"))
-    try:
-        from distributed import Client, LocalCluster
-
-        def cold_dask() -> None:
-            with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
-                with Client(cl) as c:
-                    c.submit(noop, pure=False).result()
-
+    cold: dict[str, Callable[[], Any]] = {
+        "wiredprof connect+call": cold_wiredprof,
+        "ssh host python3 -c": lambda: subprocess.run(ssh_cmd, capture_output=True, check=True),
+    }
+    if execnet:
+        cold["execnet makegateway"] = cold_execnet
+    for name, got in interleave(cold, n_cold).items():
+        rows.append(Row("cold first result", name, got))
+    if distributed:
         rows.append(Row("cold first result", "Dask LocalCluster", timed(cold_dask, max(2, n_cold // 2))))
-    except ImportError:
-        rows.append(Row("cold first result", "Dask", note="not installed"))
 
-    # warm: trivial round trip
-    with connect(spec) as b:
-        for _ in range(50):
-            b.call(noop)
-        rows.append(Row("warm trivial call", "wiredprof call", timed(lambda: b.call(noop), n_warm)))
+    # warm and bulk: every tool connected once, then interleaved rounds
+    with contextlib.ExitStack() as stack:
+        b = stack.enter_context(connect(spec))
         info["paramiko cipher"] = b.session().transport.remote_cipher
         info["worker python"] = f"{b.hello.python} ({b.hello.executable})"
         info["cloudpickle on B"] = b.hello.cloudpickle_remote or "absent: shipped over the channel"
-        for size in (10 * MiB, 100 * MiB):
-            data = os.urandom(size)
-            b.call(echo, data[:1024])
-            rows.append(Row(f"{size // MiB} MiB echo", "wiredprof (paramiko)",
-                            timed(lambda: b.call(echo, data), n_bulk)))
-    try:
-        import execnet
-
-        gw = execnet.makegateway(execnet_spec)
-        ch = gw.remote_exec("while 1:\n    x = channel.receive()\n    channel.send(x)")
-        for _ in range(50):
-            ch.send(1)
-            ch.receive()
-        rows.append(Row("warm trivial call", "execnet channel", timed(lambda: (ch.send(1), ch.receive()), n_warm)))
-        gw.exit()
-    except ImportError:
-        rows.append(Row("warm trivial call", "execnet", note="not installed"))
-    try:
-        from distributed import Client, LocalCluster
-
-        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
-            with Client(cl) as c:
-                for _ in range(20):
-                    c.submit(noop, pure=False).result()
-                rows.append(Row("warm trivial call", "Dask submit().result()",
-                                timed(lambda: c.submit(noop, pure=False).result(), max(50, n_warm // 10))))
-                for size in (10 * MiB, 100 * MiB):
-                    data = os.urandom(size)
-                    rows.append(Row(f"{size // MiB} MiB echo", "Dask submit",
-                                    timed(lambda: c.submit(echo, data, pure=False).result(), n_bulk)))
-    except ImportError:
-        rows.append(Row("warm trivial call", "Dask", note="not installed"))
-    try:
-        from fabric import Connection
-
-        with Connection("127.0.0.1", user=s.user, port=s.port,
-                        connect_kwargs={"key_filename": str(s.identity), "look_for_keys": False,
-                                        "allow_agent": False}) as conn:
+        warm: dict[str, Callable[[], Any]] = {"wiredprof call": lambda: b.call(noop)}
+        bulk: dict[str, Callable[[bytes], Any]] = {"wiredprof (paramiko)": lambda d: b.call(echo, d)}
+        worker = SshSubprocessWorker(s, python)
+        stack.callback(worker.close)
+        bulk["same worker over `ssh` subprocess"] = lambda d: worker.call(echo, d)
+        if execnet:
+            gw = execnet.makegateway(execnet_spec)
+            stack.callback(gw.exit)
+            ch = gw.remote_exec("while 1:\n    x = channel.receive()\n    channel.send(x)")
+            warm["execnet channel"] = lambda: (ch.send(1), ch.receive())
+        if distributed:
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None))
+            client = stack.enter_context(distributed.Client(cluster))
+            warm["Dask submit().result()"] = lambda: client.submit(noop, pure=False).result()
+            bulk["Dask submit"] = lambda d: client.submit(echo, d, pure=False).result()
+        if fabric:
+            conn = stack.enter_context(fabric.Connection(
+                "127.0.0.1", user=s.user, port=s.port,
+                connect_kwargs={"key_filename": str(s.identity), "look_for_keys": False, "allow_agent": False}))
             conn.client.load_host_keys(str(s.known_hosts))
             conn.run("true", hide=True)
+        for fn in warm.values():
+            timed(fn, 30)
+        per_round = 10
+        for name, got in interleave(warm, n_warm // per_round, per_round).items():
+            rows.append(Row("warm trivial call", name, got))
+        if fabric:
             rows.append(Row("warm trivial call", "fabric run('true')",
                             timed(lambda: conn.run("true", hide=True), max(10, n_warm // 50))))
-    except ImportError:
-        rows.append(Row("warm trivial call", "fabric", note="not installed"))
-
-    # bulk through OpenSSH's own client
-    worker = SshSubprocessWorker(s, python)
-    try:
         for size in (10 * MiB, 100 * MiB):
             data = os.urandom(size)
-            worker.call(echo, data[:1024])
-            rows.append(Row(f"{size // MiB} MiB echo", "same worker over `ssh` subprocess",
-                            timed(lambda: worker.call(echo, data), n_bulk)))
-    finally:
-        worker.close()
+            for fn in bulk.values():
+                fn(data[:1024])
+            cases = {name: (lambda f=fn: f(data)) for name, fn in bulk.items()}
+            for name, got in interleave(cases, n_bulk).items():
+                rows.append(Row(f"{size // MiB} MiB echo", name, got))
 
     info["client memory, 100 MiB call"] = memory_multiple(s, python)
     return rows, info
@@ -325,6 +327,7 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
     lines += [f"- {k} {v}" for k, v in versions.items()]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines.append(f"- OpenSSH client cipher for `ssh` and execnet: {CIPHER} (`-c`)")
+    lines.append("- tools measured in interleaved rounds (each round runs every tool once, in turn)")
     return "\n".join(lines) + "\n"
 
 

@@ -280,7 +280,9 @@ def test_wiredflow_core_logic_writes_to_storage_on_a(b: Any) -> None:
     from wiredflow.main.actions.assimilation.store_staging import CustomStorageStage
 
     saved: list[Any] = []
-    storage = CustomStorageStage(lambda info, **kw: saved.append(info), stage_id="custom_in_p1", use_threads=True)
+    storage = CustomStorageStage(
+        lambda info, **kw: saved.append(info), stage_id="custom_in_p1", use_threads=True
+    )
 
     def core_logic(relevant_info: Any, db_connectors: dict[str, Any], pipeline_name: str) -> str:
         db_connectors["p1"].save({"from": pipeline_name, "n": relevant_info})
@@ -322,9 +324,19 @@ def test_function_from_a_main_script(spec: HostSpec, tmp_path: Path) -> None:
     )
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
-        [sys.executable, str(script), spec.hostname, str(spec.port), str(spec.identity_files[0]),
-         str(spec.known_hosts[0]), spec.python],
-        capture_output=True, text=True, timeout=45, env={**os.environ, "PYTHONPATH": str(root)},
+        [
+            sys.executable,
+            str(script),
+            spec.hostname,
+            str(spec.port),
+            str(spec.identity_files[0]),
+            str(spec.known_hosts[0]),
+            spec.python,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=45,
+        env={**os.environ, "PYTHONPATH": str(root)},
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["40", "__main__"]

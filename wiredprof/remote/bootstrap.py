@@ -24,7 +24,7 @@ import paramiko
 from wiredprof.errors import ConnectError, PythonMismatchError
 from wiredprof.remote import worker as worker_module
 from wiredprof.remote.frames import FrameChannel
-from wiredprof.remote.worker import MAGIC, Kind, decode_json, encode_json
+from wiredprof.remote.worker import HEADER, MAGIC, Kind, decode_json, encode_json
 
 __all__ = ["WorkerHello", "BOOTSTRAP", "bootstrap_command", "start_worker"]
 
@@ -134,22 +134,27 @@ def start_worker(
             f"to a Python {sys.version_info.major}.{sys.version_info.minor} on that host"
         )
     source = _worker_source()
-    channel.sendall(b"%d\n" % len(source))
-    channel.sendall(source)
+    setup = encode_json({"cloudpickle": cloudpickle.__version__, "max_threads": max_threads})
     frames = FrameChannel(channel)
+    # Source and setup in one go: B answers HELLO, then READY, or first asks for cloudpickle.
+    channel.sendall(b"%d\n" % len(source) + source + HEADER.pack(Kind.SETUP, 0, len(setup)) + setup)
     kind, _, payload = frames.read_frame(deadline)
     if kind != Kind.HELLO:
         raise ConnectError(f"host {host}: worker sent frame {kind} instead of its hello")
     hello = decode_json(payload)
-    ship = hello.get("cloudpickle") != cloudpickle.__version__
-    modules = _cloudpickle_sources() if ship else {}
-    frames.send(Kind.SETUP, 0, encode_json({"modules": modules, "max_threads": max_threads}))
     kind, _, payload = frames.read_frame(deadline)
+    if kind == Kind.NEED_MODULES:
+        frames.send(Kind.MODULES, 0, encode_json(_cloudpickle_sources()))
+        kind, _, payload = frames.read_frame(deadline)
     if kind != Kind.READY:
         raise ConnectError(f"host {host}: worker failed to start (frame {kind}): {_stderr_tail(channel)}")
     ready = decode_json(payload)
     log.debug(
-        "worker on %s: pid %s, cloudpickle %s (shipped: %s)", host, hello["pid"], ready["cloudpickle"], ship
+        "worker on %s: pid %s, cloudpickle %s (shipped: %s)",
+        host,
+        hello["pid"],
+        ready["cloudpickle"],
+        ready["shipped"],
     )
     return (
         channel,
