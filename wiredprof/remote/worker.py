@@ -96,7 +96,8 @@ class _SourceImporter:
         entry = self.modules.get(fullname)
         if entry is None:
             return None
-        return importlib.util.spec_from_loader(fullname, self, is_package=bool(entry[0]))  # type: ignore[arg-type]
+        loader: Any = self
+        return importlib.util.spec_from_loader(fullname, loader, is_package=bool(entry[0]))
 
     def create_module(self, spec: Any) -> None:
         return None
