@@ -11,6 +11,7 @@ one is reported as "not installed"). Measures:
          `ssh` subprocess, and Dask;
   memory: client peak RSS growth during a 100 MiB call, in multiples of the payload.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,26 +83,49 @@ def version(dist: str) -> str:
 def remote_python() -> str:
     system = "/usr/bin/python3"
     try:
-        got = subprocess.run([system, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
+        got = subprocess.run(
+            [system, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except OSError:
         got = ""
     return system if got == "%d.%d" % sys.version_info[:2] else sys.executable
 
 
 def ssh_args(s: LocalSshd) -> list[str]:
-    return ["ssh", "-i", str(s.identity), "-o", f"UserKnownHostsFile={s.known_hosts}", "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes", "-c", CIPHER, "-p", str(s.port), f"{s.user}@127.0.0.1"]
+    return [
+        "ssh",
+        "-i",
+        str(s.identity),
+        "-o",
+        f"UserKnownHostsFile={s.known_hosts}",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-c",
+        CIPHER,
+        "-p",
+        str(s.port),
+        f"{s.user}@127.0.0.1",
+    ]
 
 
 # -- the same worker, driven through an OpenSSH `ssh` subprocess ------------------------------
+
 
 class SshSubprocessWorker:
     """wiredprof's worker over `ssh` pipes instead of paramiko (the bulk-transfer reference)."""
 
     def __init__(self, s: LocalSshd, python: str) -> None:
-        self.proc = subprocess.Popen(ssh_args(s) + [bootstrap_command(python)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, bufsize=0)
+        self.proc = subprocess.Popen(
+            ssh_args(s) + [bootstrap_command(python)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
         assert self.proc.stdin and self.proc.stdout
         self.w, self.r = self.proc.stdin.fileno(), self.proc.stdout
         line = self.r.readline().split()
@@ -126,7 +150,7 @@ class SshSubprocessWorker:
     def _write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view.nbytes:
-            view = view[os.write(self.w, view):]
+            view = view[os.write(self.w, view) :]
 
     def send(self, kind: int, ident: int, payload: bytes | memoryview) -> None:
         view = memoryview(payload)
@@ -171,7 +195,9 @@ class SshSubprocessWorker:
 # once, in turn), so a burst of load from elsewhere hits all of them alike.
 
 
-def interleave(cases: dict[str, Callable[[], Any]], rounds: int, per_round: int = 1) -> dict[str, list[float]]:
+def interleave(
+    cases: dict[str, Callable[[], Any]], rounds: int, per_round: int = 1
+) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(rounds):
         for name, fn in cases.items():
@@ -187,16 +213,28 @@ def optional(name: str) -> Any:
 
 
 def bench(s: LocalSshd, python: str, quick: bool) -> tuple[list[Row], dict[str, str]]:
-    spec = HostSpec.direct("127.0.0.1", port=s.port, user=s.user, identity=s.identity,
-                           known_hosts=s.known_hosts, python=python, name="B", allow_agent=False)
+    spec = HostSpec.direct(
+        "127.0.0.1",
+        port=s.port,
+        user=s.user,
+        identity=s.identity,
+        known_hosts=s.known_hosts,
+        python=python,
+        name="B",
+        allow_agent=False,
+    )
     n_cold, n_warm, n_bulk = (3, 300, 2) if quick else (7, 2000, 5)
     rows: list[Row] = []
     info: dict[str, str] = {}
     execnet, distributed, fabric = optional("execnet"), optional("distributed"), optional("fabric")
-    for missing in [n for n, m in (("execnet", execnet), ("Dask", distributed), ("fabric", fabric)) if m is None]:
+    for missing in [
+        n for n, m in (("execnet", execnet), ("Dask", distributed), ("fabric", fabric)) if m is None
+    ]:
         rows.append(Row("all", missing, note="not installed"))
-    execnet_spec = (f"ssh=-i {s.identity} -o UserKnownHostsFile={s.known_hosts} -o BatchMode=yes "
-                    f"-c {CIPHER} -p {s.port} {s.user}@127.0.0.1//python={python}")
+    execnet_spec = (
+        f"ssh=-i {s.identity} -o UserKnownHostsFile={s.known_hosts} -o BatchMode=yes "
+        f"-c {CIPHER} -p {s.port} {s.user}@127.0.0.1//python={python}"
+    )
     ssh_cmd = ssh_args(s) + [f"exec {python} -c 'print(1)'"]
     info["ssh command"] = shlex.join(ssh_cmd)
     info["execnet spec"] = execnet_spec
@@ -212,8 +250,9 @@ def bench(s: LocalSshd, python: str, quick: bool) -> tuple[list[Row], dict[str, 
         gw.exit()
 
     def cold_dask() -> None:
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster:
+        with distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
             with distributed.Client(cluster) as client:
                 client.submit(noop, pure=False).result()
 
@@ -245,25 +284,50 @@ def bench(s: LocalSshd, python: str, quick: bool) -> tuple[list[Row], dict[str, 
             ch = gw.remote_exec("while 1:\n    x = channel.receive()\n    channel.send(x)")
             warm["execnet channel"] = lambda: (ch.send(1), ch.receive())
         if distributed:
-            cluster = stack.enter_context(distributed.LocalCluster(
-                n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None))
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+            )
             client = stack.enter_context(distributed.Client(cluster))
             warm["Dask submit().result()"] = lambda: client.submit(noop, pure=False).result()
             bulk["Dask submit"] = lambda d: client.submit(echo, d, pure=False).result()
         if fabric:
-            conn = stack.enter_context(fabric.Connection(
-                "127.0.0.1", user=s.user, port=s.port,
-                connect_kwargs={"key_filename": str(s.identity), "look_for_keys": False, "allow_agent": False}))
+            conn = stack.enter_context(
+                fabric.Connection(
+                    "127.0.0.1",
+                    user=s.user,
+                    port=s.port,
+                    connect_kwargs={
+                        "key_filename": str(s.identity),
+                        "look_for_keys": False,
+                        "allow_agent": False,
+                    },
+                )
+            )
             conn.client.load_host_keys(str(s.known_hosts))
             conn.run("true", hide=True)
+        # The floor under any paramiko worker: 30 bytes echoed by a bare loop on a channel.
+        raw = b.session().transport.open_session()
+        stack.callback(raw.close)
+        raw.exec_command(
+            f"exec {python} -c "
+            + shlex.quote("import os\nwhile 1:\n d = os.read(0, 100)\n if not d: break\n os.write(1, d)")
+        )
+        warm["raw paramiko channel echo (floor)"] = lambda: (raw.sendall(b"x" * 30), raw.recv(100))
         for fn in warm.values():
             timed(fn, 30)
         per_round = 10
         for name, got in interleave(warm, n_warm // per_round, per_round).items():
             rows.append(Row("warm trivial call", name, got))
         if fabric:
-            rows.append(Row("warm trivial call", "fabric run('true')",
-                            timed(lambda: conn.run("true", hide=True), max(10, n_warm // 50))))
+            rows.append(
+                Row(
+                    "warm trivial call",
+                    "fabric run('true')",
+                    timed(lambda: conn.run("true", hide=True), max(10, n_warm // 50)),
+                )
+            )
         for size in (10 * MiB, 100 * MiB):
             data = os.urandom(size)
             for fn in bulk.values():
@@ -319,10 +383,14 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r.case} | {r.tool} | {len(r.samples)} | {r.cell(0.5)} | {r.cell(0.95)} | "
-                     f"{r.cell(0.0)} | {r.note} |")
+        lines.append(
+            f"| {r.case} | {r.tool} | {len(r.samples)} | {r.cell(0.5)} | {r.cell(0.95)} | "
+            f"{r.cell(0.0)} | {r.note} |"
+        )
     lines += ["", "## Setup", ""]
-    versions = {d: version(d) for d in ("paramiko", "cloudpickle", "execnet", "fabric", "dask", "distributed")}
+    versions = {
+        d: version(d) for d in ("paramiko", "cloudpickle", "execnet", "fabric", "dask", "distributed")
+    }
     lines.append(f"- Python {platform.python_version()} ({sys.executable})")
     lines += [f"- {k} {v}" for k, v in versions.items()]
     lines += [f"- {k}: {v}" for k, v in info.items()]

@@ -134,3 +134,17 @@ def test_hosts_from_ssh_config(tmp_path: Path, sshd: LocalSshd, python_b: str, _
     assert json.loads(out)["host"] == "bigbox"
     code, out = run(tmp_path, "remove", "bigbox")
     assert code == 2 and "does not edit" in out
+
+
+def test_check_refuses_a_changed_key_even_with_accept_new(
+    tmp_path: Path, sshd: LocalSshd, python_b: str
+) -> None:
+    from wiredprof.remote.localsshd import write_ed25519_key
+
+    public = write_ed25519_key(tmp_path / "impostor").split()
+    known = tmp_path / "known_hosts_old"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {public[0]} {public[1]}\n")
+    add_b(tmp_path, sshd, python_b, known_hosts=known)
+    for extra in ((), ("--accept-new",)):
+        code, out = run(tmp_path, "check", "B", *extra)
+        assert code == 2 and "has CHANGED" in out and "of B" in out and out.count("\n") == 1
