@@ -74,3 +74,13 @@ def test_generator_closure_is_named_and_generator_argument_too() -> None:
 def test_dump_value_round_trip() -> None:
     objects = LocalObjects()
     assert load_value(dump_value({"a": [1, 2]}, objects), objects) == {"a": [1, 2]}
+
+
+def test_extension_modules_are_never_shipped_by_value() -> None:
+    import types
+
+    fake = types.ModuleType("wp_fake_ext")
+    fake.__file__ = "/home/me/project/wp_fake_ext.cpython-311-x86_64-linux-gnu.so"
+    assert not ship_by_value(fake)
+    fake.__file__ = "/home/me/project/wp_fake_ext.py"
+    assert ship_by_value(fake)

@@ -208,6 +208,8 @@ def ship_by_value(module: types.ModuleType) -> bool:
     real = os.path.realpath(path)
     if "site-packages" in real or "dist-packages" in real:
         return False
+    if not real.endswith((".py", ".pyc")):
+        return False  # a compiled extension cannot travel as source; B must have it
     return not any(real.startswith(root + os.sep) for root in _ROOTS)
 
 
