@@ -83,12 +83,13 @@ def _cloudpickle_sources() -> dict[str, list[Any]]:
 
 
 def _read_version_line(channel: paramiko.Channel, deadline: float) -> bytes:
+    # Nothing but this line can arrive before A sends the worker's source, so reading ahead is safe.
     line = b""
     while not line.endswith(b"\n") and len(line) < 4096:
         if time.monotonic() > deadline:
             raise TimeoutError
         try:
-            chunk = channel.recv(1)
+            chunk = channel.recv(4096)
         except socket.timeout:
             continue
         if not chunk:
