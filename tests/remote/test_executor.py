@@ -384,3 +384,18 @@ def test_executor_protocol(b: Any) -> None:
 
     assert isinstance(b, Executor)
     assert b.submit(add, 1, b=2).result(timeout=30) == 3
+
+
+def test_shipped_callables_are_bounded_least_recently_used_first(b: Any) -> None:
+    b.session().max_functions = 3
+    seen: list[int] = []
+
+    def keeper(x: int) -> int:
+        seen.append(x)
+        return len(seen)
+
+    assert b.call(keeper, 0) == 1
+    for i in range(10):  # a new closure per call, as some stage wrappers do
+        assert b.call(lambda i=i: i * 2) == i * 2
+        assert b.call(keeper, i) == i + 2  # used every time: never dropped, state kept
+    assert b.session().shipped_functions <= 3

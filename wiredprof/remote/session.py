@@ -44,6 +44,7 @@ OutputSink = Callable[[str, str, str], None]
 
 _TICK_S = 0.2
 _STREAM_MIN_BYTES = 1 << 20
+_MAX_FUNCTIONS = 1024
 
 
 def print_output(host: str, stream: str, text: str) -> None:
@@ -76,6 +77,13 @@ class _Pending:
     deadline: float | None
 
 
+@dataclass
+class _Shipped:
+    fn: Any  # kept alive, so its id() stays its own
+    fn_id: int
+    in_flight: int = 0
+
+
 def _fn_key(fn: Any) -> tuple[Any, ...]:
     # A bound method is a new object at every attribute access; key it by owner and function.
     if isinstance(fn, types.MethodType):
@@ -106,7 +114,10 @@ class WorkerSession:
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._define_lock = threading.Lock()
-        self._functions: dict[tuple[Any, ...], tuple[Any, int]] = {}
+        # Callables living on B, least recently used first; bounded, for code that makes a
+        # new closure per call. Only callables with no call in flight are ever dropped.
+        self._functions: collections.OrderedDict[tuple[Any, ...], _Shipped] = collections.OrderedDict()
+        self.max_functions = _MAX_FUNCTIONS
         self._call_ids = itertools.count(1)
         self._fn_ids = itertools.count(1)
         self._closed = threading.Event()
@@ -152,15 +163,21 @@ class WorkerSession:
         if self._closed.is_set():
             future.set_exception(self._lost_error(1))
             return future
-        fn_id = self._define(fn)
-        payload = dump_call(fn, fn_id, args, kwargs, self.objects)
+        key = _fn_key(fn)
+        fn_id = self._define(fn, key)
+        try:
+            payload = dump_call(fn, fn_id, args, kwargs, self.objects)
+        except BaseException:
+            self._call_done(key)
+            raise
         call_id = next(self._call_ids)
         deadline = time.monotonic() + timeout if timeout is not None else None
         with self._lock:
             lost = self._closed.is_set()
             if not lost:
-                self._pending[call_id] = _Pending(future, function_name(fn), _fn_key(fn), deadline)
+                self._pending[call_id] = _Pending(future, function_name(fn), key, deadline)
         if lost:
+            self._call_done(key)
             future.set_exception(self._lost_error(1))
             return future
         try:
@@ -169,28 +186,47 @@ class WorkerSession:
             self._mark_lost(f"sending failed: {exc}")
         return future
 
-    def _define(self, fn: Callable[..., Any]) -> int:
-        key = _fn_key(fn)
+    def _define(self, fn: Callable[..., Any], key: tuple[Any, ...]) -> int:
+        """The id of `fn` on B, shipping it first if needed; counts one more call in flight."""
         with self._define_lock:
-            known = self._functions.get(key)
-            if known is not None:
-                return known[1]
-            data = dump_function(fn, self.objects)
-            fn_id = next(self._fn_ids)
+            shipped = self._functions.get(key)
+            if shipped is None:
+                data = dump_function(fn, self.objects)
+                shipped = _Shipped(fn, next(self._fn_ids))
+                try:
+                    self.frames.send(Kind.DEFINE, shipped.fn_id, data)
+                except LinkClosed as exc:
+                    self._mark_lost(f"sending failed: {exc}")
+                self._functions[key] = shipped
+                self._evict()
+            else:
+                self._functions.move_to_end(key)
+            shipped.in_flight += 1
+            return shipped.fn_id
+
+    def _evict(self) -> None:
+        # Caller holds _define_lock.
+        excess = len(self._functions) - self.max_functions
+        for key in [k for k, s in self._functions.items() if s.in_flight == 0][: max(0, excess)]:
+            shipped = self._functions.pop(key)
+            log.debug("host %s: dropping %s, least recently used", self.host, function_name(shipped.fn))
             try:
-                self.frames.send(Kind.DEFINE, fn_id, data)
-            except LinkClosed as exc:
-                self._mark_lost(f"sending failed: {exc}")
-                return fn_id
-            self._functions[key] = (fn, fn_id)  # fn kept alive so its id() stays its own
-            return fn_id
+                self.frames.send(Kind.FORGET, shipped.fn_id)
+            except LinkClosed:
+                return
+
+    def _call_done(self, key: tuple[Any, ...]) -> None:
+        with self._define_lock:
+            shipped = self._functions.get(key)
+            if shipped is not None and shipped.in_flight > 0:
+                shipped.in_flight -= 1
 
     def _forget(self, key: tuple[Any, ...]) -> None:
         with self._define_lock:
-            known = self._functions.pop(key, None)
-        if known is not None:
+            shipped = self._functions.pop(key, None)
+        if shipped is not None:
             try:
-                self.frames.send(Kind.FORGET, known[1])
+                self.frames.send(Kind.FORGET, shipped.fn_id)
             except LinkClosed:
                 pass
 
@@ -232,6 +268,7 @@ class WorkerSession:
                 if pending.deadline is not None and now > pending.deadline:
                     expired.append((call_id, self._pending.pop(call_id)))
         for call_id, pending in expired:
+            self._call_done(pending.fn_key)
             pending.future.set_exception(
                 CallTimeoutError(
                     f"call {pending.name} on host {self.host} did not finish in time; "
@@ -270,6 +307,7 @@ class WorkerSession:
             pending = self._pending.pop(call_id, None)
         if pending is None:
             return  # timed out earlier
+        self._call_done(pending.fn_key)
         if error is not None:
             exc = error
             pending.future.set_exception(
