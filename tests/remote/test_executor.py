@@ -399,3 +399,12 @@ def test_shipped_callables_are_bounded_least_recently_used_first(b: Any) -> None
         assert b.call(lambda i=i: i * 2) == i * 2
         assert b.call(keeper, i) == i + 2  # used every time: never dropped, state kept
     assert b.session().shipped_functions <= 3
+
+
+def test_wrap_gives_a_local_stand_in(b: Any) -> None:
+    remote_add = b.wrap(add)
+    assert remote_add.__name__ == "add" and remote_add(2, b=5) == 7
+    assert remote_add.__wiredprof_remote__ == ("B", add)
+    slow = b.wrap(time.sleep, timeout=0.3)
+    with pytest.raises(CallTimeoutError):
+        slow(3)

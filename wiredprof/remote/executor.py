@@ -12,6 +12,7 @@ starts over, which is logged).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -150,6 +151,16 @@ class RemoteExecutor:
     def call_with_timeout(self, timeout: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """`call` that raises `CallTimeoutError` when the host takes longer than `timeout` seconds."""
         return self.submit_call(fn, args, kwargs, timeout=timeout).result()
+
+    def wrap(self, fn: Callable[..., T], timeout: float | None = None) -> Callable[..., T]:
+        """A local stand-in for `fn` whose calls run on the host (what offloading a stage installs)."""
+
+        @functools.wraps(fn)
+        def remote(*args: Any, **kwargs: Any) -> T:
+            return self.submit_call(fn, args, kwargs, timeout=timeout).result()
+
+        setattr(remote, "__wiredprof_remote__", (self.host, fn))
+        return remote
 
     @staticmethod
     def stateful_reasons(fn: Callable[..., Any]) -> tuple[str, ...]:
