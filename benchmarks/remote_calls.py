@@ -283,15 +283,6 @@ def bench(s: LocalSshd, python: str, quick: bool) -> tuple[list[Row], dict[str, 
             stack.callback(gw.exit)
             ch = gw.remote_exec("while 1:\n    x = channel.receive()\n    channel.send(x)")
             warm["execnet channel"] = lambda: (ch.send(1), ch.receive())
-        if distributed:
-            cluster = stack.enter_context(
-                distributed.LocalCluster(
-                    n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
-                )
-            )
-            client = stack.enter_context(distributed.Client(cluster))
-            warm["Dask submit().result()"] = lambda: client.submit(noop, pure=False).result()
-            bulk["Dask submit"] = lambda d: client.submit(echo, d, pure=False).result()
         if fabric:
             conn = stack.enter_context(
                 fabric.Connection(
@@ -336,6 +327,31 @@ def bench(s: LocalSshd, python: str, quick: bool) -> tuple[list[Row], dict[str, 
             for name, got in interleave(cases, n_bulk).items():
                 rows.append(Row(f"{size // MiB} MiB echo", name, got))
 
+    # Dask on its own: its scheduler and worker processes keep ticking, which would load
+    # the machine while the SSH tools are measured.
+    if distributed:
+        with distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster:
+            with distributed.Client(cluster) as client:
+                timed(lambda: client.submit(noop, pure=False).result(), 30)
+                rows.append(
+                    Row(
+                        "warm trivial call",
+                        "Dask submit().result() (alone)",
+                        timed(lambda: client.submit(noop, pure=False).result(), max(50, n_warm // 4)),
+                    )
+                )
+                for size in (10 * MiB, 100 * MiB):
+                    data = os.urandom(size)
+                    rows.append(
+                        Row(
+                            f"{size // MiB} MiB echo",
+                            "Dask submit (alone)",
+                            timed(lambda: client.submit(echo, data, pure=False).result(), n_bulk),
+                        )
+                    )
+
     info["client memory, 100 MiB call"] = memory_multiple(s, python)
     return rows, info
 
@@ -368,16 +384,61 @@ with connect(spec) as b:
     return f"{float(got.stdout.strip()):.2f}x the payload (peak RSS growth, payload and result included)"
 
 
+def targets(rows: list[Row], info: dict[str, str]) -> list[str]:
+    def p50(case: str, tool: str) -> float | None:
+        for r in rows:
+            if r.case == case and r.tool == tool and r.samples:
+                return statistics.median(r.samples)
+        return None
+
+    checks = [
+        ("warm p50 at or below execnet's", "warm trivial call", "wiredprof call", "execnet channel"),
+        (
+            "cold first result at or below `ssh python3 -c`",
+            "cold first result",
+            "wiredprof connect+call",
+            "ssh host python3 -c",
+        ),
+        (
+            "100 MiB round trip at or below the `ssh`-subprocess worker's",
+            "100 MiB echo",
+            "wiredprof (paramiko)",
+            "same worker over `ssh` subprocess",
+        ),
+    ]
+    out = []
+    for label, case, ours, theirs in checks:
+        a, b = p50(case, ours), p50(case, theirs)
+        if a is None or b is None:
+            out.append(f"- {label}: not measured")
+            continue
+        verdict = "met" if a <= b else "missed"
+        out.append(f"- {label}: {verdict} ({a * 1e3:.3f} ms vs {b * 1e3:.3f} ms)")
+    memory = info.get("client memory, 100 MiB call", "")
+    try:
+        multiple = float(memory.split("x")[0])
+        out.append(
+            f"- client memory during a 100 MiB call under 3x the payload: "
+            f"{'met' if multiple < 3 else 'missed'} ({multiple:.2f}x)"
+        )
+    except ValueError:
+        out.append(f"- client memory: {memory}")
+    return out
+
+
 def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
     ssh_version = subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
     lines = [
         "# Remote calls: wiredprof vs execnet, Dask, fabric, OpenSSH",
         "",
-        f"Run: `{' '.join([Path(sys.executable).name, *argv])}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Run: `{shlex.join(sys.orig_argv)}` (cwd: the repository) on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         f"Loopback sshd started by `wiredprof.remote.localsshd` ({ssh_version}); "
         f"host {platform.node()}, {os.cpu_count()} cores, shared and noisy: compare rows of one run only.",
         "",
-        "Times in milliseconds; p50 is the median of the samples.",
+        "Times in milliseconds; p50 is the median of the samples. Peers are optional imports: "
+        "`pip install execnet fabric dask distributed` into the venv that runs this script "
+        "(here a separate one, since fabric pins invoke<3).",
         "",
         "| case | tool | n | p50 ms | p95 ms | min ms | note |",
         "|---|---|---|---|---|---|---|",
@@ -387,6 +448,7 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
             f"| {r.case} | {r.tool} | {len(r.samples)} | {r.cell(0.5)} | {r.cell(0.95)} | "
             f"{r.cell(0.0)} | {r.note} |"
         )
+    lines += ["", "## Targets (issue 4), this run", ""] + targets(rows, info)
     lines += ["", "## Setup", ""]
     versions = {
         d: version(d) for d in ("paramiko", "cloudpickle", "execnet", "fabric", "dask", "distributed")
