@@ -408,3 +408,27 @@ def test_wrap_gives_a_local_stand_in(b: Any) -> None:
     slow = b.wrap(time.sleep, timeout=0.3)
     with pytest.raises(CallTimeoutError):
         slow(3)
+
+
+def test_more_concurrent_calls_than_worker_threads_with_proxies(spec: HostSpec) -> None:
+    class Ledger:  # holds a lock: stays on A, every call below comes back here
+        def __init__(self) -> None:
+            self.guard = threading.Lock()
+            self.entries: list[int] = []
+
+        def add(self, n: int) -> int:
+            with self.guard:
+                self.entries.append(n)
+                return len(self.entries)
+
+    ledger = Ledger()
+
+    def record(ledger: Any, n: int) -> int:
+        time.sleep(0.02)
+        ledger.add(n)
+        return n * n
+
+    with connect(spec, max_threads=2) as b:
+        futures = [b.submit(record, ledger, n) for n in range(12)]
+        assert [f.result(timeout=30) for f in futures] == [n * n for n in range(12)]
+    assert sorted(ledger.entries) == list(range(12))

@@ -11,6 +11,7 @@ share one definition of the wire format.
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import io
 import itertools
@@ -21,7 +22,6 @@ import struct
 import sys
 import threading
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Callable
 
 __all__ = [
@@ -166,7 +166,14 @@ class _Server:
         self.proxy_waiters: dict[int, list[Any]] = {}
         self.proxy_lock = threading.Lock()
         self.closed = threading.Event()
-        self.pool: ThreadPoolExecutor | None = None
+        # Leader/follower: one thread reads; on a CALL it hands reading to an idle thread and
+        # runs the call itself, so no thread hand-off sits between a request and its run.
+        self.turn = threading.Condition()
+        self.handoff = False
+        self.idle = 0
+        self.threads = 1
+        self.max_threads = 32
+        self.backlog: collections.deque[tuple[int, bytearray]] = collections.deque()
         self.cloudpickle: Any = None
         self.Proxy: type | None = None
         self.pickler_cls: Any = None
@@ -224,9 +231,7 @@ class _Server:
         self.cloudpickle = cloudpickle
         self.Proxy = _make_proxy_class(self)
         self.pickler_cls = _make_pickler_class(cloudpickle, self.Proxy)
-        self.pool = ThreadPoolExecutor(
-            max_workers=int(setup.get("max_threads", 32)), thread_name_prefix="wiredprof-call"
-        )
+        self.max_threads = max(2, int(setup.get("max_threads", 32)))
         sys.stdout = _Output(self, 1)
         sys.stderr = _Output(self, 2)
         self.send(
@@ -245,14 +250,19 @@ class _Server:
 
     # -- main loop ---------------------------------------------------------------------
     def run(self) -> None:
+        """Lead: read frames until EOF or CLOSE; returns only then."""
         while True:
             frame = self.read_frame()
             if frame is None:
                 return
             kind, ident, payload = frame
             if kind == Kind.CALL:
-                assert self.pool is not None
-                self.pool.submit(self._run_call, ident, payload)
+                if self._hand_off_reading():
+                    self._run_call(ident, payload)
+                    self._follow()  # back here when it is this thread's turn to read again
+                else:
+                    with self.turn:
+                        self.backlog.append((ident, payload))  # every thread busy: first free one runs it
             elif kind == Kind.DEFINE:
                 self._define(ident, payload)
             elif kind in (Kind.PROXY_REPLY, Kind.PROXY_FAIL):
@@ -261,6 +271,39 @@ class _Server:
                 self.functions.pop(ident, None)
             elif kind == Kind.CLOSE:
                 return
+
+    def _hand_off_reading(self) -> bool:
+        """Make another thread the reader; False when all `max_threads` are busy."""
+        with self.turn:
+            if self.idle:
+                self.handoff = True
+                self.turn.notify()
+                return True
+            if self.threads < self.max_threads:
+                self.threads += 1
+                threading.Thread(target=self._lead, name="wiredprof-worker", daemon=True).start()
+                return True
+            return False
+
+    def _follow(self) -> None:
+        """Run backlogged calls, then wait until asked to read."""
+        while True:
+            with self.turn:
+                if not self.backlog:
+                    self.idle += 1
+                    while not self.handoff:
+                        self.turn.wait()
+                    self.handoff = False
+                    self.idle -= 1
+                    return
+                ident, payload = self.backlog.popleft()
+            self._run_call(ident, payload)
+
+    def _lead(self) -> None:
+        try:
+            self.run()
+        finally:
+            _exit(self)
 
     def _define(self, fn_id: int, payload: bytearray) -> None:
         try:
@@ -492,10 +535,13 @@ def serve(rfile: BinaryIO, wfile: BinaryIO) -> None:
     """Run the worker until A closes the channel. Called by the bootstrap on host B."""
     server = _Server(rfile, wfile.fileno())
     try:
-        if not server.handshake():
-            return
-        server.run()
+        if server.handshake():
+            server.run()
     finally:
-        server.closed.set()
-        # Calls may still run in threads; A is gone, so nothing can use their results.
-        os._exit(0)
+        _exit(server)
+
+
+def _exit(server: _Server) -> None:
+    """A is gone (EOF or CLOSE): end the process, even with calls still running in threads."""
+    server.closed.set()
+    os._exit(0)
