@@ -20,6 +20,7 @@ __all__ = ["FrameChannel", "LinkClosed", "PayloadStream"]
 
 _RECV_CHUNK = 4 * 1024 * 1024
 _SMALL_FRAME = 16 * 1024
+_READ_AHEAD = 64 * 1024
 
 
 class LinkClosed(EOFError):
@@ -32,6 +33,7 @@ class FrameChannel:
     def __init__(self, channel: paramiko.Channel) -> None:
         self.channel = channel
         self._send_lock = threading.Lock()
+        self._rbuf = bytearray()
 
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send one frame; raises `LinkClosed` when the channel is gone."""
@@ -48,12 +50,21 @@ class FrameChannel:
             raise LinkClosed(str(exc) or type(exc).__name__) from exc
 
     def _recv_exact(self, n: int, deadline: float | None, idle: Callable[[], None] | None) -> bytearray:
+        # Small reads ask the channel for more than needed and keep the rest, so a small
+        # frame (header and payload in one SSH packet) costs one recv, not two.
+        if len(self._rbuf) >= n:
+            out = self._rbuf[:n]
+            del self._rbuf[:n]
+            return out
         buf = bytearray(n)
         view = memoryview(buf)
-        pos = 0
+        pos = len(self._rbuf)
+        view[:pos] = self._rbuf
+        self._rbuf.clear()
         while pos < n:
+            want = n - pos
             try:
-                chunk = self.channel.recv(min(n - pos, _RECV_CHUNK))
+                chunk = self.channel.recv(_READ_AHEAD if want < _READ_AHEAD else min(want, _RECV_CHUNK))
             except socket.timeout:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError("no frame before the deadline") from None
@@ -64,8 +75,11 @@ class FrameChannel:
                 raise LinkClosed(str(exc) or type(exc).__name__) from exc
             if not chunk:
                 raise LinkClosed("channel closed")
-            view[pos : pos + len(chunk)] = chunk
-            pos += len(chunk)
+            take = min(len(chunk), want)
+            view[pos : pos + take] = chunk[:take] if take < len(chunk) else chunk
+            if take < len(chunk):
+                self._rbuf += chunk[take:]
+            pos += take
         return buf
 
     def read_frame(
