@@ -148,3 +148,15 @@ def test_check_refuses_a_changed_key_even_with_accept_new(
     for extra in ((), ("--accept-new",)):
         code, out = run(tmp_path, "check", "B", *extra)
         assert code == 2 and "has CHANGED" in out and "of B" in out and out.count("\n") == 1
+
+
+def test_proxy_jump_from_ssh_config(tmp_path: Path, sshd: LocalSshd, python_b: str, _isolated_ssh: Path) -> None:
+    (_isolated_ssh / "config").write_text(
+        f"Host inner\n  HostName 127.0.0.1\n  Port {sshd.port}\n  ProxyJump hop\n"
+        f"Host hop\n  HostName 127.0.0.1\n  Port {sshd.port}\n"
+        f"Host *\n  User {sshd.user}\n  IdentityFile {sshd.identity}\n  UserKnownHostsFile {sshd.known_hosts}\n"
+    )
+    (tmp_path / "wiredprof.toml").write_text(f'[hosts.B]\naddress = "inner"\npython = "{python_b}"\n')
+    code, out = run(tmp_path, "check", "B", "--json", "--no-save")
+    assert code == 0, out
+    assert json.loads(out)["python"].startswith("3.")
