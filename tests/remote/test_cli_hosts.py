@@ -150,7 +150,9 @@ def test_check_refuses_a_changed_key_even_with_accept_new(
         assert code == 2 and "has CHANGED" in out and "of B" in out and out.count("\n") == 1
 
 
-def test_proxy_jump_from_ssh_config(tmp_path: Path, sshd: LocalSshd, python_b: str, _isolated_ssh: Path) -> None:
+def test_proxy_jump_from_ssh_config(
+    tmp_path: Path, sshd: LocalSshd, python_b: str, _isolated_ssh: Path
+) -> None:
     (_isolated_ssh / "config").write_text(
         f"Host inner\n  HostName 127.0.0.1\n  Port {sshd.port}\n  ProxyJump hop\n"
         f"Host hop\n  HostName 127.0.0.1\n  Port {sshd.port}\n"

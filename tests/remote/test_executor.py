@@ -432,3 +432,16 @@ def test_more_concurrent_calls_than_worker_threads_with_proxies(spec: HostSpec) 
         futures = [b.submit(record, ledger, n) for n in range(12)]
         assert [f.result(timeout=30) for f in futures] == [n * n for n in range(12)]
     assert sorted(ledger.entries) == list(range(12))
+
+
+def test_timeout_can_restart_the_worker(spec: HostSpec) -> None:
+    with connect(spec, restart_on_timeout=True) as b:
+        pid = b.hello.pid
+        with pytest.raises(CallTimeoutError, match="restarted"):
+            b.call_with_timeout(0.5, time.sleep, 30)
+        for _ in range(100):  # bounded: 10 s for the old worker to go
+            if not os.path.exists(f"/proc/{pid}"):
+                break
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}")
+        assert b.call(add, 1, 2) == 3 and b.hello.pid != pid

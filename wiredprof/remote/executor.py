@@ -62,8 +62,12 @@ class RemoteExecutor:
         output: OutputSink | None = None,
         prompt: PassphrasePrompt | None = None,
         max_threads: int = 32,
+        restart_on_timeout: bool = False,
     ) -> None:
+        """`restart_on_timeout`: end the worker when a call times out (other pending calls fail
+        with `WorkerLostError`, the next call reconnects), instead of leaving the call running."""
         self.spec = spec
+        self.restart_on_timeout = restart_on_timeout
         self.accept_new = accept_new
         self.call_timeout = call_timeout
         self.output = output
@@ -120,7 +124,15 @@ class RemoteExecutor:
         self.timings = ConnectTimings(ssh_done - start, time.perf_counter() - ssh_done)
         self.connects += 1
         log.info("connected to %s (%s) in %s", self.host, self.spec.address, self.timings)
-        return WorkerSession(self.spec.name, transport, channel, frames, hello, output=self.output)
+        return WorkerSession(
+            self.spec.name,
+            transport,
+            channel,
+            frames,
+            hello,
+            output=self.output,
+            restart_on_timeout=self.restart_on_timeout,
+        )
 
     def connect(self) -> RemoteExecutor:
         """Connect now rather than at the first call; returns self."""

@@ -103,8 +103,10 @@ class WorkerSession:
         hello: WorkerHello,
         output: OutputSink | None = None,
         proxy_threads: int = 8,
+        restart_on_timeout: bool = False,
     ) -> None:
         self.host = host
+        self.restart_on_timeout = restart_on_timeout
         self.transport = transport
         self.channel = channel
         self.frames = frames
@@ -269,12 +271,18 @@ class WorkerSession:
                     expired.append((call_id, self._pending.pop(call_id)))
         for call_id, pending in expired:
             self._call_done(pending.fn_key)
-            pending.future.set_exception(
-                CallTimeoutError(
-                    f"call {pending.name} on host {self.host} did not finish in time; "
-                    f"it may still run there, and its result will be dropped"
-                )
+            fate = (
+                "the worker was restarted to stop it"
+                if self.restart_on_timeout
+                else "it may still run there, and its result will be dropped"
             )
+            pending.future.set_exception(
+                CallTimeoutError(f"call {pending.name} on host {self.host} did not finish in time; {fate}")
+            )
+        if expired and self.restart_on_timeout:
+            # A thread cannot be stopped from outside; ending the worker process can.
+            self._mark_lost(f"restarted after {expired[0][1].name} timed out")
+            self.channel.close()
 
     def _finish_streamed(self, kind: int, call_id: int, length: int) -> None:
         # Large replies are unpickled straight off the channel: no whole-frame buffer on A.

@@ -45,20 +45,20 @@ class Kind:
     """Frame kinds. A->B below 100, B->A from 100."""
 
     SETUP = 1  # json: {"cloudpickle": A's version, "max_threads": int}; sent with the source
-    MODULES = 9  # json: {name: [is_pkg, source]}, the answer to NEED_MODULES
     DEFINE = 2  # id = function id; payload = pickled callable, kept for the connection
     CALL = 3  # id = call id; payload = pickled (function id, args, kwargs)
     PROXY_REPLY = 4  # id = proxy request id; payload = pickled value
     PROXY_FAIL = 5  # id = proxy request id; payload = pickled failure info
     CLOSE = 7
     FORGET = 8  # id = function id to drop
-    HELLO = 101  # json: pid, python, cloudpickle version (or null), cpu, platform
+    MODULES = 9  # json: {name: [is_pkg, source]}, the answer to NEED_MODULES
+    HELLO = 101  # json: pid, python, executable, cloudpickle version (or null), platform
     READY = 102  # json: cloudpickle version in use and whether it was shipped
-    NEED_MODULES = 108  # json: [names] B lacks (or has in another version than A)
     RESULT = 103  # id = call id; payload = pickled result
     FAILURE = 104  # id = call id; payload = pickled failure info
     OUTPUT = 105  # id = call id (0: none); payload = stream byte (1 out, 2 err) + utf-8 text
     PROXY_CALL = 106  # id = proxy request id; payload = pickled (op, ref, name, args, kwargs)
+    NEED_MODULES = 108  # json: [names] B lacks (or has in another version than A)
 
 
 def encode_json(obj: Any) -> bytes:
