@@ -156,7 +156,8 @@ def test_proxy_jump_from_ssh_config(
     (_isolated_ssh / "config").write_text(
         f"Host inner\n  HostName 127.0.0.1\n  Port {sshd.port}\n  ProxyJump hop\n"
         f"Host hop\n  HostName 127.0.0.1\n  Port {sshd.port}\n"
-        f"Host *\n  User {sshd.user}\n  IdentityFile {sshd.identity}\n  UserKnownHostsFile {sshd.known_hosts}\n"
+        f"Host *\n  User {sshd.user}\n  IdentityFile {sshd.identity}\n"
+        f"  UserKnownHostsFile {sshd.known_hosts}\n"
     )
     (tmp_path / "wiredprof.toml").write_text(f'[hosts.B]\naddress = "inner"\npython = "{python_b}"\n')
     code, out = run(tmp_path, "check", "B", "--json", "--no-save")
