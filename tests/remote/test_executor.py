@@ -445,3 +445,12 @@ def test_timeout_can_restart_the_worker(spec: HostSpec) -> None:
             time.sleep(0.1)
         assert not os.path.exists(f"/proc/{pid}")
         assert b.call(add, 1, 2) == 3 and b.hello.pid != pid
+
+
+def test_a_failing_output_sink_does_not_end_the_session(spec: HostSpec) -> None:
+    def broken(host: str, stream: str, text: str) -> None:
+        raise OSError("closed terminal")
+
+    with connect(spec, output=broken) as b:
+        assert b.call(lambda: print("x") or 5) == 5
+        assert b.session().alive and b.connects == 1

@@ -246,7 +246,7 @@ class WorkerSession:
                     self._finish(kind, ident, payload)
                 elif kind == Kind.OUTPUT:
                     stream = "stdout" if payload[:1] == b"\x01" else "stderr"
-                    self.output(self.host, stream, bytes(payload[1:]).decode("utf-8", "replace"))
+                    self._emit(stream, bytes(payload[1:]).decode("utf-8", "replace"))
                 elif kind == Kind.PROXY_CALL:
                     self._proxy_pool.submit(self._serve_proxy, ident, payload)
                 else:
@@ -330,7 +330,11 @@ class WorkerSession:
         else:
             if value.get("phase") == "define":
                 self._forget(pending.fn_key)
-            pending.future.set_exception(self._rebuild(value, pending.name))
+            try:
+                error = self._rebuild(value, pending.name)
+            except Exception as exc:  # noqa: BLE001 - a malformed failure must not end the session
+                error = RemoteError(f"{pending.name} failed on host {self.host}: {value!r:.300}: {exc!r}")
+            pending.future.set_exception(error)
 
     def _rebuild(self, info: dict[str, Any], name: str) -> BaseException:
         tb = str(info.get("traceback", ""))
@@ -375,6 +379,12 @@ class WorkerSession:
         exc.__cause__ = RemoteTraceback(tb, self.host)
         return exc  # type: ignore[no-any-return]
 
+    def _emit(self, stream: str, text: str) -> None:
+        try:
+            self.output(self.host, stream, text)
+        except Exception:  # noqa: BLE001 - a broken output sink must not end the session
+            log.exception("output sink failed for host %s", self.host)
+
     def _serve_proxy(self, req_id: int, payload: bytearray) -> None:
         """Run on A a method call that B made on a proxied object, and answer."""
         try:
@@ -414,7 +424,7 @@ class WorkerSession:
             for line in lines:
                 text = line.decode("utf-8", "replace")
                 self._stderr_tail.append(text)
-                self.output(self.host, "stderr", text + "\n")
+                self._emit("stderr", text + "\n")
         if partial:
             self._stderr_tail.append(partial.decode("utf-8", "replace"))
 
