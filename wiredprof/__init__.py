@@ -15,6 +15,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from wiredprof.adapters.plain import pipeline, stage
+from wiredprof.adapters.plain import FlowStopped, pipeline, should_stop, stage
 
-__all__ = ["__version__", "pipeline", "stage"]
+__all__ = ["__version__", "pipeline", "stage", "should_stop", "FlowStopped"]

@@ -1,0 +1,428 @@
+"""Collects stage calls and pipeline cycles with memory bounded by the number of stages.
+
+Each stage has a `StageAccumulator` (counters plus a DDSketch for p95); the timeline keeps
+a bounded window of recent spans. In a forked child process (wiredflow's process mode)
+the recorder forwards its records to the parent over a datagram socket, so the parent
+holds the only aggregate.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import socket
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ddsketch import DDSketch
+
+from wiredprof.profile import ErrorInfo, TimelineSpan
+
+__all__ = [
+    "StageAccumulator",
+    "CycleAccumulator",
+    "ThreadInfo",
+    "Recorder",
+    "error_info",
+    "current_recorder",
+    "set_current_recorder",
+]
+
+log = logging.getLogger(__name__)
+
+# DDSketch: p95 within 1 % relative error, memory bounded by the range of values seen.
+# (ddsketch.add measured 0.46 us here; a reservoir would lose the tail.)
+_SKETCH_ACCURACY = 0.01
+_TIMELINE_SIZE = 5000
+_FORWARD_BATCH = 64
+_FORWARD_EVERY_S = 0.25
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    """The exception as plain data, with its original traceback."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return ErrorInfo(type=type(exc).__qualname__, message=str(exc), traceback=tb)
+
+
+@dataclass
+class StageAccumulator:
+    """Running totals of one stage; merging two is adding them."""
+
+    pipeline: str
+    stage: str
+    kind: str
+    index: int = 0
+    function: str = ""
+    host: str = "local"
+    calls: int = 0
+    total: float = 0.0
+    cpu: float = 0.0
+    max: float = 0.0
+    errors: int = 0
+    sampled: int = 0
+    seen: int = 0  # calls entered, sampled or not (ordinal of the next call - 1)
+    retries: int = 0
+    fallbacks: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    last_error: ErrorInfo | None = None
+    sketch: DDSketch = field(default_factory=lambda: DDSketch(_SKETCH_ACCURACY))
+    # Thread-state samples taken while a call of this stage was running (see threads.py).
+    samples_running: int = 0
+    samples_lock_wait: int = 0
+    samples_io_wait: int = 0
+    competitors: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.pipeline, self.stage)
+
+    @property
+    def name(self) -> str:
+        return f"{self.pipeline}.{self.stage}"
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.calls if self.calls else 0.0
+
+
+@dataclass
+class CycleAccumulator:
+    """Running totals of one pipeline's cycles (one pass over its chain)."""
+
+    pipeline: str
+    runs: int = 0
+    total: float = 0.0
+    max: float = 0.0
+    errors: int = 0
+
+
+@dataclass
+class ThreadInfo:
+    """What a thread of the flow is, for attributing its CPU time."""
+
+    name: str
+    pipeline: str
+    role: str  # "pipeline", "mqtt-network", "main", "other"
+    stage_cpu: float = 0.0
+    cpu: float = 0.0  # last known total CPU of the thread
+
+
+class _Frame:
+    """A stage call in progress on one thread (stages can nest: MQTT connector -> storage)."""
+
+    __slots__ = ("acc", "child_wall", "child_cpu")
+
+    def __init__(self, acc: StageAccumulator) -> None:
+        self.acc = acc
+        self.child_wall = 0.0
+        self.child_cpu = 0.0
+
+
+class Recorder:
+    """The sink of every stage call and cycle in this process tree."""
+
+    def __init__(
+        self,
+        host: str = "local",
+        timeline_size: int = _TIMELINE_SIZE,
+        clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.thread_time,
+    ) -> None:
+        self.host = host
+        self.clock = clock
+        self.cpu_clock = cpu_clock
+        self.t0 = clock()
+        self.stages: dict[tuple[str, str], StageAccumulator] = {}
+        self.cycles: dict[str, CycleAccumulator] = {}
+        self.timeline: deque[TimelineSpan] = deque(maxlen=timeline_size)
+        self.timeline_seen = 0
+        self.threads: dict[int, ThreadInfo] = {}  # native thread id -> info
+        self.active: dict[int, StageAccumulator] = {}  # native thread id -> stage running
+        self.mode = "plain"
+        self.call_trees: Any = None  # a CallTreeSampler, when call stacks are wanted
+        self.notes: list[str] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._owner_pid = os.getpid()
+        self._inbox: socket.socket | None = None
+        self._outbox: socket.socket | None = None
+        self._pending: list[tuple[Any, ...]] = []
+        self._last_forward = 0.0
+        self._reader: threading.Thread | None = None
+        self._child_cycles: dict[str, int] = {}
+        self._drained = threading.Event()
+        # Handlers for extra record kinds forwarded by children ("threads", "calltree", ...).
+        self.extra_handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
+
+    # -- registration ------------------------------------------------------------
+    def stage(
+        self, pipeline: str, stage: str, kind: str = "", index: int = 0, function: str = "", host: str | None = None
+    ) -> StageAccumulator:
+        """The accumulator of `pipeline.stage`, created on first use."""
+        key = (pipeline, stage)
+        acc = self.stages.get(key)
+        if acc is None:
+            with self._lock:
+                acc = self.stages.get(key)
+                if acc is None:
+                    acc = StageAccumulator(
+                        pipeline, stage, kind or stage, index, function, host or self.host
+                    )
+                    self.stages[key] = acc
+        return acc
+
+    def register_thread(self, pipeline: str, role: str, name: str | None = None) -> None:
+        """Say what the calling thread is (its CPU outside stages is framework time)."""
+        tid = threading.get_native_id()
+        info = self.threads.get(tid)
+        if info is None or info.role != role or info.pipeline != pipeline:
+            self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role)
+
+    # -- recording -----------------------------------------------------------------
+    def _stack(self) -> list[_Frame]:
+        stack: list[_Frame] | None = getattr(self._local, "stack", None)
+        if stack is None:
+            stack = self._local.stack = []
+        return stack
+
+    def enter(self, acc: StageAccumulator) -> tuple[float, float]:
+        """Mark the start of a call of `acc` on this thread; returns (wall, cpu) clocks."""
+        self._stack().append(_Frame(acc))
+        self.active[threading.get_native_id()] = acc
+        return self.clock(), self.cpu_clock()
+
+    def exit(
+        self,
+        acc: StageAccumulator,
+        start: float,
+        cpu_start: float,
+        error: BaseException | None = None,
+        sampled: bool = False,
+    ) -> None:
+        """Mark the end of the call begun by `enter`; records its self time."""
+        end, cpu_end = self.clock(), self.cpu_clock()
+        wall, cpu = end - start, cpu_end - cpu_start
+        stack = self._stack()
+        frame = stack.pop() if stack else _Frame(acc)
+        tid = threading.get_native_id()
+        if stack:
+            parent = stack[-1]
+            parent.child_wall += wall
+            parent.child_cpu += cpu
+            self.active[tid] = parent.acc
+        else:
+            self.active.pop(tid, None)
+        self_wall = max(0.0, wall - frame.child_wall)
+        self_cpu = max(0.0, cpu - frame.child_cpu)
+        err = error_info(error) if error is not None else None
+        self.add_span(acc, start, self_wall, self_cpu, err, sampled, tid)
+
+    def cancel(self) -> None:
+        """Drop the innermost call begun on this thread without recording it."""
+        stack = self._stack()
+        if stack:
+            stack.pop()
+        tid = threading.get_native_id()
+        if stack:
+            self.active[tid] = stack[-1].acc
+        else:
+            self.active.pop(tid, None)
+
+    def forward_calltree(self, acc: StageAccumulator, session: Any, ordinal: int) -> None:
+        """A child process sends a sampled call's pyinstrument session to the parent."""
+        if os.getpid() != self._owner_pid:
+            from wiredprof.profiling.calltree import compact_session_json
+
+            self.forward_extra(("calltree", acc.pipeline, acc.stage, ordinal, compact_session_json(session)))
+
+    def add_span(
+        self,
+        acc: StageAccumulator,
+        start: float,
+        wall: float,
+        cpu: float,
+        error: ErrorInfo | None = None,
+        sampled: bool = False,
+        tid: int = 0,
+    ) -> None:
+        """Fold one finished call into its stage (or forward it from a child process)."""
+        if os.getpid() != self._owner_pid:
+            self._forward(("span", acc.pipeline, acc.stage, acc.kind, acc.index, acc.function,
+                           acc.host, start, wall, cpu, error, sampled))
+            info = self.threads.get(tid)
+            if info is not None and not sampled:
+                info.stage_cpu += cpu
+            return
+        with self._lock:
+            if sampled:
+                acc.sampled += 1
+            else:
+                acc.calls += 1
+                acc.total += wall
+                acc.cpu += cpu
+                if wall > acc.max:
+                    acc.max = wall
+                acc.sketch.add(wall)
+            if error is not None:
+                acc.errors += 1
+                acc.last_error = error
+            self.timeline_seen += 1
+            self.timeline.append(
+                TimelineSpan(acc.pipeline, acc.stage, acc.host, start - self.t0, wall, cpu, error is not None, sampled)
+            )
+            info = self.threads.get(tid)
+            if info is not None and not sampled:
+                info.stage_cpu += cpu
+
+    def add_cycle(self, pipeline: str, wall: float, failed: bool = False) -> None:
+        """Fold one finished cycle of `pipeline`."""
+        if os.getpid() != self._owner_pid:
+            self._forward(("cycle", pipeline, wall, failed))
+            return
+        with self._lock:
+            cyc = self.cycles.get(pipeline)
+            if cyc is None:
+                cyc = self.cycles[pipeline] = CycleAccumulator(pipeline)
+            cyc.runs += 1
+            cyc.total += wall
+            if wall > cyc.max:
+                cyc.max = wall
+            if failed:
+                cyc.errors += 1
+
+    def cycles_done(self, pipeline: str) -> int:
+        """Completed cycles of `pipeline` as seen by this process."""
+        if os.getpid() != self._owner_pid:
+            return self._child_cycles.get(pipeline, 0)
+        cyc = self.cycles.get(pipeline)
+        return cyc.runs if cyc is not None else 0
+
+    # -- child processes -----------------------------------------------------------
+    def open_inbox(self) -> None:
+        """Before forking: a datagram socket that child processes send their records to."""
+        if self._inbox is not None:
+            return
+        self._inbox, self._outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._outbox.setblocking(True)
+        self._reader = threading.Thread(target=self._read_inbox, name="wiredprof-inbox", daemon=True)
+        self._reader.start()
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        self._pending = []
+        self._child_cycles = {}
+        self._last_forward = self.clock()
+        self._local = threading.local()
+        self.active = {}
+        self.threads = {}
+        try:
+            import multiprocessing.util as mp_util
+
+            # Forked multiprocessing children leave through os._exit: atexit never runs,
+            # but multiprocessing's finalizers do.
+            mp_util.Finalize(self, self.flush, exitpriority=100)
+        except Exception:  # pragma: no cover - multiprocessing always importable
+            log.debug("no multiprocessing finalizer", exc_info=True)
+
+    def _forward(self, record: tuple[Any, ...]) -> None:
+        if record[0] == "cycle":
+            self._child_cycles[record[1]] = self._child_cycles.get(record[1], 0) + 1
+        self._pending.append(record)
+        now = self.clock()
+        if len(self._pending) >= _FORWARD_BATCH or now - self._last_forward >= _FORWARD_EVERY_S:
+            self.flush()
+
+    def forward_extra(self, record: tuple[Any, ...]) -> None:
+        """Send a record (thread CPU, call tree) from a child process to the parent."""
+        if os.getpid() != self._owner_pid:
+            self._pending.append(record)
+            self.flush()
+
+    def flush(self) -> None:
+        """Send what a child process holds to the parent (no-op in the parent)."""
+        if os.getpid() == self._owner_pid or self._outbox is None or not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self._last_forward = self.clock()
+        try:
+            self._outbox.send(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:
+            # A batch too large for one datagram: split it rather than lose it.
+            if len(batch) > 1:
+                half = len(batch) // 2
+                self._pending = batch[:half]
+                self.flush()
+                self._pending = batch[half:]
+                self.flush()
+            else:
+                log.warning("wiredprof: dropped a record from pid %d: %s", os.getpid(), exc)
+
+    def _read_inbox(self) -> None:
+        assert self._inbox is not None
+        while True:
+            try:
+                data = self._inbox.recv(1 << 20)
+            except OSError:
+                return
+            if not data:
+                return
+            if data == b"drained":
+                self._drained.set()
+                continue
+            try:
+                self.apply(pickle.loads(data))
+            except Exception:
+                log.exception("wiredprof: bad record from a child process")
+
+    def apply(self, batch: list[tuple[Any, ...]]) -> None:
+        """Fold records forwarded by a child process."""
+        for rec in batch:
+            kind = rec[0]
+            if kind == "span":
+                _, pipeline, stage, skind, index, function, host, start, wall, cpu, err, sampled = rec
+                acc = self.stage(pipeline, stage, skind, index, function, host)
+                self.add_span(acc, start, wall, cpu, err, sampled)
+            elif kind == "cycle":
+                self.add_cycle(rec[1], rec[2], rec[3])
+            elif kind in self.extra_handlers:
+                self.extra_handlers[kind](rec)
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every record children sent so far has been folded (bounded).
+
+        Datagrams queue in order, so once our own marker comes out, all before it are in.
+        """
+        if self._outbox is None or self._reader is None or not self._reader.is_alive():
+            return
+        self._drained.clear()
+        self._outbox.send(b"drained")
+        if not self._drained.wait(timeout):
+            log.warning("wiredprof: records from child processes still arriving after %.0f s", timeout)
+
+    def close(self) -> None:
+        """Stop reading from child processes."""
+        for s in (self._outbox, self._inbox):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        self._inbox = self._outbox = None
+
+
+_current: Recorder | None = None
+
+
+def current_recorder() -> Recorder | None:
+    """The recorder of the run in progress, or None when wiredprof is not recording."""
+    return _current
+
+
+def set_current_recorder(recorder: Recorder | None) -> None:
+    global _current
+    _current = recorder
