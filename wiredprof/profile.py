@@ -44,6 +44,15 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True)
+class Competitor:
+    """Who ran Python (and so held the GIL) while a stage's call was running."""
+
+    name: str
+    cpu_s: float
+    framework: bool = False
+
+
+@dataclass(frozen=True)
 class StageStats:
     """Aggregated timings of one stage over every measured call.
 
@@ -73,6 +82,10 @@ class StageStats:
     retries: int = 0
     fallbacks: int = 0
     last_error: ErrorInfo | None = None
+    # Thread-state samples while the stage ran: {"running", "lock_wait", "io_wait"} -> count.
+    state_samples: dict[str, int] = field(default_factory=dict)
+    # CPU other threads used while the stage ran (GIL competition in threads mode).
+    competitors: list[Competitor] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -126,15 +139,6 @@ class ThreadCpu:
     @property
     def framework_cpu_s(self) -> float:
         return max(0.0, self.cpu_s - self.stage_cpu_s)
-
-
-@dataclass(frozen=True)
-class Competitor:
-    """Who ran Python (and so held the GIL) while the bottleneck stage was waiting."""
-
-    name: str
-    cpu_s: float
-    framework: bool = False
 
 
 @dataclass(frozen=True)
@@ -259,7 +263,8 @@ class Profile:
 
 def _stage_from_dict(d: dict[str, Any]) -> StageStats:
     err = d.get("last_error")
-    return StageStats(**{**d, "last_error": ErrorInfo(**err) if err else None})
+    comps = [Competitor(**c) for c in d.get("competitors", [])]
+    return StageStats(**{**d, "last_error": ErrorInfo(**err) if err else None, "competitors": comps})
 
 
 def _bottleneck_from_dict(d: dict[str, Any] | None) -> Bottleneck | None:

@@ -78,7 +78,7 @@ class CallTreeSampler:
     def trees(self) -> list[CallTree]:
         """One `CallTree` per sampled stage, rendered as text and kept as session JSON."""
         out = []
-        renderer = ConsoleRenderer(unicode=True, color=False, short_mode=True)
+        renderer = ConsoleRenderer(unicode=True, color=False)
         with self._lock:
             items = list(self._trees.items())
         for (pipeline, stage), trees in items:

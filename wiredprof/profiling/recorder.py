@@ -155,6 +155,9 @@ class Recorder:
         self._last_forward = 0.0
         self._reader: threading.Thread | None = None
         self._child_cycles: dict[str, int] = {}
+        self._child_sampler: Any = None
+        self._fork_hook_registered = False
+        self.child_threads: dict[tuple[int, int], ThreadInfo] = {}
         self._drained = threading.Event()
         # Handlers for extra record kinds forwarded by children ("threads", "calltree", ...).
         self.extra_handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
@@ -254,6 +257,12 @@ class Recorder:
         if os.getpid() != self._owner_pid:
             self._forward(("span", acc.pipeline, acc.stage, acc.kind, acc.index, acc.function,
                            acc.host, start, wall, cpu, error, sampled))
+            # The child's copy keeps counts too: the call-tree sampler decides from them.
+            if sampled:
+                acc.sampled += 1
+            else:
+                acc.calls += 1
+                acc.total += wall
             info = self.threads.get(tid)
             if info is not None and not sampled:
                 info.stage_cpu += cpu
@@ -302,6 +311,47 @@ class Recorder:
         cyc = self.cycles.get(pipeline)
         return cyc.runs if cyc is not None else 0
 
+    # -- pipeline threads and processes ---------------------------------------------
+    def on_pipeline_start(self, pipeline: str) -> None:
+        """A pipeline starts on this thread; in a child process, start sampling its threads."""
+        if os.getpid() != self._owner_pid and self._child_sampler is None:
+            from wiredprof.profiling.threads import ThreadStateSampler
+
+            self._child_sampler = ThreadStateSampler(self)
+            self._child_sampler.start()
+
+    def on_pipeline_end(self, pipeline: str) -> None:
+        """A pipeline ends on this thread: note its exact CPU; a child sends its samples home."""
+        info = self.threads.get(threading.get_native_id())
+        if info is not None:
+            info.cpu = max(info.cpu, self.cpu_clock())
+        if os.getpid() != self._owner_pid:
+            if self._child_sampler is not None:
+                self._child_sampler.stop()
+                self._child_sampler = None
+            samples = {
+                key: (a.samples_running, a.samples_lock_wait, a.samples_io_wait, dict(a.competitors))
+                for key, a in self.stages.items()
+                if a.samples_running or a.samples_lock_wait or a.samples_io_wait
+            }
+            threads = [(tid, t.name, t.pipeline, t.role, t.cpu, t.stage_cpu) for tid, t in self.threads.items()]
+            self._pending.append(("samples", os.getpid(), samples, threads))
+
+    def _apply_samples(self, rec: tuple[Any, ...]) -> None:
+        _, pid, samples, threads = rec
+        for key, (running, lock_wait, io_wait, competitors) in samples.items():
+            acc = self.stages.get(key)
+            if acc is None:
+                continue
+            acc.samples_running += running
+            acc.samples_lock_wait += lock_wait
+            acc.samples_io_wait += io_wait
+            for label, cpu in competitors.items():
+                acc.competitors[label] = acc.competitors.get(label, 0.0) + cpu
+        for tid, name, pipeline, role, cpu, stage_cpu in threads:
+            # Thread ids are unique across the machine's live processes; key by (pid, tid).
+            self.child_threads[(pid, tid)] = ThreadInfo(name, pipeline, role, stage_cpu, cpu)
+
     # -- child processes -----------------------------------------------------------
     def open_inbox(self) -> None:
         """Before forking: a datagram socket that child processes send their records to."""
@@ -311,11 +361,14 @@ class Recorder:
         self._outbox.setblocking(True)
         self._reader = threading.Thread(target=self._read_inbox, name="wiredprof-inbox", daemon=True)
         self._reader.start()
-        os.register_at_fork(after_in_child=self._after_fork_in_child)
+        if not self._fork_hook_registered:
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+            self._fork_hook_registered = True
 
     def _after_fork_in_child(self) -> None:
         self._pending = []
         self._child_cycles = {}
+        self._child_sampler = None
         self._last_forward = self.clock()
         self._local = threading.local()
         self.active = {}
@@ -389,6 +442,8 @@ class Recorder:
                 self.add_span(acc, start, wall, cpu, err, sampled)
             elif kind == "cycle":
                 self.add_cycle(rec[1], rec[2], rec[3])
+            elif kind == "samples":
+                self._apply_samples(rec)
             elif kind in self.extra_handlers:
                 self.extra_handlers[kind](rec)
 
