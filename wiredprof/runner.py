@@ -61,6 +61,7 @@ class RunOptions:
     progress: Callable[[Progress], None] | None = None
     progress_every_s: float = 0.5
     timeline_size: int = 5000
+    flow_stdout_to_stderr: bool = False  # keep stdout clean for --json
     notes: list[str] = field(default_factory=list)
 
     def validated(self) -> RunOptions:
@@ -178,6 +179,9 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     threads.start()
     watchdog.start()
     sys.argv = argv
+    saved_stdout = sys.stdout
+    if opts.flow_stdout_to_stderr:
+        sys.stdout = sys.stderr
     if sys.path:
         sys.path[0] = str(path.parent)
     else:
@@ -221,6 +225,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     finally:
         wall = time.perf_counter() - t0
         sys.argv = saved_argv
+        sys.stdout = saved_stdout
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
         if saved_main is not None:

@@ -80,7 +80,13 @@ def command(
     Arguments after the flow file (after `--` if they look like options) go to the flow.
     """
     progress = None if quiet or as_json else progress_printer()
-    opts = RunOptions(duration_s=_duration(duration), runs=runs, call_trees=not no_call_tree, progress=progress)
+    opts = RunOptions(
+        duration_s=_duration(duration),
+        runs=runs,
+        call_trees=not no_call_tree,
+        progress=progress,
+        flow_stdout_to_stderr=as_json,
+    )
     try:
         profile = run_flow(flow, list(flow_args), opts)
     finally:

@@ -1,0 +1,51 @@
+"""A small real wiredflow flow for tests; `--processes` runs it in process mode, `--fail` makes core logic raise."""
+import sys
+import time
+
+from wiredflow.main.build import FlowBuilder
+
+
+def spin(n):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+
+def get_data(**kwargs):
+    time.sleep(0.01)
+    return {"value": 1}
+
+
+def store(data, **kwargs):
+    time.sleep(0.005)
+
+
+def core_logic(relevant_info, db_connectors, **kwargs):
+    if "--fail" in sys.argv:
+        raise RuntimeError("core logic failed on purpose")
+    return spin(400_000)
+
+
+def send(data, **kwargs):
+    time.sleep(0.002)
+
+
+def main():
+    use_threads = "--processes" not in sys.argv
+    builder = FlowBuilder(use_threads=use_threads)
+    builder.add_pipeline("pipeline_1", timedelta_seconds=1, delay_seconds=0) \
+        .with_http_connector(get_data).with_storage(store)
+    builder.add_pipeline("pipeline_3", timedelta_seconds=1, delay_seconds=0) \
+        .with_core_logic(core_logic).send(send).with_storage(store).send(send)
+    flow = builder.build()
+    try:
+        flow.launch_flow(execution_seconds=3600)  # asks for an hour: wiredprof must stop it
+    except AttributeError:
+        # wiredflow 0.1.0 raises this after every successful process-mode run.
+        if use_threads or "--no-catch" in sys.argv:
+            raise
+
+
+if __name__ == "__main__":
+    main()
