@@ -110,3 +110,26 @@ def test_flow_without_stages(flows):
 def test_bad_duration(flows, bad):
     with pytest.raises(UsageError, match="--duration"):
         run_flow(flows / "plain_small.py", [], RunOptions(duration_s=bad))
+
+
+@pytest.mark.slow
+def test_gil_competition_is_told_apart_and_its_holder_named(flows):
+    profile = run_flow(flows / "gil_contention.py", [], RunOptions(duration_s=3, call_trees=False))
+    core = profile.stage("pipeline_3.core_logic")
+    samples = core.state_samples
+    assert samples["lock_wait"] > 0 and samples["running"] > 0
+    assert core.gil_wait_s > 0
+    top = core.competitors[0]
+    assert top.name == "pipeline_2 thread outside stages" and top.framework
+    b = profile.bottleneck
+    assert (b.pipeline, b.stage) == ("pipeline_3", "core_logic")
+    # Two CPU-bound threads share one GIL: the stage runs about half the time.
+    assert b.bound in ("gil", "cpu")
+    assert "pipeline_2 thread outside stages" in b.reason
+
+
+@pytest.mark.slow
+def test_waiting_stage_is_wait_bound_not_gil_bound(flows):
+    profile = run_flow(flows / "plain_small.py", [], RunOptions(duration_s=2, call_trees=False))
+    storage = profile.stage("pipeline_1.storage")
+    assert storage.state_samples["io_wait"] >= storage.state_samples["lock_wait"]

@@ -59,7 +59,12 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
     ran = [p for p in profile.pipelines if any(s.calls for s in profile.stages if s.pipeline == p.name)]
     if not ran:
         return None
-    slowest = max(ran, key=lambda p: p.wall_s)
+    # Rank by the stages' time per cycle: a cycle that is mostly code outside any stage
+    # (a framework loop) must not hide the stage that really is slow.
+    def stage_time(p: PipelineStats) -> float:
+        return sum(per_cycle_s(s, p) for s in profile.stages if s.pipeline == p.name and s.calls)
+
+    slowest = max(ran, key=stage_time)
     stages = [s for s in profile.stages if s.pipeline == slowest.name and s.calls]
     stage = max(stages, key=lambda s: per_cycle_s(s, slowest))
     t = per_cycle_s(stage, slowest)
@@ -69,7 +74,8 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
         f"{stage.name}: {share:.0%} of the slowest pipeline's cycle "
         f"({t:.3g} s of {slowest.wall_s:.3g} s)"
     )
-    others = [c for c in stage.competitors if c.cpu_s > 0]
+    # Competitors worth naming: at least 1 % of the stage's wall time in CPU.
+    others = [c for c in stage.competitors if c.cpu_s >= 0.01 * stage.total_s]
     if b.bound == "cpu":
         reason = f"{head}, CPU-bound (cpu/wall {b.cpu_ratio:.2f}): a faster CPU shortens it"
         if profile.mode == "threads" and others and b.gil_ratio >= 0.05:

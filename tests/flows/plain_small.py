@@ -24,7 +24,7 @@ def pipeline_1() -> None:
             with wiredprof.stage("http_connector", kind="http_connector"):
                 time.sleep(0.002)
             with wiredprof.stage("storage", kind="storage"):
-                time.sleep(0.002)
+                time.sleep(0.03)
 
 
 def pipeline_3() -> None:

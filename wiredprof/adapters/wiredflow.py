@@ -207,7 +207,6 @@ def _wrap_launch_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
         name = str(pipeline.pipeline_name)
         _local.pipeline = name
         rec.register_thread(name, "pipeline")
-        rec.on_pipeline_start(name)
         try:
             return original(pipeline, timeout_timer, failures_checker)
         finally:

@@ -70,6 +70,7 @@ class StageAccumulator:
     bytes_in: int = 0
     bytes_out: int = 0
     last_error: ErrorInfo | None = None
+    number: int = 0  # its id in the shared thread-state table (see threads.py)
     sketch: DDSketch = field(default_factory=lambda: DDSketch(_SKETCH_ACCURACY))
     # Thread-state samples taken while a call of this stage was running (see threads.py).
     samples_running: int = 0
@@ -142,7 +143,6 @@ class Recorder:
         self.timeline: deque[TimelineSpan] = deque(maxlen=timeline_size)
         self.timeline_seen = 0
         self.threads: dict[int, ThreadInfo] = {}  # native thread id -> info
-        self.active: dict[int, StageAccumulator] = {}  # native thread id -> stage running
         self.mode = "plain"
         self.call_trees: Any = None  # a CallTreeSampler, when call stacks are wanted
         self.notes: list[str] = []
@@ -155,8 +155,9 @@ class Recorder:
         self._last_forward = 0.0
         self._reader: threading.Thread | None = None
         self._child_cycles: dict[str, int] = {}
-        self._child_sampler: Any = None
         self._fork_hook_registered = False
+        self._numbers: dict[int, StageAccumulator] = {}
+        self._state_table: Any = None  # memoryview of int64 (tid, stage number) pairs
         self.child_threads: dict[tuple[int, int], ThreadInfo] = {}
         self._drained = threading.Event()
         # Handlers for extra record kinds forwarded by children ("threads", "calltree", ...).
@@ -177,7 +178,59 @@ class Recorder:
                         pipeline, stage, kind or stage, index, function, host or self.host
                     )
                     self.stages[key] = acc
+                    self._number(acc)
         return acc
+
+    def _number(self, acc: StageAccumulator) -> None:
+        n = len(self._numbers) + 1
+        if os.getpid() != self._owner_pid:
+            # Stages first seen in a child get numbers of their own and the parent learns them.
+            n |= os.getpid() << 24
+            self._pending.append(("number", n, acc.pipeline, acc.stage, acc.kind, acc.index, acc.function))
+        acc.number = n
+        self._numbers[n] = acc
+
+    def accumulator_by_number(self, number: int) -> StageAccumulator | None:
+        return self._numbers.get(number)
+
+    def threads_by_tid(self) -> dict[int, ThreadInfo]:
+        """Every thread the run knew, by native id (child processes' included)."""
+        out = {tid: info for (_pid, tid), info in self.child_threads.items()}
+        for t in threading.enumerate():
+            if t.native_id is not None and t.native_id not in out:
+                out[t.native_id] = ThreadInfo(t.name, "", "other")
+        out.update(self.threads)
+        return out
+
+    def attach_state_table(self, table: Any) -> None:
+        """Share the (thread id, stage number) table with the thread-state sampler (None: stop)."""
+        self._state_table = table
+        self._local = threading.local()  # slots are claimed afresh
+
+    def _slot(self) -> int:
+        """This thread's row in the state table: claimed once per thread, by its native id."""
+        slot: int | None = getattr(self._local, "slot", None)
+        if slot is not None:
+            return slot
+        from wiredprof.profiling.statesampler import SLOTS
+
+        table, tid = self._state_table, threading.get_native_id()
+        slot = -1
+        for probe in range(32):
+            i = (tid + probe) % SLOTS
+            if table[2 * i] in (0, tid):
+                table[2 * i] = tid
+                slot = i
+                break
+        self._local.slot = slot
+        return slot
+
+    def _mark(self, acc: StageAccumulator | None) -> None:
+        table = self._state_table
+        if table is not None:
+            slot = self._slot()
+            if slot >= 0:
+                table[2 * slot + 1] = acc.number if acc is not None else 0
 
     def register_thread(self, pipeline: str, role: str, name: str | None = None) -> None:
         """Say what the calling thread is (its CPU outside stages is framework time)."""
@@ -196,7 +249,8 @@ class Recorder:
     def enter(self, acc: StageAccumulator) -> tuple[float, float]:
         """Mark the start of a call of `acc` on this thread; returns (wall, cpu) clocks."""
         self._stack().append(_Frame(acc))
-        self.active[threading.get_native_id()] = acc
+        if self._state_table is not None:
+            self._mark(acc)
         return self.clock(), self.cpu_clock()
 
     def exit(
@@ -217,9 +271,8 @@ class Recorder:
             parent = stack[-1]
             parent.child_wall += wall
             parent.child_cpu += cpu
-            self.active[tid] = parent.acc
-        else:
-            self.active.pop(tid, None)
+        if self._state_table is not None:
+            self._mark(stack[-1].acc if stack else None)
         self_wall = max(0.0, wall - frame.child_wall)
         self_cpu = max(0.0, cpu - frame.child_cpu)
         err = error_info(error) if error is not None else None
@@ -230,11 +283,8 @@ class Recorder:
         stack = self._stack()
         if stack:
             stack.pop()
-        tid = threading.get_native_id()
-        if stack:
-            self.active[tid] = stack[-1].acc
-        else:
-            self.active.pop(tid, None)
+        if self._state_table is not None:
+            self._mark(stack[-1].acc if stack else None)
 
     def forward_calltree(self, acc: StageAccumulator, session: Any, ordinal: int) -> None:
         """A child process sends a sampled call's pyinstrument session to the parent."""
@@ -312,44 +362,18 @@ class Recorder:
         return cyc.runs if cyc is not None else 0
 
     # -- pipeline threads and processes ---------------------------------------------
-    def on_pipeline_start(self, pipeline: str) -> None:
-        """A pipeline starts on this thread; in a child process, start sampling its threads."""
-        if os.getpid() != self._owner_pid and self._child_sampler is None:
-            from wiredprof.profiling.threads import ThreadStateSampler
-
-            self._child_sampler = ThreadStateSampler(self)
-            self._child_sampler.start()
-
     def on_pipeline_end(self, pipeline: str) -> None:
-        """A pipeline ends on this thread: note its exact CPU; a child sends its samples home."""
+        """A pipeline ends on this thread: note its exact CPU; a child tells the parent its threads."""
         info = self.threads.get(threading.get_native_id())
         if info is not None:
             info.cpu = max(info.cpu, self.cpu_clock())
         if os.getpid() != self._owner_pid:
-            if self._child_sampler is not None:
-                self._child_sampler.stop()
-                self._child_sampler = None
-            samples = {
-                key: (a.samples_running, a.samples_lock_wait, a.samples_io_wait, dict(a.competitors))
-                for key, a in self.stages.items()
-                if a.samples_running or a.samples_lock_wait or a.samples_io_wait
-            }
             threads = [(tid, t.name, t.pipeline, t.role, t.cpu, t.stage_cpu) for tid, t in self.threads.items()]
-            self._pending.append(("samples", os.getpid(), samples, threads))
+            self._pending.append(("threads", os.getpid(), threads))
 
-    def _apply_samples(self, rec: tuple[Any, ...]) -> None:
-        _, pid, samples, threads = rec
-        for key, (running, lock_wait, io_wait, competitors) in samples.items():
-            acc = self.stages.get(key)
-            if acc is None:
-                continue
-            acc.samples_running += running
-            acc.samples_lock_wait += lock_wait
-            acc.samples_io_wait += io_wait
-            for label, cpu in competitors.items():
-                acc.competitors[label] = acc.competitors.get(label, 0.0) + cpu
+    def _apply_threads(self, rec: tuple[Any, ...]) -> None:
+        _, pid, threads = rec
         for tid, name, pipeline, role, cpu, stage_cpu in threads:
-            # Thread ids are unique across the machine's live processes; key by (pid, tid).
             self.child_threads[(pid, tid)] = ThreadInfo(name, pipeline, role, stage_cpu, cpu)
 
     # -- child processes -----------------------------------------------------------
@@ -368,10 +392,8 @@ class Recorder:
     def _after_fork_in_child(self) -> None:
         self._pending = []
         self._child_cycles = {}
-        self._child_sampler = None
         self._last_forward = self.clock()
         self._local = threading.local()
-        self.active = {}
         self.threads = {}
         try:
             import multiprocessing.util as mp_util
@@ -442,8 +464,12 @@ class Recorder:
                 self.add_span(acc, start, wall, cpu, err, sampled)
             elif kind == "cycle":
                 self.add_cycle(rec[1], rec[2], rec[3])
-            elif kind == "samples":
-                self._apply_samples(rec)
+            elif kind == "threads":
+                self._apply_threads(rec)
+            elif kind == "number":
+                _, number, pipeline, stage, skind, index, function = rec
+                acc = self.stage(pipeline, stage, skind, index, function)
+                self._numbers[number] = acc
             elif kind in self.extra_handlers:
                 self.extra_handlers[kind](rec)
 

@@ -1,158 +1,138 @@
-"""What each thread of the flow is doing, sampled from /proc (Linux) without a profile hook.
+"""Thread states of the flow, sampled from outside the GIL (see statesampler.py).
 
-Every `interval_s` the sampler reads, for every thread of this process, its CPU time
-(`/proc/self/task/TID/schedstat`) and, for a thread that is inside a stage call, whether it
-is running, blocked on a futex (the GIL or a lock) while other threads burn CPU, or
-blocked on anything else (I/O, sleep). That tells the three kinds of wait apart:
-
-- running on the CPU;
-- waiting for the GIL while other threads run Python (moving the stage to a faster CPU
-  helps less than its CPU share suggests; moving the *others* may help more);
-- waiting on I/O or a sleep (a faster CPU will not help at all).
-
-It also accumulates, per stage, the CPU time other threads used while the stage ran:
-who competed with it, including wiredflow's own loops (framework, not a stage).
+The recorder keeps a shared table of (thread id, stage number) up to date on every
+stage call (two integer stores); a small sampler process reads it with /proc and tells,
+per stage: running on the CPU, waiting for the GIL (or a lock) while other threads ran,
+or waiting on I/O. Its report is folded into the stage accumulators at the end.
 """
 from __future__ import annotations
 
+import json
 import logging
+import mmap
 import os
-import platform
-import threading
+import subprocess
+import sys
+import tempfile
+from typing import Any
 
-from wiredprof.profiling.recorder import Recorder, ThreadInfo
+from wiredprof.profiling.recorder import Recorder, StageAccumulator, ThreadInfo
+from wiredprof.profiling.statesampler import SLOTS
 
 __all__ = ["ThreadStateSampler", "FRAMEWORK_SUFFIX", "proc_available"]
 
 log = logging.getLogger(__name__)
 
 FRAMEWORK_SUFFIX = " (framework)"
-_FUTEX = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine(), -1)
-_TASKS = "/proc/self/task"
 
 
 def proc_available() -> bool:
     """True where per-thread /proc accounting works (Linux)."""
-    return os.path.exists(f"{_TASKS}/{threading.get_native_id()}/schedstat")
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-
-
-def _cpu_ns(tid: int) -> int | None:
-    text = _read(f"{_TASKS}/{tid}/schedstat")
-    return int(text.split()[0]) if text else None
-
-
-def _state(tid: int) -> str:
-    text = _read(f"{_TASKS}/{tid}/stat")
-    if not text:
-        return "?"
-    return text[text.rfind(")") + 2 : text.rfind(")") + 3]
-
-
-def _in_futex(tid: int) -> bool:
-    text = _read(f"{_TASKS}/{tid}/syscall")
-    if not text:
-        return False
-    head = text.split(maxsplit=1)[0]
-    return head.isdigit() and int(head) == _FUTEX
+    return os.path.exists(f"/proc/self/task/{os.getpid()}/schedstat")
 
 
 class ThreadStateSampler:
-    """A daemon thread that samples thread states into the recorder's accumulators."""
+    """Starts the sampler process, shares the table with the recorder, folds in the report."""
 
-    def __init__(self, rec: Recorder, interval_s: float = 0.05) -> None:
+    def __init__(self, rec: Recorder, interval_s: float = 0.02) -> None:
         self.rec = rec
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last: dict[int, int] = {}
-        self._own_tids: set[int] = set()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._mm: mmap.mmap | None = None
+        self._path: str | None = None
         self.ticks = 0
 
     def start(self) -> None:
+        """Start sampling (a note in the profile says why, when it cannot)."""
         if not proc_available():
             self.rec.notes.append("thread states not sampled: /proc per-thread accounting is not available")
             return
-        self._last = self._read_all()
-        self._thread = threading.Thread(target=self._run, name="wiredprof-threads", daemon=True)
-        self._thread.start()
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, self._path = tempfile.mkstemp(prefix="wiredprof-states-", dir=shm)
+        try:
+            os.ftruncate(fd, SLOTS * 16)
+            self._mm = mmap.mmap(fd, SLOTS * 16)
+        finally:
+            os.close(fd)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "wiredprof.profiling.statesampler", self._path, str(self.interval_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+        assert self._proc.stdout is not None
+        if self._proc.stdout.readline().strip() != b"ready":
+            self.rec.notes.append("thread states not sampled: the sampler process did not start")
+            self._cleanup()
+            return
+        self.rec.attach_state_table(memoryview(self._mm).cast("q"))
 
     def stop(self) -> None:
-        """Stop sampling after one last reading of every thread's CPU."""
-        if self._thread is None:
+        """Stop the sampler process and fold its report into the stages."""
+        if self._proc is None:
             return
-        self._stop.set()
-        self._thread.join(timeout=2.0)
-        self._thread = None
-        self._tick()
-
-    def _run(self) -> None:
-        self._own_tids.add(threading.get_native_id())
-        while not self._stop.wait(self.interval_s):
-            try:
-                self._tick()
-            except Exception:  # sampling must never break the flow
-                log.debug("thread sampling failed", exc_info=True)
-
-    def _read_all(self) -> dict[int, int]:
-        out = {}
+        proc, self._proc = self._proc, None
         try:
-            tids = [int(t) for t in os.listdir(_TASKS)]
-        except OSError:
-            return out
-        for tid in tids:
-            ns = _cpu_ns(tid)
-            if ns is not None:
-                out[tid] = ns
-        return out
+            out, _ = proc.communicate(input=b"", timeout=10)
+            report = json.loads(out.decode() or "{}")
+        except (subprocess.TimeoutExpired, ValueError) as exc:
+            proc.kill()
+            proc.wait()
+            self.rec.notes.append(f"thread states lost: the sampler process failed ({exc})")
+            report = {}
+        finally:
+            self.rec.attach_state_table(None)
+            self._cleanup()
+        if report:
+            self._fold(report)
 
-    def _tick(self) -> None:
+    def _cleanup(self) -> None:
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:  # a view still exported (a forked child's); the OS frees it
+                pass
+            self._mm = None
+        if self._path is not None:
+            try:
+                os.unlink(self._path)
+            except OSError:
+                pass
+            self._path = None
+
+    def _fold(self, report: dict[str, Any]) -> None:
         rec = self.rec
-        now = self._read_all()
-        deltas = {tid: (ns - self._last.get(tid, ns)) / 1e9 for tid, ns in now.items()}
-        self._last = now
-        self.ticks += 1
-        names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
-        for tid, ns in now.items():
-            info = rec.threads.get(tid)
-            if info is None:
-                if tid in self._own_tids or names.get(tid, "").startswith("wiredprof-"):
+        self.ticks = int(report.get("ticks", 0))
+        by_tid = rec.threads_by_tid()
+        for tid_s, (tgid, cpu) in report.get("threads", {}).items():
+            info = by_tid.get(int(tid_s))
+            if info is not None:
+                info.cpu = max(info.cpu, float(cpu))
+        for number_s, (running, lock_wait, io_wait, comps) in report.get("stages", {}).items():
+            acc = rec.accumulator_by_number(int(number_s))
+            if acc is None:
+                continue
+            acc.samples_running += running
+            acc.samples_lock_wait += lock_wait
+            acc.samples_io_wait += io_wait
+            for tid, number, cpu in comps:
+                label = self._label(int(tid), rec.accumulator_by_number(int(number)), by_tid)
+                if label is None:
                     continue
-                role = "main" if tid == os.getpid() else "other"
-                info = rec.threads[tid] = ThreadInfo(names.get(tid, f"thread {tid}"), "", role)
-            info.cpu = ns / 1e9
-        active = dict(rec.active)
-        for tid, acc in active.items():
-            others = {t: d for t, d in deltas.items() if t != tid and d > 0 and t not in self._own_tids}
-            state = _state(tid)
-            if state == "R":
-                acc.samples_running += 1
-            elif others and _in_futex(tid):
-                acc.samples_lock_wait += 1
-            else:
-                acc.samples_io_wait += 1
-            for t, d in others.items():
-                label = self._label(t, active, names)
-                if label:
-                    acc.competitors[label] = acc.competitors.get(label, 0.0) + d
+                acc.competitors[label] = acc.competitors.get(label, 0.0) + float(cpu)
 
-    def _label(self, tid: int, active: dict[int, object], names: dict[int, str]) -> str | None:
-        running = active.get(tid)
+    @staticmethod
+    def _label(tid: int, running: StageAccumulator | None, by_tid: dict[int, ThreadInfo]) -> str | None:
         if running is not None:
-            return str(getattr(running, "name", running))
-        info = self.rec.threads.get(tid)
+            return running.name
+        info = by_tid.get(tid)
         if info is None:
-            name = names.get(tid)
-            return None if name is None or name.startswith("wiredprof-") else f"thread {name}"
+            return f"thread {tid}"
         if info.name.startswith("wiredprof-"):
-            return None
+            return None  # wiredprof's own watchdog and inbox reader
         if info.role == "pipeline":
             return f"{info.pipeline} thread outside stages{FRAMEWORK_SUFFIX}"
         if info.role == "mqtt-network":
@@ -160,4 +140,3 @@ class ThreadStateSampler:
         if info.role == "main":
             return f"main thread{FRAMEWORK_SUFFIX}"
         return f"thread {info.name}"
-
