@@ -7,8 +7,9 @@ from wiredprof.discovery import discover_stages
 from wiredprof.errors import FlowFileError
 
 
-def test_wiredflow_stages_are_named_without_running_them(flows, tmp_path):
+def test_wiredflow_stages_are_named_without_running_them(flows, tmp_path, monkeypatch):
     marker = tmp_path / "ran"
+    monkeypatch.setenv("WIREDFLOW_SMALL_MARKER", str(marker))
     names = discover_stages(flows / "wiredflow_small.py")
     assert [n.full for n in names] == [
         "pipeline_1.http_connector", "pipeline_1.storage",

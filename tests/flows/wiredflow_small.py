@@ -1,4 +1,5 @@
 """A small real wiredflow flow for tests; `--processes` runs it in process mode, `--fail` makes core logic raise."""
+import os
 import sys
 import time
 
@@ -22,6 +23,8 @@ def store(data, **kwargs):
 
 
 def core_logic(relevant_info, db_connectors, **kwargs):
+    if os.environ.get("WIREDFLOW_SMALL_MARKER"):
+        open(os.environ["WIREDFLOW_SMALL_MARKER"], "w").close()
     if "--fail" in sys.argv:
         raise RuntimeError("core logic failed on purpose")
     return spin(400_000)
