@@ -6,6 +6,11 @@ import time
 from wiredflow.main.build import FlowBuilder
 
 
+# Decided here, not inside core_logic: an offloaded stage reads its globals as shipped
+# from A, while sys.argv on host B is the worker's.
+FAIL = "--fail" in sys.argv
+
+
 def spin(n):
     s = 0
     for i in range(n):
@@ -25,12 +30,15 @@ def store(data, **kwargs):
 def core_logic(relevant_info, db_connectors, **kwargs):
     if os.environ.get("WIREDFLOW_SMALL_MARKER"):
         open(os.environ["WIREDFLOW_SMALL_MARKER"], "w").close()
-    if "--fail" in sys.argv:
+    if FAIL:
         raise RuntimeError("core logic failed on purpose")
-    return spin(400_000)
+    return {"checksum": spin(400_000), "pid": os.getpid(), "pipelines": sorted(db_connectors)}
 
 
 def send(data, **kwargs):
+    if os.environ.get("WIREDFLOW_SMALL_OUT"):
+        with open(os.environ["WIREDFLOW_SMALL_OUT"], "a") as f:
+            f.write(f"{data!r}\n")
     time.sleep(0.002)
 
 

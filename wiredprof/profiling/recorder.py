@@ -144,6 +144,7 @@ class Recorder:
         self.timeline_seen = 0
         self.threads: dict[int, ThreadInfo] = {}  # native thread id -> info
         self.mode = "plain"
+        self.stage_hosts: dict[str, str] = {}  # "PIPELINE.STAGE" -> host it runs on (offloaded)
         self.call_trees: Any = None  # a CallTreeSampler, when call stacks are wanted
         self.notes: list[str] = []
         self._lock = threading.Lock()
@@ -174,9 +175,8 @@ class Recorder:
             with self._lock:
                 acc = self.stages.get(key)
                 if acc is None:
-                    acc = StageAccumulator(
-                        pipeline, stage, kind or stage, index, function, host or self.host
-                    )
+                    where = self.stage_hosts.get(f"{pipeline}.{stage}") or host or self.host
+                    acc = StageAccumulator(pipeline, stage, kind or stage, index, function, where)
                     self.stages[key] = acc
                     self._number(acc)
         return acc
@@ -338,6 +338,14 @@ class Recorder:
             if info is not None and not sampled:
                 info.stage_cpu += cpu
 
+    def count_event(self, acc: StageAccumulator, what: str) -> None:
+        """Count a retry or a local fallback of an offloaded stage."""
+        if os.getpid() != self._owner_pid:
+            self._forward(("event", acc.pipeline, acc.stage, what))
+            return
+        with self._lock:
+            setattr(acc, what, getattr(acc, what) + 1)
+
     def add_cycle(self, pipeline: str, wall: float, failed: bool = False) -> None:
         """Fold one finished cycle of `pipeline`."""
         if os.getpid() != self._owner_pid:
@@ -464,6 +472,10 @@ class Recorder:
                 self.add_span(acc, start, wall, cpu, err, sampled)
             elif kind == "cycle":
                 self.add_cycle(rec[1], rec[2], rec[3])
+            elif kind == "event":
+                acc = self.stages.get((rec[1], rec[2]))
+                if acc is not None:
+                    self.count_event(acc, rec[3])
             elif kind == "threads":
                 self._apply_threads(rec)
             elif kind == "number":
