@@ -139,7 +139,9 @@ class Recorder:
         self.t0 = clock()
         self.stages: dict[tuple[str, str], StageAccumulator] = {}
         self.cycles: dict[str, CycleAccumulator] = {}
-        self.timeline: deque[TimelineSpan] = deque(maxlen=timeline_size)
+        # Recent spans as plain tuples (the fields of TimelineSpan, in order): building a frozen
+        # dataclass per call cost 0.8 us; `timeline` builds the TimelineSpans when read.
+        self._timeline: deque[tuple[Any, ...]] = deque(maxlen=timeline_size)
         self.timeline_seen = 0
         self.threads: dict[int, ThreadInfo] = {}  # native thread id -> info
         self.active: dict[int, StageAccumulator] = {}  # native thread id -> stage running
@@ -161,6 +163,13 @@ class Recorder:
         self._drained = threading.Event()
         # Handlers for extra record kinds forwarded by children ("threads", "calltree", ...).
         self.extra_handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
+
+    @property
+    def timeline(self) -> deque[TimelineSpan]:
+        """The bounded window of recent spans, oldest first (a snapshot)."""
+        with self._lock:
+            raw = list(self._timeline)
+        return deque((TimelineSpan(*r) for r in raw), maxlen=self._timeline.maxlen)
 
     # -- registration ------------------------------------------------------------
     def stage(
@@ -281,8 +290,8 @@ class Recorder:
                 acc.errors += 1
                 acc.last_error = error
             self.timeline_seen += 1
-            self.timeline.append(
-                TimelineSpan(acc.pipeline, acc.stage, acc.host, start - self.t0, wall, cpu, error is not None, sampled)
+            self._timeline.append(
+                (acc.pipeline, acc.stage, acc.host, start - self.t0, wall, cpu, error is not None, sampled)
             )
             info = self.threads.get(tid)
             if info is not None and not sampled:
