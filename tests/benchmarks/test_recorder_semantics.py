@@ -192,3 +192,24 @@ def test_a_forked_child_forwards_its_spans_to_the_parent() -> None:
         assert rec.timeline_seen == 11
     finally:
         rec.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_knows_its_own_thread_id() -> None:
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    timed_call(rec, acc, lambda: None)  # this thread's state exists before the fork
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child, without open_inbox: no fork hook of the recorder's own
+        try:
+            os.close(r)
+            rec.enter(acc)
+            ok = list(rec.active) == [threading.get_native_id()]
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"1"
+    os.close(r)

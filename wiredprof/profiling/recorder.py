@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -124,15 +125,31 @@ class ThreadInfo:
     cpu: float = 0.0  # last known total CPU of the thread
 
 
-class _Frame:
-    """A stage call in progress on one thread (stages can nest: MQTT connector -> storage)."""
+# A stage call in progress on one thread (stages can nest: MQTT connector -> storage) is a
+# list [acc, child_wall, child_cpu]: a list costs a third of a small class's __init__.
+_Frame = list  # [StageAccumulator, float, float]
 
-    __slots__ = ("acc", "child_wall", "child_cpu")
 
-    def __init__(self, acc: StageAccumulator) -> None:
-        self.acc = acc
-        self.child_wall = 0.0
-        self.child_cpu = 0.0
+class _ThreadState(threading.local):
+    """Per thread: its stage calls in progress and its native id (asked once, not per call)."""
+
+    def __init__(self) -> None:
+        self.stack: list[_Frame] = []
+        self.tid = threading.get_native_id()
+        _thread_states.add(self)
+
+
+# The thread that forks goes on in the child with a new native id: fix its cached one.
+_thread_states: weakref.WeakSet[_ThreadState] = weakref.WeakSet()
+
+
+def _update_thread_ids_after_fork() -> None:
+    tid = threading.get_native_id()
+    for state in list(_thread_states):
+        state.tid = tid  # threading.local: sets it for the one thread the child has
+
+
+os.register_at_fork(after_in_child=_update_thread_ids_after_fork)
 
 
 class Recorder:
@@ -161,7 +178,7 @@ class Recorder:
         self.call_trees: Any = None  # a CallTreeSampler, when call stacks are wanted
         self.notes: list[str] = []
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._local = _ThreadState()
         self._owner_pid = os.getpid()
         self._inbox: socket.socket | None = None
         self._outbox: socket.socket | None = None
@@ -209,15 +226,13 @@ class Recorder:
 
     # -- recording -----------------------------------------------------------------
     def _stack(self) -> list[_Frame]:
-        stack: list[_Frame] | None = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = self._local.stack = []
-        return stack
+        return self._local.stack
 
     def enter(self, acc: StageAccumulator) -> tuple[float, float]:
         """Mark the start of a call of `acc` on this thread; returns (wall, cpu) clocks."""
-        self._stack().append(_Frame(acc))
-        self.active[threading.get_native_id()] = acc
+        local = self._local
+        local.stack.append([acc, 0.0, 0.0])
+        self.active[local.tid] = acc
         return self.clock(), self.cpu_clock()
 
     def exit(
@@ -231,29 +246,38 @@ class Recorder:
         """Mark the end of the call begun by `enter`; records its self time."""
         end, cpu_end = self.clock(), self.cpu_clock()
         wall, cpu = end - start, cpu_end - cpu_start
-        stack = self._stack()
-        frame = stack.pop() if stack else _Frame(acc)
-        tid = threading.get_native_id()
+        local = self._local
+        stack = local.stack
+        tid = local.tid
+        if stack:
+            _, child_wall, child_cpu = stack.pop()
+        else:
+            child_wall = child_cpu = 0.0
         if stack:
             parent = stack[-1]
-            parent.child_wall += wall
-            parent.child_cpu += cpu
-            self.active[tid] = parent.acc
+            parent[1] += wall
+            parent[2] += cpu
+            self.active[tid] = parent[0]
         else:
             self.active.pop(tid, None)
-        self_wall = max(0.0, wall - frame.child_wall)
-        self_cpu = max(0.0, cpu - frame.child_cpu)
+        self_wall = wall - child_wall
+        if not self_wall > 0.0:  # max(0.0, x) without the builtin call
+            self_wall = 0.0
+        self_cpu = cpu - child_cpu
+        if not self_cpu > 0.0:
+            self_cpu = 0.0
         err = error_info(error) if error is not None else None
         self.add_span(acc, start, self_wall, self_cpu, err, sampled, tid)
 
     def cancel(self) -> None:
         """Drop the innermost call begun on this thread without recording it."""
-        stack = self._stack()
+        local = self._local
+        stack = local.stack
         if stack:
             stack.pop()
-        tid = threading.get_native_id()
+        tid = local.tid
         if stack:
-            self.active[tid] = stack[-1].acc
+            self.active[tid] = stack[-1][0]
         else:
             self.active.pop(tid, None)
 
@@ -391,7 +415,7 @@ class Recorder:
         self._child_cycles = {}
         self._child_sampler = None
         self._last_forward = self.clock()
-        self._local = threading.local()
+        self._local = _ThreadState()
         self.active = {}
         self.threads = {}
         try:
