@@ -110,9 +110,14 @@ class CycleAccumulator:
 
     pipeline: str
     runs: int = 0
-    total: float = 0.0
+    total: float = 0.0  # over timed cycles: those with no sampled call in them
     max: float = 0.0
     errors: int = 0
+    sampled: int = 0  # cycles that ran a call under the call-tree sampler (not timed)
+
+    @property
+    def timed(self) -> int:
+        return self.runs - self.sampled
 
 
 @dataclass
@@ -137,6 +142,7 @@ class _ThreadState(threading.local):
     def __init__(self) -> None:
         self.stack: list[_Frame] = []
         self.tid = threading.get_native_id()
+        self.sampled_cycle = False
         _thread_states.add(self)
 
 
@@ -354,6 +360,8 @@ class Recorder:
         tid: int = 0,
     ) -> None:
         """Fold one finished call into its stage (or forward it from a child process)."""
+        if sampled:
+            self._local.sampled_cycle = True  # the cycle this call is part of is not timed either
         if _pid != self._owner_pid:
             self._forward(("span", acc.pipeline, acc.stage, acc.kind, acc.index, acc.function,
                            acc.host, start, wall, cpu, error, sampled))
@@ -364,7 +372,7 @@ class Recorder:
                 acc.calls += 1
                 acc.total += wall
             info = self.threads.get(tid)
-            if info is not None and not sampled:
+            if info is not None:
                 info.stage_cpu += cpu
             return
         with self._lock:
@@ -385,7 +393,7 @@ class Recorder:
                 (acc.pipeline, acc.stage, acc.host, start - self.t0, wall, cpu, error is not None, sampled)
             )
             info = self.threads.get(tid)
-            if info is not None and not sampled:
+            if info is not None:
                 info.stage_cpu += cpu
 
     def count_event(self, acc: StageAccumulator, what: str) -> None:
@@ -396,19 +404,30 @@ class Recorder:
         with self._lock:
             setattr(acc, what, getattr(acc, what) + 1)
 
-    def add_cycle(self, pipeline: str, wall: float, failed: bool = False) -> None:
-        """Fold one finished cycle of `pipeline`."""
+    def add_cycle(self, pipeline: str, wall: float, failed: bool = False, sampled: bool | None = None) -> None:
+        """Fold one finished cycle of `pipeline` (ended on this thread, unless forwarded).
+
+        A cycle in which a call ran under the call-tree sampler counts as a run, but its
+        time is kept out, as that call's is.
+        """
+        if sampled is None:
+            local = self._local
+            sampled = local.sampled_cycle
+            local.sampled_cycle = False
         if os.getpid() != self._owner_pid:
-            self._forward(("cycle", pipeline, wall, failed))
+            self._forward(("cycle", pipeline, wall, failed, sampled))
             return
         with self._lock:
             cyc = self.cycles.get(pipeline)
             if cyc is None:
                 cyc = self.cycles[pipeline] = CycleAccumulator(pipeline)
             cyc.runs += 1
-            cyc.total += wall
-            if wall > cyc.max:
-                cyc.max = wall
+            if sampled:
+                cyc.sampled += 1
+            else:
+                cyc.total += wall
+                if wall > cyc.max:
+                    cyc.max = wall
             if failed:
                 cyc.errors += 1
 
@@ -521,7 +540,7 @@ class Recorder:
                 acc = self.stage(pipeline, stage, skind, index, function, host)
                 self.add_span(acc, start, wall, cpu, err, sampled)
             elif kind == "cycle":
-                self.add_cycle(rec[1], rec[2], rec[3])
+                self.add_cycle(rec[1], rec[2], rec[3], rec[4])
             elif kind == "event":
                 acc = self.stages.get((rec[1], rec[2]))
                 if acc is not None:
