@@ -4,6 +4,7 @@ Read with tomllib; written with tomlkit so the user's comments and layout surviv
 tables matter here: `[hosts.NAME]` (where a stage may run) and `[offload."PIPELINE.STAGE"]`
 (which stage runs where). Nothing secret belongs in it: keys stay in files or the agent.
 """
+
 from __future__ import annotations
 
 import logging
@@ -127,19 +128,23 @@ class ProjectConfig:
             raise ConfigError(f"{where} must be a table")
         unknown = sorted(set(table) - set(_HOST_KEYS))
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_HOST_KEYS)}")
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_HOST_KEYS)}"
+            )
         for key in _HOST_KEYS:
             if key in table and not isinstance(table[key], str):
                 raise ConfigError(f"{where}: `{key}` must be a string")
         if not table.get("address"):
             raise ConfigError(f"{where}: `address` is required (user@host:port or a Host of ~/.ssh/config)")
-        return HostEntry(name, table["address"], table.get("identity"), table.get("python"), table.get("known_hosts"))
+        return HostEntry(
+            name, table["address"], table.get("identity"), table.get("python"), table.get("known_hosts")
+        )
 
     def offloads(self) -> dict[str, OffloadEntry]:
         """Every `[offload."PIPELINE.STAGE"]`, validated."""
         tables = self.data().get("offload", {})
         if not isinstance(tables, dict):
-            raise ConfigError(f"{self.path}: `offload` must be a table of [offload.\"PIPELINE.STAGE\"] tables")
+            raise ConfigError(f'{self.path}: `offload` must be a table of [offload."PIPELINE.STAGE"] tables')
         return {stage: self._offload(stage, table) for stage, table in tables.items()}
 
     def _offload(self, stage: str, table: Any) -> OffloadEntry:
@@ -148,12 +153,16 @@ class ProjectConfig:
             raise ConfigError(f"{where} must be a table")
         unknown = sorted(set(table) - set(_OFFLOAD_KEYS))
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_OFFLOAD_KEYS)}")
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_OFFLOAD_KEYS)}"
+            )
         host = table.get("host")
         if not isinstance(host, str) or not host:
             raise ConfigError(f"{where}: `host` is required")
         timeout = table.get("timeout_s")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
             raise ConfigError(f"{where}: `timeout_s` must be a positive number")
         on_failure = table.get("on_failure", "fail")
         if on_failure not in ON_FAILURE_CHOICES:
@@ -171,7 +180,9 @@ class ProjectConfig:
         doc, section = self._edit()
         hosts = _subtable(section, "hosts")
         if entry.name in hosts and not replace:
-            raise ConfigError(f"host {entry.name!r} is already in {self.path}; remove it first or use --replace")
+            raise ConfigError(
+                f"host {entry.name!r} is already in {self.path}; remove it first or use --replace"
+            )
         table = tomlkit.table()
         for key, value in entry.to_table().items():
             table.add(key, value)

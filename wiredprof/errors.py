@@ -68,7 +68,8 @@ class UnknownHostError(UsageError):
         self.known = known
         listed = ", ".join(known) if known else "none"
         super().__init__(
-            f"unknown host {name!r} (known: {listed}); add it with `wiredprof hosts add {name} --address USER@HOST`"
+            f"unknown host {name!r} (known: {listed}); "
+            f"add it with `wiredprof hosts add {name} --address USER@HOST`"
         )
 
 
@@ -119,7 +120,9 @@ class RemoteError(WiredprofError):
     the formatted traceback from host B.
     """
 
-    def __init__(self, message: str, remote_type: str = "", remote_traceback: str = "", host: str = "") -> None:
+    def __init__(
+        self, message: str, remote_type: str = "", remote_traceback: str = "", host: str = ""
+    ) -> None:
         self.remote_type = remote_type
         self.remote_traceback = remote_traceback
         self.host = host

@@ -1,4 +1,5 @@
 """Fixtures: one real throwaway OpenSSH sshd for the session, and specs that reach it."""
+
 from __future__ import annotations
 
 import shutil
@@ -17,8 +18,12 @@ def remote_python() -> str:
     """/usr/bin/python3 when it has our major.minor (it lacks cloudpickle: shipping is exercised)."""
     system = "/usr/bin/python3"
     try:
-        out = subprocess.run([system, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
-                             capture_output=True, text=True, timeout=10).stdout.strip()
+        out = subprocess.run(
+            [system, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         out = ""
     return system if out == "%d.%d" % sys.version_info[:2] else sys.executable
@@ -55,10 +60,17 @@ def python_b() -> str:
 def make_spec(sshd: LocalSshd, python_b: str, tmp_path: Path) -> Callable[..., HostSpec]:
     def make(**changes: object) -> HostSpec:
         spec = HostSpec.direct(
-            sshd.address, port=sshd.port, user=sshd.user, identity=sshd.identity,
-            known_hosts=sshd.known_hosts, python=python_b, name="B", allow_agent=False,
+            sshd.address,
+            port=sshd.port,
+            user=sshd.user,
+            identity=sshd.identity,
+            known_hosts=sshd.known_hosts,
+            python=python_b,
+            name="B",
+            allow_agent=False,
         ).with_(ssh_dir=tmp_path / "dot-ssh", system_known_hosts=())
         return spec.with_(**changes) if changes else spec
+
     return make
 
 
@@ -73,4 +85,5 @@ def copy_known_hosts(sshd: LocalSshd, tmp_path: Path) -> Callable[[], Path]:
         target = tmp_path / "known_hosts_copy"
         shutil.copy(sshd.known_hosts, target)
         return target
+
     return copy

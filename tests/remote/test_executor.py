@@ -1,4 +1,5 @@
 """RemoteExecutor against a real sshd: calls, code shipping, errors, output, proxies, failures."""
+
 from __future__ import annotations
 
 import importlib
@@ -103,6 +104,7 @@ def test_exception_keeps_its_type_and_carries_the_remote_traceback(b: Any) -> No
 def test_remote_output_is_streamed_with_the_host_prefix(spec: HostSpec) -> None:
     seen: list[tuple[str, str, str]] = []
     with connect(spec, output=lambda host, stream, text: seen.append((host, stream, text))) as b:
+
         def chatty(n: int) -> int:
             for i in range(n):
                 print(f"line {i}")
@@ -146,7 +148,13 @@ def test_unpicklable_arguments_stay_on_a_behind_a_proxy(b: Any) -> None:
         with db_connectors["lock"]:
             held = db_connectors["lock"].locked()
         saved = [db_connectors["storage"].save(i) for i in range(3)]
-        return held, saved, db_connectors["socket"].fileno() > 0, repr(db_connectors["storage"]), pipeline_name
+        return (
+            held,
+            saved,
+            db_connectors["socket"].fileno() > 0,
+            repr(db_connectors["storage"]),
+            pipeline_name,
+        )
 
     try:
         held, saved, fileno_ok, rep, name = b.call(
@@ -265,3 +273,58 @@ def _sum_of(fn: Callable[[int], int], n: int) -> int:
 
 def test_functions_as_arguments(b: Any) -> None:
     assert b.call(_sum_of, lambda i: i * i, 4) == 14
+
+
+def test_wiredflow_core_logic_writes_to_storage_on_a(b: Any) -> None:
+    pytest.importorskip("wiredflow")
+    from wiredflow.main.actions.assimilation.store_staging import CustomStorageStage
+
+    saved: list[Any] = []
+    storage = CustomStorageStage(lambda info, **kw: saved.append(info), stage_id="custom_in_p1", use_threads=True)
+
+    def core_logic(relevant_info: Any, db_connectors: dict[str, Any], pipeline_name: str) -> str:
+        db_connectors["p1"].save({"from": pipeline_name, "n": relevant_info})
+        return type(db_connectors["p1"]).__name__
+
+    kind = b.call(core_logic, relevant_info=3, db_connectors={"p1": storage}, pipeline_name="p3")
+    assert kind == "RemoteObjectProxy"
+    assert saved == [{"from": "p3", "n": 3}]  # the storage ran on A, unchanged
+
+
+def test_worker_opens_no_socket_on_b(b: Any) -> None:
+    def sockets() -> list[str]:
+        fds = os.listdir("/proc/self/fd")
+        links = []
+        for fd in fds:
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                continue
+        return [link for link in links if link.startswith("socket:")]
+
+    assert b.call(sockets) == []
+
+
+def test_function_from_a_main_script(spec: HostSpec, tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "flow.py"
+    script.write_text(
+        "import sys\n"
+        "from wiredprof.remote import HostSpec, connect\n"
+        "RATE = 4\n"
+        "def core_logic(x):\n"
+        "    return x * RATE\n"
+        "spec = HostSpec.direct(sys.argv[1], port=int(sys.argv[2]), identity=sys.argv[3],\n"
+        "                       known_hosts=sys.argv[4], python=sys.argv[5], allow_agent=False)\n"
+        "with connect(spec) as b:\n"
+        "    print(b.call(core_logic, 10), b.call(lambda: __name__))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(script), spec.hostname, str(spec.port), str(spec.identity_files[0]),
+         str(spec.known_hosts[0]), spec.python],
+        capture_output=True, text=True, timeout=45, env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["40", "__main__"]

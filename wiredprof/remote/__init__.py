@@ -1,10 +1,11 @@
 """Run a Python callable on another host over SSH: zero-install worker, cloudpickle, paramiko.
 
-    from wiredprof.remote import connect
-    with connect("B") as b:
-        b.call(fn, *args, **kwargs)
-        fut = b.submit(fn, x)
+from wiredprof.remote import connect
+with connect("B") as b:
+    b.call(fn, *args, **kwargs)
+    fut = b.submit(fn, x)
 """
+
 from __future__ import annotations
 
 import os
@@ -50,7 +51,9 @@ def connect(
         spec = resolve_host(host, project=project, ssh_dir=ssh_dir)
     else:
         spec = host
-    executor = RemoteExecutor(spec, accept_new=accept_new, call_timeout=call_timeout, output=output, **options)
+    executor = RemoteExecutor(
+        spec, accept_new=accept_new, call_timeout=call_timeout, output=output, **options
+    )
     if not lazy:
         try:
             executor.connect()

@@ -6,6 +6,7 @@ Python, so a mismatch is reported before anything else is sent), then reads the 
 source from the channel and runs it. cloudpickle's source follows when B lacks it or has
 another version than A.
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,7 +35,9 @@ BOOTSTRAP = (
     "import os,sys,types\n"
     "i=os.fdopen(os.dup(0),'rb');o=os.fdopen(os.dup(1),'wb',0)\n"
     "n=os.open(os.devnull,os.O_RDONLY);os.dup2(n,0);os.dup2(2,1)\n"
-    "o.write(('" + MAGIC + " %d %d %d %d %s\\n'%(sys.version_info[:3]+(os.getpid(),sys.executable))).encode())\n"
+    "o.write(('"
+    + MAGIC
+    + " %d %d %d %d %s\\n'%(sys.version_info[:3]+(os.getpid(),sys.executable))).encode())\n"
     "L=i.readline()\n"
     "if L.strip():\n"
     " m=types.ModuleType('wiredprof_worker');sys.modules[m.__name__]=m\n"
@@ -117,7 +120,8 @@ def start_worker(
         channel.close()
         raise ConnectError(
             f"host {host}: could not start `{python}` there: {stderr or 'no output'}; "
-            f"set `python` in [hosts.{host}] to a Python {sys.version_info.major}.{sys.version_info.minor} path"
+            f"set `python` in [hosts.{host}] to a Python "
+            f"{sys.version_info.major}.{sys.version_info.minor} path"
         )
     remote = tuple(int(p) for p in parts[1:4])
     if remote[:2] != tuple(sys.version_info[:2]):
@@ -131,7 +135,7 @@ def start_worker(
         )
     source = _worker_source()
     channel.sendall(b"%d\n" % len(source))
-    channel.sendall(memoryview(source))
+    channel.sendall(source)
     frames = FrameChannel(channel)
     kind, _, payload = frames.read_frame(deadline)
     if kind != Kind.HELLO:
@@ -144,16 +148,22 @@ def start_worker(
     if kind != Kind.READY:
         raise ConnectError(f"host {host}: worker failed to start (frame {kind}): {_stderr_tail(channel)}")
     ready = decode_json(payload)
-    log.debug("worker on %s: pid %s, cloudpickle %s (shipped: %s)", host, hello["pid"], ready["cloudpickle"], ship)
-    return channel, frames, WorkerHello(
-        pid=int(hello["pid"]),
-        python=str(hello["python"]),
-        executable=str(hello["executable"]),
-        cloudpickle_remote=hello.get("cloudpickle"),
-        cloudpickle_used=str(ready["cloudpickle"]),
-        cloudpickle_shipped=bool(ready["shipped"]),
-        platform=str(hello.get("platform", "")),
-        hostname=str(hello.get("hostname", "")),
+    log.debug(
+        "worker on %s: pid %s, cloudpickle %s (shipped: %s)", host, hello["pid"], ready["cloudpickle"], ship
+    )
+    return (
+        channel,
+        frames,
+        WorkerHello(
+            pid=int(hello["pid"]),
+            python=str(hello["python"]),
+            executable=str(hello["executable"]),
+            cloudpickle_remote=hello.get("cloudpickle"),
+            cloudpickle_used=str(ready["cloudpickle"]),
+            cloudpickle_shipped=bool(ready["shipped"]),
+            platform=str(hello.get("platform", "")),
+            hostname=str(hello.get("hostname", "")),
+        ),
     )
 
 
@@ -169,4 +179,3 @@ def _stderr_tail(channel: paramiko.Channel, limit: int = 400) -> str:
             time.sleep(0.02)
     text = data.decode(errors="replace").strip()
     return text[-limit:].replace("\n", " | ")
-

@@ -9,6 +9,7 @@ The executor owns at most one live `WorkerSession`; if the worker died or the li
 dropped, the next call connects again (and ships its callables again, so state kept on B
 starts over, which is logged).
 """
+
 from __future__ import annotations
 
 import logging
@@ -106,7 +107,10 @@ class RemoteExecutor:
         ssh_done = time.perf_counter()
         try:
             channel, frames, hello = start_worker(
-                transport, self.spec.name, self.spec.python, timeout_s=self.spec.connect_timeout_s,
+                transport,
+                self.spec.name,
+                self.spec.python,
+                timeout_s=self.spec.connect_timeout_s,
                 max_threads=self.max_threads,
             )
         except BaseException:
@@ -135,7 +139,9 @@ class RemoteExecutor:
         timeout: float | None = None,
     ) -> Future[T]:
         """Like `submit`, with its own timeout (seconds) for this call."""
-        return self.session().submit(fn, args, kwargs or {}, timeout if timeout is not None else self.call_timeout)
+        return self.session().submit(
+            fn, args, kwargs or {}, timeout if timeout is not None else self.call_timeout
+        )
 
     def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run `fn(*args, **kwargs)` on the host and return its result (or raise its exception)."""

@@ -4,6 +4,7 @@ The layout lives in `worker.py` (`HEADER`, `Kind`), shared with host B. Sends go
 `memoryview` slices: paramiko's `sendall(bytes)` re-copies the remaining buffer for every
 packet, which made a 100 MiB send take a minute.
 """
+
 from __future__ import annotations
 
 import socket
@@ -38,7 +39,7 @@ class FrameChannel:
             with self._send_lock:
                 self.channel.sendall(HEADER.pack(kind, ident, view.nbytes))
                 if view.nbytes:
-                    self.channel.sendall(view)
+                    self.channel.sendall(view)  # type: ignore[arg-type]  # slices, not copies
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise LinkClosed(str(exc) or type(exc).__name__) from exc
 

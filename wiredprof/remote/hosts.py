@@ -4,6 +4,7 @@ Like fabric's `Connection`: the inventory's `address` (user@host:port) is applie
 what `~/.ssh/config` says for that host name (HostName, User, Port, IdentityFile,
 UserKnownHostsFile, ProxyJump), so an inventory entry may be just an ssh_config alias.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -123,8 +124,14 @@ def resolve_host(
     entry: HostEntry | None = entries.get(name)
     if entry is not None:
         return _spec_from(
-            name, entry.address, ssh_config, directory,
-            identity=entry.identity, python=entry.python, known_hosts_file=entry.known_hosts, base=config.root,
+            name,
+            entry.address,
+            ssh_config,
+            directory,
+            identity=entry.identity,
+            python=entry.python,
+            known_hosts_file=entry.known_hosts,
+            base=config.root,
         )
     if name in ssh_config_aliases(ssh_config):
         return _spec_from(name, name, ssh_config, directory)

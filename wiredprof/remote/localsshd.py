@@ -3,6 +3,7 @@
 Used by the tests and by the demo command, which plays "host B" on this machine. Nothing
 here touches `~/.ssh` or the system's sshd: every file lives in one temporary directory.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -87,7 +88,9 @@ def write_ed25519_key(path: Path, comment: str = "wiredprof", passphrase: str | 
     """Write a new ed25519 key pair (`path`, `path.pub`) in OpenSSH format; return the public line."""
     key = ed25519.Ed25519PrivateKey.generate()
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
     )
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)

@@ -10,6 +10,7 @@
    cannot be pickled is kept on A the same way; a closure variable or global that cannot
    be pickled is an error naming it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -73,6 +74,7 @@ _STAY_TYPES: set[type] = {
 # Classes from these modules hold connections or a pipeline's storage: they must act on A.
 _STAY_MODULE_PREFIXES: list[str] = [
     "wiredflow.main.store_engines",
+    "wiredflow.main.actions.stages.storage_stage",  # user subclasses of StageStorageInterface too
     "pymongo.",
     "redis.",
     "psycopg",
@@ -80,7 +82,9 @@ _STAY_MODULE_PREFIXES: list[str] = [
     "paho.mqtt.client",
 ]
 _stay_cache: dict[type, bool] = {}
-_SIMPLE_TYPES = frozenset({int, float, str, bytes, bytearray, bool, type(None), tuple, list, dict, set, frozenset, complex})
+_SIMPLE_TYPES = frozenset(
+    {int, float, str, bytes, bytearray, bool, type(None), tuple, list, dict, set, frozenset, complex}
+)
 
 
 def keep_on_host_a(cls_or_module_prefix: type | str) -> None:
@@ -93,13 +97,13 @@ def keep_on_host_a(cls_or_module_prefix: type | str) -> None:
 
 
 def stays_on_host_a(obj: Any) -> bool:
-    """True when `obj` is of a type that never leaves host A."""
+    """True when `obj` is of a type that never leaves host A (its class or a base is registered)."""
     cls = type(obj)
     cached = _stay_cache.get(cls)
     if cached is None:
-        module = getattr(cls, "__module__", "") or ""
+        modules = [getattr(base, "__module__", "") or "" for base in cls.__mro__]
         cached = any(issubclass(cls, t) for t in _STAY_TYPES) or any(
-            module.startswith(prefix) for prefix in _STAY_MODULE_PREFIXES
+            module.startswith(prefix) for module in modules for prefix in _STAY_MODULE_PREFIXES
         )
         _stay_cache[cls] = cached
     return cached
@@ -124,7 +128,9 @@ class LocalObjects:
                 self._by_ref[ref] = obj
                 self._ref_by_id[id(obj)] = ref
         cls = type(obj)
-        methods = [name for name in dir(cls) if not name.startswith("__") and callable(getattr(cls, name, None))]
+        methods = [
+            name for name in dir(cls) if not name.startswith("__") and callable(getattr(cls, name, None))
+        ]
         return (REF_TAG, ref, f"{cls.__module__}.{cls.__qualname__}", methods)
 
     def get(self, ref: int) -> Any:
@@ -170,6 +176,7 @@ class _Unpickler(pickle.Unpickler):
 
 
 # -- by value or by reference ------------------------------------------------------------
+
 
 def _library_roots() -> tuple[str, ...]:
     roots = set()
@@ -224,6 +231,7 @@ def register_project_modules() -> None:
 
 # -- dumping and loading -------------------------------------------------------------------
 
+
 def _dump(obj: Any, objects: LocalObjects, marked: set[int]) -> memoryview:
     out = io.BytesIO()
     _Pickler(out, objects, marked).dump(obj)
@@ -255,8 +263,17 @@ def function_name(fn: Any) -> str:
 def _proxyable(obj: Any) -> bool:
     return not isinstance(
         obj,
-        (type, types.ModuleType, types.FunctionType, types.GeneratorType, types.CoroutineType,
-         types.AsyncGeneratorType, types.FrameType, types.CodeType, types.TracebackType),
+        (
+            type,
+            types.ModuleType,
+            types.FunctionType,
+            types.GeneratorType,
+            types.CoroutineType,
+            types.AsyncGeneratorType,
+            types.FrameType,
+            types.CodeType,
+            types.TracebackType,
+        ),
     )
 
 
@@ -269,7 +286,9 @@ def _children(obj: Any) -> Iterator[tuple[str, Any]]:
             yield f"[{index}]", value
 
 
-def _keep_unpicklable_on_a(obj: Any, path: str, objects: LocalObjects, marked: set[int], budget: list[int]) -> None:
+def _keep_unpicklable_on_a(
+    obj: Any, path: str, objects: LocalObjects, marked: set[int], budget: list[int]
+) -> None:
     """Mark the outermost objects under `obj` that cannot travel; containers and functions are opened."""
     budget[0] -= 1
     if budget[0] < 0 or _pickles(obj, objects, marked) is None:
@@ -298,7 +317,9 @@ def _argument_names(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> l
         bound = inspect.signature(fn).bind_partial(*args, **kwargs)
         return [(f"argument {name!r}", value) for name, value in bound.arguments.items()]
     except (TypeError, ValueError):
-        return [(f"argument {i}", a) for i, a in enumerate(args)] + [(f"argument {k!r}", v) for k, v in kwargs.items()]
+        return [(f"argument {i}", a) for i, a in enumerate(args)] + [
+            (f"argument {k!r}", v) for k, v in kwargs.items()
+        ]
 
 
 def dump_value(value: Any, objects: LocalObjects, what: str = "value") -> memoryview:
@@ -345,7 +366,9 @@ def dump_function(fn: Callable[..., Any], objects: LocalObjects) -> memoryview:
             for label, part in _function_parts(fn):
                 _keep_unpicklable_on_a(part, label, objects, marked, budget)
         except PickleError as exc:
-            raise PickleError(f"cannot ship {function_name(fn)} to the remote host: {exc}", exc.path) from first
+            raise PickleError(
+                f"cannot ship {function_name(fn)} to the remote host: {exc}", exc.path
+            ) from first
         try:
             return _dump(fn, objects, marked)
         except Exception as exc:  # noqa: BLE001

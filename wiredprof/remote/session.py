@@ -5,6 +5,7 @@ A receiver thread reads every frame and routes it: results and failures to the c
 When the channel ends (worker killed, link dropped) every pending call fails at once with
 `WorkerLostError`; per-call deadlines are checked by the same thread between frames.
 """
+
 from __future__ import annotations
 
 import collections
@@ -23,7 +24,14 @@ import paramiko
 from wiredprof.errors import CallTimeoutError, MissingModuleError, PickleError, RemoteError, WorkerLostError
 from wiredprof.remote.bootstrap import WorkerHello
 from wiredprof.remote.frames import FrameChannel, LinkClosed
-from wiredprof.remote.serialize import LocalObjects, dump_call, dump_function, dump_value, function_name, load_value
+from wiredprof.remote.serialize import (
+    LocalObjects,
+    dump_call,
+    dump_function,
+    dump_value,
+    function_name,
+    load_value,
+)
 from wiredprof.remote.worker import Kind
 
 __all__ = ["WorkerSession", "OutputSink", "RemoteTraceback", "print_output"]
@@ -40,7 +48,9 @@ def print_output(host: str, stream: str, text: str) -> None:
     """Default sink: each line to the local stream of the same name, prefixed `[host] `."""
     target = sys.stdout if stream == "stdout" else sys.stderr
     lines = text.splitlines(keepends=True)
-    target.write("".join(f"[{host}] {line}" if line.endswith("\n") else f"[{host}] {line}\n" for line in lines))
+    target.write(
+        "".join(f"[{host}] {line}" if line.endswith("\n") else f"[{host}] {line}\n" for line in lines)
+    )
     target.flush()
 
 
@@ -100,7 +110,9 @@ class WorkerSession:
         self._closed = threading.Event()
         self._lost_reason: str | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
-        self._proxy_pool = ThreadPoolExecutor(max_workers=proxy_threads, thread_name_prefix=f"wiredprof-proxy-{host}")
+        self._proxy_pool = ThreadPoolExecutor(
+            max_workers=proxy_threads, thread_name_prefix=f"wiredprof-proxy-{host}"
+        )
         # Blocking channel: a timeout would also cut sends short while the window is full.
         channel.settimeout(None)
         self._threads = [
@@ -124,7 +136,11 @@ class WorkerSession:
 
     # -- calls ------------------------------------------------------------------------------
     def submit(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None = None
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None = None,
     ) -> Future[Any]:
         """Send one call; the future gets its result, its re-raised exception, or a transport error."""
         if not callable(fn):
@@ -189,8 +205,6 @@ class WorkerSession:
                     self.output(self.host, stream, bytes(payload[1:]).decode("utf-8", "replace"))
                 elif kind == Kind.PROXY_CALL:
                     self._proxy_pool.submit(self._serve_proxy, ident, payload)
-                elif kind == Kind.PONG:
-                    pass
                 else:
                     log.warning("host %s sent an unexpected frame kind %d", self.host, kind)
         except LinkClosed as exc:
@@ -227,8 +241,12 @@ class WorkerSession:
         try:
             value = load_value(payload, self.objects)
         except Exception as exc:  # noqa: BLE001
-            pending.future.set_exception(RemoteError(
-                f"the reply of {pending.name} from host {self.host} cannot be loaded here: {exc!r}", host=self.host))
+            pending.future.set_exception(
+                RemoteError(
+                    f"the reply of {pending.name} from host {self.host} cannot be loaded here: {exc!r}",
+                    host=self.host,
+                )
+            )
             return
         if kind == Kind.RESULT:
             pending.future.set_result(value)
@@ -249,7 +267,9 @@ class WorkerSession:
                 f"(Python {self.hello.python} at {self.hello.executable}): install it there "
                 f"(`{self.hello.executable} -m pip install {top}`), or if it is your own code, "
                 f"keep it outside site-packages here so it is shipped by value",
-                module=module, host=self.host, remote_traceback=tb,
+                module=module,
+                host=self.host,
+                remote_traceback=tb,
             )
         if phase == "dump":
             return PickleError(
@@ -263,12 +283,16 @@ class WorkerSession:
             except Exception:  # noqa: BLE001 - the type may not exist here
                 exc = None
         if not isinstance(exc, BaseException):
-            exc = RemoteError(f"{name} failed on host {self.host}: {type_name}: {info.get('message')}",
-                              remote_type=type_name, remote_traceback=tb, host=self.host)
+            exc = RemoteError(
+                f"{name} failed on host {self.host}: {type_name}: {info.get('message')}",
+                remote_type=type_name,
+                remote_traceback=tb,
+                host=self.host,
+            )
         else:
             try:
-                exc.remote_traceback = tb
-                exc.remote_host = self.host
+                setattr(exc, "remote_traceback", tb)
+                setattr(exc, "remote_host", self.host)
             except AttributeError:
                 pass
         exc.__cause__ = RemoteTraceback(tb, self.host)

@@ -1,4 +1,5 @@
 """`HostSpec`: everything needed to reach one host, resolved once (fabric-style), no I/O."""
+
 from __future__ import annotations
 
 import getpass

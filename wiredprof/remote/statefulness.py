@@ -5,6 +5,7 @@ that appends to a closure's list or bumps a module-level counter behaves as it d
 locally, but A no longer sees those changes. `stateful_reasons` finds the usual ways a
 function keeps state so `wiredprof offload` can say so before it happens.
 """
+
 from __future__ import annotations
 
 import dis
@@ -14,8 +15,21 @@ from typing import Any, Callable
 
 __all__ = ["stateful_reasons", "is_stateful"]
 
-_IMMUTABLE = (int, float, complex, str, bytes, bool, type(None), frozenset, range, type, types.ModuleType,
-              types.FunctionType, types.BuiltinFunctionType)
+_IMMUTABLE = (
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    bool,
+    type(None),
+    frozenset,
+    range,
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+)
 
 
 def _mutable(value: Any) -> bool:

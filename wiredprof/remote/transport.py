@@ -5,6 +5,7 @@ caller accepts it explicitly (then it is appended to the user's known_hosts); a 
 key is always refused. Authentication: identity files, then the agent, then the default
 keys in the ssh directory. Nothing secret is ever written.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -66,16 +67,18 @@ class HostKeyPolicy:
         if entry:
             user_file = self.spec.user_known_hosts[0]
             raise HostKeyChangedError(
-                f"WARNING: the host key of {self.spec.name} ({name}) has CHANGED: it now offers {fingerprint}, "
-                f"which differs from the recorded key; this may be an attack, so wiredprof refuses to connect. "
-                f"If the change is expected, remove the old key with `ssh-keygen -R '{name}' -f {user_file}`",
+                f"WARNING: the host key of {self.spec.name} ({name}) has CHANGED: "
+                f"it now offers {fingerprint}, which differs from the recorded key; "
+                f"this may be an attack, so wiredprof refuses to connect. If the change is expected, "
+                f"remove the old key with `ssh-keygen -R '{name}' -f {user_file}`",
                 host=self.spec.name,
                 fingerprint=fingerprint,
             )
         if not self.accept_new:
             raise UnknownHostKeyError(
                 f"the host key of {self.spec.name} ({name}) is not known: {fingerprint}. "
-                f"If that fingerprint is right, accept it with `wiredprof hosts check {self.spec.name} --accept-new`",
+                f"If that fingerprint is right, accept it with "
+                f"`wiredprof hosts check {self.spec.name} --accept-new`",
                 host=self.spec.name,
                 fingerprint=fingerprint,
             )
@@ -85,11 +88,19 @@ class HostKeyPolicy:
         path = self.spec.user_known_hosts[0]
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         line = paramiko.hostkeys.HostKeyEntry([self.spec.known_hosts_name], key).to_line()
+        if not line:
+            raise UnknownHostKeyError(
+                f"cannot record a {key.get_name()} key for {self.spec.name}",
+                host=self.spec.name,
+                fingerprint=key.fingerprint,
+            )
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "a") as f:
             f.write(line)
         self.known.add(self.spec.known_hosts_name, key.get_name(), key)
-        log.warning("recorded host key of %s (%s %s) in %s", self.spec.name, key.get_name(), key.fingerprint, path)
+        log.warning(
+            "recorded host key of %s (%s %s) in %s", self.spec.name, key.get_name(), key.fingerprint, path
+        )
 
 
 def _tcp_socket(spec: HostSpec) -> socket.socket:
@@ -106,12 +117,15 @@ def _jump_channel(spec: HostSpec, accept_new: bool, prompt: PassphrasePrompt) ->
     assert spec.proxy_jump is not None
     jump = open_transport(spec.proxy_jump, accept_new=accept_new, prompt=prompt)
     try:
-        return jump.open_channel("direct-tcpip", (spec.hostname, spec.port), ("127.0.0.1", 0),
-                                 timeout=spec.connect_timeout_s)
+        return jump.open_channel(
+            "direct-tcpip", (spec.hostname, spec.port), ("127.0.0.1", 0), timeout=spec.connect_timeout_s
+        )
     except (paramiko.SSHException, OSError) as exc:
         jump.close()
-        raise ConnectError(f"host {spec.name}: jump host {spec.proxy_jump.name} cannot reach "
-                           f"{spec.hostname}:{spec.port}: {exc}") from None
+        raise ConnectError(
+            f"host {spec.name}: jump host {spec.proxy_jump.name} cannot reach "
+            f"{spec.hostname}:{spec.port}: {exc}"
+        ) from None
 
 
 def open_transport(
@@ -126,8 +140,10 @@ def open_transport(
     try:
         options = transport.get_security_options()
         available = list(options.ciphers)
-        options.ciphers = tuple([c for c in _PREFERRED_CIPHERS if c in available] +
-                                [c for c in available if c not in _PREFERRED_CIPHERS])
+        options.ciphers = tuple(
+            [c for c in _PREFERRED_CIPHERS if c in available]
+            + [c for c in available if c not in _PREFERRED_CIPHERS]
+        )
         known = policy.known_types()
         if known:
             types = list(options.key_types)
@@ -135,7 +151,9 @@ def open_transport(
         try:
             transport.start_client(timeout=spec.connect_timeout_s)
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise ConnectError(f"host {spec.name}: SSH handshake with {spec.hostname}:{spec.port} failed: {exc}") from None
+            raise ConnectError(
+                f"host {spec.name}: SSH handshake with {spec.hostname}:{spec.port} failed: {exc}"
+            ) from None
         policy.verify(transport.get_remote_server_key())
         _authenticate(transport, spec, prompt)
     except BaseException:
@@ -153,10 +171,21 @@ def _candidate_keys(spec: HostSpec) -> list[Path]:
     return [p for p in paths if not (p in seen or seen.add(p))]  # type: ignore[func-returns-value]
 
 
+def _needs_passphrase(exc: Exception) -> bool:
+    # paramiko raises PasswordRequiredException for PEM keys; for OpenSSH-format keys the
+    # cryptography backend's TypeError ("password-protected") comes through unwrapped.
+    return isinstance(exc, paramiko.PasswordRequiredException) or (
+        isinstance(exc, TypeError) and "password" in str(exc).lower()
+    )
+
+
 def _load_key(path: Path, prompt: PassphrasePrompt, hints: list[str]) -> paramiko.PKey | None:
     try:
         return paramiko.PKey.from_path(path)
-    except paramiko.PasswordRequiredException:
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        if not _needs_passphrase(exc):
+            hints.append(f"cannot read key {path}: {exc}")
+            return None
         passphrase = prompt(path)
         if passphrase is None:
             hints.append(
@@ -165,8 +194,8 @@ def _load_key(path: Path, prompt: PassphrasePrompt, hints: list[str]) -> paramik
             )
             return None
         try:
-            return paramiko.PKey.from_path(path, passphrase)
-        except (paramiko.SSHException, ValueError):
+            return paramiko.PKey.from_path(path, passphrase.encode())  # type: ignore[arg-type]
+        except (paramiko.SSHException, ValueError, TypeError):
             hints.append(f"wrong passphrase for key {path}")
             return None
     except (OSError, paramiko.SSHException, ValueError) as exc:
@@ -184,8 +213,10 @@ def _authenticate(transport: paramiko.Transport, spec: HostSpec, prompt: Passphr
         try:
             transport.auth_publickey(spec.user, key)
         except paramiko.BadAuthenticationType as exc:
-            raise AuthError(f"host {spec.name} accepts only {', '.join(exc.allowed_types)}, "
-                            f"wiredprof uses public keys: add your key to its authorized_keys") from None
+            raise AuthError(
+                f"host {spec.name} accepts only {', '.join(exc.allowed_types)}, "
+                f"wiredprof uses public keys: add your key to its authorized_keys"
+            ) from None
         except paramiko.AuthenticationException:
             return False
         except (paramiko.SSHException, EOFError, OSError) as exc:

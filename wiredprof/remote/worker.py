@@ -8,6 +8,7 @@ and fd 1 goes to stderr, so a stray print (even from C code) cannot corrupt the 
 Host A imports this module too, for the frame layout and message codes, so both sides
 share one definition of the wire format.
 """
+
 from __future__ import annotations
 
 import importlib.abc
@@ -50,7 +51,6 @@ class Kind:
     CALL = 3  # id = call id; payload = pickled (function id, args, kwargs)
     PROXY_REPLY = 4  # id = proxy request id; payload = pickled value
     PROXY_FAIL = 5  # id = proxy request id; payload = pickled failure info
-    PING = 6
     CLOSE = 7
     FORGET = 8  # id = function id to drop
     HELLO = 101  # json: pid, python, cloudpickle version (or null), cpu, platform
@@ -59,7 +59,6 @@ class Kind:
     FAILURE = 104  # id = call id; payload = pickled failure info
     OUTPUT = 105  # id = call id (0: none); payload = stream byte (1 out, 2 err) + utf-8 text
     PROXY_CALL = 106  # id = proxy request id; payload = pickled (op, ref, name, args, kwargs)
-    PONG = 107
 
 
 def encode_json(obj: Any) -> bytes:
@@ -90,7 +89,9 @@ class _SourceImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, modules: dict[str, list[Any]]) -> None:
         self.modules = modules
 
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
         entry = self.modules.get(fullname)
         if entry is None:
             return None
@@ -145,7 +146,9 @@ class _Output(io.TextIOBase):
         text = "".join(buf)
         buf.clear()
         self._local.size = 0
-        self._server.send(Kind.OUTPUT, self._server.current_call(), bytes([self._stream]) + text.encode("utf-8", "replace"))
+        self._server.send(
+            Kind.OUTPUT, self._server.current_call(), bytes([self._stream]) + text.encode("utf-8", "replace")
+        )
 
 
 class _Server:
@@ -213,10 +216,14 @@ class _Server:
         self.cloudpickle = cloudpickle
         self.Proxy = _make_proxy_class(self)
         self.pickler_cls = _make_pickler_class(cloudpickle, self.Proxy)
-        self.pool = ThreadPoolExecutor(max_workers=int(setup.get("max_threads", 32)), thread_name_prefix="wiredprof-call")
+        self.pool = ThreadPoolExecutor(
+            max_workers=int(setup.get("max_threads", 32)), thread_name_prefix="wiredprof-call"
+        )
         sys.stdout = _Output(self, 1)
         sys.stderr = _Output(self, 2)
-        self.send(Kind.READY, 0, encode_json({"cloudpickle": cloudpickle.__version__, "shipped": bool(modules)}))
+        self.send(
+            Kind.READY, 0, encode_json({"cloudpickle": cloudpickle.__version__, "shipped": bool(modules)})
+        )
         return True
 
     # -- pickling ----------------------------------------------------------------------
@@ -244,8 +251,6 @@ class _Server:
                 self._proxy_answer(kind, ident, payload)
             elif kind == Kind.FORGET:
                 self.functions.pop(ident, None)
-            elif kind == Kind.PING:
-                self.send(Kind.PONG, ident)
             elif kind == Kind.CLOSE:
                 return
 
@@ -285,7 +290,9 @@ class _Server:
         self.send(Kind.RESULT, call_id, data)
 
     # -- proxies: calls from B to objects that stayed on A -------------------------------
-    def proxy_request(self, op: str, ref: int, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def proxy_request(
+        self, op: str, ref: int, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         req_id = next(self.proxy_ids)
         waiter: list[Any] = [threading.Event(), None, None]
         with self.proxy_lock:
@@ -401,8 +408,17 @@ def _make_proxy_class(server: _Server) -> type:
         def __next__(self) -> Any:
             return server.proxy_request("call", object.__getattribute__(self, "_wp_ref"), "__next__", (), {})
 
-    for dunder in ("__enter__", "__exit__", "__len__", "__getitem__", "__setitem__", "__delitem__",
-                   "__contains__", "__call__", "__iter__"):
+    for dunder in (
+        "__enter__",
+        "__exit__",
+        "__len__",
+        "__getitem__",
+        "__setitem__",
+        "__delitem__",
+        "__contains__",
+        "__call__",
+        "__iter__",
+    ):
         setattr(Proxy, dunder, _method(dunder))
     Proxy.__name__ = Proxy.__qualname__ = "RemoteObjectProxy"
     return Proxy
