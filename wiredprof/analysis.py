@@ -17,7 +17,7 @@ GIL_BOUND = 0.3
 class Boundness:
     """How a stage spends its wall time."""
 
-    bound: str  # "cpu" | "gil" | "wait"
+    bound: str  # "cpu" | "gil" | "wait" | "remote"
     cpu_ratio: float
     gil_ratio: float
     wait_ratio: float
@@ -30,7 +30,9 @@ def classify(stage: StageStats) -> Boundness:
     cpu = stage.cpu_s / stage.total_s
     gil = stage.gil_wait_s / stage.total_s
     wait = max(0.0, 1.0 - cpu - gil)
-    if cpu >= CPU_BOUND:
+    if stage.host != "local":
+        bound = "remote"  # its work happens on its host; here it only waits for the answer
+    elif cpu >= CPU_BOUND:
         bound = "cpu"
     elif gil >= GIL_BOUND:
         bound = "gil"
@@ -76,7 +78,9 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
     )
     # Competitors worth naming: at least 1 % of the stage's wall time in CPU.
     others = [c for c in stage.competitors if c.cpu_s >= 0.01 * stage.total_s]
-    if b.bound == "cpu":
+    if b.bound == "remote":
+        reason = f"{head}, runs on host {stage.host}: here it waits for the answer"
+    elif b.bound == "cpu":
         reason = f"{head}, CPU-bound (cpu/wall {b.cpu_ratio:.2f}): a faster CPU shortens it"
         if profile.mode == "threads" and others and b.gil_ratio >= 0.05:
             reason += f"; it also waits {b.gil_ratio:.0%} for the GIL: {_competitors_text(others)}"

@@ -44,22 +44,44 @@ def discover_stages(flow: str | os.PathLike[str], args: list[str] | None = None,
         raise FlowFileError(f"{flow}: did not reach launch_flow within {timeout_s:.0f} s") from None
     for line in proc.stdout.splitlines():
         if line.startswith(_MARK):
-            return [StageName(**d) for d in json.loads(line[len(_MARK):])]
+            return [StageName(**{**d, "stateful": tuple(d.get("stateful", ()))}) for d in json.loads(line[len(_MARK):])]
     if proc.returncode not in (0, None):
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise FlowFileError(f"{flow} failed before launching its flow: {last}")
     return []
 
 
+def _ship_error(fn: object) -> str:
+    """Why `fn` cannot be shipped to another host, naming the object ("" when it can)."""
+    from wiredprof.errors import PickleError
+    from wiredprof.remote.serialize import LocalObjects, dump_function
+
+    try:
+        dump_function(fn, LocalObjects())  # type: ignore[arg-type]
+    except PickleError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - anything else is as fatal for shipping
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
 def _main(argv: list[str]) -> int:
     from wiredprof.adapters import wiredflow as adapter
+    from wiredprof.remote.statefulness import stateful_reasons
 
     flow = Path(argv[0]).resolve()
 
     def launch_flow(self, execution_seconds=None):  # type: ignore[no-untyped-def]
         self.initialize_internal_structure()
         refs = adapter.map_stages(self.processing_pool)
-        names = [{"pipeline": r.pipeline, "stage": r.stage, "function": r.function} for r in refs]
+        objects = {(r.pipeline, r.index): st for name, p in self.processing_pool.items()
+                   for r, st in zip([x for x in refs if x.pipeline == str(name)], p.action.init_stages)}
+        names = []
+        for r in refs:
+            fn = getattr(objects.get((r.pipeline, r.index)), "function_to_launch", None)
+            names.append({"pipeline": r.pipeline, "stage": r.stage, "function": r.function,
+                          "builtin": fn is None, "ship_error": _ship_error(fn) if fn is not None else "",
+                          "stateful": list(stateful_reasons(fn)) if fn is not None else []})
         print(_MARK + json.dumps(names), flush=True)
         raise _Discovered(0)
 

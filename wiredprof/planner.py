@@ -169,6 +169,8 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity) -> Recom
     peak = stage.rss_peak_bytes
     if host.memory_bytes and peak and peak > MEMORY_HEADROOM * host.memory_bytes:
         return Recommendation(**common, reason=f"does not fit: needs {_gib(peak)}, {host.name} has {_gib(host.memory_bytes)}")
+    if stage.host != "local":
+        return Recommendation(**common, reason=f"already runs on {stage.host}")
     if b.bound == "wait":
         return Recommendation(
             **common,
@@ -184,6 +186,8 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity) -> Recom
     speed = f"{host.name} runs Python x{host.cpu_speed_ratio:.2f} as fast"
     parts = [f"{b.bound}-bound ({b.cpu_ratio:.0%} CPU" + (f", {b.gil_ratio:.0%} GIL wait)" if b.gil_ratio >= 0.05 else ")"),
              speed]
+    if b.gil_ratio >= 0.05:
+        parts.append("in a worker process of its own it no longer waits for this process's GIL")
     fits = ""
     if peak and host.memory_bytes:
         fits = f"; needs {_gib(peak)}, fits in {_gib(host.memory_bytes)}"

@@ -63,6 +63,7 @@ class RunOptions:
     timeline_size: int = 5000
     flow_stdout_to_stderr: bool = False  # keep stdout clean for --json
     offloads: Any = None  # an OffloadRuntime: stages that run on other hosts
+    unbounded: bool = False  # run as long as the flow does (`wiredprof run` with no limit)
     notes: list[str] = field(default_factory=list)
 
     def validated(self) -> RunOptions:
@@ -70,7 +71,7 @@ class RunOptions:
             raise UsageError(f"--duration must be a positive number of seconds, not {self.duration_s!r}")
         if self.runs is not None and self.runs < 1:
             raise UsageError(f"--runs must be 1 or more, not {self.runs!r}")
-        if self.duration_s is None and self.runs is None:
+        if self.duration_s is None and self.runs is None and not self.unbounded:
             return RunOptions(**{**self.__dict__, "duration_s": DEFAULT_DURATION_S})
         return self
 

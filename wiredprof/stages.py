@@ -29,6 +29,9 @@ class StageName:
     pipeline: str
     stage: str
     function: str = ""
+    builtin: bool = False  # a wiredflow built-in stage (no callable of the user's to ship)
+    ship_error: str = ""  # why its callable cannot be shipped to another host ("" when it can)
+    stateful: tuple[str, ...] = ()  # why its callable keeps state between calls (it would live on the host)
 
     @property
     def full(self) -> str:

@@ -99,7 +99,8 @@ def stage_kind(stage: Any) -> str:
 def _function_name(stage: Any) -> str:
     fn = getattr(stage, "function_to_launch", None)
     if fn is not None:
-        return str(getattr(fn, "__qualname__", repr(fn)))
+        # A function's own name; for a callable object, its class's.
+        return str(getattr(fn, "__qualname__", None) or type(fn).__qualname__)
     return type(stage).__name__
 
 

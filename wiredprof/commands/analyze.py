@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
 from wiredprof.commands.output import emit_profile, output_options
+from wiredprof.config import ProjectConfig
+from wiredprof.discovery import discover_stages
 from wiredprof.errors import UsageError
+from wiredprof.plan import check_offloads_exist, offload_runtime, save_last_profile
+from wiredprof.profile import Profile
 from wiredprof.runner import DEFAULT_DURATION_S, Progress, RunOptions, run_flow
 
-__all__ = ["command", "progress_printer"]
+__all__ = ["command", "progress_printer", "run_with_plan", "parse_duration"]
 
 
-def progress_printer(stream=None):  # type: ignore[no-untyped-def]
+def progress_printer(stream: Any = None) -> Callable[[Progress], None]:
     """A progress callback: a live line on a terminal, a line every 10 s otherwise."""
     out = stream or sys.stderr
     tty = out.isatty()
@@ -41,7 +47,8 @@ def progress_printer(stream=None):  # type: ignore[no-untyped-def]
     return show
 
 
-def _duration(value: str | None) -> float | None:
+def parse_duration(value: str | None) -> float | None:
+    """--duration as seconds; a clear UsageError for anything else."""
     if value is None:
         return None
     try:
@@ -53,14 +60,41 @@ def _duration(value: str | None) -> float | None:
     return seconds
 
 
+def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan: bool = True,
+                  quiet: bool = False) -> Profile:
+    """Run the flow with the project's offload plan applied (unless `apply_plan` is False)."""
+    config = ProjectConfig.find()
+    runtime = None
+    if apply_plan:
+        entries = config.offloads()
+        if entries:
+            check_offloads_exist(entries, discover_stages(flow, flow_args), flow)
+            runtime = offload_runtime(config, entries)
+            if not quiet:
+                where = ", ".join(f"{e.stage} -> {e.host}" for e in entries.values())
+                click.echo(f"wiredprof: offloaded: {where}", err=True)
+    progress = opts.progress
+    try:
+        profile = run_flow(flow, flow_args, RunOptions(**{**opts.__dict__, "offloads": runtime}))
+    finally:
+        if progress is not None and hasattr(progress, "done"):
+            progress.done()
+    try:
+        save_last_profile(profile, config)
+    except OSError as exc:
+        click.echo(f"wiredprof: could not keep the last profile in {config.root}: {exc.strerror}", err=True)
+    return profile
+
+
 @click.command("analyze", context_settings={"ignore_unknown_options": True})
 @click.argument("flow", type=click.Path(dir_okay=False))
 @click.argument("flow_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--duration", "duration", metavar="SECONDS",
               help=f"Stop the flow after this many seconds (default {DEFAULT_DURATION_S:g} unless --runs is given).")
-@click.option("--runs", type=int, metavar="N", help="Stop each pipeline after N cycles.")
+@click.option("--runs", type=click.IntRange(min=1), metavar="N", help="Stop each pipeline after N cycles.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), help="Save the profile (JSON) here.")
 @click.option("--no-call-tree", is_flag=True, help="Do not sample call stacks with pyinstrument.")
+@click.option("--local", "local_only", is_flag=True, help="Ignore the offload plan: run every stage here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
 @output_options
 def command(
@@ -70,6 +104,7 @@ def command(
     runs: int | None,
     output: str | None,
     no_call_tree: bool,
+    local_only: bool,
     quiet: bool,
     as_json: bool,
     html_path: str | None,
@@ -78,20 +113,16 @@ def command(
     """Run FLOW.py unchanged for a bounded time and show where the time goes.
 
     Arguments after the flow file (after `--` if they look like options) go to the flow.
+    Stages offloaded with `wiredprof offload` run on their host, as `wiredprof run` does.
     """
-    progress = None if quiet or as_json else progress_printer()
     opts = RunOptions(
-        duration_s=_duration(duration),
+        duration_s=parse_duration(duration),
         runs=runs,
         call_trees=not no_call_tree,
-        progress=progress,
+        progress=None if quiet or as_json else progress_printer(),
         flow_stdout_to_stderr=as_json,
     )
-    try:
-        profile = run_flow(flow, list(flow_args), opts)
-    finally:
-        if progress is not None:
-            progress.done()  # type: ignore[attr-defined]
+    profile = run_with_plan(flow, list(flow_args), opts, apply_plan=not local_only, quiet=quiet or as_json)
     if output:
         try:
             profile.save(output)

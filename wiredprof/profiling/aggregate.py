@@ -1,6 +1,7 @@
 """Turns a finished run's recorder into a `Profile` (plain data, ready to save)."""
 from __future__ import annotations
 
+import math
 import platform
 import socket
 import sys
@@ -23,14 +24,27 @@ from wiredprof.profiling.threads import FRAMEWORK_SUFFIX
 __all__ = ["build_profile", "stage_stats"]
 
 
+def nearest_rank_q(q: float, n: int) -> float:
+    """The quantile DDSketch must be asked for to get the nearest-rank `q` of `n` values.
+
+    DDSketch returns the value at rank q*(n-1), rounded down: the p95 of two calls would
+    be the faster one. Nearest rank is the ceil(q*n)-th value.
+    """
+    if n <= 1:
+        return q
+    return (math.ceil(q * n) - 1) / (n - 1)
+
+
 def stage_stats(acc: StageAccumulator) -> StageStats:
     """Freeze one accumulator into `StageStats`."""
     p95 = 0.0
     if acc.calls:
-        p95 = min(float(acc.sketch.get_quantile_value(0.95) or 0.0), acc.max)
+        p95 = min(float(acc.sketch.get_quantile_value(nearest_rank_q(0.95, acc.calls)) or 0.0), acc.max)
     wait = max(0.0, acc.total - acc.cpu)
     waits = acc.samples_lock_wait + acc.samples_io_wait
-    gil_wait = wait * acc.samples_lock_wait / waits if waits else 0.0
+    # An offloaded stage's thread waits on its host's answer: that is no GIL wait.
+    remote = acc.host != "local"
+    gil_wait = wait * acc.samples_lock_wait / waits if waits and not remote else 0.0
     return StageStats(
         pipeline=acc.pipeline,
         stage=acc.stage,
