@@ -153,3 +153,10 @@ def test_svg_declares_its_size_for_rasterising(profile):
     svg = render_timeline_svg(profile, width=900)
     m = re.match(r'<svg [^>]*width="(\d+)" height="(\d+)" viewBox="0 0 (\d+) (\d+)"', svg)
     assert m and m.group(1) == m.group(3) == "900" and m.group(2) == m.group(4)
+
+
+def test_the_legend_explains_only_the_marks_in_use(before_profile):
+    plain = replace(before_profile, timeline=[replace(s, error=False, sampled=False) for s in before_profile.timeline])
+    root = ET.fromstring(render_timeline_svg(plain))
+    legend = [t.text for t in next(g for g in root.iter(f"{SVG}g") if g.get("class") == "legend").iter(f"{SVG}text")]
+    assert legend == ["http_connector", "storage", "mqtt_connector", "core_logic", "send"]

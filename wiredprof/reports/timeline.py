@@ -273,19 +273,21 @@ class _Canvas:
                      'fill="#fff" pointer-events="none">!</text>')
         p.append("</g>")
 
-    def legend(self, y: float, colors: dict[str, str], any_remote: bool) -> float:
-        """Swatches for kinds, then for the marks; wraps to new lines; return the height below it."""
+    def legend(self, y: float, colors: dict[str, str], marks: set[str]) -> float:
+        """Swatches for kinds, then for the marks in use; wraps to new lines; return the height below it."""
         items: list[tuple[str, str]] = []
         for kind, color in colors.items():
             items.append((f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="{color}"/>', kind))
-        items.append((f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="#9aa0a6" stroke="#1b1b1b" '
-                      f'stroke-width="1.2" stroke-dasharray="3 2"/><rect x="0" y="-10" width="14" height="12" '
-                      f'fill="url(#{self.ids}-hatch)"/>',
-                      "sampled for call stacks (kept out of the timings)"))
-        items.append((f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="#9aa0a6" stroke="{ERROR_COLOR}" '
-                      f'stroke-width="2.5"/><circle cx="14" cy="-10" r="4.5" fill="{ERROR_COLOR}"/>',
-                      "raised an error"))
-        if any_remote:
+        if "sampled" in marks:
+            items.append((f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="#9aa0a6" stroke="#1b1b1b" '
+                          f'stroke-width="1.2" stroke-dasharray="3 2"/><rect x="0" y="-10" width="14" height="12" '
+                          f'fill="url(#{self.ids}-hatch)"/>',
+                          "sampled for call stacks (kept out of the timings)"))
+        if "error" in marks:
+            items.append((f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="#9aa0a6" stroke="{ERROR_COLOR}" '
+                          f'stroke-width="2.5"/><circle cx="14" cy="-10" r="4.5" fill="{ERROR_COLOR}"/>',
+                          "raised an error"))
+        if "remote" in marks:
             items.append(('<rect x="0" y="-10" width="14" height="12" fill="#fdf1dc" stroke="#e8a33d"/>',
                           "lane on another host (offloaded stage)"))
         p = self.parts
@@ -334,8 +336,11 @@ def render_timelines_svg(
     y = 8.0
     for (title, profile), lane_list, (t0, _) in zip(panels, lanes, windows):
         y = canvas.panel(y, profile, lane_list, title, t0, span, colors) + 6
-    any_remote = any(lane.remote for lane_list in lanes for lane in lane_list)
-    y = canvas.legend(y, colors, any_remote)
+    spans = [s for _, p in panels for s in p.timeline]
+    marks = {"sampled"} if any(s.sampled for s in spans) else set()
+    marks |= {"error"} if any(s.error for s in spans) else set()
+    marks |= {"remote"} if any(lane.remote for lane_list in lanes for lane in lane_list) else set()
+    y = canvas.legend(y, colors, marks)
     return canvas.svg(y + 6)
 
 
