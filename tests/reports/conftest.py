@@ -4,6 +4,7 @@
 storage call and one call sampled for call stacks, with a call tree from a real
 pyinstrument session; `offloaded=False` is the same flow with everything on the local host.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,8 +21,15 @@ from wiredprof.profiling.calltree import CallTreeSampler
 REFERENCE = [
     ("pipeline_1", [("http_connector", "http_connector", 0.5, 0.02), ("storage", "storage", 1.5, 0.02)]),
     ("pipeline_2", [("mqtt_connector", "mqtt_connector", 0.1, 0.05), ("storage", "storage", 0.5, 0.02)]),
-    ("pipeline_3", [("core_logic", "core_logic", 6.0, 0.97), ("send", "send", 0.1, 0.01),
-                    ("storage_2", "storage", 0.1, 0.02), ("send_2", "send", 0.1, 0.01)]),
+    (
+        "pipeline_3",
+        [
+            ("core_logic", "core_logic", 6.0, 0.97),
+            ("send", "send", 0.1, 0.01),
+            ("storage_2", "storage", 0.1, 0.02),
+            ("send_2", "send", 0.1, 0.01),
+        ],
+    ),
 ]
 B_SPEEDUP = 4.0
 RUN_S = 14.0
@@ -67,7 +75,9 @@ def reference_profile(offloaded: bool = True, call_tree: CallTree | None = None)
                     host, wall = "B", wall / B_SPEEDUP
                 error = pipeline == "pipeline_1" and stage == "storage" and cycles == 2
                 sampled = stage == "core_logic" and len(calls[stage]) == 1
-                cycle.append(TimelineSpan(pipeline, stage, host, round(t, 6), wall, wall * cpu_ratio, error, sampled))
+                cycle.append(
+                    TimelineSpan(pipeline, stage, host, round(t, 6), wall, wall * cpu_ratio, error, sampled)
+                )
                 t += wall + 0.01
             if t > RUN_S:
                 break
@@ -79,23 +89,54 @@ def reference_profile(offloaded: bool = True, call_tree: CallTree | None = None)
             timed = [s for s in calls[stage] if not s.sampled]
             total = sum(s.wall_s for s in timed)
             failed = [s for s in timed if s.error]
-            stats.append(StageStats(
-                pipeline, stage, kind, len(timed), total, total / max(1, len(timed)),
-                max((s.wall_s for s in timed), default=0.0), sum(s.cpu_s for s in timed), calls[stage][0].host,
-                len(failed), index=index, sampled_calls=len(calls[stage]) - len(timed),
-                wait_s=sum(s.wall_s - s.cpu_s for s in timed),
-                last_error=ErrorInfo("OSError", "disk <full> & 'slow'", "Traceback (most recent call last):\n"
-                                     '  File "flow.py", line 9, in save\nOSError: disk <full>') if failed else None,
-            ))
+            stats.append(
+                StageStats(
+                    pipeline,
+                    stage,
+                    kind,
+                    len(timed),
+                    total,
+                    total / max(1, len(timed)),
+                    max((s.wall_s for s in timed), default=0.0),
+                    sum(s.cpu_s for s in timed),
+                    calls[stage][0].host,
+                    len(failed),
+                    index=index,
+                    sampled_calls=len(calls[stage]) - len(timed),
+                    wait_s=sum(s.wall_s - s.cpu_s for s in timed),
+                    last_error=ErrorInfo(
+                        "OSError",
+                        "disk <full> & 'slow'",
+                        "Traceback (most recent call last):\n"
+                        '  File "flow.py", line 9, in save\nOSError: disk <full>',
+                    )
+                    if failed
+                    else None,
+                )
+            )
         busy[pipeline] = sum(s.wall_s for s in spans if s.pipeline == pipeline)
-        pipelines.append(PipelineStats(
-            pipeline, busy[pipeline] / max(1, cycles), cycles, 0.0, total_s=busy[pipeline],
-            cpu_s=sum(s.cpu_s for s in spans if s.pipeline == pipeline), framework_cpu_s=0.02 * cycles))
+        pipelines.append(
+            PipelineStats(
+                pipeline,
+                busy[pipeline] / max(1, cycles),
+                cycles,
+                0.0,
+                total_s=busy[pipeline],
+                cpu_s=sum(s.cpu_s for s in spans if s.pipeline == pipeline),
+                framework_cpu_s=0.02 * cycles,
+            )
+        )
     all_busy = sum(busy.values())
     pipelines = [replace(p, share=p.total_s / all_busy) for p in pipelines]
     profile = Profile(
-        flow="samples/reference_flow.py", wall_s=RUN_S, pipelines=pipelines, stages=stats, mode="threads",
-        started_at="2026-11-25T06:00:00Z", limits={"duration_s": RUN_S}, timeline=spans,
+        flow="samples/reference_flow.py",
+        wall_s=RUN_S,
+        pipelines=pipelines,
+        stages=stats,
+        mode="threads",
+        started_at="2026-11-25T06:00:00Z",
+        limits={"duration_s": RUN_S},
+        timeline=spans,
         call_trees=[call_tree] if call_tree else [],
         notes=["core_logic's 2nd call ran under pyinstrument and is kept out of the timings"],
     )

@@ -2,6 +2,7 @@
 
 Reads 8-bit RGB and RGBA images, the kinds Chromium writes, and undoes the scanline filters.
 """
+
 from __future__ import annotations
 
 import struct
@@ -20,8 +21,8 @@ def read_png(path: Path) -> tuple[int, int, int, list[bytes]]:
         raise ValueError(f"{path}: not a PNG")
     pos, idat, header = len(_SIGNATURE), bytearray(), None
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
         pos += 12 + length
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", body)
@@ -33,7 +34,9 @@ def read_png(path: Path) -> tuple[int, int, int, list[bytes]]:
         raise ValueError(f"{path}: no IHDR chunk")
     width, height, depth, color_type, _, _, interlace = header
     if depth != 8 or color_type not in (2, 6) or interlace:
-        raise ValueError(f"{path}: unsupported PNG (depth {depth}, colour type {color_type}, interlace {interlace})")
+        raise ValueError(
+            f"{path}: unsupported PNG (depth {depth}, colour type {color_type}, interlace {interlace})"
+        )
     bpp = 3 if color_type == 2 else 4
     raw = zlib.decompress(bytes(idat))
     stride = width * bpp
@@ -41,7 +44,7 @@ def read_png(path: Path) -> tuple[int, int, int, list[bytes]]:
     prev = bytearray(stride)
     for y in range(height):
         start = y * (stride + 1)
-        ftype, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        ftype, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
         if ftype == 1:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 0xFF
@@ -72,6 +75,6 @@ def distinct_colors(rows: list[bytes], bpp: int) -> dict[bytes, int]:
     counts: dict[bytes, int] = {}
     for row in rows:
         for i in range(0, len(row), bpp):
-            px = row[i:i + 3]
+            px = row[i : i + 3]
             counts[px] = counts.get(px, 0) + 1
     return counts

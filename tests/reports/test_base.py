@@ -1,4 +1,5 @@
 """Stage kinds and their colours, shared by every picture."""
+
 from __future__ import annotations
 
 from wiredprof.profile import TimelineSpan
@@ -34,5 +35,7 @@ def test_before_and_after_colour_a_stage_alike(profile, before_profile):
 def test_a_span_without_statistics_still_gets_a_colour(profile):
     from dataclasses import replace
 
-    odd = replace(profile, timeline=[*profile.timeline, TimelineSpan("pipeline_4", "enrich_2", "local", 1.0, 0.5, 0.1)])
+    odd = replace(
+        profile, timeline=[*profile.timeline, TimelineSpan("pipeline_4", "enrich_2", "local", 1.0, 0.5, 0.1)]
+    )
     assert "enrich" in profile_colors([odd])

@@ -1,7 +1,7 @@
 """The page and the timeline as a person sees them: rendered by headless Chromium."""
+
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +11,9 @@ from wiredprof.reports.chromium import ChromiumError, find_chromium, screenshot
 from wiredprof.reports.html import render_html
 from wiredprof.reports.timeline import render_timeline_svg, render_timelines_svg, write_png
 
-needs_chromium = pytest.mark.skipif(find_chromium() is None,
-                                    reason="Chromium is not installed (apt-get install chromium)")
+needs_chromium = pytest.mark.skipif(
+    find_chromium() is None, reason="Chromium is not installed (apt-get install chromium)"
+)
 
 
 def chromium_test(fn):  # type: ignore[no-untyped-def]
@@ -64,4 +65,6 @@ def test_a_missing_chromium_is_a_clear_error(profile, tmp_path, monkeypatch):
     with pytest.raises(ChromiumError, match="no Chromium found"):
         write_png(render_timeline_svg(profile), tmp_path / "x.png")
     with pytest.raises(ChromiumError, match="cannot run"):
-        write_png(render_timeline_svg(profile), tmp_path / "x.png", chromium=str(tmp_path / "no-such-chromium"))
+        write_png(
+            render_timeline_svg(profile), tmp_path / "x.png", chromium=str(tmp_path / "no-such-chromium")
+        )

@@ -1,4 +1,5 @@
 """The HTML page: self-contained, escaped, with every section and a real call tree."""
+
 from __future__ import annotations
 
 import re
@@ -10,8 +11,11 @@ from wiredprof.profile import Bottleneck, CallTree, ErrorInfo, TimelineSpan
 from wiredprof.reports.html import CallTreeHTMLRenderer, render_html
 
 # Attributes and CSS that make a browser fetch something.
-_LOADS = re.compile(r"""(?:\b(?:src|href|srcset|poster|data|action|xlink:href)\s*=\s*["']?(?!#)([^"'\s>]+))"""
-                    r"""|url\(\s*["']?(?!#)([^"')]+)|@import""", re.I)
+_LOADS = re.compile(
+    r"""(?:\b(?:src|href|srcset|poster|data|action|xlink:href)\s*=\s*["']?(?!#)([^"'\s>]+))"""
+    r"""|url\(\s*["']?(?!#)([^"')]+)|@import""",
+    re.I,
+)
 
 
 class _Tags(HTMLParser):
@@ -72,7 +76,7 @@ def test_timeline_is_inline_svg_with_a_bar_per_call(profile):
 
 def test_call_tree_comes_from_the_real_pyinstrument_session(before_profile, call_tree):
     page = render_html(before_profile)
-    section = page[page.index("<h2>Call stacks</h2>"):]
+    section = page[page.index("<h2>Call stacks</h2>") :]
     assert '<div class="calltree">' in section
     for fn in ("_core_logic_work", "_score"):
         assert f">{fn}</span>" in section
@@ -102,7 +106,9 @@ def test_a_broken_session_falls_back_to_its_text(before_profile):
 def test_without_a_call_tree_the_page_says_why(before_profile):
     page = render_html(replace(before_profile, call_trees=[]))
     assert "No call stacks for pipeline_3.core_logic: none of its calls was sampled" in page
-    single = [replace(s, calls=1, sampled_calls=0) if s.stage == "core_logic" else s for s in before_profile.stages]
+    single = [
+        replace(s, calls=1, sampled_calls=0) if s.stage == "core_logic" else s for s in before_profile.stages
+    ]
     page = render_html(replace(before_profile, call_trees=[], stages=single))
     assert "it made a single call" in page
 
@@ -120,7 +126,9 @@ def test_no_bottleneck(profile):
 
 
 def test_failed_flow_and_errors(profile):
-    page = render_html(replace(profile, status="failed", error=ErrorInfo("RuntimeError", "boom", "Traceback: boom")))
+    page = render_html(
+        replace(profile, status="failed", error=ErrorInfo("RuntimeError", "boom", "Traceback: boom"))
+    )
     assert '<span class="status failed">failed</span>' in page
     assert "The flow failed: RuntimeError: boom" in page
     assert "pipeline_1.storage: 1 failed call" in page
@@ -130,7 +138,10 @@ def test_failed_flow_and_errors(profile):
 def test_user_text_is_escaped_everywhere(profile):
     evil = '<img src=x onerror="alert(1)">'
     odd = replace(
-        profile, flow=evil, notes=[evil], argv=[evil],
+        profile,
+        flow=evil,
+        notes=[evil],
+        argv=[evil],
         timeline=[*profile.timeline, TimelineSpan(evil, evil, evil, 1.0, 1.0, 0.5, error=True)],
         stages=[replace(s, stage=evil) if s.stage == "send_2" else s for s in profile.stages],
         bottleneck=Bottleneck(evil, evil, evil, competitors=[]),

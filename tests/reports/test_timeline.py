@@ -1,4 +1,5 @@
 """The timeline: lanes per (pipeline, host), one bar per call, one time scale for before/after."""
+
 from __future__ import annotations
 
 import re
@@ -32,7 +33,11 @@ def test_lanes_per_pipeline_then_its_remote_host(profile):
 
 
 def test_everything_local_has_no_remote_lane(before_profile):
-    assert [lane.label for lane in timeline_lanes(before_profile)] == ["pipeline_1", "pipeline_2", "pipeline_3"]
+    assert [lane.label for lane in timeline_lanes(before_profile)] == [
+        "pipeline_1",
+        "pipeline_2",
+        "pipeline_3",
+    ]
 
 
 def test_a_pipeline_without_calls_keeps_an_empty_lane(profile):
@@ -43,8 +48,11 @@ def test_a_pipeline_without_calls_keeps_an_empty_lane(profile):
 
 def test_overlapping_calls_take_another_row(profile):
     extra = TimelineSpan("pipeline_1", "storage", "local", 0.1, 1.0, 0.0)
-    (lane,) = [ln for ln in timeline_lanes(replace(profile, timeline=[*profile.timeline, extra]))
-               if ln.label == "pipeline_1"]
+    (lane,) = [
+        ln
+        for ln in timeline_lanes(replace(profile, timeline=[*profile.timeline, extra]))
+        if ln.label == "pipeline_1"
+    ]
     assert lane.rows == 2
     assert [b.row for b in lane.bars if b.span is extra] == [1]
     # Back-to-back calls (end == next start) share a row.
@@ -73,7 +81,9 @@ def test_bars_take_their_kind_colour_and_the_legend_lists_each_kind(profile):
     for g in bars(root):
         fill = g.find(f"{SVG}rect").get("fill")
         assert fill == KIND_COLORS[g.get("data-kind")]
-    legend = [t.text for t in next(g for g in root.iter(f"{SVG}g") if g.get("class") == "legend").iter(f"{SVG}text")]
+    legend = [
+        t.text for t in next(g for g in root.iter(f"{SVG}g") if g.get("class") == "legend").iter(f"{SVG}text")
+    ]
     assert legend[:5] == ["http_connector", "storage", "mqtt_connector", "core_logic", "send"]
     assert any("sampled" in t for t in legend) and "raised an error" in legend
     assert any("another host" in t for t in legend)
@@ -97,8 +107,11 @@ def test_time_axis_has_second_ticks_covering_the_run(profile):
 
 
 def _bar_width(svg: str, stage: str, host: str) -> float:
-    g = next(g for g in bars(ET.fromstring(svg)) if g.get("data-stage") == stage and g.get("data-host") == host
-             and "sampled" not in g.get("class"))
+    g = next(
+        g
+        for g in bars(ET.fromstring(svg))
+        if g.get("data-stage") == stage and g.get("data-host") == host and "sampled" not in g.get("class")
+    )
     return float(g.find(f"{SVG}rect").get("width"))
 
 
@@ -109,15 +122,27 @@ def test_before_and_after_share_one_time_scale(profile, before_profile):
     panels = [g for g in root.iter(f"{SVG}g") if g.get("class") == "panel"]
     assert len(panels) == 2
     # The same one-second call is equally wide in both panels, whatever each panel's length.
-    w_before = [float(g.find(f"{SVG}rect").get("width")) for g in bars(panels[0]) if g.get("data-stage") == "storage"
-                and g.get("data-pipeline") == "pipeline_1" and "error" not in g.get("class")][0]
-    w_after = [float(g.find(f"{SVG}rect").get("width")) for g in bars(panels[1]) if g.get("data-stage") == "storage"
-               and g.get("data-pipeline") == "pipeline_1" and "error" not in g.get("class")][0]
+    w_before = [
+        float(g.find(f"{SVG}rect").get("width"))
+        for g in bars(panels[0])
+        if g.get("data-stage") == "storage"
+        and g.get("data-pipeline") == "pipeline_1"
+        and "error" not in g.get("class")
+    ][0]
+    w_after = [
+        float(g.find(f"{SVG}rect").get("width"))
+        for g in bars(panels[1])
+        if g.get("data-stage") == "storage"
+        and g.get("data-pipeline") == "pipeline_1"
+        and "error" not in g.get("class")
+    ][0]
     assert w_before == w_after
     # One legend for both.
     assert len([g for g in root.iter(f"{SVG}g") if g.get("class") == "legend"]) == 1
     # And it is a scale, not a stretch: core_logic on B is a quarter of core_logic on A.
-    assert _bar_width(svg, "core_logic", "B") == pytest.approx(_bar_width(svg, "core_logic", "local") / 4, rel=0.02)
+    assert _bar_width(svg, "core_logic", "B") == pytest.approx(
+        _bar_width(svg, "core_logic", "local") / 4, rel=0.02
+    )
 
 
 def test_a_window_of_recent_calls_starts_at_its_first_call(profile):
@@ -130,7 +155,9 @@ def test_a_window_of_recent_calls_starts_at_its_first_call(profile):
 
 def test_user_text_is_escaped(profile):
     evil = '<script>alert("x")</script>&'
-    odd = replace(profile, flow=evil, timeline=[*profile.timeline, TimelineSpan(evil, evil, "B&<", 1.0, 2.0, 1.0)])
+    odd = replace(
+        profile, flow=evil, timeline=[*profile.timeline, TimelineSpan(evil, evil, "B&<", 1.0, 2.0, 1.0)]
+    )
     svg = render_timeline_svg(odd)
     assert "<script>" not in svg
     root = ET.fromstring(svg)  # still well-formed
@@ -156,7 +183,11 @@ def test_svg_declares_its_size_for_rasterising(profile):
 
 
 def test_the_legend_explains_only_the_marks_in_use(before_profile):
-    plain = replace(before_profile, timeline=[replace(s, error=False, sampled=False) for s in before_profile.timeline])
+    plain = replace(
+        before_profile, timeline=[replace(s, error=False, sampled=False) for s in before_profile.timeline]
+    )
     root = ET.fromstring(render_timeline_svg(plain))
-    legend = [t.text for t in next(g for g in root.iter(f"{SVG}g") if g.get("class") == "legend").iter(f"{SVG}text")]
+    legend = [
+        t.text for t in next(g for g in root.iter(f"{SVG}g") if g.get("class") == "legend").iter(f"{SVG}text")
+    ]
     assert legend == ["http_connector", "storage", "mqtt_connector", "core_logic", "send"]

@@ -1,4 +1,5 @@
 """Chrome trace-event JSON: the structure Perfetto and chrome://tracing read."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,9 @@ def test_one_complete_event_per_call_in_microseconds(profile):
     for ev in xs:
         s = spans[(ev["args"]["pipeline"], ev["name"], ev["ts"])]
         assert ev["dur"] == pytest.approx(s.wall_s * 1e6)
-        assert ev["args"]["cpu_s"] == s.cpu_s and ev["args"]["error"] is s.error and ev["args"]["host"] == s.host
+        assert (
+            ev["args"]["cpu_s"] == s.cpu_s and ev["args"]["error"] is s.error and ev["args"]["host"] == s.host
+        )
     assert trace["otherData"]["schema"] == TRACE_SCHEMA
 
 

@@ -3,6 +3,7 @@
 The HTML page, the timeline image and the before/after pictures colour a stage by its
 kind (`storage` and `storage_2` alike), so one legend reads for all of them.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,7 +25,17 @@ KIND_COLORS: dict[str, str] = {
 }
 ERROR_COLOR = "#D62728"
 # For kinds wiredflow does not have (plain-Python stages, custom names).
-_SPARE_COLORS = ["#EECA3B", "#FF9DA6", "#2F6F9F", "#B279A2", "#8CD17D", "#B6992D", "#499894", "#86BCB6", "#79706E"]
+_SPARE_COLORS = [
+    "#EECA3B",
+    "#FF9DA6",
+    "#2F6F9F",
+    "#B279A2",
+    "#8CD17D",
+    "#B6992D",
+    "#499894",
+    "#86BCB6",
+    "#79706E",
+]
 
 _INDEX_SUFFIX = re.compile(r"_\d+$")
 

@@ -4,6 +4,7 @@ Chromium is an optional system tool (`apt-get install chromium`), never a Python
 Each run gets a fresh, empty profile directory and no network services, so a screenshot
 shows only what the page itself contains.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,23 +33,41 @@ def find_chromium() -> str | None:
 
 
 def screenshot(
-    page: Path, png: Path, width: int, height: int, *, scale: float = 1.0,
-    chromium: str | None = None, timeout_s: float = 90.0,
+    page: Path,
+    png: Path,
+    width: int,
+    height: int,
+    *,
+    scale: float = 1.0,
+    chromium: str | None = None,
+    timeout_s: float = 90.0,
 ) -> Path:
     """Render the local file `page` at width x height CSS pixels into `png`; return `png`."""
     exe = chromium or find_chromium()
     if exe is None:
-        raise ChromiumError("no Chromium found: install it (apt-get install chromium) or set WIREDPROF_CHROMIUM")
+        raise ChromiumError(
+            "no Chromium found: install it (apt-get install chromium) or set WIREDPROF_CHROMIUM"
+        )
     png = png.resolve()
     png.parent.mkdir(parents=True, exist_ok=True)
     if png.exists():
         png.unlink()
     with tempfile.TemporaryDirectory(prefix="wiredprof-chromium-") as profile_dir:
         cmd = [
-            exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--hide-scrollbars", f"--force-device-scale-factor={scale:g}",
-            f"--user-data-dir={profile_dir}", f"--screenshot={png}", f"--window-size={width},{height}",
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--force-device-scale-factor={scale:g}",
+            f"--user-data-dir={profile_dir}",
+            f"--screenshot={png}",
+            f"--window-size={width},{height}",
             page.resolve().as_uri(),
         ]
         try:

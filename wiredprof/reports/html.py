@@ -6,6 +6,7 @@ is drawn by `CallTreeHTMLRenderer`, a pyinstrument renderer that writes nested
 `<details>`: pyinstrument's own HTML app fetches web fonts, so it is not used here.
 All text from the profile (stage names, error messages, frames) is escaped.
 """
+
 from __future__ import annotations
 
 import html
@@ -68,7 +69,9 @@ class CallTreeHTMLRenderer(FrameRenderer):
     def _shown_in_group(self, frame: Frame) -> bool:
         group = frame.group
         assert group is not None
-        return group.root is frame or frame.total_self_time > 0.2 * self._root_time or frame in group.exit_frames
+        return (
+            group.root is frame or frame.total_self_time > 0.2 * self._root_time or frame in group.exit_frames
+        )
 
     def _group_folded(self, group: FrameGroup) -> bool:
         return sum(1 for f in group.frames if not self._shown_in_group(f)) >= 2
@@ -103,18 +106,24 @@ class CallTreeHTMLRenderer(FrameRenderer):
                 lib = (f.file_path_short or "").replace("\\", "/").split("/")[0].split(".")[0]
                 if lib and lib not in libs:
                     libs.append(lib)
-            kids = (f'<div class="ct-hidden">[{len(hidden)} frames hidden] {_e(", ".join(libs[:4]))}</div>'
-                    + kids)
+            kids = (
+                f'<div class="ct-hidden">[{len(hidden)} frames hidden] {_e(", ".join(libs[:4]))}</div>' + kids
+            )
         if not kids:
             return f'<div class="ct-leaf">{self._line(frame)}</div>'
         is_open = " open" if frame.time >= self.open_above * self._root_time else ""
-        return f"<details{is_open}><summary>{self._line(frame)}</summary><div class=\"ct-kids\">{kids}</div></details>"
+        summary = f"<summary>{self._line(frame)}</summary>"
+        return f'<details{is_open}>{summary}<div class="ct-kids">{kids}</div></details>'
 
 
 # -- page sections ----------------------------------------------------------------------
 def _header(p: Profile) -> str:
-    facts = [("status", f'<span class="status {_e(p.status)}">{_e(p.status)}</span>'),
-             ("wall time", _e(fmt_s(p.wall_s))), ("mode", _e(p.mode)), ("host", _e(p.host))]
+    facts = [
+        ("status", f'<span class="status {_e(p.status)}">{_e(p.status)}</span>'),
+        ("wall time", _e(fmt_s(p.wall_s))),
+        ("mode", _e(p.mode)),
+        ("host", _e(p.host)),
+    ]
     if p.started_at:
         facts.append(("started", _e(p.started_at)))
     bounds = []
@@ -146,15 +155,18 @@ _BOUND_TEXT = {
 def _bottleneck(p: Profile) -> str:
     b = p.bottleneck
     if b is None:
-        return ('<section class="bottleneck none"><h2>Bottleneck</h2>'
-                "<p>None found: no stage finished a call.</p></section>")
+        return (
+            '<section class="bottleneck none"><h2>Bottleneck</h2>'
+            "<p>None found: no stage finished a call.</p></section>"
+        )
     evidence = [
         ("share of the pipeline's cycle", fmt_pct(b.share_of_cycle), b.share_of_cycle),
         ("cpu / wall", f"{b.cpu_ratio:.2f}", b.cpu_ratio),
         ("waiting for the GIL", fmt_pct(b.gil_wait_ratio), b.gil_wait_ratio),
     ]
     rows = "".join(
-        f'<tr><th>{_e(k)}</th><td class="num">{_e(v)}</td><td class="meter"><i style="width:{min(1.0, max(0.0, x)) * 100:.0f}%">'
+        f'<tr><th>{_e(k)}</th><td class="num">{_e(v)}</td><td class="meter"><i '
+        f'style="width:{min(1.0, max(0.0, x)) * 100:.0f}%">'
         "</i></td></tr>"
         for k, v, x in evidence
     )
@@ -168,15 +180,16 @@ def _bottleneck(p: Profile) -> str:
         comp = f'<div class="competitors"><h3>Who held the GIL meanwhile</h3><ul>{items}</ul></div>'
     return (
         '<section class="bottleneck"><h2>Bottleneck</h2>'
-        f'<p class="bn-name">{_e(b.pipeline)}.<b>{_e(b.stage)}</b> <span class="bound {_e(b.bound)}">{_e(bound)}</span></p>'
+        f'<p class="bn-name">{_e(b.pipeline)}.<b>{_e(b.stage)}</b> <span class="bound '
+        f'{_e(b.bound)}">{_e(bound)}</span></p>'
         f'<p class="bn-reason">{_e(b.reason)}</p>'
         f'<table class="evidence">{rows}</table>{comp}</section>'
     )
 
 
 def _table(headers: list[str], rows: list[str], numeric: set[int]) -> str:
-    ths = "".join(f'<th{" class=num" if i in numeric else ""}>{_e(h)}</th>' for i, h in enumerate(headers))
-    return f"<table class=\"data\"><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    ths = "".join(f"<th{' class=num' if i in numeric else ''}>{_e(h)}</th>" for i, h in enumerate(headers))
+    return f'<table class="data"><thead><tr>{ths}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _pipelines(p: Profile) -> str:
@@ -185,17 +198,26 @@ def _pipelines(p: Profile) -> str:
     for pl in sorted(p.pipelines, key=lambda x: x.wall_s, reverse=True):
         cls = ' class="hl"' if b is not None and pl.name == b.pipeline else ""
         cells = [
-            f"<td>{_e(pl.name)}</td>", f'<td class="num">{_e(fmt_s(pl.wall_s))}</td>', f'<td class="num">{pl.runs}</td>',
-            f'<td class="num">{_e(fmt_pct(pl.share))} <span class="minibar"><i style="width:{min(1.0, pl.share) * 100:.0f}%">'
+            f"<td>{_e(pl.name)}</td>",
+            f'<td class="num">{_e(fmt_s(pl.wall_s))}</td>',
+            f'<td class="num">{pl.runs}</td>',
+            f'<td class="num">{_e(fmt_pct(pl.share))} <span class="minibar"><i '
+            f'style="width:{min(1.0, pl.share) * 100:.0f}%">'
             "</i></span></td>",
-            f'<td class="num">{_e(fmt_s(pl.cpu_s))}</td>', f'<td class="num">{_e(fmt_s(pl.framework_cpu_s))}</td>',
+            f'<td class="num">{_e(fmt_s(pl.cpu_s))}</td>',
+            f'<td class="num">{_e(fmt_s(pl.framework_cpu_s))}</td>',
             f'<td class="num{" err" if pl.errors else ""}">{pl.errors}</td>',
         ]
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    return ("<section><h2>Pipelines</h2>"
-            + _table(["pipeline", "cycle", "cycles", "share", "stage cpu", "framework cpu", "errors"], rows,
-                     {1, 2, 3, 4, 5, 6})
-            + "</section>")
+    return (
+        "<section><h2>Pipelines</h2>"
+        + _table(
+            ["pipeline", "cycle", "cycles", "share", "stage cpu", "framework cpu", "errors"],
+            rows,
+            {1, 2, 3, 4, 5, 6},
+        )
+        + "</section>"
+    )
 
 
 def _stages(p: Profile, colors: dict[str, str]) -> str:
@@ -205,49 +227,96 @@ def _stages(p: Profile, colors: dict[str, str]) -> str:
     for s in p.stages:
         cls = ' class="hl"' if b is not None and (s.pipeline, s.stage) == (b.pipeline, b.stage) else ""
         bound = classify(s).bound if s.calls else "-"
-        calls = f"{s.calls}" + (f' <span class="sampled" title="more calls sampled for call stacks, kept out of '
-                                f'the timings">+{s.sampled_calls}s</span>' if s.sampled_calls else "")
+        calls = f"{s.calls}" + (
+            f' <span class="sampled" title="more calls sampled for call stacks, kept out of '
+            f'the timings">+{s.sampled_calls}s</span>'
+            if s.sampled_calls
+            else ""
+        )
         host = _e(s.host) if s.host in ("", "local", p.host) else f'<span class="remote">{_e(s.host)}</span>'
         color = colors.get(kind_of(kinds, s.pipeline, s.stage), "#999")
         cells = [
-            f'<td><span class="swatch" style="background:{color}"></span>{_e(s.pipeline)}.<b>{_e(s.stage)}</b></td>',
-            f"<td>{_e(s.kind)}</td>", f"<td>{host}</td>", f'<td class="num">{calls}</td>',
-            *(f'<td class="num">{_e(fmt_s(v))}</td>' for v in (s.total_s, s.mean_s, s.p95_s, s.cpu_s, s.wait_s,
-                                                               s.gil_wait_s)),
-            f"<td>{_e(bound)}</td>", f'<td class="num{" err" if s.errors else ""}">{s.errors}</td>',
+            '<td><span class="swatch" '
+            f'style="background:{color}"></span>{_e(s.pipeline)}.<b>{_e(s.stage)}</b></td>',
+            f"<td>{_e(s.kind)}</td>",
+            f"<td>{host}</td>",
+            f'<td class="num">{calls}</td>',
+            *(
+                f'<td class="num">{_e(fmt_s(v))}</td>'
+                for v in (s.total_s, s.mean_s, s.p95_s, s.cpu_s, s.wait_s, s.gil_wait_s)
+            ),
+            f"<td>{_e(bound)}</td>",
+            f'<td class="num{" err" if s.errors else ""}">{s.errors}</td>',
         ]
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
     note = ""
     if any(s.sampled_calls for s in p.stages):
-        note = ('<p class="caption">calls N <span class="sampled">+Ms</span>: N timed calls, M more sampled for call '
-                "stacks and kept out of the timings (a profiler slows the code it watches).</p>")
-    return ("<section><h2>Stages</h2>"
-            + _table(["stage", "kind", "host", "calls", "total", "mean", "p95", "cpu", "wait", "gil wait", "bound",
-                      "errors"], rows, {3, 4, 5, 6, 7, 8, 9, 11})
-            + note + "</section>")
+        note = (
+            '<p class="caption">calls N <span class="sampled">+Ms</span>: N timed calls, M more sampled for '
+            'call '
+            "stacks and kept out of the timings (a profiler slows the code it watches).</p>"
+        )
+    return (
+        "<section><h2>Stages</h2>"
+        + _table(
+            [
+                "stage",
+                "kind",
+                "host",
+                "calls",
+                "total",
+                "mean",
+                "p95",
+                "cpu",
+                "wait",
+                "gil wait",
+                "bound",
+                "errors",
+            ],
+            rows,
+            {3, 4, 5, 6, 7, 8, 9, 11},
+        )
+        + note
+        + "</section>"
+    )
 
 
 def _timeline(p: Profile) -> str:
     svg = render_timeline_svg(p, title="").replace(' xmlns="http://www.w3.org/2000/svg"', "", 1)
     remote = sorted({s.host for s in p.timeline if s.host not in ("", "local", p.host)})
-    where = (f" Calls that ran on another host ({_e(', '.join(remote))}) sit in a lane of their own under their "
-             "pipeline." if remote else "")
-    dropped = (f" Only the most recent {len(p.timeline)} calls are kept; {p.timeline_dropped} earlier ones were "
-               "dropped." if p.timeline_dropped else "")
-    return (f'<section><h2>Timeline</h2><figure class="timeline">{svg}<figcaption>One lane per pipeline, one bar per '
-            f"stage call, coloured by stage kind; hover a bar for its timings.{where}{dropped}</figcaption></figure>"
-            "</section>")
+    where = (
+        f" Calls that ran on another host ({_e(', '.join(remote))}) sit in a lane of their own under their "
+        "pipeline."
+        if remote
+        else ""
+    )
+    dropped = (
+        f" Only the most recent {len(p.timeline)} calls are kept; {p.timeline_dropped} earlier ones were "
+        "dropped."
+        if p.timeline_dropped
+        else ""
+    )
+    return (
+        f'<section><h2>Timeline</h2><figure class="timeline">{svg}<figcaption>One lane per pipeline, one bar '
+        'per '
+        "stage call, coloured by stage kind; hover a bar for its "
+        f"timings.{where}{dropped}</figcaption></figure>"
+        "</section>"
+    )
 
 
 def _no_tree_reason(p: Profile, b: Bottleneck) -> str:
-    stage: StageStats | None = next((s for s in p.stages if (s.pipeline, s.stage) == (b.pipeline, b.stage)), None)
+    stage: StageStats | None = next(
+        (s for s in p.stages if (s.pipeline, s.stage) == (b.pipeline, b.stage)), None
+    )
     if stage is not None and stage.calls + stage.sampled_calls < 2:
-        why = ("it made a single call, and a stage's first call is never sampled; run it longer "
-               "(<code>--runs 2</code> or a longer <code>--duration</code>) to get them")
+        why = (
+            "it made a single call, and a stage's first call is never sampled; run it longer "
+            "(<code>--runs 2</code> or a longer <code>--duration</code>) to get them"
+        )
     else:
         why = "none of its calls was sampled"
     return f'<p class="muted">No call stacks for {_e(b.pipeline)}.{_e(b.stage)}: {why}.</p>'
-
 
 
 def _tree_body(tree: CallTree) -> str:
@@ -261,8 +330,11 @@ def _tree_body(tree: CallTree) -> str:
 
 def _tree_caption(tree: CallTree) -> str:
     calls = ", ".join(f"#{n}" for n in tree.sampled_calls) or "-"
-    return (f'<p class="caption">pyinstrument, {_e(fmt_s(tree.duration_s))} sampled over call {_e(calls)}; those calls '
-            "are kept out of the timings above. Seconds per frame; click a line to fold or unfold it.</p>")
+    return (
+        f'<p class="caption">pyinstrument, {_e(fmt_s(tree.duration_s))} sampled over call {_e(calls)}; those '
+        'calls '
+        "are kept out of the timings above. Seconds per frame; click a line to fold or unfold it.</p>"
+    )
 
 
 def _call_trees(p: Profile) -> str:
@@ -277,8 +349,10 @@ def _call_trees(p: Profile) -> str:
         out.append(f"<h3>{_e(main.name)} (the bottleneck)</h3>{_tree_caption(main)}{_tree_body(main)}")
     others = [t for t in p.call_trees if t is not main]
     for t in others:
-        out.append(f'<details class="other-tree"><summary>{_e(t.name)}</summary>{_tree_caption(t)}{_tree_body(t)}'
-                   "</details>")
+        out.append(
+            f'<details class="other-tree"><summary>{_e(t.name)}</summary>{_tree_caption(t)}{_tree_body(t)}'
+            "</details>"
+        )
     out.append("</section>")
     return "".join(out)
 
@@ -290,8 +364,10 @@ def _errors(p: Profile) -> str:
     out = ['<section class="errors"><h2>Errors</h2>']
     for s in failing:
         last = s.last_error.one_line() if s.last_error else "?"
-        out.append(f"<h3>{_e(s.name)}: {s.errors} failed call{'s' if s.errors != 1 else ''}</h3><p>last: "
-                   f"<code>{_e(last)}</code></p>")
+        out.append(
+            f"<h3>{_e(s.name)}: {s.errors} failed call{'s' if s.errors != 1 else ''}</h3><p>last: "
+            f"<code>{_e(last)}</code></p>"
+        )
         if s.last_error and s.last_error.traceback:
             out.append(f"<pre>{_e(s.last_error.traceback.rstrip())}</pre>")
     if p.error is not None:
@@ -317,13 +393,16 @@ header h1 .flow {{ font-family:ui-monospace,'DejaVu Sans Mono',monospace; font-w
 .status.failed {{ background:var(--err); }} .status.stopped {{ background:#e37400; }}
 .notes {{ margin:10px 0 0; padding-left:18px; color:var(--muted); }}
 .flow-error {{ color:var(--err); font-weight:600; }}
-section {{ background:#fff; border:1px solid var(--line); border-radius:8px; padding:14px 18px; margin-top:16px; }}
+section {{ background:#fff; border:1px solid var(--line); border-radius:8px; padding:14px 18px;
+  margin-top:16px; }}
 h2 {{ font-size:16px; margin:0 0 10px; }} h3 {{ font-size:14px; margin:14px 0 6px; }}
 .bottleneck {{ border-left:5px solid #7b4fb8; }}
 .bn-name {{ font-family:ui-monospace,'DejaVu Sans Mono',monospace; font-size:18px; margin:0 0 4px; }}
-.bound {{ font-family:system-ui,sans-serif; font-size:12px; padding:2px 8px; border-radius:10px; margin-left:8px;
+.bound {{ font-family:system-ui,sans-serif; font-size:12px; padding:2px 8px; border-radius:10px;
+  margin-left:8px;
   background:#e8eaed; vertical-align:middle; }}
-.bound.cpu {{ background:#e6dcf5; }} .bound.wait {{ background:#dceefc; }} .bound.gil {{ background:#fde2c4; }}
+.bound.cpu {{ background:#e6dcf5; }} .bound.wait {{ background:#dceefc; }}
+  .bound.gil {{ background:#fde2c4; }}
 .bn-reason {{ margin:4px 0 8px; }}
 .evidence th {{ text-align:left; font-weight:normal; color:var(--muted); padding:2px 14px 2px 0; }}
 .evidence td.num {{ text-align:right; padding-right:10px; font-variant-numeric:tabular-nums; }}
@@ -348,21 +427,24 @@ figure.timeline {{ margin:0; }} figure.timeline svg {{ width:100%; height:auto; 
 .calltree {{ font:12.5px/1.6 ui-monospace,'DejaVu Sans Mono',Menlo,monospace; overflow-x:auto; }}
 .calltree details > summary {{ cursor:pointer; list-style:none; white-space:nowrap; }}
 .calltree details > summary::-webkit-details-marker {{ display:none; }}
-.calltree details > summary::before {{ content:'\\25B8'; display:inline-block; width:1.1em; color:var(--muted); }}
+.calltree details > summary::before {{ content:'\\25B8'; display:inline-block; width:1.1em;
+  color:var(--muted); }}
 .calltree details[open] > summary::before {{ content:'\\25BE'; }}
 .ct-leaf {{ white-space:nowrap; padding-left:1.1em; }}
 .ct-kids {{ margin-left:0.55em; padding-left:0.75em; border-left:1px dotted #c4c7c5; }}
 .ct-time {{ display:inline-block; min-width:4.2em; text-align:right; margin-right:6px; }}
 .ct-time.hot {{ color:#c5221f; font-weight:700; }} .ct-time.warm {{ color:#b06000; }}
 .ct-time.mild {{ color:#188038; }} .ct-time.cold {{ color:#80868b; }}
-.ct-share {{ display:inline-block; width:48px; height:7px; background:#eceff1; margin-right:8px; vertical-align:middle; }}
+.ct-share {{ display:inline-block; width:48px; height:7px; background:#eceff1; margin-right:8px;
+  vertical-align:middle; }}
 .ct-share i {{ display:block; height:7px; background:#7b4fb8; }}
 .ct-fn.app {{ background:#1a4d7a; color:#fff; padding:0 4px; border-radius:3px; }}
 .ct-pos {{ color:#80868b; }}
 .ct-hidden {{ color:#80868b; padding-left:1.1em; font-style:italic; }}
 .ct-text {{ font-size:12px; overflow-x:auto; }}
 details.other-tree {{ margin-top:10px; }} details.other-tree > summary {{ cursor:pointer; font-weight:600; }}
-.errors pre {{ background:#fdf3f2; border:1px solid #f5c6c2; padding:8px 10px; overflow-x:auto; font-size:12px; }}
+.errors pre {{ background:#fdf3f2; border:1px solid #f5c6c2; padding:8px 10px; overflow-x:auto;
+  font-size:12px; }}
 footer {{ color:var(--muted); font-size:12px; margin-top:18px; text-align:center; }}
 """
 
@@ -370,16 +452,25 @@ footer {{ color:var(--muted); font-size:12px; margin-top:18px; text-align:center
 def render_html(profile: Profile) -> str:
     """The whole page, as text: a pure function of the profile (no clock, no file, no network)."""
     colors = profile_colors([profile])
-    body = "".join([
-        _header(profile), _bottleneck(profile), _pipelines(profile), _stages(profile, colors), _timeline(profile),
-        _call_trees(profile), _errors(profile),
-    ])
+    body = "".join(
+        [
+            _header(profile),
+            _bottleneck(profile),
+            _pipelines(profile),
+            _stages(profile, colors),
+            _timeline(profile),
+            _call_trees(profile),
+            _errors(profile),
+        ]
+    )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         # Nothing on this page may load from elsewhere; say so to the browser too.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-        "img-src data:\">"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src "
+        "'unsafe-inline'; "
+        'img-src data:">'
         f"<title>wiredprof: {_e(profile.flow)}</title><style>{_CSS}</style></head>"
-        f"<body><main>{body}<footer>wiredprof {_e(__version__)} · {_e(profile.schema)}</footer></main></body></html>\n"
+        f"<body><main>{body}<footer>wiredprof {_e(__version__)} · "
+        f"{_e(profile.schema)}</footer></main></body></html>\n"
     )

@@ -8,6 +8,7 @@ calls that raised are marked, calls run under the call-tree sampler are hatched.
 The same SVG is inlined in the HTML page and embedded (as PNG) in markdown reports;
 `render_timelines_svg` stacks several profiles (before/after) on one time scale.
 """
+
 from __future__ import annotations
 
 import html
@@ -115,7 +116,7 @@ def _n(x: float) -> str:
 
 def _nice_step(span: float, target_ticks: int) -> float:
     raw = span / max(1, target_ticks)
-    mag = 10 ** math.floor(math.log10(raw))
+    mag = 10.0 ** math.floor(math.log10(raw))
     return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
 
 
@@ -129,7 +130,7 @@ def _text_color(fill: str) -> str:
     m = re.fullmatch(r"#([0-9a-fA-F]{6})", fill)
     if not m:
         return "#1b1b1b"
-    r, g, b = (int(m.group(1)[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    r, g, b = (int(m.group(1)[i : i + 2], 16) / 255 for i in (0, 2, 4))
     luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
     return "#1b1b1b" if luminance > 0.55 else "#ffffff"
 
@@ -180,17 +181,27 @@ class _Canvas:
         return _LEFT + (t - t0) / span * self.plot_w
 
     def panel(
-        self, y: float, profile: Profile, lanes: list[Lane], title: str, t0: float, span: float,
+        self,
+        y: float,
+        profile: Profile,
+        lanes: list[Lane],
+        title: str,
+        t0: float,
+        span: float,
         colors: dict[str, str],
     ) -> float:
         """Draw a title, the lanes and the time axis from height `y`; return the height below it."""
         p = self.parts
         p.append(f'<g class="panel" data-flow="{_esc(profile.flow)}">')
         if title:
-            p.append(f'<text x="16" y="{_n(y + 20)}" font-size="15" font-weight="600" fill="#1b1b1b">'
-                     f'{_esc(title)}</text>')
+            p.append(
+                f'<text x="16" y="{_n(y + 20)}" font-size="15" font-weight="600" fill="#1b1b1b">'
+                f"{_esc(title)}</text>"
+            )
             y += 17
-        p.append(f'<text x="16" y="{_n(y + 20)}" font-size="12" fill="#5f6368">{_esc(_subtitle(profile))}</text>')
+        p.append(
+            f'<text x="16" y="{_n(y + 20)}" font-size="12" fill="#5f6368">{_esc(_subtitle(profile))}</text>'
+        )
         top = y + _TITLE_H - 17
         lane_tops = []
         cur = top
@@ -203,35 +214,52 @@ class _Canvas:
         for i, (lane, ly) in enumerate(zip(lanes, lane_tops)):
             h = lane.rows * _ROW_H + 2 * _LANE_PAD
             fill = "#fdf1dc" if lane.remote else ("#f4f6f8" if i % 2 == 0 else "#ffffff")
-            p.append(f'<rect class="lane" data-lane="{_esc(lane.label)}" x="{_LEFT}" y="{_n(ly)}" '
-                     f'width="{self.plot_w}" height="{h}" fill="{fill}"/>')
+            p.append(
+                f'<rect class="lane" data-lane="{_esc(lane.label)}" x="{_LEFT}" y="{_n(ly)}" '
+                f'width="{self.plot_w}" height="{h}" fill="{fill}"/>'
+            )
             cy = ly + h / 2 + 4
             if lane.remote:
                 p.append(f'<rect x="{_LEFT - 4}" y="{_n(ly)}" width="4" height="{h}" fill="#e8a33d"/>')
-                p.append(f'<text x="{_LEFT - 12}" y="{_n(cy)}" text-anchor="end" font-size="12.5" fill="#1b1b1b">'
-                         f'{_esc(lane.pipeline)} <tspan font-weight="700" fill="#b86e00">@ {_esc(lane.host)}</tspan>'
-                         '</text>')
+                p.append(
+                    f'<text x="{_LEFT - 12}" y="{_n(cy)}" text-anchor="end" font-size="12.5" fill="#1b1b1b">'
+                    f'{_esc(lane.pipeline)} <tspan font-weight="700" fill="#b86e00">@ '
+                    f'{_esc(lane.host)}</tspan>'
+                    "</text>"
+                )
             else:
-                p.append(f'<text x="{_LEFT - 12}" y="{_n(cy)}" text-anchor="end" font-size="12.5" '
-                         f'fill="#1b1b1b">{_esc(lane.pipeline)}</text>')
+                p.append(
+                    f'<text x="{_LEFT - 12}" y="{_n(cy)}" text-anchor="end" font-size="12.5" '
+                    f'fill="#1b1b1b">{_esc(lane.pipeline)}</text>'
+                )
         # Grid and axis.
         first = math.ceil(t0 / step - 1e-9) * step
         k = 0
         while first + k * step <= t0 + span + 1e-9:
             t = first + k * step
             x = self.x(t, t0, span)
-            p.append(f'<line x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" y2="{_n(bottom + 4)}" stroke="#d5d9de" '
-                     'stroke-width="1"/>')
-            p.append(f'<text class="tick" x="{_n(x)}" y="{_n(bottom + 18)}" text-anchor="middle" font-size="11" '
-                     f'fill="#5f6368">{_esc(_tick_label(t, step))}</text>')
+            p.append(
+                f'<line x1="{_n(x)}" y1="{_n(top)}" x2="{_n(x)}" y2="{_n(bottom + 4)}" stroke="#d5d9de" '
+                'stroke-width="1"/>'
+            )
+            p.append(
+                f'<text class="tick" x="{_n(x)}" y="{_n(bottom + 18)}" text-anchor="middle" font-size="11" '
+                f'fill="#5f6368">{_esc(_tick_label(t, step))}</text>'
+            )
             k += 1
-        p.append(f'<line x1="{_LEFT}" y1="{_n(bottom)}" x2="{_LEFT + self.plot_w}" y2="{_n(bottom)}" '
-                 'stroke="#80868b" stroke-width="1"/>')
-        p.append(f'<text x="{_LEFT + self.plot_w}" y="{_n(bottom + 33)}" text-anchor="end" font-size="11" '
-                 'fill="#5f6368">seconds since the flow started</text>')
+        p.append(
+            f'<line x1="{_LEFT}" y1="{_n(bottom)}" x2="{_LEFT + self.plot_w}" y2="{_n(bottom)}" '
+            'stroke="#80868b" stroke-width="1"/>'
+        )
+        p.append(
+            f'<text x="{_LEFT + self.plot_w}" y="{_n(bottom + 33)}" text-anchor="end" font-size="11" '
+            'fill="#5f6368">seconds since the flow started</text>'
+        )
         if not profile.timeline:
-            p.append(f'<text x="{_n(_LEFT + self.plot_w / 2)}" y="{_n((top + bottom) / 2 + 4)}" '
-                     'text-anchor="middle" font-size="12" fill="#5f6368">no stage call in the timeline</text>')
+            p.append(
+                f'<text x="{_n(_LEFT + self.plot_w / 2)}" y="{_n((top + bottom) / 2 + 4)}" '
+                'text-anchor="middle" font-size="12" fill="#5f6368">no stage call in the timeline</text>'
+            )
         # Bars, on top of the grid.
         for lane, ly in zip(lanes, lane_tops):
             for bar in lane.bars:
@@ -248,29 +276,43 @@ class _Canvas:
         fill = colors.get(bar.kind, "#999999")
         p = self.parts
         cls = "bar" + (" error" if s.error else "") + (" sampled" if s.sampled else "")
-        p.append(f'<g class="{cls}" data-lane="{_esc(lane.label)}" data-pipeline="{_esc(s.pipeline)}" '
-                 f'data-stage="{_esc(s.stage)}" data-host="{_esc(s.host)}" data-kind="{_esc(bar.kind)}">')
+        p.append(
+            f'<g class="{cls}" data-lane="{_esc(lane.label)}" data-pipeline="{_esc(s.pipeline)}" '
+            f'data-stage="{_esc(s.stage)}" data-host="{_esc(s.host)}" data-kind="{_esc(bar.kind)}">'
+        )
         p.append(f"<title>{_esc(_hover(s, lane.remote))}</title>")
         stroke = ""
         if s.error:
             stroke = f' stroke="{ERROR_COLOR}" stroke-width="2.5"'
         elif s.sampled:
             stroke = ' stroke="#1b1b1b" stroke-width="1.2" stroke-dasharray="3 2"'
-        p.append(f'<rect x="{_n(x0)}" y="{_n(y)}" width="{_n(w)}" height="{h}" rx="2" fill="{fill}"{stroke}/>')
+        p.append(
+            f'<rect x="{_n(x0)}" y="{_n(y)}" width="{_n(w)}" height="{h}" rx="2" fill="{fill}"{stroke}/>'
+        )
         if s.sampled:
-            p.append(f'<rect x="{_n(x0)}" y="{_n(y)}" width="{_n(w)}" height="{h}" rx="2" '
-                     f'fill="url(#{self.ids}-hatch)"/>')
+            p.append(
+                f'<rect x="{_n(x0)}" y="{_n(y)}" width="{_n(w)}" height="{h}" rx="2" '
+                f'fill="url(#{self.ids}-hatch)"/>'
+            )
         label_w = len(s.stage) * _CHAR_W + 8
         if w >= label_w:
             # A halo in the bar's colour keeps the label readable over the hatching.
-            p.append(f'<text x="{_n(x0 + 4)}" y="{_n(y + h / 2 + 4)}" font-size="11" fill="{_text_color(fill)}" '
-                     f'stroke="{fill}" stroke-width="3" paint-order="stroke" pointer-events="none">'
-                     f'{_esc(s.stage)}</text>')
+            p.append(
+                f'<text x="{_n(x0 + 4)}" y="{_n(y + h / 2 + 4)}" font-size="11" fill="{_text_color(fill)}" '
+                f'stroke="{fill}" stroke-width="3" paint-order="stroke" pointer-events="none">'
+                f"{_esc(s.stage)}</text>"
+            )
         if s.error:
             cx, cy = x0 + w, y
-            p.append(f'<circle cx="{_n(cx)}" cy="{_n(cy)}" r="6" fill="{ERROR_COLOR}" stroke="#fff" stroke-width="1"/>')
-            p.append(f'<text x="{_n(cx)}" y="{_n(cy + 3.5)}" text-anchor="middle" font-size="10" font-weight="700" '
-                     'fill="#fff" pointer-events="none">!</text>')
+            p.append(
+                f'<circle cx="{_n(cx)}" cy="{_n(cy)}" r="6" fill="{ERROR_COLOR}" stroke="#fff" '
+                'stroke-width="1"/>'
+            )
+            p.append(
+                f'<text x="{_n(cx)}" y="{_n(cy + 3.5)}" text-anchor="middle" font-size="10" '
+                'font-weight="700" '
+                'fill="#fff" pointer-events="none">!</text>'
+            )
         p.append("</g>")
 
     def legend(self, y: float, colors: dict[str, str], marks: set[str]) -> float:
@@ -279,17 +321,30 @@ class _Canvas:
         for kind, color in colors.items():
             items.append((f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="{color}"/>', kind))
         if "sampled" in marks:
-            items.append((f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="#9aa0a6" stroke="#1b1b1b" '
-                          f'stroke-width="1.2" stroke-dasharray="3 2"/><rect x="0" y="-10" width="14" height="12" '
-                          f'fill="url(#{self.ids}-hatch)"/>',
-                          "sampled for call stacks (kept out of the timings)"))
+            items.append(
+                (
+                    f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="#9aa0a6" stroke="#1b1b1b" '
+                    f'stroke-width="1.2" stroke-dasharray="3 2"/><rect x="0" y="-10" width="14" height="12" '
+                    f'fill="url(#{self.ids}-hatch)"/>',
+                    "sampled for call stacks (kept out of the timings)",
+                )
+            )
         if "error" in marks:
-            items.append((f'<rect x="0" y="-10" width="14" height="12" rx="2" fill="#9aa0a6" stroke="{ERROR_COLOR}" '
-                          f'stroke-width="2.5"/><circle cx="14" cy="-10" r="4.5" fill="{ERROR_COLOR}"/>',
-                          "raised an error"))
+            items.append(
+                (
+                    '<rect x="0" y="-10" width="14" height="12" rx="2" fill="#9aa0a6" '
+                    f'stroke="{ERROR_COLOR}" '
+                    f'stroke-width="2.5"/><circle cx="14" cy="-10" r="4.5" fill="{ERROR_COLOR}"/>',
+                    "raised an error",
+                )
+            )
         if "remote" in marks:
-            items.append(('<rect x="0" y="-10" width="14" height="12" fill="#fdf1dc" stroke="#e8a33d"/>',
-                          "lane on another host (offloaded stage)"))
+            items.append(
+                (
+                    '<rect x="0" y="-10" width="14" height="12" fill="#fdf1dc" stroke="#e8a33d"/>',
+                    "lane on another host (offloaded stage)",
+                )
+            )
         p = self.parts
         p.append('<g class="legend">')
         x, line_y = float(_LEFT), y + 16
@@ -297,8 +352,10 @@ class _Canvas:
             w = 14 + 8 + len(text) * _CHAR_W + 22
             if x + w > self.width - _RIGHT and x > _LEFT:
                 x, line_y = float(_LEFT), line_y + 20
-            p.append(f'<g transform="translate({_n(x)},{_n(line_y)})">{swatch}'
-                     f'<text x="22" y="0" font-size="12" fill="#3c4043">{_esc(text)}</text></g>')
+            p.append(
+                f'<g transform="translate({_n(x)},{_n(line_y)})">{swatch}'
+                f'<text x="22" y="0" font-size="12" fill="#3c4043">{_esc(text)}</text></g>'
+            )
             x += w
         p.append("</g>")
         return line_y + 14
@@ -311,15 +368,14 @@ class _Canvas:
             "</pattern></defs>"
         )
         return (
-            f'<svg xmlns="http://www.w3.org/2000/svg" class="wiredprof-timeline" width="{self.width}" height="{h}" '
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="wiredprof-timeline" width="{self.width}" '
+            f'height="{h}" '
             f'viewBox="0 0 {self.width} {h}" font-family="{_esc(_FONT)}" role="img">'
             f'<rect width="{self.width}" height="{h}" fill="#ffffff"/>{defs}{"".join(self.parts)}</svg>'
         )
 
 
-def render_timelines_svg(
-    panels: Sequence[tuple[str, Profile]], *, width: int = 1100, ids: str = "wp"
-) -> str:
+def render_timelines_svg(panels: Sequence[tuple[str, Profile]], *, width: int = 1100, ids: str = "wp") -> str:
     """Several profiles one above the other, as (title, profile), on one time scale and one legend.
 
     For before/after pictures: the same seconds per pixel in every panel, so a shorter
@@ -344,12 +400,16 @@ def render_timelines_svg(
     return canvas.svg(y + 6)
 
 
-def render_timeline_svg(profile: Profile, *, title: str | None = None, width: int = 1100, ids: str = "wp") -> str:
+def render_timeline_svg(
+    profile: Profile, *, title: str | None = None, width: int = 1100, ids: str = "wp"
+) -> str:
     """The timeline of one profile as a standalone SVG document.
 
     `title` defaults to the flow's file; an empty title leaves only the line of facts.
     """
-    return render_timelines_svg([(title if title is not None else profile.flow, profile)], width=width, ids=ids)
+    return render_timelines_svg(
+        [(title if title is not None else profile.flow, profile)], width=width, ids=ids
+    )
 
 
 def write_png(svg: str, path: str | Path, *, scale: float = 1.0, chromium: str | None = None) -> Path:
@@ -363,6 +423,8 @@ def write_png(svg: str, path: str | Path, *, scale: float = 1.0, chromium: str |
     if not m:
         raise ValueError("not an SVG made by render_timeline_svg (no width/height)")
     width, height = int(m.group(1)), int(m.group(2))
-    page = ('<!DOCTYPE html><html><head><meta charset="utf-8"><style>html,body{margin:0;padding:0;'
-            'background:#fff;overflow:hidden}svg{display:block}</style></head><body>' + svg + "</body></html>")
+    page = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><style>html,body{margin:0;padding:0;'
+        "background:#fff;overflow:hidden}svg{display:block}</style></head><body>" + svg + "</body></html>"
+    )
     return screenshot_html(page, Path(path), width, height, scale=scale, chromium=chromium)
