@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 from html.parser import HTMLParser
 
-from wiredprof.profile import Bottleneck, CallTree, ErrorInfo, TimelineSpan
+from wiredprof.profile import Bottleneck, CallTree, ErrorInfo, TimelineSpan, load_profile
 from wiredprof.reports.html import CallTreeHTMLRenderer, render_html
 
 # Attributes and CSS that make a browser fetch something.
@@ -155,3 +155,22 @@ def test_user_text_is_escaped_everywhere(profile):
 
 def test_page_is_a_pure_function_of_the_profile(profile):
     assert render_html(profile) == render_html(profile)
+
+
+def test_a_saved_profile_renders_through_show(before_profile, tmp_path):
+    """The CLI path: save, `wiredprof show --html --trace`, with the call tree surviving JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from wiredprof.cli import cli
+
+    saved = tmp_path / "p.json"
+    before_profile.save(saved)
+    html_path, trace_path = tmp_path / "r.html", tmp_path / "t.json"
+    result = CliRunner().invoke(cli, ["show", str(saved), "--html", str(html_path), "--trace", str(trace_path)])
+    assert result.exit_code == 0, result.output
+    page = html_path.read_text(encoding="utf-8")
+    assert ">_core_logic_work</span>" in page and page == render_html(load_profile(saved))
+    trace = json.loads(trace_path.read_text(encoding="utf-8"))
+    assert len([e for e in trace["traceEvents"] if e["ph"] == "X"]) == len(before_profile.timeline)

@@ -191,3 +191,14 @@ def test_the_legend_explains_only_the_marks_in_use(before_profile):
         t.text for t in next(g for g in root.iter(f"{SVG}g") if g.get("class") == "legend").iter(f"{SVG}text")
     ]
     assert legend == ["http_connector", "storage", "mqtt_connector", "core_logic", "send"]
+
+
+def test_long_lane_names_are_shortened_to_fit_with_the_full_name_on_hover(profile):
+    long = "ingest_" + "x" * 60 + "_end"
+    odd = replace(profile, timeline=[*profile.timeline, TimelineSpan(long, "s", "B", 1.0, 1.0, 0.5)])
+    root = ET.fromstring(render_timeline_svg(odd))
+    (label,) = [t for t in root.iter(f"{SVG}text") if t.find(f"{SVG}title") is not None
+                and t.find(f"{SVG}title").text == f"{long} @ B"]
+    shown = "".join(label.itertext()).replace(f"{long} @ B", "", 1)
+    assert "\u2026" in shown and shown.startswith("ingest_") and shown.endswith("_end @ B")
+    assert len(shown) * 7.2 <= 190 - 12  # fits left of the plot

@@ -104,6 +104,7 @@ _LANE_PAD = 6
 _TITLE_H = 46
 _AXIS_H = 38
 _CHAR_W = 6.4  # average glyph width at 11-12 px, to decide whether a label fits
+_LABEL_CHAR_W = 7.2  # the same for lane labels (12.5 px)
 
 
 def _esc(text: object) -> str:
@@ -112,6 +113,14 @@ def _esc(text: object) -> str:
 
 def _n(x: float) -> str:
     return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def _fit(text: str, max_chars: int) -> str:
+    """`text`, shortened in the middle with an ellipsis when longer than `max_chars`."""
+    if len(text) <= max_chars:
+        return text
+    head = (max_chars - 1) // 2 + (max_chars - 1) % 2
+    return text[:head] + "…" + text[len(text) - (max_chars - 1 - head):]
 
 
 def _nice_step(span: float, target_ticks: int) -> float:
@@ -219,18 +228,21 @@ class _Canvas:
                 f'width="{self.plot_w}" height="{h}" fill="{fill}"/>'
             )
             cy = ly + h / 2 + 4
+            # Long names are shortened to fit the label column; the full name shows on hover.
+            budget = int((_LEFT - 20) / _LABEL_CHAR_W)
+            hover = f"<title>{_esc(lane.label)}</title>"
             if lane.remote:
+                host = _fit(lane.host, max(4, budget // 3))
+                name = _fit(lane.pipeline, max(4, budget - len(host) - 3))
                 p.append(f'<rect x="{_LEFT - 4}" y="{_n(ly)}" width="4" height="{h}" fill="#e8a33d"/>')
                 p.append(
                     f'<text x="{_LEFT - 12}" y="{_n(cy)}" text-anchor="end" font-size="12.5" fill="#1b1b1b">'
-                    f'{_esc(lane.pipeline)} <tspan font-weight="700" fill="#b86e00">@ '
-                    f'{_esc(lane.host)}</tspan>'
-                    "</text>"
+                    f'{hover}{_esc(name)} <tspan font-weight="700" fill="#b86e00">@ {_esc(host)}</tspan></text>'
                 )
             else:
                 p.append(
                     f'<text x="{_LEFT - 12}" y="{_n(cy)}" text-anchor="end" font-size="12.5" '
-                    f'fill="#1b1b1b">{_esc(lane.pipeline)}</text>'
+                    f'fill="#1b1b1b">{hover}{_esc(_fit(lane.pipeline, budget))}</text>'
                 )
         # Grid and axis.
         first = math.ceil(t0 / step - 1e-9) * step
@@ -360,7 +372,7 @@ class _Canvas:
         p.append("</g>")
         return line_y + 14
 
-    def svg(self, height: float) -> str:
+    def svg(self, height: float, label: str) -> str:
         h = math.ceil(height)
         defs = (
             f'<defs><pattern id="{self.ids}-hatch" patternUnits="userSpaceOnUse" width="6" height="6" '
@@ -370,7 +382,8 @@ class _Canvas:
         return (
             f'<svg xmlns="http://www.w3.org/2000/svg" class="wiredprof-timeline" width="{self.width}" '
             f'height="{h}" '
-            f'viewBox="0 0 {self.width} {h}" font-family="{_esc(_FONT)}" role="img">'
+            f'viewBox="0 0 {self.width} {h}" font-family="{_esc(_FONT)}" role="img" '
+            f'aria-label="{_esc(label)}">'
             f'<rect width="{self.width}" height="{h}" fill="#ffffff"/>{defs}{"".join(self.parts)}</svg>'
         )
 
@@ -397,7 +410,8 @@ def render_timelines_svg(panels: Sequence[tuple[str, Profile]], *, width: int = 
     marks |= {"error"} if any(s.error for s in spans) else set()
     marks |= {"remote"} if any(lane.remote for lane_list in lanes for lane in lane_list) else set()
     y = canvas.legend(y, colors, marks)
-    return canvas.svg(y + 6)
+    label = "Timeline of stage calls: " + "; ".join(title or p.flow for title, p in panels)
+    return canvas.svg(y + 6, label)
 
 
 def render_timeline_svg(
