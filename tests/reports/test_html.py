@@ -174,3 +174,10 @@ def test_a_saved_profile_renders_through_show(before_profile, tmp_path):
     assert ">_core_logic_work</span>" in page and page == render_html(load_profile(saved))
     trace = json.loads(trace_path.read_text(encoding="utf-8"))
     assert len([e for e in trace["traceEvents"] if e["ph"] == "X"]) == len(before_profile.timeline)
+
+
+def test_a_profile_with_nothing_in_it_still_renders():
+    from wiredprof.profile import Profile
+
+    page = render_html(Profile(flow="f.py", wall_s=0.0, pipelines=[], stages=[]))
+    assert "None found" in page and "no stage call in the timeline" in page and ">1.0 s</text>" in page

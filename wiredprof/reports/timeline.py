@@ -147,7 +147,7 @@ def _text_color(fill: str) -> str:
 def _time_window(profile: Profile) -> tuple[float, float]:
     """(first second shown, seconds shown): from 0, or from the oldest call kept when some were dropped."""
     if not profile.timeline:
-        return 0.0, max(profile.wall_s, 1e-3)
+        return 0.0, max(profile.wall_s, 1.0)
     end = max(s.start_s + s.wall_s for s in profile.timeline)
     start = min(s.start_s for s in profile.timeline) if profile.timeline_dropped else 0.0
     return start, max(end - start, 1e-3)
