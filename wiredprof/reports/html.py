@@ -220,6 +220,10 @@ def _pipelines(p: Profile) -> str:
     )
 
 
+_STAGE_HEADERS = ["stage", "kind", "host", "calls", "total", "mean", "p95", "cpu", "wait", "gil wait",
+                  "bound", "errors"]
+
+
 def _stages(p: Profile, colors: dict[str, str]) -> str:
     b = p.bottleneck
     kinds = stage_kinds(p)
@@ -253,29 +257,11 @@ def _stages(p: Profile, colors: dict[str, str]) -> str:
     if any(s.sampled_calls for s in p.stages):
         note = (
             '<p class="caption">calls N <span class="sampled">+Ms</span>: N timed calls, M more sampled for '
-            'call '
-            "stacks and kept out of the timings (a profiler slows the code it watches).</p>"
+            "call stacks and kept out of the timings (a profiler slows the code it watches).</p>"
         )
     return (
         "<section><h2>Stages</h2>"
-        + _table(
-            [
-                "stage",
-                "kind",
-                "host",
-                "calls",
-                "total",
-                "mean",
-                "p95",
-                "cpu",
-                "wait",
-                "gil wait",
-                "bound",
-                "errors",
-            ],
-            rows,
-            {3, 4, 5, 6, 7, 8, 9, 11},
-        )
+        + _table(_STAGE_HEADERS, rows, {3, 4, 5, 6, 7, 8, 9, 11})
         + note
         + "</section>"
     )
@@ -297,11 +283,9 @@ def _timeline(p: Profile) -> str:
         else ""
     )
     return (
-        f'<section><h2>Timeline</h2><figure class="timeline">{svg}<figcaption>One lane per pipeline, one bar '
-        'per '
-        "stage call, coloured by stage kind; hover a bar for its "
-        f"timings.{where}{dropped}</figcaption></figure>"
-        "</section>"
+        f'<section><h2>Timeline</h2><figure class="timeline">{svg}<figcaption>One lane per pipeline, one '
+        "bar per stage call, coloured by stage kind; hover a bar for its timings."
+        f"{where}{dropped}</figcaption></figure></section>"
     )
 
 
@@ -331,9 +315,9 @@ def _tree_body(tree: CallTree) -> str:
 def _tree_caption(tree: CallTree) -> str:
     calls = ", ".join(f"#{n}" for n in tree.sampled_calls) or "-"
     return (
-        f'<p class="caption">pyinstrument, {_e(fmt_s(tree.duration_s))} sampled over call {_e(calls)}; those '
-        'calls '
-        "are kept out of the timings above. Seconds per frame; click a line to fold or unfold it.</p>"
+        f'<p class="caption">pyinstrument, {_e(fmt_s(tree.duration_s))} sampled over call {_e(calls)}; '
+        "those calls are kept out of the timings above. Seconds per frame; click a line to fold or unfold "
+        "it.</p>"
     )
 
 

@@ -237,7 +237,8 @@ class _Canvas:
                 p.append(f'<rect x="{_LEFT - 4}" y="{_n(ly)}" width="4" height="{h}" fill="#e8a33d"/>')
                 p.append(
                     f'<text x="{_LEFT - 12}" y="{_n(cy)}" text-anchor="end" font-size="12.5" fill="#1b1b1b">'
-                    f'{hover}{_esc(name)} <tspan font-weight="700" fill="#b86e00">@ {_esc(host)}</tspan></text>'
+                    f'{hover}{_esc(name)} <tspan font-weight="700" fill="#b86e00">@ {_esc(host)}</tspan>'
+                    "</text>"
                 )
             else:
                 p.append(
