@@ -168,7 +168,8 @@ def test_a_saved_profile_renders_through_show(before_profile, tmp_path):
     saved = tmp_path / "p.json"
     before_profile.save(saved)
     html_path, trace_path = tmp_path / "r.html", tmp_path / "t.json"
-    result = CliRunner().invoke(cli, ["show", str(saved), "--html", str(html_path), "--trace", str(trace_path)])
+    args = ["show", str(saved), "--html", str(html_path), "--trace", str(trace_path)]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     page = html_path.read_text(encoding="utf-8")
     assert ">_core_logic_work</span>" in page and page == render_html(load_profile(saved))
