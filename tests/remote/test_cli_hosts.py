@@ -132,3 +132,5 @@ def test_hosts_from_ssh_config(tmp_path: Path, sshd: LocalSshd, python_b: str, _
     code, out = run(tmp_path, "check", "bigbox", "--json", "--no-save")
     assert code == 0, out
     assert json.loads(out)["host"] == "bigbox"
+    code, out = run(tmp_path, "remove", "bigbox")
+    assert code == 2 and "does not edit" in out

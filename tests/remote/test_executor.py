@@ -328,3 +328,47 @@ def test_function_from_a_main_script(spec: HostSpec, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["40", "__main__"]
+
+
+def test_large_payloads_round_trip(b: Any) -> None:
+    data = os.urandom(12 * 1024 * 1024)
+    assert b.call(echo_with_objects, data) == (data, [1, "two", {"three": 3.0}] * 1000)
+
+    def fails_big() -> None:
+        raise StageFailed("x" * (2 * 1024 * 1024))
+
+    with pytest.raises(StageFailed):
+        b.call(fails_big)
+    assert b.call(add, 1, 1) == 2  # the stream is still in step after large replies
+
+
+def echo_with_objects(data: bytes) -> tuple[bytes, list[Any]]:
+    return data, [1, "two", {"three": 3.0}] * 1000
+
+
+def test_unpicklable_result_is_named(b: Any) -> None:
+    with pytest.raises(PickleError, match="result of .*cannot be pickled back"):
+        b.call(lambda: (i for i in range(3)))
+    assert b.call(add, 2, 3) == 5
+
+
+def test_closing_mid_call_leaves_no_worker_behind(spec: HostSpec) -> None:
+    b = connect(spec)
+    pid = b.hello.pid
+    future = b.submit(time.sleep, 30)
+    time.sleep(0.2)
+    b.close()
+    with pytest.raises(WorkerLostError):
+        future.result(timeout=10)
+    for _ in range(100):  # bounded: 10 s
+        if not os.path.exists(f"/proc/{pid}"):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_executor_protocol(b: Any) -> None:
+    from wiredprof.remote import Executor
+
+    assert isinstance(b, Executor)
+    assert b.submit(add, 1, b=2).result(timeout=30) == 3

@@ -170,6 +170,8 @@ def remove(project: Path | None, name: str) -> None:
     """Remove NAME from the project's inventory (and its saved probe)."""
     config = ProjectConfig.find(project)
     if not config.remove_host(name):
+        if any(h.name == name for h in known_hosts(project)):
+            raise UsageError(f"host {name} comes from ~/.ssh/config, which wiredprof does not edit")
         raise UnknownHostError(name, sorted(config.hosts()))
     (config.probes_dir / f"{name}.json").unlink(missing_ok=True)
     click.echo(f"removed host {name} from {config.path}")

@@ -16,9 +16,10 @@ import paramiko
 
 from wiredprof.remote.worker import HEADER
 
-__all__ = ["FrameChannel", "LinkClosed"]
+__all__ = ["FrameChannel", "LinkClosed", "PayloadStream"]
 
 _RECV_CHUNK = 4 * 1024 * 1024
+_SMALL_FRAME = 16 * 1024
 
 
 class LinkClosed(EOFError):
@@ -35,10 +36,13 @@ class FrameChannel:
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send one frame; raises `LinkClosed` when the channel is gone."""
         view = memoryview(payload).cast("B")
+        head = HEADER.pack(kind, ident, view.nbytes)
         try:
             with self._send_lock:
-                self.channel.sendall(HEADER.pack(kind, ident, view.nbytes))
-                if view.nbytes:
+                if view.nbytes <= _SMALL_FRAME:  # one SSH packet for a small frame, not two
+                    self.channel.sendall(head + view.tobytes())
+                else:
+                    self.channel.sendall(head)
                     self.channel.sendall(view)  # type: ignore[arg-type]  # slices, not copies
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise LinkClosed(str(exc) or type(exc).__name__) from exc
@@ -68,6 +72,81 @@ class FrameChannel:
         self, deadline: float | None = None, idle: Callable[[], None] | None = None
     ) -> tuple[int, int, bytearray]:
         """Block for the next frame (kind, id, payload). `idle` runs on each receive timeout tick."""
+        kind, ident, length = self.read_header(deadline, idle)
+        return kind, ident, self.read_payload(length, deadline, idle)
+
+    def read_header(
+        self, deadline: float | None = None, idle: Callable[[], None] | None = None
+    ) -> tuple[int, int, int]:
+        """Block for the next frame's (kind, id, payload length); read or stream the payload next."""
         kind, ident, length = HEADER.unpack(self._recv_exact(HEADER.size, deadline, idle))
-        payload = self._recv_exact(length, deadline, idle) if length else bytearray()
-        return kind, ident, payload
+        return int(kind), int(ident), int(length)
+
+    def read_payload(
+        self, length: int, deadline: float | None = None, idle: Callable[[], None] | None = None
+    ) -> bytearray:
+        """The whole payload of the frame whose header was just read."""
+        return self._recv_exact(length, deadline, idle) if length else bytearray()
+
+    def stream_payload(self, length: int) -> PayloadStream:
+        """A file object over the payload, for unpickling a large frame without buffering it whole."""
+        return PayloadStream(self, length)
+
+
+class PayloadStream:
+    """Read-only file over one frame's payload on the channel (what pickle's Unpickler needs).
+
+    `peek` lets the C unpickler batch small opcodes; large objects are read with `readinto`
+    straight into their final buffer, so a 100 MiB result costs one copy, not three.
+    """
+
+    def __init__(self, frames: FrameChannel, length: int) -> None:
+        self._frames = frames
+        self.remaining = length  # bytes not yet taken from the channel
+        self._buf = bytearray()  # peeked, not yet consumed
+
+    def _fill(self, n: int) -> None:
+        want = min(n - len(self._buf), self.remaining)
+        if want > 0:
+            self._buf += self._frames._recv_exact(want, None, None)
+            self.remaining -= want
+
+    def peek(self, n: int = 1) -> bytes:
+        self._fill(max(n, 1))
+        return bytes(self._buf[:n])
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = len(self._buf) + self.remaining
+        self._fill(n)
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
+
+    def readinto(self, target: memoryview | bytearray) -> int:
+        view = memoryview(target).cast("B")
+        n = min(view.nbytes, len(self._buf) + self.remaining)
+        have = min(n, len(self._buf))
+        view[:have] = self._buf[:have]
+        del self._buf[:have]
+        pos = have
+        while pos < n:
+            chunk = self._frames._recv_exact(min(n - pos, _RECV_CHUNK), None, None)
+            view[pos : pos + len(chunk)] = chunk
+            pos += len(chunk)
+            self.remaining -= len(chunk)
+        return n
+
+    def readline(self) -> bytes:
+        out = bytearray()
+        while not out.endswith(b"\n") and (self._buf or self.remaining):
+            out += self.read(1)
+        return bytes(out)
+
+    def drain(self) -> None:
+        """Consume what is left of the payload, so the next frame starts in the right place."""
+        self._buf.clear()
+        while self.remaining:
+            step = min(self.remaining, _RECV_CHUNK)
+            self._frames._recv_exact(step, None, None)
+            self.remaining -= step

@@ -44,6 +44,7 @@ __all__ = [
     "dump_call",
     "dump_value",
     "load_value",
+    "load_stream",
     "function_name",
 ]
 
@@ -165,7 +166,7 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, objects: LocalObjects) -> None:
+    def __init__(self, file: Any, objects: LocalObjects) -> None:
         super().__init__(file)
         self._objects = objects
 
@@ -249,6 +250,11 @@ def _pickles(obj: Any, objects: LocalObjects, marked: set[int]) -> Exception | N
 def load_value(data: bytes | bytearray | memoryview, objects: LocalObjects) -> Any:
     """Unpickle what B sent; proxies B hands back become the original objects again."""
     return _Unpickler(io.BytesIO(data), objects).load()
+
+
+def load_stream(stream: Any, objects: LocalObjects) -> Any:
+    """`load_value` from a file object (read/readinto/peek/readline), without buffering it whole."""
+    return _Unpickler(stream, objects).load()
 
 
 def function_name(fn: Any) -> str:

@@ -30,6 +30,7 @@ from wiredprof.remote.serialize import (
     dump_function,
     dump_value,
     function_name,
+    load_stream,
     load_value,
 )
 from wiredprof.remote.worker import Kind
@@ -42,6 +43,7 @@ OutputSink = Callable[[str, str, str], None]
 """Called with (host name, "stdout" or "stderr", text) for what the remote side prints."""
 
 _TICK_S = 0.2
+_STREAM_MIN_BYTES = 1 << 20
 
 
 def print_output(host: str, stream: str, text: str) -> None:
@@ -197,7 +199,11 @@ class WorkerSession:
         reason = "the channel closed"
         try:
             while not self._closed.is_set():
-                kind, ident, payload = self.frames.read_frame()
+                kind, ident, length = self.frames.read_header()
+                if kind in (Kind.RESULT, Kind.FAILURE) and length >= _STREAM_MIN_BYTES:
+                    self._finish_streamed(kind, ident, length)
+                    continue
+                payload = self.frames.read_payload(length)
                 if kind == Kind.RESULT or kind == Kind.FAILURE:
                     self._finish(kind, ident, payload)
                 elif kind == Kind.OUTPUT:
@@ -233,14 +239,39 @@ class WorkerSession:
                 )
             )
 
+    def _finish_streamed(self, kind: int, call_id: int, length: int) -> None:
+        # Large replies are unpickled straight off the channel: no whole-frame buffer on A.
+        stream = self.frames.stream_payload(length)
+        with self._lock:
+            pending = self._pending.get(call_id)
+        if pending is None:
+            stream.drain()  # timed out earlier
+            return
+        try:
+            value: Any = load_stream(stream, self.objects)
+            error: BaseException | None = None
+        except LinkClosed:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            value, error = None, exc
+        stream.drain()
+        self._settle(kind, call_id, value, error)
+
     def _finish(self, kind: int, call_id: int, payload: bytearray) -> None:
+        try:
+            value: Any = load_value(payload, self.objects)
+            error: BaseException | None = None
+        except Exception as exc:  # noqa: BLE001
+            value, error = None, exc
+        self._settle(kind, call_id, value, error)
+
+    def _settle(self, kind: int, call_id: int, value: Any, error: BaseException | None) -> None:
         with self._lock:
             pending = self._pending.pop(call_id, None)
         if pending is None:
             return  # timed out earlier
-        try:
-            value = load_value(payload, self.objects)
-        except Exception as exc:  # noqa: BLE001
+        if error is not None:
+            exc = error
             pending.future.set_exception(
                 RemoteError(
                     f"the reply of {pending.name} from host {self.host} cannot be loaded here: {exc!r}",
