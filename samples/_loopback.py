@@ -128,7 +128,8 @@ class SlowHttpApi:
     def __init__(self, delay_s: float) -> None:
         self._server = _ApiServer(delay_s)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="sample-http-api", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name="sample-http-api", daemon=True,
         )
         self._closed = False
         self._thread.start()
@@ -207,7 +208,9 @@ class MosquittoBroker:
             log = self.log_text()
             self.close()
             if isinstance(exc, Exception):
-                raise RuntimeError(f"mosquitto did not start on port {self.port}: {exc}; log: {log!r}") from exc
+                raise RuntimeError(
+                    f"mosquitto did not start on port {self.port}: {exc}; log: {log!r}"
+                ) from exc
             raise
 
     def log_text(self) -> str:

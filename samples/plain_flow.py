@@ -227,8 +227,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
         return parse
 
-    parser = argparse.ArgumentParser(prog="plain_flow.py",
-                                     description="The reference service in plain Python, marked for wiredprof.")
+    parser = argparse.ArgumentParser(
+        prog="plain_flow.py", description="The reference service in plain Python, marked for wiredprof."
+    )
     parser.add_argument("--scale", type=positive(float), default=0.1,
                         help="multiply every stage duration of the table by this (default 0.1)")
     parser.add_argument("--seconds", type=positive(float), default=None,

@@ -76,7 +76,8 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="waiting_flow.py",
                                      description="A wiredflow flow whose bottleneck is a waiting storage.")
-    parser.add_argument("--scale", type=_positive(float), default=0.1, help="multiply every duration (default 0.1)")
+    parser.add_argument("--scale", type=_positive(float), default=0.1,
+                        help="multiply every duration (default 0.1)")
     parser.add_argument("--seconds", type=_positive(float), default=None,
                         help="run the flow this long (default 200 x scale)")
     parser.add_argument("--processes", action="store_true", help="one process per pipeline")
@@ -120,14 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             if use_threads or "status" not in str(exc):
                 raise
 
+        checksums = sorted({r["data"]["checksum"] for r in read_records(core_store.path)})
         summary = {
             "mode": "threads" if use_threads else "processes",
             "scale": args.scale,
             "seconds": seconds,
             "core_blocks": core_blocks,
             "pipelines": {
-                "pipeline_1": {"storage": count_lines(core_store.path),
-                               "checksums": sorted({r["data"]["checksum"] for r in read_records(core_store.path)})},
+                "pipeline_1": {"storage": count_lines(core_store.path), "checksums": checksums},
                 "pipeline_2": {"storage": count_lines(device_store.path)},
             },
         }

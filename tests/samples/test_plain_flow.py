@@ -18,7 +18,8 @@ def test_all_stages_of_all_pipelines_run(tmp_path: Path) -> None:
                       "--workdir", str(tmp_path), timeout=40)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = summary_of(proc.stdout, SUMMARY_PREFIX)
-    stages = ["pipeline_1.http_connector", "pipeline_1.storage", "pipeline_2.mqtt_connector", "pipeline_2.storage",
+    stages = ["pipeline_1.http_connector", "pipeline_1.storage",
+              "pipeline_2.mqtt_connector", "pipeline_2.storage",
               "pipeline_3.core_logic", "pipeline_3.send", "pipeline_3.storage", "pipeline_3.send_2"]
     assert sorted(summary["calls"]) == sorted(stages)
     assert all(summary["calls"][s] >= 1 for s in stages), summary["calls"]
@@ -32,7 +33,8 @@ def test_all_stages_of_all_pipelines_run(tmp_path: Path) -> None:
 
 
 def test_missing_mosquitto_says_what_to_install() -> None:
-    proc = run_sample("plain_flow.py", "--seconds", "2", timeout=20, WIREDPROF_MOSQUITTO="/nonexistent/mosquitto")
+    proc = run_sample("plain_flow.py", "--seconds", "2", timeout=20,
+                      WIREDPROF_MOSQUITTO="/nonexistent/mosquitto")
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "apt-get install mosquitto" in proc.stderr

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def _broker_pid(stderr: str) -> int:
     return int(match.group(1))
 
 
-def _check_all_pipelines_ran(summary: dict, mode: str) -> None:
+def _check_all_pipelines_ran(summary: dict[str, Any], mode: str) -> None:
     assert summary["mode"] == mode
     p1, p2, p3 = (summary["pipelines"][f"pipeline_{i}"] for i in (1, 2, 3))
     assert p1["http_requests"] >= 1 and p1["storage"] >= 1
