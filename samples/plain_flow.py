@@ -198,7 +198,8 @@ class PlainFlow:
         """Run all pipelines for `seconds` (cycles in progress finish); raise on a failure."""
         self.deadline = time.monotonic() + seconds
         threads = [
-            threading.Thread(target=self._loop, args=(name, cycle), name=name)
+            # Daemons: on Ctrl-C the process may leave without waiting for a long core logic.
+            threading.Thread(target=self._loop, args=(name, cycle), name=name, daemon=True)
             for name, cycle in (("pipeline_1", self.pipeline_1), ("pipeline_2", self.pipeline_2),
                                 ("pipeline_3", self.pipeline_3))
         ]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -261,8 +262,15 @@ def main(argv: list[str] | None = None) -> int:
             summary = summarize(files, api.requests_served, publisher.published, calibration,
                                 core_blocks, args, seconds)
     except _Terminated as stop:
+        # The broker and the HTTP server are stopped by now (the ExitStack unwound), but
+        # wiredflow's pipeline threads are not daemons and would keep the process alive
+        # until --seconds pass (the MQTT one spinning): leave at once. (Ctrl-C is left to
+        # Python, or to a profiler running this file, after the same clean-up.)
+        print("reference_flow: stopped by SIGTERM", file=sys.stderr)
+        for child in multiprocessing.active_children():  # process mode: the pipelines
+            child.terminate()
+        sys.stdout.flush()
         sys.stderr.flush()
-        # wiredflow's pipeline threads are not daemons and would keep the process alive.
         os._exit(int(stop.code or 143))
     finally:
         if restore_sigterm is not None:
