@@ -12,6 +12,19 @@ __all__ = [
     "ProfileFileError",
     "NoStagesError",
     "WorkFailed",
+    "ConfigError",
+    "UnknownHostError",
+    "HostKeyError",
+    "UnknownHostKeyError",
+    "HostKeyChangedError",
+    "AuthError",
+    "ConnectError",
+    "PythonMismatchError",
+    "PickleError",
+    "RemoteError",
+    "MissingModuleError",
+    "WorkerLostError",
+    "CallTimeoutError",
 ]
 
 
@@ -41,3 +54,92 @@ class NoStagesError(UsageError):
 
 class WorkFailed(WiredprofError):
     """The work itself failed (exit 1), e.g. a regression past the allowed limit."""
+
+
+class ConfigError(UsageError):
+    """The project configuration (wiredprof.toml / [tool.wiredprof]) is malformed."""
+
+
+class UnknownHostError(UsageError):
+    """A host name that is neither in the inventory nor a Host of ~/.ssh/config."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        listed = ", ".join(known) if known else "none"
+        super().__init__(
+            f"unknown host {name!r} (known: {listed}); "
+            f"add it with `wiredprof hosts add {name} --address USER@HOST`"
+        )
+
+
+class HostKeyError(UsageError):
+    """The server's host key could not be trusted; nothing was sent to it."""
+
+    def __init__(self, message: str, host: str, fingerprint: str) -> None:
+        self.host = host
+        self.fingerprint = fingerprint
+        super().__init__(message)
+
+
+class UnknownHostKeyError(HostKeyError):
+    """No known_hosts entry for this server; the user must accept the key explicitly."""
+
+
+class HostKeyChangedError(HostKeyError):
+    """The server offered a key different from the recorded one: always refused."""
+
+
+class AuthError(UsageError):
+    """The server refused every key we could offer."""
+
+
+class ConnectError(WiredprofError):
+    """The host could not be reached or the SSH session could not be set up."""
+
+
+class PythonMismatchError(UsageError):
+    """The remote Python's major.minor differs from the local one (pickles would not load)."""
+
+
+class PickleError(UsageError):
+    """An argument, closure variable or global of a shipped function cannot be pickled.
+
+    `path` names the object, e.g. "argument 'conf' ['db']" or "closure variable 'gen' of f".
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class RemoteError(WiredprofError):
+    """A remote call failed and its exception could not be re-created here.
+
+    `remote_type` is the qualified name of the remote exception type, `remote_traceback`
+    the formatted traceback from host B.
+    """
+
+    def __init__(
+        self, message: str, remote_type: str = "", remote_traceback: str = "", host: str = ""
+    ) -> None:
+        self.remote_type = remote_type
+        self.remote_traceback = remote_traceback
+        self.host = host
+        super().__init__(message)
+
+
+class MissingModuleError(RemoteError):
+    """A module the shipped code imports by reference is not installed on the remote host."""
+
+    def __init__(self, message: str, module: str, host: str = "", remote_traceback: str = "") -> None:
+        self.module = module
+        super().__init__(message, "ModuleNotFoundError", remote_traceback, host)
+
+
+class WorkerLostError(WiredprofError):
+    """The remote worker died or the link dropped while calls were pending."""
+
+
+class CallTimeoutError(WiredprofError, TimeoutError):
+    """A remote call did not finish within its timeout."""

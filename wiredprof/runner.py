@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from wiredprof.adapters import wiredflow as wiredflow_adapter
 from wiredprof.analysis import analyze
@@ -62,6 +62,7 @@ class RunOptions:
     progress_every_s: float = 0.5
     timeline_size: int = 5000
     flow_stdout_to_stderr: bool = False  # keep stdout clean for --json
+    offloads: Any = None  # an OffloadRuntime: stages that run on other hosts
     notes: list[str] = field(default_factory=list)
 
     def validated(self) -> RunOptions:
@@ -175,6 +176,8 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     t0 = time.perf_counter()
     set_current_recorder(rec)
     set_current_control(control)
+    if opts.offloads is not None:
+        opts.offloads.install(rec)
     wiredflow_adapter.install_import_hook()
     threads.start()
     watchdog.start()
@@ -237,6 +240,9 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         set_current_recorder(None)
         set_current_control(None)
         wiredflow_adapter.uninstall()
+        if opts.offloads is not None:
+            opts.offloads.uninstall()
+            opts.offloads.close()
 
     left = _user_threads(before)
     if left:

@@ -1,8 +1,14 @@
 """A small real wiredflow flow for tests; `--processes` runs it in process mode, `--fail` makes core logic raise."""
+import os
 import sys
 import time
 
 from wiredflow.main.build import FlowBuilder
+
+
+# Decided here, not inside core_logic: an offloaded stage reads its globals as shipped
+# from A, while sys.argv on host B is the worker's.
+FAIL = "--fail" in sys.argv
 
 
 def spin(n):
@@ -22,12 +28,17 @@ def store(data, **kwargs):
 
 
 def core_logic(relevant_info, db_connectors, **kwargs):
-    if "--fail" in sys.argv:
+    if os.environ.get("WIREDFLOW_SMALL_MARKER"):
+        open(os.environ["WIREDFLOW_SMALL_MARKER"], "w").close()
+    if FAIL:
         raise RuntimeError("core logic failed on purpose")
-    return spin(400_000)
+    return {"checksum": spin(400_000), "pid": os.getpid(), "pipelines": sorted(db_connectors)}
 
 
 def send(data, **kwargs):
+    if os.environ.get("WIREDFLOW_SMALL_OUT"):
+        with open(os.environ["WIREDFLOW_SMALL_OUT"], "a") as f:
+            f.write(f"{data!r}\n")
     time.sleep(0.002)
 
 

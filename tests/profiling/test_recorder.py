@@ -65,6 +65,7 @@ def test_errors_sampled_calls_and_cycles():
     s, c = rec.enter(acc)
     wall.now += 9
     rec.exit(acc, s, c, sampled=True)
+    rec.add_cycle("p", 30.0)  # the sampled call was in this cycle: counted, not timed
     rec.add_cycle("p", 3.0)
     rec.add_cycle("p", 5.0, failed=True)
     prof = build_profile(rec, "f.py", 10.0)
@@ -72,7 +73,7 @@ def test_errors_sampled_calls_and_cycles():
     assert (stats.calls, stats.sampled_calls, stats.errors, stats.total_s) == (1, 1, 1, 1.0)
     assert stats.last_error.type == "ValueError" and "boom" in stats.last_error.traceback
     pipe = prof.pipeline("p")
-    assert (pipe.runs, pipe.wall_s, pipe.max_s, pipe.errors) == (2, 4.0, 5.0, 1)
+    assert (pipe.runs, pipe.wall_s, pipe.max_s, pipe.errors) == (3, 4.0, 5.0, 1)
     assert [t.sampled for t in prof.timeline] == [False, True]
 
 

@@ -73,6 +73,8 @@ _local = threading.local()
 # Called with (stage ref, stage object, bound method); returns the callable to run
 # instead, or None (offload swaps in a remote proxy here).
 method_hooks: list[Callable[[StageRef, Any, Callable[..., Any]], Callable[..., Any] | None]] = []
+# Called once wiredflow has been imported by the flow (discovery patches launch_flow here).
+after_import_hooks: list[Callable[[], None]] = []
 
 
 def stage_kind(stage: Any) -> str:
@@ -325,19 +327,29 @@ class _InstrumentOnImport(importlib.abc.MetaPathFinder):
         def exec_then_instrument(module: ModuleType) -> None:
             exec_module(module)
             sys.modules[fullname] = module
-            instrument()
+            _on_import()
 
         loader.exec_module = exec_then_instrument  # type: ignore[method-assign]
         return spec
 
 
 _hook = _InstrumentOnImport()
+_instrument_stages = True
 
 
-def install_import_hook() -> None:
-    """Switch the adapter on when the flow imports wiredflow (now, if it already is)."""
-    if "wiredflow" in sys.modules:
+def _on_import() -> None:
+    if _instrument_stages:
         instrument()
+    for hook in after_import_hooks:
+        hook()
+
+
+def install_import_hook(instrument_stages: bool = True) -> None:
+    """Switch the adapter on when the flow imports wiredflow (now, if it already is)."""
+    global _instrument_stages
+    _instrument_stages = instrument_stages
+    if "wiredflow" in sys.modules:
+        _on_import()
         return
     if _hook not in sys.meta_path:
         sys.meta_path.insert(0, _hook)

@@ -100,11 +100,11 @@ def build_profile(
     for name in order:
         cyc = rec.cycles.get(name)
         mine = [s for s in stages if s.pipeline == name]
-        if cyc is not None and cyc.runs:
-            cycle_mean, runs, total, peak = cyc.total / cyc.runs, cyc.runs, cyc.total, cyc.max
-        else:  # no cycle finished (stopped mid-way): the stages' means are the best estimate
+        if cyc is not None and cyc.timed:
+            cycle_mean, runs, total, peak = cyc.total / cyc.timed, cyc.runs, cyc.total, cyc.max
+        else:  # no timed cycle finished: the stages' means are the best estimate
             cycle_mean = sum(s.mean_s for s in mine)
-            runs, total, peak = 0, 0.0, cycle_mean
+            runs, total, peak = (cyc.runs if cyc is not None else 0), 0.0, cycle_mean
         pipelines.append(
             PipelineStats(
                 name=name,

@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -40,6 +41,18 @@ _SKETCH_ACCURACY = 0.01
 _TIMELINE_SIZE = 5000
 _FORWARD_BATCH = 64
 _FORWARD_EVERY_S = 0.25
+
+# This process's id, kept current across fork: os.getpid() is a system call (0.1 us) and
+# add_span asks on every stage call whether it runs in a forked child.
+_pid = os.getpid()
+
+
+def _update_pid_after_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_update_pid_after_fork)
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -97,9 +110,14 @@ class CycleAccumulator:
 
     pipeline: str
     runs: int = 0
-    total: float = 0.0
+    total: float = 0.0  # over timed cycles: those with no sampled call in them
     max: float = 0.0
     errors: int = 0
+    sampled: int = 0  # cycles that ran a call under the call-tree sampler (not timed)
+
+    @property
+    def timed(self) -> int:
+        return self.runs - self.sampled
 
 
 @dataclass
@@ -113,15 +131,32 @@ class ThreadInfo:
     cpu: float = 0.0  # last known total CPU of the thread
 
 
-class _Frame:
-    """A stage call in progress on one thread (stages can nest: MQTT connector -> storage)."""
+# A stage call in progress on one thread (stages can nest: MQTT connector -> storage) is a
+# list [acc, child_wall, child_cpu]: a list costs a third of a small class's __init__.
+_Frame = list  # [StageAccumulator, float, float]
 
-    __slots__ = ("acc", "child_wall", "child_cpu")
 
-    def __init__(self, acc: StageAccumulator) -> None:
-        self.acc = acc
-        self.child_wall = 0.0
-        self.child_cpu = 0.0
+class _ThreadState(threading.local):
+    """Per thread: its stage calls in progress and its native id (asked once, not per call)."""
+
+    def __init__(self) -> None:
+        self.stack: list[_Frame] = []
+        self.tid = threading.get_native_id()
+        self.sampled_cycle = False
+        _thread_states.add(self)
+
+
+# The thread that forks goes on in the child with a new native id: fix its cached one.
+_thread_states: weakref.WeakSet[_ThreadState] = weakref.WeakSet()
+
+
+def _update_thread_ids_after_fork() -> None:
+    tid = threading.get_native_id()
+    for state in list(_thread_states):
+        state.tid = tid  # threading.local: sets it for the one thread the child has
+
+
+os.register_at_fork(after_in_child=_update_thread_ids_after_fork)
 
 
 class Recorder:
@@ -140,14 +175,17 @@ class Recorder:
         self.t0 = clock()
         self.stages: dict[tuple[str, str], StageAccumulator] = {}
         self.cycles: dict[str, CycleAccumulator] = {}
-        self.timeline: deque[TimelineSpan] = deque(maxlen=timeline_size)
+        # Recent spans as plain tuples (the fields of TimelineSpan, in order): building a frozen
+        # dataclass per call cost 0.8 us; `timeline` builds the TimelineSpans when read.
+        self._timeline: deque[tuple[Any, ...]] = deque(maxlen=timeline_size)
         self.timeline_seen = 0
         self.threads: dict[int, ThreadInfo] = {}  # native thread id -> info
         self.mode = "plain"
+        self.stage_hosts: dict[str, str] = {}  # "PIPELINE.STAGE" -> host it runs on (offloaded)
         self.call_trees: Any = None  # a CallTreeSampler, when call stacks are wanted
         self.notes: list[str] = []
         self._lock = threading.Lock()
-        self._local = threading.local()
+        self._local = _ThreadState()
         self._owner_pid = os.getpid()
         self._inbox: socket.socket | None = None
         self._outbox: socket.socket | None = None
@@ -163,6 +201,13 @@ class Recorder:
         # Handlers for extra record kinds forwarded by children ("threads", "calltree", ...).
         self.extra_handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
 
+    @property
+    def timeline(self) -> deque[TimelineSpan]:
+        """The bounded window of recent spans, oldest first (a snapshot)."""
+        with self._lock:
+            raw = list(self._timeline)
+        return deque((TimelineSpan(*r) for r in raw), maxlen=self._timeline.maxlen)
+
     # -- registration ------------------------------------------------------------
     def stage(
         self, pipeline: str, stage: str, kind: str = "", index: int = 0, function: str = "", host: str | None = None
@@ -174,9 +219,8 @@ class Recorder:
             with self._lock:
                 acc = self.stages.get(key)
                 if acc is None:
-                    acc = StageAccumulator(
-                        pipeline, stage, kind or stage, index, function, host or self.host
-                    )
+                    where = self.stage_hosts.get(f"{pipeline}.{stage}") or host or self.host
+                    acc = StageAccumulator(pipeline, stage, kind or stage, index, function, where)
                     self.stages[key] = acc
                     self._number(acc)
         return acc
@@ -205,7 +249,7 @@ class Recorder:
     def attach_state_table(self, table: Any) -> None:
         """Share the (thread id, stage number) table with the thread-state sampler (None: stop)."""
         self._state_table = table
-        self._local = threading.local()  # slots are claimed afresh
+        self._local = _ThreadState()  # slots are claimed afresh
 
     def _slot(self) -> int:
         """This thread's row in the state table: claimed once per thread, by its native id."""
@@ -241,14 +285,17 @@ class Recorder:
 
     # -- recording -----------------------------------------------------------------
     def _stack(self) -> list[_Frame]:
-        stack: list[_Frame] | None = getattr(self._local, "stack", None)
-        if stack is None:
-            stack = self._local.stack = []
-        return stack
+        return self._local.stack
+
+    def current_stage(self) -> StageAccumulator | None:
+        """The innermost stage running on the calling thread, or None."""
+        stack = self._local.stack
+        return stack[-1][0] if stack else None
 
     def enter(self, acc: StageAccumulator) -> tuple[float, float]:
         """Mark the start of a call of `acc` on this thread; returns (wall, cpu) clocks."""
-        self._stack().append(_Frame(acc))
+        local = self._local
+        local.stack.append([acc, 0.0, 0.0])
         if self._state_table is not None:
             self._mark(acc)
         return self.clock(), self.cpu_clock()
@@ -264,27 +311,36 @@ class Recorder:
         """Mark the end of the call begun by `enter`; records its self time."""
         end, cpu_end = self.clock(), self.cpu_clock()
         wall, cpu = end - start, cpu_end - cpu_start
-        stack = self._stack()
-        frame = stack.pop() if stack else _Frame(acc)
-        tid = threading.get_native_id()
+        local = self._local
+        stack = local.stack
+        tid = local.tid
+        if stack:
+            _, child_wall, child_cpu = stack.pop()
+        else:
+            child_wall = child_cpu = 0.0
         if stack:
             parent = stack[-1]
-            parent.child_wall += wall
-            parent.child_cpu += cpu
+            parent[1] += wall
+            parent[2] += cpu
         if self._state_table is not None:
-            self._mark(stack[-1].acc if stack else None)
-        self_wall = max(0.0, wall - frame.child_wall)
-        self_cpu = max(0.0, cpu - frame.child_cpu)
+            self._mark(stack[-1][0] if stack else None)
+        self_wall = wall - child_wall
+        if not self_wall > 0.0:  # max(0.0, x) without the builtin call
+            self_wall = 0.0
+        self_cpu = cpu - child_cpu
+        if not self_cpu > 0.0:
+            self_cpu = 0.0
         err = error_info(error) if error is not None else None
         self.add_span(acc, start, self_wall, self_cpu, err, sampled, tid)
 
     def cancel(self) -> None:
         """Drop the innermost call begun on this thread without recording it."""
-        stack = self._stack()
+        local = self._local
+        stack = local.stack
         if stack:
             stack.pop()
         if self._state_table is not None:
-            self._mark(stack[-1].acc if stack else None)
+            self._mark(stack[-1][0] if stack else None)
 
     def forward_calltree(self, acc: StageAccumulator, session: Any, ordinal: int) -> None:
         """A child process sends a sampled call's pyinstrument session to the parent."""
@@ -304,7 +360,9 @@ class Recorder:
         tid: int = 0,
     ) -> None:
         """Fold one finished call into its stage (or forward it from a child process)."""
-        if os.getpid() != self._owner_pid:
+        if sampled:
+            self._local.sampled_cycle = True  # the cycle this call is part of is not timed either
+        if _pid != self._owner_pid:
             self._forward(("span", acc.pipeline, acc.stage, acc.kind, acc.index, acc.function,
                            acc.host, start, wall, cpu, error, sampled))
             # The child's copy keeps counts too: the call-tree sampler decides from them.
@@ -314,7 +372,7 @@ class Recorder:
                 acc.calls += 1
                 acc.total += wall
             info = self.threads.get(tid)
-            if info is not None and not sampled:
+            if info is not None:
                 info.stage_cpu += cpu
             return
         with self._lock:
@@ -331,26 +389,45 @@ class Recorder:
                 acc.errors += 1
                 acc.last_error = error
             self.timeline_seen += 1
-            self.timeline.append(
-                TimelineSpan(acc.pipeline, acc.stage, acc.host, start - self.t0, wall, cpu, error is not None, sampled)
+            self._timeline.append(
+                (acc.pipeline, acc.stage, acc.host, start - self.t0, wall, cpu, error is not None, sampled)
             )
             info = self.threads.get(tid)
-            if info is not None and not sampled:
+            if info is not None:
                 info.stage_cpu += cpu
 
-    def add_cycle(self, pipeline: str, wall: float, failed: bool = False) -> None:
-        """Fold one finished cycle of `pipeline`."""
+    def count_event(self, acc: StageAccumulator, what: str) -> None:
+        """Count a retry or a local fallback of an offloaded stage."""
         if os.getpid() != self._owner_pid:
-            self._forward(("cycle", pipeline, wall, failed))
+            self._forward(("event", acc.pipeline, acc.stage, what))
+            return
+        with self._lock:
+            setattr(acc, what, getattr(acc, what) + 1)
+
+    def add_cycle(self, pipeline: str, wall: float, failed: bool = False, sampled: bool | None = None) -> None:
+        """Fold one finished cycle of `pipeline` (ended on this thread, unless forwarded).
+
+        A cycle in which a call ran under the call-tree sampler counts as a run, but its
+        time is kept out, as that call's is.
+        """
+        if sampled is None:
+            local = self._local
+            sampled = local.sampled_cycle
+            local.sampled_cycle = False
+        if os.getpid() != self._owner_pid:
+            self._forward(("cycle", pipeline, wall, failed, sampled))
             return
         with self._lock:
             cyc = self.cycles.get(pipeline)
             if cyc is None:
                 cyc = self.cycles[pipeline] = CycleAccumulator(pipeline)
             cyc.runs += 1
-            cyc.total += wall
-            if wall > cyc.max:
-                cyc.max = wall
+            if sampled:
+                cyc.sampled += 1
+            else:
+                cyc.total += wall
+                if wall > cyc.max:
+                    cyc.max = wall
             if failed:
                 cyc.errors += 1
 
@@ -393,7 +470,7 @@ class Recorder:
         self._pending = []
         self._child_cycles = {}
         self._last_forward = self.clock()
-        self._local = threading.local()
+        self._local = _ThreadState()
         self.threads = {}
         try:
             import multiprocessing.util as mp_util
@@ -463,7 +540,11 @@ class Recorder:
                 acc = self.stage(pipeline, stage, skind, index, function, host)
                 self.add_span(acc, start, wall, cpu, err, sampled)
             elif kind == "cycle":
-                self.add_cycle(rec[1], rec[2], rec[3])
+                self.add_cycle(rec[1], rec[2], rec[3], rec[4])
+            elif kind == "event":
+                acc = self.stages.get((rec[1], rec[2]))
+                if acc is not None:
+                    self.count_event(acc, rec[3])
             elif kind == "threads":
                 self._apply_threads(rec)
             elif kind == "number":

@@ -1,0 +1,89 @@
+"""Fixtures: one real throwaway OpenSSH sshd for the session, and specs that reach it."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from wiredprof.remote.localsshd import LocalSshd, SshdUnavailable, start_local_sshd
+from wiredprof.remote.spec import HostSpec
+
+
+def remote_python() -> str:
+    """/usr/bin/python3 when it has our major.minor (it lacks cloudpickle: shipping is exercised)."""
+    system = "/usr/bin/python3"
+    try:
+        out = subprocess.run(
+            [system, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        out = ""
+    return system if out == "%d.%d" % sys.version_info[:2] else sys.executable
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[LocalSshd]:
+    try:
+        server = start_local_sshd()
+    except SshdUnavailable as exc:
+        pytest.fail(f"the ssh tests need OpenSSH's sshd (scripts/bootstrap.sh installs it): {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Never touch the real ~/.ssh or agent."""
+    ssh_dir = tmp_path / "dot-ssh"
+    ssh_dir.mkdir()
+    monkeypatch.setenv("WIREDPROF_SSH_DIR", str(ssh_dir))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return ssh_dir
+
+
+@pytest.fixture(scope="session")
+def python_b() -> str:
+    return remote_python()
+
+
+@pytest.fixture
+def make_spec(sshd: LocalSshd, python_b: str, tmp_path: Path) -> Callable[..., HostSpec]:
+    def make(**changes: object) -> HostSpec:
+        spec = HostSpec.direct(
+            sshd.address,
+            port=sshd.port,
+            user=sshd.user,
+            identity=sshd.identity,
+            known_hosts=sshd.known_hosts,
+            python=python_b,
+            name="B",
+            allow_agent=False,
+        ).with_(ssh_dir=tmp_path / "dot-ssh", system_known_hosts=())
+        return spec.with_(**changes) if changes else spec
+
+    return make
+
+
+@pytest.fixture
+def spec(make_spec: Callable[..., HostSpec]) -> HostSpec:
+    return make_spec()
+
+
+@pytest.fixture
+def copy_known_hosts(sshd: LocalSshd, tmp_path: Path) -> Callable[[], Path]:
+    def copy() -> Path:
+        target = tmp_path / "known_hosts_copy"
+        shutil.copy(sshd.known_hosts, target)
+        return target
+
+    return copy

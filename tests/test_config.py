@@ -1,0 +1,88 @@
+"""wiredprof.toml / [tool.wiredprof]: reading, validation, and edits that keep comments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wiredprof.config import HostEntry, OffloadEntry, ProjectConfig
+from wiredprof.errors import ConfigError
+
+
+def test_find_prefers_wiredprof_toml_and_walks_up(tmp_path: Path) -> None:
+    (tmp_path / "wiredprof.toml").write_text('[hosts.B]\naddress = "me@big:2222"\n')
+    nested = tmp_path / "src" / "flows"
+    nested.mkdir(parents=True)
+    config = ProjectConfig.find(nested)
+    assert config.path == tmp_path / "wiredprof.toml" and not config.in_pyproject
+    assert config.hosts() == {"B": HostEntry("B", "me@big:2222")}
+    assert config.probes_dir == tmp_path / ".wiredprof" / "hosts"
+
+
+def test_tool_table_in_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.wiredprof.hosts.B]\naddress = "big"  # an ssh_config alias\n'
+    )
+    config = ProjectConfig.find(tmp_path)
+    assert config.in_pyproject and config.hosts()["B"].address == "big"
+    config.add_host(HostEntry("C", "u@c", identity="~/.ssh/id_c"))
+    text = (tmp_path / "pyproject.toml").read_text()
+    assert "# an ssh_config alias" in text and '[project]\nname = "x"' in text
+    assert ProjectConfig.find(tmp_path).hosts()["C"].identity == "~/.ssh/id_c"
+
+
+def test_pyproject_without_tool_table_uses_wiredprof_toml(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    config = ProjectConfig.find(tmp_path)
+    assert config.path == tmp_path / "wiredprof.toml" and config.hosts() == {}
+
+
+def test_edits_keep_comments_and_remove(tmp_path: Path) -> None:
+    path = tmp_path / "wiredprof.toml"
+    path.write_text('# my hosts\n[hosts.A]\naddress = "a@a"  # the small box\n')
+    config = ProjectConfig.find(tmp_path)
+    config.add_host(HostEntry("B", "me@big:22", python="/opt/py311/bin/python3"))
+    config.set_offload(
+        OffloadEntry("pipeline_3.core_logic", "B", timeout_s=600, on_failure="local", retries=2)
+    )
+    text = path.read_text()
+    assert "# my hosts" in text and "# the small box" in text
+    assert '[offload."pipeline_3.core_logic"]' in text
+    assert config.offloads()["pipeline_3.core_logic"] == OffloadEntry(
+        "pipeline_3.core_logic", "B", 600.0, "local", 2
+    )
+    with pytest.raises(ConfigError, match="already in"):
+        config.add_host(HostEntry("B", "x@y"))
+    config.add_host(HostEntry("B", "x@y"), replace=True)
+    assert config.hosts()["B"].address == "x@y"
+    assert config.remove_host("B") and not config.remove_host("B")
+    assert config.remove_offload("pipeline_3.core_logic")
+    assert set(config.hosts()) == {"A"} and config.offloads() == {}
+    assert "# the small box" in path.read_text()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[hosts.B]\nidentity = "k"\n', "`address` is required"),
+        ('[hosts.B]\naddress = "a"\npassword = "x"\n', "unknown key"),
+        ("[hosts.B]\naddress = 3\n", "must be a string"),
+        ('[offload."p.s"]\nhost = "B"\non_failure = "maybe"\n', "on_failure"),
+        ('[offload."p.s"]\nhost = "B"\ntimeout_s = -1\n', "timeout_s"),
+        ('[offload."p.s"]\nhost = "B"\nretries = 1.5\n', "retries"),
+        ("[hosts.B\n", "not valid TOML"),
+    ],
+)
+def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "wiredprof.toml").write_text(text)
+    config = ProjectConfig.find(tmp_path)
+    with pytest.raises(ConfigError, match=message) as info:
+        config.hosts()
+        config.offloads()
+    assert "wiredprof.toml" in str(info.value)
+
+
+def test_bad_host_name_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="host name"):
+        ProjectConfig.find(tmp_path).add_host(HostEntry("no spaces", "a@b"))

@@ -1,0 +1,175 @@
+"""`wiredprof hosts add|list|check|remove`: the hosts a stage may be offloaded to."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from tabulate import tabulate
+
+from wiredprof.config import HostEntry, ProjectConfig
+from wiredprof.errors import UnknownHostError, UsageError
+from wiredprof.remote.executor import RemoteExecutor
+from wiredprof.remote.hosts import known_hosts, resolve_host
+from wiredprof.remote.probe import ProbeResult, load_probe, probe, save_probe
+from wiredprof.remote.spec import parse_address
+
+__all__ = ["command"]
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+@click.group("hosts")
+@click.option(
+    "-C",
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project directory (default: found from the current directory up).",
+)
+@click.pass_context
+def command(ctx: click.Context, project: Path | None) -> None:
+    """Hosts a stage may run on: the project's inventory plus ~/.ssh/config."""
+    ctx.obj = project
+
+
+@command.command("add")
+@click.argument("name")
+@click.option("--address", required=True, help="user@host:port, or a Host alias of ~/.ssh/config.")
+@click.option("--identity", help="Private key file (optional: the agent and ~/.ssh/config work too).")
+@click.option("--python", "python", help="Python on the host (default python3); same major.minor as here.")
+@click.option(
+    "--known-hosts", "known_hosts_file", help="known_hosts file to use instead of ~/.ssh/known_hosts."
+)
+@click.option("--replace", is_flag=True, help="Overwrite an existing entry of that name.")
+@click.pass_obj
+def add(
+    project: Path | None,
+    name: str,
+    address: str,
+    identity: str | None,
+    python: str | None,
+    known_hosts_file: str | None,
+    replace: bool,
+) -> None:
+    """Add host NAME to the project's inventory (nothing secret is written)."""
+    try:
+        parse_address(address)
+    except ValueError as exc:
+        raise UsageError(f"--address: {exc}") from None
+    config = ProjectConfig.find(project)
+    config.add_host(HostEntry(name, address, identity, python, known_hosts_file), replace=replace)
+    click.echo(
+        f"added host {name} ({address}) to {config.path}; check it with `wiredprof hosts check {name}`"
+    )
+
+
+@command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_obj
+def list_(project: Path | None, as_json: bool) -> None:
+    """List the hosts, with what their last check found."""
+    config = ProjectConfig.find(project)
+    rows: list[dict[str, Any]] = []
+    for host in known_hosts(project):
+        saved = load_probe(config.probes_dir, host.name)
+        rows.append(
+            {
+                "name": host.name,
+                "address": host.address,
+                "source": host.source,
+                "python": host.python,
+                "probe": saved.to_dict() if saved else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"schema": "wiredprof.hosts/1", "hosts": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("no hosts: add one with `wiredprof hosts add NAME --address USER@HOST`")
+        return
+    table = []
+    for row in rows:
+        p = row["probe"]
+        table.append(
+            [
+                row["name"],
+                row["address"],
+                row["source"],
+                p["python"] if p else row["python"],
+                p["cores"] if p else "",
+                f"{p['cpu_speed_ratio']:.2f}x" if p else "",
+                _gib(p["memory_bytes"]) if p else "",
+                f"{p['rtt_s'] * 1e3:.2f}" if p else "",
+                p["probed_at"] if p else "never",
+            ]
+        )
+    click.echo(
+        tabulate(
+            table,
+            headers=[
+                "host",
+                "address",
+                "from",
+                "python",
+                "cores",
+                "cpu vs here",
+                "memory",
+                "rtt ms",
+                "checked",
+            ],
+        )
+    )
+
+
+@command.command("check")
+@click.argument("name")
+@click.option("--accept-new", is_flag=True, help="Accept and record the host key if it is not known yet.")
+@click.option("--json", "as_json", is_flag=True, help="Print the probe as JSON.")
+@click.option("--no-save", is_flag=True, help="Do not save the probe under .wiredprof/hosts/.")
+@click.pass_obj
+def check(project: Path | None, name: str, accept_new: bool, as_json: bool, no_save: bool) -> None:
+    """Connect to NAME and measure it: Python, cores, memory, CPU speed vs here, RTT, bandwidth."""
+    spec = resolve_host(name, project=project)
+    with RemoteExecutor(spec, accept_new=accept_new) as executor:
+        result = probe(executor)
+    saved = None if no_save else save_probe(result, ProjectConfig.find(project).probes_dir)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(_probe_table(result))
+    if saved is not None:
+        click.echo(f"saved to {saved}")
+
+
+def _probe_table(r: ProbeResult) -> str:
+    cloudpickle = r.cloudpickle or "absent (shipped over the channel)"
+    rows = [
+        ["host", f"{r.host} ({r.address})"],
+        ["connect", f"{r.connect_s * 1e3:.0f} ms"],
+        ["python", f"{r.python} ({r.python_executable})"],
+        ["cloudpickle", cloudpickle],
+        ["cpu", f"{r.cores} cores, {r.cpu_model}"],
+        ["cpu speed vs here", f"{r.cpu_speed_ratio:.2f}x (single thread)"],
+        ["memory", _gib(r.memory_bytes)],
+        ["rtt", f"{r.rtt_s * 1e3:.2f} ms median, {r.rtt_p95_s * 1e3:.2f} ms p95"],
+        ["bandwidth", f"{r.bandwidth_bytes_per_s / 2**20:.0f} MiB/s"],
+        ["platform", r.platform],
+    ]
+    return tabulate(rows, tablefmt="plain")
+
+
+@command.command("remove")
+@click.argument("name")
+@click.pass_obj
+def remove(project: Path | None, name: str) -> None:
+    """Remove NAME from the project's inventory (and its saved probe)."""
+    config = ProjectConfig.find(project)
+    if not config.remove_host(name):
+        raise UnknownHostError(name, sorted(config.hosts()))
+    (config.probes_dir / f"{name}.json").unlink(missing_ok=True)
+    click.echo(f"removed host {name} from {config.path}")

@@ -1,0 +1,257 @@
+"""The project configuration: `wiredprof.toml`, or `[tool.wiredprof]` in pyproject.toml.
+
+Read with tomllib; written with tomlkit so the user's comments and layout survive. Two
+tables matter here: `[hosts.NAME]` (where a stage may run) and `[offload."PIPELINE.STAGE"]`
+(which stage runs where). Nothing secret belongs in it: keys stay in files or the agent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+
+from wiredprof.errors import ConfigError
+
+__all__ = ["HostEntry", "OffloadEntry", "ProjectConfig", "ON_FAILURE_CHOICES", "HOST_NAME_RE"]
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "wiredprof.toml"
+PYPROJECT = "pyproject.toml"
+ON_FAILURE_CHOICES = ("fail", "retry", "local")
+HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_HOST_KEYS = ("address", "identity", "python", "known_hosts")
+_OFFLOAD_KEYS = ("host", "timeout_s", "on_failure", "retries")
+
+
+@dataclass(frozen=True)
+class HostEntry:
+    """One `[hosts.NAME]` table."""
+
+    name: str
+    address: str
+    identity: str | None = None
+    python: str | None = None
+    known_hosts: str | None = None
+
+    def to_table(self) -> dict[str, str]:
+        """The TOML table (only the keys that are set)."""
+        return {k: v for k in _HOST_KEYS if (v := getattr(self, k)) is not None}
+
+
+@dataclass(frozen=True)
+class OffloadEntry:
+    """One `[offload."PIPELINE.STAGE"]` table."""
+
+    stage: str
+    host: str
+    timeout_s: float | None = None
+    on_failure: str = "fail"
+    retries: int = 0
+
+    def to_table(self) -> dict[str, Any]:
+        """The TOML table."""
+        table: dict[str, Any] = {"host": self.host}
+        if self.timeout_s is not None:
+            table["timeout_s"] = self.timeout_s
+        table["on_failure"] = self.on_failure
+        table["retries"] = self.retries
+        return table
+
+
+class ProjectConfig:
+    """The configuration file of one project, found from a directory upwards."""
+
+    def __init__(self, path: Path, in_pyproject: bool = False) -> None:
+        self.path = path
+        self.in_pyproject = in_pyproject
+
+    @property
+    def root(self) -> Path:
+        """The project directory (where `.wiredprof/` lives)."""
+        return self.path.parent
+
+    @property
+    def probes_dir(self) -> Path:
+        """Where `hosts check` saves probe results."""
+        return self.root / ".wiredprof" / "hosts"
+
+    @classmethod
+    def find(cls, start: str | os.PathLike[str] | None = None) -> ProjectConfig:
+        """The nearest wiredprof.toml (or pyproject.toml with [tool.wiredprof]) from `start` up.
+
+        The first directory holding either file is the project; with neither anywhere,
+        `start/wiredprof.toml` is used (and created on the first write).
+        """
+        here = Path(start or Path.cwd()).resolve()
+        for directory in (here, *here.parents):
+            own = directory / CONFIG_NAME
+            if own.is_file():
+                return cls(own)
+            pyproject = directory / PYPROJECT
+            if pyproject.is_file():
+                if "wiredprof" in _read(pyproject).get("tool", {}):
+                    return cls(pyproject, in_pyproject=True)
+                return cls(own)
+        return cls(here / CONFIG_NAME)
+
+    # -- reading ------------------------------------------------------------------------------
+    def data(self) -> dict[str, Any]:
+        """The wiredprof tables as plain dicts ({} when the file does not exist yet)."""
+        if not self.path.is_file():
+            return {}
+        raw = _read(self.path)
+        if self.in_pyproject:
+            raw = raw.get("tool", {}).get("wiredprof", {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{self.path}: [tool.wiredprof] must be a table")
+        return raw
+
+    def hosts(self) -> dict[str, HostEntry]:
+        """Every `[hosts.NAME]`, validated."""
+        tables = self.data().get("hosts", {})
+        if not isinstance(tables, dict):
+            raise ConfigError(f"{self.path}: `hosts` must be a table of [hosts.NAME] tables")
+        return {name: self._host(name, table) for name, table in tables.items()}
+
+    def _host(self, name: str, table: Any) -> HostEntry:
+        where = f"{self.path}: [hosts.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = sorted(set(table) - set(_HOST_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_HOST_KEYS)}"
+            )
+        for key in _HOST_KEYS:
+            if key in table and not isinstance(table[key], str):
+                raise ConfigError(f"{where}: `{key}` must be a string")
+        if not table.get("address"):
+            raise ConfigError(f"{where}: `address` is required (user@host:port or a Host of ~/.ssh/config)")
+        return HostEntry(
+            name, table["address"], table.get("identity"), table.get("python"), table.get("known_hosts")
+        )
+
+    def offloads(self) -> dict[str, OffloadEntry]:
+        """Every `[offload."PIPELINE.STAGE"]`, validated."""
+        tables = self.data().get("offload", {})
+        if not isinstance(tables, dict):
+            raise ConfigError(f'{self.path}: `offload` must be a table of [offload."PIPELINE.STAGE"] tables')
+        return {stage: self._offload(stage, table) for stage, table in tables.items()}
+
+    def _offload(self, stage: str, table: Any) -> OffloadEntry:
+        where = f'{self.path}: [offload."{stage}"]'
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where} must be a table")
+        unknown = sorted(set(table) - set(_OFFLOAD_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_OFFLOAD_KEYS)}"
+            )
+        host = table.get("host")
+        if not isinstance(host, str) or not host:
+            raise ConfigError(f"{where}: `host` is required")
+        timeout = table.get("timeout_s")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
+            raise ConfigError(f"{where}: `timeout_s` must be a positive number")
+        on_failure = table.get("on_failure", "fail")
+        if on_failure not in ON_FAILURE_CHOICES:
+            raise ConfigError(f"{where}: `on_failure` must be one of {', '.join(ON_FAILURE_CHOICES)}")
+        retries = table.get("retries", 0)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ConfigError(f"{where}: `retries` must be a whole number >= 0")
+        return OffloadEntry(stage, host, float(timeout) if timeout is not None else None, on_failure, retries)
+
+    # -- writing (tomlkit keeps the user's comments) -----------------------------------------
+    def add_host(self, entry: HostEntry, replace: bool = False) -> None:
+        """Write `[hosts.NAME]`; refuses to overwrite an existing one unless `replace`."""
+        if not HOST_NAME_RE.match(entry.name):
+            raise ConfigError(f"host name {entry.name!r} must be letters, digits, '_', '.' or '-'")
+        doc, section = self._edit()
+        hosts = _subtable(section, "hosts")
+        if entry.name in hosts and not replace:
+            raise ConfigError(
+                f"host {entry.name!r} is already in {self.path}; remove it first or use --replace"
+            )
+        table = tomlkit.table()
+        for key, value in entry.to_table().items():
+            table.add(key, value)
+        hosts[entry.name] = table
+        self._write(doc)
+
+    def remove_host(self, name: str) -> bool:
+        """Drop `[hosts.NAME]`; False when it was not there."""
+        return self._remove("hosts", name)
+
+    def set_offload(self, entry: OffloadEntry) -> None:
+        """Write (or replace) `[offload."PIPELINE.STAGE"]`."""
+        doc, section = self._edit()
+        offload = _subtable(section, "offload")
+        table = tomlkit.table()
+        for key, value in entry.to_table().items():
+            table.add(key, value)
+        offload[entry.stage] = table
+        self._write(doc)
+
+    def remove_offload(self, stage: str) -> bool:
+        """Drop `[offload."PIPELINE.STAGE"]`; False when it was not there."""
+        return self._remove("offload", stage)
+
+    def _remove(self, kind: str, name: str) -> bool:
+        if not self.path.is_file():
+            return False
+        doc, section = self._edit()
+        group = section.get(kind)
+        if group is None or name not in group:
+            return False
+        del group[name]
+        self._write(doc)
+        return True
+
+    def _edit(self) -> tuple[tomlkit.TOMLDocument, Any]:
+        try:
+            doc = tomlkit.parse(self.path.read_text()) if self.path.is_file() else tomlkit.document()
+        except tomlkit.exceptions.ParseError as exc:
+            raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
+        if not self.in_pyproject:
+            return doc, doc
+        tool = _subtable(doc, "tool")
+        return doc, _subtable(tool, "wiredprof")
+
+    def _write(self, doc: tomlkit.TOMLDocument) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".wiredprof-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(tomlkit.dumps(doc))
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        log.info("wrote %s", self.path)
+
+
+def _subtable(parent: Any, key: str) -> Any:
+    if key not in parent:
+        parent[key] = tomlkit.table(is_super_table=True)
+    return parent[key]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None

@@ -1,0 +1,63 @@
+"""Run a Python callable on another host over SSH: zero-install worker, cloudpickle, paramiko.
+
+from wiredprof.remote import connect
+with connect("B") as b:
+    b.call(fn, *args, **kwargs)
+    fut = b.submit(fn, x)
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from wiredprof.remote.executor import Executor, RemoteExecutor
+from wiredprof.remote.serialize import keep_on_host_a
+from wiredprof.remote.session import OutputSink
+from wiredprof.remote.spec import HostSpec
+from wiredprof.remote.statefulness import is_stateful, stateful_reasons
+
+__all__ = [
+    "connect",
+    "Executor",
+    "RemoteExecutor",
+    "HostSpec",
+    "OutputSink",
+    "keep_on_host_a",
+    "is_stateful",
+    "stateful_reasons",
+]
+
+
+def connect(
+    host: str | HostSpec,
+    *,
+    project: str | os.PathLike[str] | None = None,
+    ssh_dir: str | os.PathLike[str] | None = None,
+    accept_new: bool = False,
+    call_timeout: float | None = None,
+    output: OutputSink | None = None,
+    lazy: bool = False,
+    **options: Any,
+) -> RemoteExecutor:
+    """An executor on `host`: a name from wiredprof.toml or ~/.ssh/config, or a `HostSpec`.
+
+    Connects at once (so a bad host, key or Python is reported here) unless `lazy`.
+    `options` go to `RemoteExecutor` (`prompt`, `max_threads`).
+    """
+    if isinstance(host, str):
+        from wiredprof.remote.hosts import resolve_host
+
+        spec = resolve_host(host, project=project, ssh_dir=ssh_dir)
+    else:
+        spec = host
+    executor = RemoteExecutor(
+        spec, accept_new=accept_new, call_timeout=call_timeout, output=output, **options
+    )
+    if not lazy:
+        try:
+            executor.connect()
+        except BaseException:
+            executor.close()
+            raise
+    return executor

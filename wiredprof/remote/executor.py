@@ -1,0 +1,174 @@
+"""`RemoteExecutor`: run Python callables on one SSH host, `concurrent.futures` style.
+
+    from wiredprof.remote import connect
+    with connect("B") as b:
+        b.call(fn, *args, **kwargs)
+        fut = b.submit(fn, x)
+
+The executor owns at most one live `WorkerSession`; if the worker died or the link
+dropped, the next call connects again (and ships its callables again, so state kept on B
+starts over, which is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
+
+from wiredprof.remote.bootstrap import WorkerHello, start_worker
+from wiredprof.remote.session import OutputSink, WorkerSession
+from wiredprof.remote.spec import HostSpec
+from wiredprof.remote.statefulness import stateful_reasons
+from wiredprof.remote.transport import PassphrasePrompt, open_transport
+
+__all__ = ["Executor", "RemoteExecutor", "ConnectTimings"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What the runner needs from a place that runs a stage: SSH today, maybe Dask later."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]: ...
+
+
+class ConnectTimings:
+    """Seconds spent in the last connect: SSH (TCP, keys, auth) and worker bootstrap."""
+
+    def __init__(self, ssh_s: float = 0.0, worker_s: float = 0.0) -> None:
+        self.ssh_s = ssh_s
+        self.worker_s = worker_s
+
+    def __repr__(self) -> str:
+        return f"ConnectTimings(ssh_s={self.ssh_s:.3f}, worker_s={self.worker_s:.3f})"
+
+
+class RemoteExecutor:
+    """Runs callables on the host described by `spec`, over one SSH connection."""
+
+    def __init__(
+        self,
+        spec: HostSpec,
+        *,
+        accept_new: bool = False,
+        call_timeout: float | None = None,
+        output: OutputSink | None = None,
+        prompt: PassphrasePrompt | None = None,
+        max_threads: int = 32,
+    ) -> None:
+        self.spec = spec
+        self.accept_new = accept_new
+        self.call_timeout = call_timeout
+        self.output = output
+        self.prompt = prompt
+        self.max_threads = max_threads
+        self.timings = ConnectTimings()
+        self.connects = 0
+        self._session: WorkerSession | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def host(self) -> str:
+        """The host's name."""
+        return self.spec.name
+
+    @property
+    def hello(self) -> WorkerHello:
+        """What the current worker reported at connect (connects if needed)."""
+        return self.session().hello
+
+    def session(self) -> WorkerSession:
+        """The live session, connecting (again) when there is none."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the executor for {self.host} is closed")
+            session = self._session
+            if session is not None and session.alive:
+                return session
+            if session is not None:
+                session.close()
+                log.warning(
+                    "reconnecting to %s: callables are shipped again, so state they kept there starts over",
+                    self.host,
+                )
+            self._session = self._connect()
+            return self._session
+
+    def _connect(self) -> WorkerSession:
+        start = time.perf_counter()
+        transport = open_transport(self.spec, accept_new=self.accept_new, prompt=self.prompt)
+        ssh_done = time.perf_counter()
+        try:
+            channel, frames, hello = start_worker(
+                transport,
+                self.spec.name,
+                self.spec.python,
+                timeout_s=self.spec.connect_timeout_s,
+                max_threads=self.max_threads,
+            )
+        except BaseException:
+            transport.close()
+            raise
+        self.timings = ConnectTimings(ssh_done - start, time.perf_counter() - ssh_done)
+        self.connects += 1
+        log.info("connected to %s (%s) in %s", self.host, self.spec.address, self.timings)
+        return WorkerSession(self.spec.name, transport, channel, frames, hello, output=self.output)
+
+    def connect(self) -> RemoteExecutor:
+        """Connect now rather than at the first call; returns self."""
+        self.session()
+        return self
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run `fn(*args, **kwargs)` on the host; the executor's `call_timeout` applies."""
+        return self.session().submit(fn, args, kwargs, self.call_timeout)
+
+    def submit_call(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Future[T]:
+        """Like `submit`, with its own timeout (seconds) for this call."""
+        return self.session().submit(
+            fn, args, kwargs or {}, timeout if timeout is not None else self.call_timeout
+        )
+
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` on the host and return its result (or raise its exception)."""
+        return self.submit(fn, *args, **kwargs).result()
+
+    def call_with_timeout(self, timeout: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`call` that raises `CallTimeoutError` when the host takes longer than `timeout` seconds."""
+        return self.submit_call(fn, args, kwargs, timeout=timeout).result()
+
+    @staticmethod
+    def stateful_reasons(fn: Callable[..., Any]) -> tuple[str, ...]:
+        """Why `fn` keeps state between calls (that state would live on the host)."""
+        return stateful_reasons(fn)
+
+    def close(self) -> None:
+        """End the worker and the connection."""
+        with self._lock:
+            self._closed = True
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def __enter__(self) -> RemoteExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<RemoteExecutor {self.host} {self.spec.address}>"

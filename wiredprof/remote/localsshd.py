@@ -1,0 +1,207 @@
+"""A throwaway OpenSSH server on 127.0.0.1: fresh keys, its own known_hosts, stopped by PID.
+
+Used by the tests and by the demo command, which plays "host B" on this machine. Nothing
+here touches `~/.ssh` or the system's sshd: every file lives in one temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+__all__ = ["LocalSshd", "SshdUnavailable", "find_sshd", "start_local_sshd", "local_sshd", "write_ed25519_key"]
+
+log = logging.getLogger(__name__)
+
+_SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/usr/bin/sshd")
+
+
+class SshdUnavailable(RuntimeError):
+    """No OpenSSH server binary here, or it did not come up."""
+
+
+@dataclass
+class LocalSshd:
+    """A running throwaway sshd and the client files that reach it."""
+
+    address: str
+    port: int
+    user: str
+    identity: Path
+    known_hosts: Path
+    workdir: Path
+    pid: int
+    host_key_fingerprint: str
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        """Where sshd writes its log (`-e`), useful when a test fails."""
+        return self.workdir / "sshd.log"
+
+    def alive(self) -> bool:
+        """True while the sshd listener process runs."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop sshd and every process of its group (sessions, workers) by PID; bounded."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=timeout_s)
+                break
+            except subprocess.TimeoutExpired:
+                log.warning("sshd pid %d ignored %s", proc.pid, sig.name)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def find_sshd() -> str:
+    """The path of the OpenSSH server binary, or raise `SshdUnavailable` with how to get it."""
+    for path in _SSHD_CANDIDATES:
+        if os.access(path, os.X_OK):
+            return path
+    found = shutil.which("sshd")
+    if found:
+        return found
+    raise SshdUnavailable("no sshd binary found; install it: apt-get install openssh-server")
+
+
+def write_ed25519_key(path: Path, comment: str = "wiredprof", passphrase: str | None = None) -> str:
+    """Write a new ed25519 key pair (`path`, `path.pub`) in OpenSSH format; return the public line."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    path.write_bytes(private)
+    path.chmod(0o600)
+    line = f"{public.decode()} {comment}\n"
+    path.with_name(path.name + ".pub").write_text(line)
+    return line
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        try:
+            s.connect(("127.0.0.1", port))
+        except OSError:
+            return False
+        # sshd speaks first; a banner proves it is our daemon and not a stranger on the port.
+        try:
+            return s.recv(4).startswith(b"SSH-")
+        except OSError:
+            return False
+
+
+def _config_text(workdir: Path, port: int) -> str:
+    return "\n".join(
+        [
+            f"Port {port}",
+            "ListenAddress 127.0.0.1",
+            f"HostKey {workdir / 'ssh_host_ed25519_key'}",
+            f"PidFile {workdir / 'sshd.pid'}",
+            f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
+            "StrictModes no",
+            "UsePAM no",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password",
+            "MaxStartups 64",
+            "MaxSessions 64",
+            "LogLevel ERROR",
+            "",
+        ]
+    )
+
+
+def start_local_sshd(startup_timeout_s: float = 10.0, attempts: int = 3) -> LocalSshd:
+    """Start sshd on a free loopback port with fresh host and client keys; wait until it answers."""
+    sshd = find_sshd()
+    Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation dir
+    workdir = Path(tempfile.mkdtemp(prefix="wiredprof-sshd-"))
+    write_ed25519_key(workdir / "ssh_host_ed25519_key", comment="host")
+    client_pub = write_ed25519_key(workdir / "id_ed25519", comment="client")
+    (workdir / "authorized_keys").write_text(client_pub)
+    host_pub = (workdir / "ssh_host_ed25519_key.pub").read_text().split()
+    last_error = "never started"
+    for _ in range(attempts):
+        port = _free_port()
+        config = workdir / "sshd_config"
+        config.write_text(_config_text(workdir, port))
+        (workdir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+        with open(workdir / "sshd.log", "ab") as logf:
+            proc = subprocess.Popen(
+                [sshd, "-D", "-e", "-f", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=logf,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + startup_timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _port_accepts(port):
+                return LocalSshd(
+                    address="127.0.0.1",
+                    port=port,
+                    user=getpass.getuser(),
+                    identity=workdir / "id_ed25519",
+                    known_hosts=workdir / "known_hosts",
+                    workdir=workdir,
+                    pid=proc.pid,
+                    host_key_fingerprint=_fingerprint(host_pub[1]),
+                    _proc=proc,
+                )
+            time.sleep(0.05)
+        last_error = (workdir / "sshd.log").read_text(errors="replace")[-500:] or "no answer on the port"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    shutil.rmtree(workdir, ignore_errors=True)
+    raise SshdUnavailable(f"sshd did not come up after {attempts} attempts: {last_error.strip()}")
+
+
+def _fingerprint(b64: str) -> str:
+    import base64
+    import hashlib
+
+    digest = hashlib.sha256(base64.b64decode(b64)).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+@contextlib.contextmanager
+def local_sshd(startup_timeout_s: float = 10.0) -> Iterator[LocalSshd]:
+    """`with local_sshd() as s:` a running throwaway sshd, always stopped on exit."""
+    server = start_local_sshd(startup_timeout_s)
+    try:
+        yield server
+    finally:
+        server.stop()

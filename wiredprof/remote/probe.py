@@ -1,0 +1,191 @@
+"""What a host offers, measured: Python, cores, memory, CPU speed relative to here, RTT, bandwidth.
+
+`probe()` runs small functions through a live `RemoteExecutor`; the same pure-Python loop
+is timed here and there, so `cpu_speed_ratio` > 1 means one thread runs faster on the host.
+Results are saved as `.wiredprof/hosts/NAME.json` (schema `wiredprof.probe/1`) for the planner.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from wiredprof.errors import ConfigError
+from wiredprof.remote.executor import RemoteExecutor
+
+__all__ = ["SCHEMA", "ProbeResult", "probe", "host_facts", "cpu_loop_seconds", "save_probe", "load_probe"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "wiredprof.probe/1"
+_CPU_LOOP_N = 400_000
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe of one host; what the planner reads. Times in seconds, sizes in bytes."""
+
+    host: str
+    address: str
+    probed_at: str
+    python: str
+    python_executable: str
+    cloudpickle: str | None
+    cloudpickle_shipped: bool
+    cores: int
+    cpu_model: str
+    memory_bytes: int
+    cpu_speed_ratio: float
+    local_loop_s: float
+    remote_loop_s: float
+    rtt_s: float
+    rtt_p95_s: float
+    bandwidth_bytes_per_s: float
+    connect_s: float
+    platform: str
+    schema: str = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, `schema` first."""
+        data = asdict(self)
+        return {"schema": data.pop("schema"), **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
+        """Load a saved probe; raises `ValueError` for another schema or missing fields."""
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not a {SCHEMA} document (schema: {data.get('schema')!r})")
+        names = {f.name for f in fields(cls)}
+        missing = names - set(data) - {"schema"}
+        if missing:
+            raise ValueError(f"probe is missing {', '.join(sorted(missing))}")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def host_facts() -> dict[str, Any]:
+    """Runs on the host: cores, CPU model, memory (Linux /proc, with portable fallbacks)."""
+    import os as _os
+    import platform as _platform
+
+    try:
+        cores = len(_os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = _os.cpu_count() or 1
+    model = _platform.processor() or _platform.machine()
+    memory = 0
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    memory = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    if not memory:
+        try:
+            memory = _os.sysconf("SC_PAGE_SIZE") * _os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            memory = 0
+    return {"cores": cores, "cpu_model": model, "memory_bytes": memory, "platform": _platform.platform()}
+
+
+def cpu_loop_seconds(n: int = _CPU_LOOP_N, rounds: int = 3) -> float:
+    """Best time of `rounds` runs of one fixed pure-Python loop (the same on both sides)."""
+    import time as _time
+
+    best = float("inf")
+    for _ in range(rounds):
+        start = _time.perf_counter()
+        total = 0
+        for i in range(n):
+            total += (i * i) % 7 ^ (i >> 3)
+        best = min(best, _time.perf_counter() - start)
+    return best
+
+
+def _echo(data: bytes) -> bytes:
+    return data
+
+
+def _noop() -> None:
+    return None
+
+
+def probe(
+    executor: RemoteExecutor, rtt_samples: int = 30, bandwidth_bytes: int = 4 * 1024 * 1024, rounds: int = 3
+) -> ProbeResult:
+    """Measure the host behind `executor` (connecting if needed)."""
+    started = time.perf_counter()
+    hello = executor.hello
+    connect_s = executor.timings.ssh_s + executor.timings.worker_s or time.perf_counter() - started
+    facts = executor.call(host_facts)
+    remote_loop = executor.call(cpu_loop_seconds, _CPU_LOOP_N, rounds)
+    local_loop = cpu_loop_seconds(_CPU_LOOP_N, rounds)
+    rtts = []
+    executor.call(_noop)
+    for _ in range(max(3, rtt_samples)):
+        t0 = time.perf_counter()
+        executor.call(_noop)
+        rtts.append(time.perf_counter() - t0)
+    rtts.sort()
+    payload = os.urandom(bandwidth_bytes)
+    best = float("inf")
+    for _ in range(max(1, rounds)):
+        t0 = time.perf_counter()
+        back = executor.call(_echo, payload)
+        best = min(best, time.perf_counter() - t0)
+        if len(back) != len(payload):
+            raise RuntimeError("bandwidth probe: the echo came back truncated")
+    return ProbeResult(
+        host=executor.host,
+        address=executor.spec.address,
+        probed_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        python=hello.python,
+        python_executable=hello.executable,
+        cloudpickle=hello.cloudpickle_remote,
+        cloudpickle_shipped=hello.cloudpickle_shipped,
+        cores=int(facts["cores"]),
+        cpu_model=str(facts["cpu_model"]),
+        memory_bytes=int(facts["memory_bytes"]),
+        cpu_speed_ratio=round(local_loop / remote_loop, 3) if remote_loop > 0 else 0.0,
+        local_loop_s=local_loop,
+        remote_loop_s=remote_loop,
+        rtt_s=statistics.median(rtts),
+        rtt_p95_s=rtts[min(len(rtts) - 1, int(0.95 * len(rtts)))],
+        bandwidth_bytes_per_s=2 * bandwidth_bytes / best,
+        connect_s=connect_s,
+        platform=str(facts["platform"]),
+    )
+
+
+def save_probe(result: ProbeResult, directory: Path) -> Path:
+    """Write `directory/HOST.json` (atomically); return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{result.host}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_probe(directory: Path, host: str) -> ProbeResult | None:
+    """The saved probe of `host`, or None when there is none."""
+    path = directory / f"{host}.json"
+    if not path.is_file():
+        return None
+    try:
+        return ProbeResult.from_dict(json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: {exc}; run `wiredprof hosts check {host}` again") from None

@@ -1,0 +1,493 @@
+"""The remote side of wiredprof's engine: stdlib + cloudpickle only.
+
+This file is never installed on host B. The bootstrap (see `bootstrap.py`) sends its source
+over the SSH channel's stdin and runs `serve()`. It talks to host A only through that
+channel: length-prefixed frames on the saved stdin/stdout fds, while fd 0 reads /dev/null
+and fd 1 goes to stderr, so a stray print (even from C code) cannot corrupt the stream.
+
+Host A imports this module too, for the frame layout and message codes, so both sides
+share one definition of the wire format.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import io
+import itertools
+import json
+import os
+import pickle
+import struct
+import sys
+import threading
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO, Callable
+
+__all__ = [
+    "HEADER",
+    "MAGIC",
+    "Kind",
+    "serve",
+    "encode_json",
+    "decode_json",
+]
+
+MAGIC = "wiredprof-worker"
+# kind (u8), id (u32: a call, a function or a proxy request), payload length (u64)
+HEADER = struct.Struct("!BIQ")
+_OUTPUT_FLUSH_BYTES = 8192
+_PROXY_POLL_S = 1.0
+_SMALL_FRAME = 65536
+
+
+class Kind:
+    """Frame kinds. A->B below 100, B->A from 100."""
+
+    SETUP = 1  # json: {"modules": {name: [is_pkg, source]}, "max_threads": int}
+    DEFINE = 2  # id = function id; payload = pickled callable, kept for the connection
+    CALL = 3  # id = call id; payload = pickled (function id, args, kwargs)
+    PROXY_REPLY = 4  # id = proxy request id; payload = pickled value
+    PROXY_FAIL = 5  # id = proxy request id; payload = pickled failure info
+    CLOSE = 7
+    FORGET = 8  # id = function id to drop
+    HELLO = 101  # json: pid, python, cloudpickle version (or null), cpu, platform
+    READY = 102  # json: cloudpickle version in use and whether it was shipped
+    RESULT = 103  # id = call id; payload = pickled result
+    FAILURE = 104  # id = call id; payload = pickled failure info
+    OUTPUT = 105  # id = call id (0: none); payload = stream byte (1 out, 2 err) + utf-8 text
+    PROXY_CALL = 106  # id = proxy request id; payload = pickled (op, ref, name, args, kwargs)
+
+
+def encode_json(obj: Any) -> bytes:
+    """Encode a handshake message (these travel before cloudpickle is loaded)."""
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def decode_json(data: bytes | bytearray | memoryview) -> Any:
+    """Decode a handshake message."""
+    return json.loads(bytes(data).decode())
+
+
+def _read_exact(rfile: BinaryIO, n: int) -> bytearray | None:
+    buf = bytearray(n)
+    view = memoryview(buf)
+    pos = 0
+    while pos < n:
+        got = rfile.readinto(view[pos:])  # type: ignore[attr-defined]
+        if not got:
+            return None
+        pos += got
+    return buf
+
+
+class _SourceImporter(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Imports modules whose source came over the channel (cloudpickle when B lacks it)."""
+
+    def __init__(self, modules: dict[str, list[Any]]) -> None:
+        self.modules = modules
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        entry = self.modules.get(fullname)
+        if entry is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, self, is_package=bool(entry[0]))
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: Any) -> None:
+        source = self.modules[module.__name__][1]
+        module.__file__ = "<wiredprof-shipped %s>" % module.__name__
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+
+
+class _Output(io.TextIOBase):
+    """sys.stdout / sys.stderr on B: text goes back to A as OUTPUT frames, tagged with the call."""
+
+    def __init__(self, server: _Server, stream: int) -> None:
+        self._server = server
+        self._stream = stream
+        self._local = threading.local()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        # Both 1 and 2 end up on the channel's stderr, which A prints with the host's prefix.
+        return self._stream
+
+    def write(self, text: str) -> int:  # type: ignore[override]
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = []
+            self._local.size = 0
+        buf.append(text)
+        self._local.size += len(text)
+        if "\n" in text or self._local.size >= _OUTPUT_FLUSH_BYTES:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        buf = getattr(self._local, "buf", None)
+        if not buf:
+            return
+        text = "".join(buf)
+        buf.clear()
+        self._local.size = 0
+        self._server.send(
+            Kind.OUTPUT, self._server.current_call(), bytes([self._stream]) + text.encode("utf-8", "replace")
+        )
+
+
+class _Server:
+    """One worker process: reads frames, runs calls in threads, answers over the channel."""
+
+    def __init__(self, rfile: BinaryIO, wfd: int) -> None:
+        self.rfile = rfile
+        self.wfd = wfd
+        self.send_lock = threading.Lock()
+        self.functions: dict[int, Any] = {}
+        self.local = threading.local()
+        self.proxy_ids = itertools.count(1)
+        self.proxy_waiters: dict[int, list[Any]] = {}
+        self.proxy_lock = threading.Lock()
+        self.closed = threading.Event()
+        self.pool: ThreadPoolExecutor | None = None
+        self.cloudpickle: Any = None
+        self.Proxy: type | None = None
+        self.pickler_cls: Any = None
+
+    # -- wire ---------------------------------------------------------------------------
+    def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
+        view = memoryview(payload).cast("B")
+        head = HEADER.pack(kind, ident, view.nbytes)
+        with self.send_lock:
+            if view.nbytes <= _SMALL_FRAME:  # one write, so sshd sends one packet
+                self._write(memoryview(head + view.tobytes()))
+            else:
+                self._write(memoryview(head))
+                self._write(view)
+
+    def _write(self, view: memoryview) -> None:
+        while view.nbytes:
+            written = os.write(self.wfd, view)
+            view = view[written:]
+
+    def read_frame(self) -> tuple[int, int, bytearray] | None:
+        head = _read_exact(self.rfile, HEADER.size)
+        if head is None:
+            return None
+        kind, ident, length = HEADER.unpack(head)
+        payload = _read_exact(self.rfile, length) if length else bytearray()
+        if payload is None:
+            return None
+        return kind, ident, payload
+
+    def current_call(self) -> int:
+        return int(getattr(self.local, "call_id", 0))
+
+    # -- setup ----------------------------------------------------------------------------
+    def handshake(self) -> bool:
+        self.send(Kind.HELLO, 0, encode_json(_hello()))
+        frame = self.read_frame()
+        if frame is None or frame[0] != Kind.SETUP:
+            return False
+        setup = decode_json(frame[2])
+        modules = setup.get("modules") or {}
+        if modules:
+            for name in list(sys.modules):
+                if name in modules:
+                    del sys.modules[name]
+            sys.meta_path.insert(0, _SourceImporter(modules))
+        import cloudpickle
+
+        self.cloudpickle = cloudpickle
+        self.Proxy = _make_proxy_class(self)
+        self.pickler_cls = _make_pickler_class(cloudpickle, self.Proxy)
+        self.pool = ThreadPoolExecutor(
+            max_workers=int(setup.get("max_threads", 32)), thread_name_prefix="wiredprof-call"
+        )
+        sys.stdout = _Output(self, 1)
+        sys.stderr = _Output(self, 2)
+        self.send(
+            Kind.READY, 0, encode_json({"cloudpickle": cloudpickle.__version__, "shipped": bool(modules)})
+        )
+        return True
+
+    # -- pickling ----------------------------------------------------------------------
+    def dumps(self, obj: Any) -> memoryview:
+        out = io.BytesIO()
+        self.pickler_cls(out, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+        return out.getbuffer()
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        return _ProxyAwareUnpickler(self, io.BytesIO(data)).load()
+
+    # -- main loop ---------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            frame = self.read_frame()
+            if frame is None:
+                return
+            kind, ident, payload = frame
+            if kind == Kind.CALL:
+                assert self.pool is not None
+                self.pool.submit(self._run_call, ident, payload)
+            elif kind == Kind.DEFINE:
+                self._define(ident, payload)
+            elif kind in (Kind.PROXY_REPLY, Kind.PROXY_FAIL):
+                self._proxy_answer(kind, ident, payload)
+            elif kind == Kind.FORGET:
+                self.functions.pop(ident, None)
+            elif kind == Kind.CLOSE:
+                return
+
+    def _define(self, fn_id: int, payload: bytearray) -> None:
+        try:
+            self.functions[fn_id] = self.loads(payload)
+        except BaseException as exc:  # kept, and reported by the first call that needs it
+            self.functions[fn_id] = _LoadFailure(_failure_info(exc, "define", self))
+
+    def _run_call(self, call_id: int, payload: bytearray) -> None:
+        self.local.call_id = call_id
+        phase = "load"
+        try:
+            fn_id, args, kwargs = self.loads(payload)
+            del payload
+            fn = self.functions.get(fn_id)
+            if isinstance(fn, _LoadFailure):
+                self.send(Kind.FAILURE, call_id, self.dumps(fn.info))
+                return
+            if fn is None:
+                raise LookupError("function %d was never defined on this worker" % fn_id)
+            phase = "run"
+            result = fn(*args, **kwargs)
+            _flush_output()
+            phase = "dump"
+            data = self.dumps(result)
+        except BaseException as exc:
+            _flush_output()
+            try:
+                data = self.dumps(_failure_info(exc, phase, self))
+            except BaseException as exc2:  # the failure itself would not pickle
+                data = self.dumps(_failure_info(exc2, "dump", self))
+            self.send(Kind.FAILURE, call_id, data)
+            return
+        finally:
+            self.local.call_id = 0
+        self.send(Kind.RESULT, call_id, data)
+
+    # -- proxies: calls from B to objects that stayed on A -------------------------------
+    def proxy_request(
+        self, op: str, ref: int, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        req_id = next(self.proxy_ids)
+        waiter: list[Any] = [threading.Event(), None, None]
+        with self.proxy_lock:
+            self.proxy_waiters[req_id] = waiter
+        self.send(Kind.PROXY_CALL, req_id, self.dumps((op, ref, name, args, kwargs)))
+        while not waiter[0].wait(_PROXY_POLL_S):
+            if self.closed.is_set():
+                raise ConnectionError("the link to host A closed during a call on a proxied object")
+        kind, payload = waiter[1], waiter[2]
+        value = self.loads(payload)
+        if kind == Kind.PROXY_FAIL:
+            raise _rebuild_failure(value, self)
+        return value
+
+    def _proxy_answer(self, kind: int, req_id: int, payload: bytearray) -> None:
+        with self.proxy_lock:
+            waiter = self.proxy_waiters.pop(req_id, None)
+        if waiter is not None:
+            waiter[1], waiter[2] = kind, payload
+            waiter[0].set()
+
+
+class _LoadFailure:
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _failure_info(exc: BaseException, phase: str, server: _Server) -> dict[str, Any]:
+    """What A needs to re-raise: the exception pickled if possible, else its type and text."""
+    tb = exc.__traceback__
+    if phase == "run" and tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next  # drop the worker's own frame
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    pickled = None
+    try:
+        pickled = bytes(server.dumps(exc))
+    except BaseException:
+        pass
+    return {
+        "type": type(exc).__qualname__,
+        "module": type(exc).__module__,
+        "message": str(exc),
+        "traceback": text,
+        "pickled": pickled,
+        "phase": phase,
+        "missing_module": getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None,
+    }
+
+
+def _rebuild_failure(info: dict[str, Any], server: _Server) -> BaseException:
+    exc: BaseException | None = None
+    if info.get("pickled"):
+        try:
+            exc = server.loads(info["pickled"])
+        except BaseException:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RuntimeError("%s: %s" % (info.get("type"), info.get("message")))
+    return exc
+
+
+def _make_proxy_class(server: _Server) -> type:
+    """The stand-in on B for an object that stayed on A; every method call goes back to A."""
+
+    def _method(name: str) -> Callable[..., Any]:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return server.proxy_request("call", object.__getattribute__(self, "_wp_ref"), name, args, kwargs)
+
+        call.__name__ = name
+        return call
+
+    class ProxyMethod:
+        __slots__ = ("_ref", "_name")
+
+        def __init__(self, ref: int, name: str) -> None:
+            self._ref = ref
+            self._name = name
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            return server.proxy_request("call", self._ref, self._name, args, kwargs)
+
+        def __repr__(self) -> str:
+            return "<method %s of an object on host A>" % self._name
+
+    class Proxy:
+        __slots__ = ("_wp_ref", "_wp_type", "_wp_methods", "__weakref__")
+
+        def __init__(self, ref: int, type_name: str, methods: frozenset[str]) -> None:
+            object.__setattr__(self, "_wp_ref", ref)
+            object.__setattr__(self, "_wp_type", type_name)
+            object.__setattr__(self, "_wp_methods", methods)
+
+        def __getattr__(self, name: str) -> Any:
+            ref = object.__getattribute__(self, "_wp_ref")
+            if name in object.__getattribute__(self, "_wp_methods"):
+                return ProxyMethod(ref, name)
+            return server.proxy_request("getattr", ref, name, (), {})
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            server.proxy_request("setattr", object.__getattribute__(self, "_wp_ref"), name, (value,), {})
+
+        def __repr__(self) -> str:
+            return "<proxy of %s on host A>" % object.__getattribute__(self, "_wp_type")
+
+        def __next__(self) -> Any:
+            return server.proxy_request("call", object.__getattribute__(self, "_wp_ref"), "__next__", (), {})
+
+    for dunder in (
+        "__enter__",
+        "__exit__",
+        "__len__",
+        "__getitem__",
+        "__setitem__",
+        "__delitem__",
+        "__contains__",
+        "__call__",
+        "__iter__",
+    ):
+        setattr(Proxy, dunder, _method(dunder))
+    Proxy.__name__ = Proxy.__qualname__ = "RemoteObjectProxy"
+    return Proxy
+
+
+class _ProxyAwareUnpickler(pickle.Unpickler):
+    def __init__(self, server: _Server, file: Any) -> None:
+        super().__init__(file)
+        self._server = server
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and pid and pid[0] == "wiredprof.ref":
+            proxy_cls = self._server.Proxy
+            assert proxy_cls is not None
+            return proxy_cls(pid[1], pid[2], frozenset(pid[3]))
+        raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
+
+
+def _make_pickler_class(cloudpickle: Any, proxy_cls: type) -> type:
+    """A cloudpickle Pickler that sends proxies back to A as references, not copies."""
+
+    class ProxyAwarePickler(cloudpickle.Pickler):  # type: ignore[misc, name-defined]
+        def persistent_id(self, obj: Any) -> Any:
+            if type(obj) is proxy_cls:
+                return ("wiredprof.ref", object.__getattribute__(obj, "_wp_ref"))
+            return None
+
+    return ProxyAwarePickler
+
+
+def _cloudpickle_version() -> str | None:
+    """B's cloudpickle version without importing it (A may ship its own instead)."""
+    try:
+        spec = importlib.util.find_spec("cloudpickle")
+    except Exception:
+        return None
+    if spec is None or not spec.origin:
+        return None
+    try:
+        with open(spec.origin, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("__version__"):
+                    return line.split("=", 1)[1].strip().strip("\"'")
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _hello() -> dict[str, Any]:
+    uname = os.uname()
+    return {
+        "pid": os.getpid(),
+        "python": "%d.%d.%d" % sys.version_info[:3],
+        "executable": sys.executable,
+        "cloudpickle": _cloudpickle_version(),
+        "platform": "%s %s" % (uname.sysname, uname.release),
+        "machine": uname.machine,
+        "hostname": uname.nodename,
+    }
+
+
+def serve(rfile: BinaryIO, wfile: BinaryIO) -> None:
+    """Run the worker until A closes the channel. Called by the bootstrap on host B."""
+    server = _Server(rfile, wfile.fileno())
+    try:
+        if not server.handshake():
+            return
+        server.run()
+    finally:
+        server.closed.set()
+        # Calls may still run in threads; A is gone, so nothing can use their results.
+        os._exit(0)
