@@ -128,7 +128,8 @@ class SlowHttpApi:
     def __init__(self, delay_s: float) -> None:
         self._server = _ApiServer(delay_s)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="sample-http-api", daemon=True
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name="sample-http-api", daemon=True,
         )
         self._closed = False
         self._thread.start()
@@ -178,13 +179,26 @@ def _die_with_parent() -> None:
 class MosquittoBroker:
     """Debian's mosquitto, started on a free 127.0.0.1 port, anonymous, no persistence."""
 
-    def __init__(self, executable: str | None = None, start_timeout_s: float = 10.0) -> None:
+    def __init__(self, executable: str | None = None, start_timeout_s: float = 10.0,
+                 attempts: int = 3) -> None:
         self.executable = executable or find_mosquitto()
-        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+        atexit.register(self.close)
+        for attempt in range(1, attempts + 1):
+            try:
+                self._launch(free_port(), start_timeout_s)
+                return
+            except RuntimeError:
+                # Most likely another program took the port between free_port() and bind.
+                if attempt == attempts:
+                    raise
+
+    def _launch(self, port: int, start_timeout_s: float) -> None:
+        self.port = port
         self._dir = Path(tempfile.mkdtemp(prefix="wiredprof-mosquitto-"))
         config = self._dir / "mosquitto.conf"
         config.write_text(
-            f"listener {self.port} {LOOPBACK}\n"
+            f"listener {port} {LOOPBACK}\n"
             "allow_anonymous true\n"
             "persistence false\n"
             "log_dest stderr\n"
@@ -192,7 +206,7 @@ class MosquittoBroker:
             "log_type warning\n"
         )
         self._log = open(self._dir / "mosquitto.log", "wb")  # noqa: SIM115 (closed in close())
-        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+        self._proc = subprocess.Popen(
             [self.executable, "-c", str(config)],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -200,14 +214,13 @@ class MosquittoBroker:
             preexec_fn=_die_with_parent if _PRCTL is not None else None,
         )
         self.pid = self._proc.pid
-        atexit.register(self.close)
         try:
-            _wait_for_port(self.port, start_timeout_s, self._proc)
+            _wait_for_port(port, start_timeout_s, self._proc)
         except BaseException as exc:
             log = self.log_text()
             self.close()
             if isinstance(exc, Exception):
-                raise RuntimeError(f"mosquitto did not start on port {self.port}: {exc}; log: {log!r}") from exc
+                raise RuntimeError(f"mosquitto did not start on port {port}: {exc}; log: {log!r}") from exc
             raise
 
     def log_text(self) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -232,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         core_blocks = args.core_blocks
 
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    restore_sigterm = None
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        restore_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
 
     try:
         with ExitStack() as stack:
@@ -248,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"reference_flow: mosquitto pid {broker.pid} on {LOOPBACK}:{broker.port}", file=sys.stderr)
             api = SlowHttpApi(HTTP_CONNECTOR_S * args.scale)
             stack.callback(api.close)
-            publisher = MqttPublisher(broker.port, MQTT_TOPIC, (MQTT_CONNECTOR_S + MQTT_STORAGE_S) * args.scale)
+            interval = (MQTT_CONNECTOR_S + MQTT_STORAGE_S) * args.scale
+            publisher = MqttPublisher(broker.port, MQTT_TOPIC, interval)
             stack.callback(publisher.close)
 
             flow = build_flow(scale=args.scale, use_threads=use_threads, http_url=api.url,
@@ -258,9 +262,19 @@ def main(argv: list[str] | None = None) -> int:
             summary = summarize(files, api.requests_served, publisher.published, calibration,
                                 core_blocks, args, seconds)
     except _Terminated as stop:
+        # The broker and the HTTP server are stopped by now (the ExitStack unwound), but
+        # wiredflow's pipeline threads are not daemons and would keep the process alive
+        # until --seconds pass (the MQTT one spinning): leave at once. (Ctrl-C is left to
+        # Python, or to a profiler running this file, after the same clean-up.)
+        print("reference_flow: stopped by SIGTERM", file=sys.stderr)
+        for child in multiprocessing.active_children():  # process mode: the pipelines
+            child.terminate()
+        sys.stdout.flush()
         sys.stderr.flush()
-        # wiredflow's pipeline threads are not daemons and would keep the process alive.
         os._exit(int(stop.code or 143))
+    finally:
+        if restore_sigterm is not None:
+            signal.signal(signal.SIGTERM, restore_sigterm)
 
     line = json.dumps(summary, sort_keys=True)
     print(SUMMARY_PREFIX + line, flush=True)

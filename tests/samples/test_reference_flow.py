@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def _broker_pid(stderr: str) -> int:
     return int(match.group(1))
 
 
-def _check_all_pipelines_ran(summary: dict, mode: str) -> None:
+def _check_all_pipelines_ran(summary: dict[str, Any], mode: str) -> None:
     assert summary["mode"] == mode
     p1, p2, p3 = (summary["pipelines"][f"pipeline_{i}"] for i in (1, 2, 3))
     assert p1["http_requests"] >= 1 and p1["storage"] >= 1
@@ -83,12 +84,23 @@ def test_bad_scale_is_a_usage_error() -> None:
     assert "--scale" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_sigterm_stops_the_broker(tmp_path: Path) -> None:
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_sigterm_stops_the_broker_and_the_pipelines(mode: str, tmp_path: Path) -> None:
     errfile = tmp_path / "stderr.txt"
+    extra = ["--processes"] if mode == "processes" else []
     with open(errfile, "w") as err:
         proc = subprocess.Popen(
+            # A long core logic (~30 s): only a deliberate stop ends its process in time.
             [sys.executable, str(SAMPLES / "reference_flow.py"), "--scale", "0.01", "--seconds", "60",
-             "--core-blocks", str(BLOCKS)],
+             "--core-blocks", "20000", *extra],
             cwd=REPO, env=sample_env(), stdout=subprocess.DEVNULL, stderr=err,
         )
     try:
@@ -97,13 +109,17 @@ def test_sigterm_stops_the_broker(tmp_path: Path) -> None:
             assert proc.poll() is None and time.monotonic() < deadline, errfile.read_text()[-2000:]
             time.sleep(0.1)
         broker = _broker_pid(errfile.read_text())
-        time.sleep(1.0)  # let the pipelines get going
+        time.sleep(1.5)  # let the pipelines get going
+        children = _children(proc.pid)
+        if mode == "processes":
+            assert len(children) >= 4, "expected mosquitto, the manager and three pipeline processes"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 128 + signal.SIGTERM
         deadline = time.monotonic() + 5
-        while pid_alive(broker) and time.monotonic() < deadline:
+        while any(pid_alive(p) for p in [broker, *children]) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not pid_alive(broker), "mosquitto outlived the terminated sample"
+        assert not [p for p in children if pid_alive(p)], "a child process outlived the terminated sample"
     finally:
         if proc.poll() is None:
             proc.kill()
