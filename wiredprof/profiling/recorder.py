@@ -330,6 +330,24 @@ class Recorder:
         self_cpu = cpu - child_cpu
         if not self_cpu > 0.0:
             self_cpu = 0.0
+        if error is None and not sampled and _pid == self._owner_pid:
+            # add_span's path for a plain call in this process, inlined: it runs on every
+            # stage call, and the method call with seven arguments costs about 0.15 us.
+            with self._lock:
+                acc.calls += 1
+                acc.total += self_wall
+                acc.cpu += self_cpu
+                if self_wall > acc.max:
+                    acc.max = self_wall
+                acc.sketch.add(self_wall)
+                self.timeline_seen += 1
+                self._timeline.append(
+                    (acc.pipeline, acc.stage, acc.host, start - self.t0, self_wall, self_cpu, False, False)
+                )
+                info = self.threads.get(tid)
+                if info is not None:
+                    info.stage_cpu += self_cpu
+            return
         err = error_info(error) if error is not None else None
         self.add_span(acc, start, self_wall, self_cpu, err, sampled, tid)
 
