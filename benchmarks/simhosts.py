@@ -22,6 +22,7 @@ import argparse
 import atexit
 import errno
 import ipaddress
+import itertools
 import json
 import os
 import shlex
@@ -61,6 +62,17 @@ PROBE_CODE = (
     "    spin(n)\n"
     "    print(repr(time.perf_counter() - t0), repr(time.process_time() - c0))\n"
 )
+
+
+_instances = {"a": itertools.count(), "b": itertools.count()}
+
+
+def _suffix(kind: str) -> str:
+    """``<pid>`` for this process's first host of a kind, ``<pid>-<n>`` for later ones."""
+    n = next(_instances[kind])
+    if n >= 100:
+        raise RuntimeError("more than 100 simulated hosts in one process")
+    return f"{os.getpid()}" if n == 0 else f"{os.getpid()}-{n}"
 
 
 class SimHostsUnavailable(RuntimeError):
@@ -160,13 +172,13 @@ class HostB:
         self.port = port
         self.user = user
         self.bandwidth_mbit = bandwidth_mbit
-        self.subnet = ipaddress.ip_network(subnet)
+        self.subnet = ipaddress.IPv4Network(subnet)
         self.sshd = sshd
         self.start_timeout_s = start_timeout_s
-        pid = os.getpid()
-        self.netns = f"{NETNS_PREFIX}{pid}"
-        self.veth_host = f"{VETH_PREFIX}{pid}a"
-        self.veth_b = f"{VETH_PREFIX}{pid}b"
+        suffix = _suffix("b")
+        self.netns = f"{NETNS_PREFIX}{suffix}"
+        self.veth_host = f"{VETH_PREFIX}{suffix}a"  # <= 15 characters: wpb + 7-digit pid + -NN + a
+        self.veth_b = f"{VETH_PREFIX}{suffix}b"
         self.address = ""       # B's address (inside the netns)
         self.host_address = ""  # the root namespace's end of the veth
         self.tmpdir: Path | None = None
@@ -233,12 +245,16 @@ class HostB:
         hosts = list(net.hosts())
         self.host_address, self.address = str(hosts[0]), str(hosts[1])
 
+        if Path("/run/netns", self.netns).exists():  # left by a dead process that had our pid
+            _remove_netns(self.netns)
+            _run(["ip", "link", "del", self.veth_host], check=False)
         _run(["ip", "netns", "add", self.netns],
              what=f"creating network namespace {self.netns} (needs root and CONFIG_NET_NS)")
         self._created_netns = True
         _run(["ip", "link", "add", self.veth_host, "type", "veth", "peer", "name", self.veth_b],
              what="creating a veth pair (needs the veth kernel module)")
-        _run(["ip", "link", "set", self.veth_b, "netns", self.netns], what="moving the veth into the namespace")
+        _run(["ip", "link", "set", self.veth_b, "netns", self.netns],
+             what="moving the veth into the namespace")
         self._quiet_ipv6()
         _run(["ip", "addr", "add", f"{self.host_address}/30", "dev", self.veth_host])
         _run(["ip", "link", "set", self.veth_host, "up"])
@@ -253,7 +269,8 @@ class HostB:
         log = open(self.log_path, "wb")
         try:
             self.sshd_proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.netns, self.sshd, "-D", "-e", "-f", str(self._tmp("sshd_config"))],
+                ["ip", "netns", "exec", self.netns, self.sshd, "-D", "-e",
+                 "-f", str(self._tmp("sshd_config"))],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
@@ -261,7 +278,7 @@ class HostB:
         self.startup_s = _wait_for_port(self.address, self.port, self.start_timeout_s,
                                         lambda: self.sshd_proc is not None and self.sshd_proc.poll() is None)
 
-    def _free_subnet(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    def _free_subnet(self) -> ipaddress.IPv4Network:
         """A /30 of :attr:`subnet` not used by any address of the root namespace."""
         used = _run(["ip", "-o", "addr", "show"]).stdout
         nets = list(self.subnet.subnets(new_prefix=30)) if self.subnet.prefixlen <= 30 else [self.subnet]
@@ -468,7 +485,7 @@ class HostA:
         self.paths: dict[str, Path] = {}    # controller -> cgroup directory ("unified" on v2)
         self.parents: dict[str, Path] = {}  # where processes go back to when A is removed
         self.swap_off = False
-        self.name = f"{CGROUP_PREFIX}{os.getpid()}"
+        self.name = f"{CGROUP_PREFIX}{_suffix('a')}"
         self._lock = threading.Lock()
 
     def __enter__(self) -> "HostA":
@@ -509,12 +526,13 @@ class HostA:
             # Nest under our own cgroup, so limits placed on this session still apply to A.
             parent = mount / _own_cgroup_v1(ctrl).lstrip("/")
             path = parent / self.name
+            if path.exists():  # left by a dead process that had our pid
+                _remove_cgroup(path, parent)
             try:
                 path.mkdir()
-            except FileExistsError:
-                pass
             except OSError as exc:
-                raise SimHostsUnavailable(f"cannot create cgroup {path}: {exc.strerror} (needs root)") from exc
+                raise SimHostsUnavailable(
+                    f"cannot create cgroup {path}: {exc.strerror} (needs root)") from exc
             self.paths[ctrl], self.parents[ctrl] = path, parent
 
     def _start_v2(self) -> None:
@@ -530,10 +548,10 @@ class HostA:
             if c not in enabled:
                 (root / "cgroup.subtree_control").write_text(f"+{c}")
         path = root / self.name
+        if path.exists():  # left by a dead process that had our pid
+            _remove_cgroup(path, root)
         try:
             path.mkdir()
-        except FileExistsError:
-            pass
         except OSError as exc:
             raise SimHostsUnavailable(f"cannot create cgroup {path}: {exc.strerror} (needs root)") from exc
         self.paths["unified"], self.parents["unified"] = path, root
@@ -609,7 +627,8 @@ class HostA:
         """``subprocess.Popen`` whose child runs inside A from its first instruction."""
         return subprocess.Popen(list(args), preexec_fn=self.preexec(), **kwargs)
 
-    def run(self, args: Sequence[str], timeout: float | None = None, **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+    def run(self, args: Sequence[str], timeout: float | None = None,
+            **kwargs: Any) -> subprocess.CompletedProcess[Any]:
         """``subprocess.run`` inside A."""
         return subprocess.run(list(args), preexec_fn=self.preexec(), timeout=timeout, **kwargs)
 
@@ -619,6 +638,14 @@ class HostA:
         for f in self._procs_files():
             out.update(int(x) for x in _read(f).split())
         return sorted(out)
+
+    def cpu_stats(self) -> dict[str, int]:
+        """A's CFS bandwidth counters: periods, periods throttled, time throttled (us)."""
+        p = self.path / "cpu.stat"
+        st = {k: int(v) for k, v in (line.split() for line in _read(p).splitlines() if line.strip())}
+        throttled_us = st.get("throttled_usec", st.get("throttled_time", 0) // 1000)
+        return {"nr_periods": st.get("nr_periods", 0), "nr_throttled": st.get("nr_throttled", 0),
+                "throttled_us": throttled_us}
 
     def memory_stats(self) -> dict[str, int]:
         """Memory counters of A: limit, peak usage, times the limit was hit, OOM kills."""
@@ -634,7 +661,8 @@ class HostA:
         if self.version == 2:
             p = self.paths["unified"]
             ev = dict(line.split() for line in _read(p / "memory.events").splitlines() if line.strip())
-            return {"limit_bytes": int(_read(p / "memory.max").strip() or 0) if _read(p / "memory.max").strip().isdigit() else 0,
+            limit = _read(p / "memory.max").strip()
+            return {"limit_bytes": int(limit) if limit.isdigit() else 0,
                     "peak_bytes": int(_read(p / "memory.peak") or 0),
                     "failcnt": int(ev.get("max", 0)),
                     "swap_peak_bytes": int(_read(p / "memory.swap.peak") or 0),
@@ -653,7 +681,8 @@ class HostA:
         if returncode == 0:
             return "completed within the limit" + (" (swapping)" if swapped else "")
         if returncode == -signal.SIGKILL or oom_kills > 0:
-            return "killed by the kernel OOM killer" + (" (A's oom_kill counter rose)" if oom_kills > 0 else "")
+            return "killed by the kernel OOM killer" + (
+                " (A's oom_kill counter rose)" if oom_kills > 0 else "")
         if swapped:
             return f"swapped and failed (exit {returncode})"
         return f"failed (exit {returncode})"
@@ -665,12 +694,15 @@ class HostA:
 
     def calibrate(self, *, target: float = 4.0, tolerance: float = 0.2, rounds: int = 5, repeats: int = 3,
                   probe_s: float = 0.5, python: str = sys.executable) -> "Calibration":
-        """Adjust the quota until the probe is ``target`` times slower in A than outside.
+        """Adjust the quota until the probe takes ``target`` times longer in A than unthrottled.
 
-        Outside means an unthrottled child process (as B's processes are). Each round runs
-        the probe ``repeats`` times on each side, interleaved, and compares the fastest run of
-        each side (other load on a shared machine only ever adds time); at most ``rounds``
-        rounds, then the quota kept is the last one measured.
+        Each round runs the probe ``repeats`` times unthrottled (a plain child process, as B's
+        processes are) and in A, interleaved. The ratio is the median wall time in A over the
+        median *CPU* time of the unthrottled runs: on an idle machine that CPU time is the
+        unthrottled wall time, and on a machine shared with other load it still is what B
+        needs when it has a core, so the quota does not drift with the neighbours' load (the
+        wall-time ratio, which does, is recorded beside it, with the contention factor).
+        At most ``rounds`` rounds; the quota kept is the last one measured.
         """
         loops = _probe_loops(probe_s)
         history: list[dict[str, Any]] = []
@@ -684,16 +716,21 @@ class HostA:
                 b_runs.append(wall)
                 b_cpu.append(cpu)
                 a_runs.append(self.time_probe(loops, python=python))
-            ratio = min(a_runs) / min(b_runs)
-            history.append({"quota_us": self.quota_us, "ratio": ratio, "a_s": a_runs, "unthrottled_s": b_runs,
-                            "unthrottled_cpu_s": b_cpu,
-                            # wall/CPU of the unthrottled probe: 1.0 on an idle machine
-                            "contention": statistics.median(b_runs) / max(1e-9, statistics.median(b_cpu))})
+            ratio = statistics.median(a_runs) / statistics.median(b_cpu)
+            history.append({
+                "quota_us": self.quota_us, "ratio": ratio,
+                "wall_ratio": statistics.median(a_runs) / statistics.median(b_runs),
+                "a_s": a_runs, "unthrottled_s": b_runs, "unthrottled_cpu_s": b_cpu,
+                # wall/CPU of the unthrottled probe: 1.0 on an idle machine
+                "contention": statistics.median(b_runs) / max(1e-9, statistics.median(b_cpu)),
+            })
             if abs(ratio - target) <= tolerance or k == rounds - 1:
                 break
-            self.set_quota(round(self.quota_us * ratio / target))
+            step = min(2.0, max(0.5, ratio / target))  # A's time ~ 1/quota; damped against outliers
+            self.set_quota(round(self.quota_us * step))
         return Calibration(target=target, ratio=ratio, quota_us=self.quota_us, period_us=self.period_us,
-                           probe_loops=loops, rounds=history, within_tolerance=abs(ratio - target) <= tolerance)
+                           probe_loops=loops, rounds=history,
+                           within_tolerance=abs(ratio - target) <= tolerance)
 
     # ---------------------------------------------------------------- stop
     def stop(self) -> None:
@@ -766,12 +803,24 @@ class SpeedRatio(float):
 
     @property
     def ratio_of_fastest(self) -> float:
-        """min(A) / min(B): the ratio with the least interference from other load."""
+        """min(A) / min(B): the wall-time ratio with the least interference from other load."""
         return min(self.a_s) / min(self.b_s)
 
+    @property
+    def cpu_ratio(self) -> float:
+        """Median wall time on A over median CPU time on B: what calibration aims at (see
+        :meth:`HostA.calibrate`); equal to the ratio itself on an idle machine."""
+        return statistics.median(self.a_s) / statistics.median(self.b_cpu_s)
+
+    @property
+    def contention(self) -> float:
+        """B's wall time over its CPU time: 1.0 when nothing else competed for the CPUs."""
+        return statistics.median(self.b_s) / max(1e-9, statistics.median(self.b_cpu_s))
+
     def to_dict(self) -> dict[str, Any]:
-        return {"ratio": float(self), "ratio_of_fastest": self.ratio_of_fastest, "a_s": self.a_s,
-                "b_s": self.b_s, "b_cpu_s": self.b_cpu_s, "method": self.method}
+        return {"ratio": float(self), "ratio_of_fastest": self.ratio_of_fastest, "cpu_ratio": self.cpu_ratio,
+                "contention": self.contention, "a_s": self.a_s, "b_s": self.b_s, "b_cpu_s": self.b_cpu_s,
+                "method": self.method}
 
 
 @dataclass
@@ -804,8 +853,16 @@ class SimulatedHosts:
         """One paragraph for reports."""
         bw = (f"limited to {self.bandwidth_mbit:g} Mbit/s each way with tc tbf"
               if self.bandwidth_mbit else "without a bandwidth limit")
-        ratio = (f"measured {self.measured_ratio:.2f}x slower than B (target {self.target_ratio:.1f}x)"
-                 if self.measured_ratio is not None else "not calibrated (no ratio measured)")
+        if self.measured_ratio is None:
+            ratio = ("was not calibrated: no speed ratio was measured")
+        else:
+            cal = self.calibration or {}
+            rounds = cal.get("rounds") or [{}]
+            ok = "" if cal.get("within_tolerance", True) else ", outside the tolerance"
+            ratio = (f"was calibrated with a single-thread pure-Python probe: in A the probe took "
+                     f"{self.measured_ratio:.2f}x the CPU time it needs unthrottled (target "
+                     f"{self.target_ratio:.1f}x{ok}; {len(rounds)} round(s); the machine's contention, "
+                     f"wall over CPU time of the unthrottled probe, was {rounds[-1].get('contention', 0):.2f})")
         mem = ""
         if self.memory_limit_bytes:
             mem = (f" A's cgroup also limits memory to {self.memory_limit_bytes / 2**20:.0f} MiB"
@@ -816,9 +873,9 @@ class SimulatedHosts:
             f"from the root namespace over a veth pair ({self.veth}, {bw}), with its processes not "
             f"throttled; host A is a cgroup v{self.cgroup_version} ({self.a_cgroup}) with a CPU quota "
             f"of {self.cpu_quota_us} us per {self.cpu_period_us} us "
-            f"({100 * self.cpu_quota_us / self.cpu_period_us:.1f} % of one core), calibrated with a "
-            f"single-thread pure-Python probe so that A is {ratio}.{mem} Both share the same CPUs, "
-            f"memory and disk; only the CPU quota (and memory limit) and the network hop differ."
+            f"({100 * self.cpu_quota_us / self.cpu_period_us:.1f} % of one core) that {ratio}.{mem} "
+            f"Both share the same CPUs, memory, disk and Python; only the CPU quota (and memory "
+            f"limit) and the network hop differ."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -845,6 +902,7 @@ class SimHosts:
         self.a = HostA(quota_us=quota_us, period_us=period_us, memory_limit_bytes=memory_limit_bytes)
         self.b = HostB(port=port, user=user, bandwidth_mbit=bandwidth_mbit)
         self.calibration: Calibration | None = None
+        self._sigterm_installed = False
 
     def __enter__(self) -> "SimHosts":
         self.start()
@@ -858,6 +916,7 @@ class SimHosts:
         check_available()
         cleanup_stale()
         atexit.register(self.stop)
+        self._catch_sigterm()
         try:
             self.b.start()
             self.a.start()
@@ -868,12 +927,25 @@ class SimHosts:
             raise
         return self
 
+    def _catch_sigterm(self) -> None:
+        """Turn a plain SIGTERM into SystemExit, so ``with`` blocks and atexit remove the hosts."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            def on_term(signum: int, frame: object) -> None:
+                raise SystemExit(128 + signum)
+            signal.signal(signal.SIGTERM, on_term)
+            self._sigterm_installed = True
+
     def stop(self) -> None:
         """Remove A and B (idempotent)."""
         try:
             self.a.stop()
         finally:
             self.b.stop()
+        if self._sigterm_installed and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            self._sigterm_installed = False
         try:
             atexit.unregister(self.stop)
         except Exception:  # pragma: no cover
@@ -922,7 +994,8 @@ def measure_speed_ratio(hosts: SimHosts, *, repeats: int = 3, probe_s: float = 0
         b_s.append(wall)
         b_cpu.append(cpu)
         a_s.append(hosts.a.time_probe(loops, python=python))
-    return SpeedRatio(a_s, b_s, b_cpu, method=f"pure-Python loop x{loops}, median of {len(a_s)}, B over {over}")
+    return SpeedRatio(a_s, b_s, b_cpu,
+                      method=f"pure-Python loop x{loops}, median of {len(a_s)}, B over {over}")
 
 
 def ssh_round_trip(hosts: SimHosts, *, repeats: int = 5) -> list[float]:
@@ -935,13 +1008,49 @@ def ssh_round_trip(hosts: SimHosts, *, repeats: int = 5) -> list[float]:
     return out
 
 
+def tcp_connect_times(hosts: SimHosts, *, repeats: int = 20) -> list[float]:
+    """Seconds for a TCP connect to B's sshd from the root namespace (one veth round trip)."""
+    out = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        with socket.create_connection((hosts.b.address, hosts.b.port), timeout=5.0):
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+def channel_round_trips(hosts: SimHosts, *, repeats: int = 10) -> list[float]:
+    """Seconds per ``true`` run on one open paramiko connection (how wiredprof talks to B).
+
+    Host keys are checked against the simulation's known_hosts file; unknown keys are refused.
+    """
+    import paramiko  # a wiredprof dependency; imported here so the rest needs only the stdlib
+
+    b = hosts.b
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(b.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(b.address, port=b.port, username=b.user, key_filename=str(b.identity),
+                   allow_agent=False, look_for_keys=False, timeout=10)
+    try:
+        out = []
+        for _ in range(max(1, repeats)):
+            t0 = time.perf_counter()
+            _, stdout, _ = client.exec_command("true", timeout=10)
+            stdout.channel.recv_exit_status()
+            out.append(time.perf_counter() - t0)
+        return out
+    finally:
+        client.close()
+
+
 # --------------------------------------------------------------------------- availability & cleanup
 
 
 def check_root() -> None:
     if os.geteuid() != 0:
-        raise SimHostsUnavailable("simulating hosts A and B needs root (network namespaces, veth, cgroups): "
-                                  "run as root, e.g. in CI or a container with CAP_SYS_ADMIN and CAP_NET_ADMIN")
+        raise SimHostsUnavailable(
+            "simulating hosts A and B needs root (network namespaces, veth, cgroups): "
+            "run as root, e.g. in CI or a container with CAP_SYS_ADMIN and CAP_NET_ADMIN")
 
 
 def check_available(sshd: str = SSHD) -> None:
@@ -977,7 +1086,8 @@ def cleanup_stale() -> list[str]:
         if len(parts) < 2:
             continue
         ifname = parts[1].strip().split("@")[0]
-        if ifname.startswith(VETH_PREFIX) and ifname.endswith("a") and dead(_owner_pid(ifname[:-1], VETH_PREFIX)):
+        ours = ifname.startswith(VETH_PREFIX) and ifname.endswith("a")
+        if ours and dead(_owner_pid(ifname[:-1], VETH_PREFIX)):
             _run(["ip", "link", "del", ifname], check=False)
             removed.append(f"veth {ifname}")
     for cg in _stale_cgroup_candidates():
@@ -1015,7 +1125,8 @@ def _stale_cgroup_candidates() -> Iterator[Path]:
 
 def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.simhosts",
-                                 description="Simulate hosts A (cgroup) and B (sshd in a netns) on this machine.")
+                                 description="Simulate hosts A (cgroup) and B (sshd in a netns) "
+                                             "on this machine.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="create A and B, calibrate, measure, print, hold (--hold S), remove")
     up.add_argument("--hold", type=float, default=0.0, help="seconds to keep the hosts up (bounded: <= 3600)")
@@ -1042,16 +1153,29 @@ def _main(argv: list[str] | None = None) -> int:
                       calibration={"repeats": args.repeats}) as hosts:
             ratio = measure_speed_ratio(hosts, repeats=args.repeats)
             rtt = ssh_round_trip(hosts)
+            tcp = tcp_connect_times(hosts)
+            chan = channel_round_trips(hosts)
             info = hosts.info
             out = {"hosts": info.to_dict(), "speed_ratio": ratio.to_dict(),
                    "ssh_round_trip_s": rtt, "ssh_round_trip_median_s": statistics.median(rtt),
+                   "tcp_connect_median_s": statistics.median(tcp),
+                   "channel_round_trip_median_s": statistics.median(chan),
                    "sshd_startup_s": hosts.b.startup_s}
             if args.json:
                 print(json.dumps(out, indent=2))
             else:
                 print(info.describe())
                 print(f"speed ratio over ssh: {float(ratio):.2f}x  (A {ratio.a_s}, B {ratio.b_s})")
-                print(f"ssh round trip (new connection, `true`): median {statistics.median(rtt) * 1000:.0f} ms")
+                ms = statistics.median(rtt) * 1000
+                print(f"ssh round trip (new connection, `true`): median {ms:.0f} ms; "
+                      f"TCP connect over the veth: median {statistics.median(tcp) * 1e6:.0f} us; "
+                      f"`true` on one open paramiko connection: median "
+                      f"{statistics.median(chan) * 1e3:.1f} ms")
+                cal = hosts.calibration
+                if cal is not None:
+                    print(f"calibration: quota {cal.quota_us} us / {cal.period_us} us after "
+                          f"{len(cal.rounds)} round(s), ratio {cal.ratio:.2f}x, "
+                          f"contention {cal.rounds[-1]['contention']:.2f} (1.0 = idle machine)")
                 print(f"try: ssh -F {hosts.b.ssh_config} {hosts.b.host_alias} python3 -c \"'print(1)'\"")
             if args.hold > 0:
                 time.sleep(min(args.hold, 3600.0))

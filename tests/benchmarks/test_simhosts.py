@@ -71,9 +71,11 @@ def test_b_answers_over_ssh_a_is_slower_and_everything_is_removed() -> None:
 
         # A process in A's cgroup is slower than the same work on B (fastest of 3 on each side,
         # as other load on a shared machine only adds time).
+        throttled_before = hosts.a.cpu_stats()["nr_throttled"]
         ratio = measure_speed_ratio(hosts, repeats=3, probe_s=0.2)
         assert len(ratio.a_s) == len(ratio.b_s) == 3
         assert ratio.ratio_of_fastest > 1.5, ratio.to_dict()
+        assert hosts.a.cpu_stats()["nr_throttled"] > throttled_before  # the quota, not luck
 
         info = hosts.info
         assert info.b_address == b.address and info.cpu_quota_us == hosts.a.quota_us
@@ -93,12 +95,13 @@ def test_a_memory_limit_stops_a_stage_above_it() -> None:
     limit = 64 * 2**20
     with SimHosts(calibrate=False, memory_limit_bytes=limit) as hosts:
         before = hosts.a.memory_stats()
-        big = hosts.a.run([sys.executable, "-c", "b = bytearray(160 * 2**20); b[::4096] = b'x' * len(b[::4096])"],
-                          capture_output=True, timeout=60)
+        hog = "b = bytearray(160 * 2**20); b[::4096] = b'x' * len(b[::4096])"
+        big = hosts.a.run([sys.executable, "-c", hog], capture_output=True, timeout=60)
         outcome = hosts.a.memory_outcome(big.returncode, before)
         assert big.returncode != 0
         assert outcome.startswith(("killed", "failed", "swapped")), outcome
-        small = hosts.a.run([sys.executable, "-c", "b = bytearray(8 * 2**20)"], capture_output=True, timeout=60)
+        small = hosts.a.run([sys.executable, "-c", "b = bytearray(8 * 2**20)"],
+                            capture_output=True, timeout=60)
         assert small.returncode == 0
         assert hosts.a.memory_outcome(small.returncode) == "completed within the limit"
         assert "limits memory to 64 MiB" in hosts.describe()
