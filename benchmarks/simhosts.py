@@ -447,11 +447,31 @@ def _remove_netns(name: str) -> None:
 # --------------------------------------------------------------------------- host A
 
 
+def _v1_mount(controller: str) -> Path | None:
+    """Where the v1 hierarchy holding ``controller`` is mounted (``cpu`` may be ``cpu,cpuacct``)."""
+    for line in _read(Path("/proc/self/mounts")).splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[2] == "cgroup" and controller in parts[3].split(","):
+            return Path(parts[1])
+    return None
+
+
+def _v1_parent(controller: str) -> Path:
+    """The cgroup A nests under: this process's own (so limits on this session still apply)."""
+    mount = _v1_mount(controller)
+    if mount is None:
+        raise SimHostsUnavailable(f"cgroup v1 controller {controller} is not mounted: mount it "
+                                  f"(mount -t cgroup -o {controller} cgroup /sys/fs/cgroup/{controller})")
+    own = mount / _own_cgroup_v1(controller).lstrip("/")
+    return own if own.is_dir() else mount  # in a container the mount may be our own subtree
+
+
 def cgroup_version() -> int:
     """2 if the unified hierarchy has the cpu controller, 1 if v1 cpu is mounted, else raise."""
     if "cpu" in _read(CGROUP_ROOT / "cgroup.controllers").split():
         return 2
-    if (CGROUP_ROOT / "cpu" / "cpu.cfs_quota_us").exists():
+    mount = _v1_mount("cpu")
+    if mount is not None and (mount / "cpu.cfs_quota_us").exists():
         return 1
     raise SimHostsUnavailable("no cgroup cpu controller (neither v2 cpu.max nor v1 cpu.cfs_quota_us): "
                               "mount cgroups or run on a kernel with CONFIG_CFS_BANDWIDTH")
@@ -509,9 +529,10 @@ class HostA:
             self.set_quota(self.quota_us)
             if self.memory_limit_bytes:
                 self._set_memory(self.memory_limit_bytes)
-        except PermissionError as exc:
+        except OSError as exc:
             self.stop()
-            raise SimHostsUnavailable(f"cannot configure cgroup {self.name}: {exc} (run as root)") from exc
+            raise SimHostsUnavailable(f"the kernel refused to configure cgroup {self.name}: {exc} "
+                                      "(needs root and the cpu/memory controllers)") from exc
         except BaseException:
             self.stop()
             raise
@@ -520,11 +541,7 @@ class HostA:
     def _start_v1(self) -> None:
         controllers = ["cpu"] + (["memory"] if self.memory_limit_bytes else [])
         for ctrl in controllers:
-            mount = CGROUP_ROOT / ctrl
-            if not mount.is_dir():
-                raise SimHostsUnavailable(f"cgroup v1 controller {ctrl} is not mounted at {mount}")
-            # Nest under our own cgroup, so limits placed on this session still apply to A.
-            parent = mount / _own_cgroup_v1(ctrl).lstrip("/")
+            parent = _v1_parent(ctrl)
             path = parent / self.name
             if path.exists():  # left by a dead process that had our pid
                 _remove_cgroup(path, parent)
@@ -546,7 +563,13 @@ class HostA:
         enabled = _read(root / "cgroup.subtree_control").split()
         for c in want:
             if c not in enabled:
-                (root / "cgroup.subtree_control").write_text(f"+{c}")
+                try:
+                    (root / "cgroup.subtree_control").write_text(f"+{c}")
+                except OSError as exc:
+                    raise SimHostsUnavailable(
+                        f"cannot enable the cgroup v2 {c} controller in {root}: {exc.strerror} (in a "
+                        f"container, move its processes into a leaf cgroup first, or run on the host)"
+                    ) from exc
         path = root / self.name
         if path.exists():  # left by a dead process that had our pid
             _remove_cgroup(path, root)
@@ -862,7 +885,8 @@ class SimulatedHosts:
             ratio = (f"was calibrated with a single-thread pure-Python probe: in A the probe took "
                      f"{self.measured_ratio:.2f}x the CPU time it needs unthrottled (target "
                      f"{self.target_ratio:.1f}x{ok}; {len(rounds)} round(s); the machine's contention, "
-                     f"wall over CPU time of the unthrottled probe, was {rounds[-1].get('contention', 0):.2f})")
+                     f"wall over CPU time of the unthrottled probe, was "
+                     f"{rounds[-1].get('contention', 0):.2f})")
         mem = ""
         if self.memory_limit_bytes:
             mem = (f" A's cgroup also limits memory to {self.memory_limit_bytes / 2**20:.0f} MiB"
@@ -1109,8 +1133,9 @@ def _stale_cgroup_candidates() -> Iterator[Path]:
     seen: set[Path] = set()
     bases = [CGROUP_ROOT]
     for ctrl in ("cpu", "memory"):
-        bases.append(CGROUP_ROOT / ctrl)
-        bases.append(CGROUP_ROOT / ctrl / _own_cgroup_v1(ctrl).lstrip("/"))
+        mount = _v1_mount(ctrl)
+        if mount is not None:
+            bases += [mount, mount / _own_cgroup_v1(ctrl).lstrip("/")]
     for base in bases:
         if not base.is_dir():
             continue
@@ -1165,7 +1190,8 @@ def _main(argv: list[str] | None = None) -> int:
                 print(json.dumps(out, indent=2))
             else:
                 print(info.describe())
-                print(f"speed ratio over ssh: {float(ratio):.2f}x  (A {ratio.a_s}, B {ratio.b_s})")
+                print(f"speed ratio over ssh: {float(ratio):.2f}x wall (A {ratio.a_s}, B {ratio.b_s}); "
+                      f"A wall / B CPU {ratio.cpu_ratio:.2f}x; contention {ratio.contention:.2f}")
                 ms = statistics.median(rtt) * 1000
                 print(f"ssh round trip (new connection, `true`): median {ms:.0f} ms; "
                       f"TCP connect over the veth: median {statistics.median(tcp) * 1e6:.0f} us; "

@@ -147,3 +147,33 @@ def test_refuses_in_one_line_without_root(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.undo()
     with pytest.raises(SimHostsUnavailable, match="openssh-server"):
         simhosts.HostB(sshd="/nonexistent/sshd").start()
+
+
+TERM = """
+import json, sys, time
+from benchmarks.simhosts import SimHosts
+with SimHosts(calibrate=False) as h:
+    print(json.dumps({"netns": h.b.netns, "veth": h.b.veth_host, "sshd": h.b.sshd_pid,
+                      "tmp": str(h.b.tmpdir), "cgroups": [str(p) for p in h.a.paths.values()]}), flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigterm_removes_everything() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", TERM], cwd=REPO, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout is not None
+        left = json.loads(proc.stdout.readline())
+        assert _netns_exists(left["netns"])
+        proc.terminate()
+        assert proc.wait(timeout=30) == 128 + 15
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not _netns_exists(left["netns"])
+    assert not _link_exists(left["veth"])
+    assert not _pid_running(left["sshd"])
+    assert not Path(left["tmp"]).exists()
+    assert not any(Path(p).exists() for p in left["cgroups"])
