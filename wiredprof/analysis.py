@@ -20,7 +20,8 @@ class Boundness:
     bound: str  # "cpu" | "gil" | "wait" | "remote"
     cpu_ratio: float
     gil_ratio: float
-    wait_ratio: float
+    wait_ratio: float  # I/O and sleeps
+    queue_ratio: float = 0.0  # waiting for a free core
 
 
 def classify(stage: StageStats) -> Boundness:
@@ -29,16 +30,17 @@ def classify(stage: StageStats) -> Boundness:
         return Boundness("wait", 0.0, 0.0, 0.0)
     cpu = stage.cpu_s / stage.total_s
     gil = stage.gil_wait_s / stage.total_s
-    wait = max(0.0, 1.0 - cpu - gil)
+    queue = stage.cpu_queue_s / stage.total_s
+    wait = max(0.0, 1.0 - cpu - gil - queue)
     if stage.host != "local":
         bound = "remote"  # its work happens on its host; here it only waits for the answer
-    elif cpu >= CPU_BOUND:
+    elif cpu + queue >= CPU_BOUND:  # on a CPU, or ready to be and queued for one
         bound = "cpu"
     elif gil >= GIL_BOUND:
         bound = "gil"
     else:
         bound = "wait"
-    return Boundness(bound, cpu, gil, wait)
+    return Boundness(bound, cpu, gil, wait, queue)
 
 
 def per_cycle_s(stage: StageStats, pipeline: PipelineStats) -> float:
@@ -82,6 +84,9 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
         reason = f"{head}, runs on host {stage.host}: here it waits for the answer"
     elif b.bound == "cpu":
         reason = f"{head}, CPU-bound (cpu/wall {b.cpu_ratio:.2f}): a faster CPU shortens it"
+        if b.queue_ratio >= 0.05:
+            reason += (f"; it also waits {b.queue_ratio:.0%} of its time for a free core "
+                       "(more busy threads and processes than cores)")
         if profile.mode == "threads" and others and b.gil_ratio >= 0.05:
             reason += f"; it also waits {b.gil_ratio:.0%} for the GIL: {_competitors_text(others)}"
     elif b.bound == "gil":

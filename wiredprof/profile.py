@@ -75,6 +75,7 @@ class StageStats:
     max_s: float = 0.0
     wait_s: float = 0.0
     gil_wait_s: float = 0.0
+    cpu_queue_s: float = 0.0  # runnable but waiting for a free core (the OS run queue)
     sampled_calls: int = 0
     bytes_in: int = 0
     bytes_out: int = 0

@@ -61,6 +61,7 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         max_s=acc.max,
         wait_s=wait,
         gil_wait_s=gil_wait,
+        cpu_queue_s=min(acc.cpu_queue_s, max(0.0, wait - gil_wait)) if not remote else 0.0,
         sampled_calls=acc.sampled,
         bytes_in=acc.bytes_in,
         bytes_out=acc.bytes_out,

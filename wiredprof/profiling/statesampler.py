@@ -12,6 +12,10 @@ inside a stage:
   used CPU in that interval;
 - `io_wait`: blocked on anything else (I/O, sleep), or in a futex while nothing else ran.
 
+and how long the thread was runnable but queued for a CPU (schedstat's run delay): on a
+machine with fewer free cores than busy threads, a CPU-bound stage waits there, and that
+wait is not I/O.
+
 It also adds up, per stage, the CPU other threads of the same process used while the
 stage ran. It stops when its stdin closes and prints one JSON object.
 """
@@ -47,9 +51,13 @@ def _tgid(tid: int) -> int | None:
     return None
 
 
-def _cpu_ns(tgid: int, tid: int) -> int | None:
+def _schedstat(tgid: int, tid: int) -> tuple[int, int] | None:
+    """(ns on a CPU, ns runnable but waiting for a CPU) of one thread."""
     text = _read(f"/proc/{tgid}/task/{tid}/schedstat")
-    return int(text.split()[0]) if text else None
+    if not text:
+        return None
+    fields = text.split()
+    return int(fields[0]), int(fields[1])
 
 
 def _state(tgid: int, tid: int) -> str:
@@ -76,6 +84,7 @@ class Sampler:
         self.own_pid = own_pid
         self.tgids: dict[int, int | None] = {}
         self.last_cpu: dict[int, int] = {}  # tid -> cumulative ns
+        self.last_queued: dict[int, int] = {}  # tid -> cumulative ns waiting for a CPU
         self.thread_cpu: dict[int, int] = {}  # tid -> last cumulative ns
         self.thread_tgid: dict[int, int] = {}
         # stage number -> [running, lock, io, {(tid, its stage number): cpu s}]
@@ -111,12 +120,18 @@ class Sampler:
                 by_process.setdefault(tgid, []).append(tid)
         # CPU of every thread of the processes that have a thread inside a stage.
         deltas: dict[int, dict[int, float]] = {}
+        queued: dict[int, float] = {}
         for tgid in by_process:
             d = deltas[tgid] = {}
             for tid in self._tasks(tgid):
-                ns = _cpu_ns(tgid, tid)
-                if ns is None:
+                stat = _schedstat(tgid, tid)
+                if stat is None:
                     continue
+                ns, waited = stat
+                prev_q = self.last_queued.get(tid)
+                self.last_queued[tid] = waited
+                if prev_q is not None and waited > prev_q:
+                    queued[tid] = (waited - prev_q) / 1e9
                 prev = self.last_cpu.get(tid)
                 self.last_cpu[tid] = ns
                 self.thread_cpu[tid] = ns
@@ -129,7 +144,8 @@ class Sampler:
                 stage = active[tid]
                 acc = self.stages.get(stage)
                 if acc is None:
-                    acc = self.stages[stage] = [0, 0, 0, {}]
+                    acc = self.stages[stage] = [0, 0, 0, {}, 0.0]
+                acc[4] += queued.get(tid, 0.0)
                 others = {t: x for t, x in d.items() if t != tid}
                 state = _state(tgid, tid)
                 if state == "R":
@@ -146,7 +162,9 @@ class Sampler:
     def result(self) -> dict[str, Any]:
         return {
             "ticks": self.ticks,
-            "stages": {str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()]] for k, v in self.stages.items()},
+            "stages": {
+                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4]] for k, v in self.stages.items()
+            },
             "threads": {str(t): [self.thread_tgid.get(t, 0), ns / 1e9] for t, ns in self.thread_cpu.items()},
         }
 

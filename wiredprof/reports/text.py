@@ -63,14 +63,16 @@ def _stages_table(p: Profile) -> str:
             fmt_s(s.cpu_s),
             fmt_s(s.wait_s),
             fmt_s(s.gil_wait_s),
+            fmt_s(s.cpu_queue_s),
             b.bound if s.calls else "-",
             s.errors,
             s.host,
         ])
     return tabulate(
         rows,
-        headers=["stage", "calls", "total", "mean", "p95", "cpu", "wait", "gil wait", "bound", "errors", "host"],
-        colalign=("left",) + ("right",) * 9 + ("left",),
+        headers=["stage", "calls", "total", "mean", "p95", "cpu", "wait", "gil wait", "core wait", "bound",
+                 "errors", "host"],
+        colalign=("left",) + ("right",) * 10 + ("left",),
     )
 
 
@@ -86,7 +88,9 @@ def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
     out = [_header(p), "", _pipelines_table(p), "", _stages_table(p), ""]
     if any(s.sampled_calls for s in p.stages):
         out.append("calls N+Ms: N timed calls, M more sampled for call stacks (kept out of the timings)")
-        out.append("")
+    out.append("wait: wall minus CPU; of it, gil wait: blocked on the GIL while other threads ran; "
+               "core wait: ready but queued for a free core")
+    out.append("")
     b = p.bottleneck
     if b is None:
         out.append("Bottleneck: none found (no stage finished a call)")
