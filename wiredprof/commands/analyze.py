@@ -1,8 +1,10 @@
 """`wiredprof analyze FLOW.py`: run the flow unchanged, bounded, and report where the time goes."""
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -19,8 +21,12 @@ __all__ = ["command", "progress_printer", "run_with_plan", "parse_duration"]
 
 
 def progress_printer(stream: Any = None) -> Callable[[Progress], None]:
-    """A progress callback: a live line on a terminal, a line every 10 s otherwise."""
-    out = stream or sys.stderr
+    """A progress callback: a live line on a terminal, a line every 10 s otherwise.
+
+    It writes to a duplicate of the current stderr, so it still reaches the terminal when
+    the flow's own output goes to a file (`--flow-log`).
+    """
+    out = stream or os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
     tty = out.isatty()
     last = [-10.0]
 
@@ -60,8 +66,35 @@ def parse_duration(value: str | None) -> float | None:
     return seconds
 
 
+@contextlib.contextmanager
+def flow_output_to(path: str | None) -> Iterator[None]:
+    """Send the flow's stdout and stderr (its processes' too: file descriptors 1 and 2) to a file."""
+    if path is None:
+        yield
+        return
+    try:
+        log = open(path, "ab")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        log.close()
+
+
 def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan: bool = True,
-                  quiet: bool = False) -> Profile:
+                  quiet: bool = False, flow_log: str | None = None) -> Profile:
     """Run the flow with the project's offload plan applied (unless `apply_plan` is False)."""
     config = ProjectConfig.find()
     runtime = None
@@ -75,7 +108,8 @@ def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan:
                 click.echo(f"wiredprof: offloaded: {where}", err=True)
     progress = opts.progress
     try:
-        profile = run_flow(flow, flow_args, RunOptions(**{**opts.__dict__, "offloads": runtime}))
+        with flow_output_to(flow_log):
+            profile = run_flow(flow, flow_args, RunOptions(**{**opts.__dict__, "offloads": runtime}))
     finally:
         if progress is not None and hasattr(progress, "done"):
             progress.done()
@@ -96,6 +130,7 @@ def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan:
 @click.option("--no-call-tree", is_flag=True, help="Do not sample call stacks with pyinstrument.")
 @click.option("--local", "local_only", is_flag=True, help="Ignore the offload plan: run every stage here.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress line.")
+@click.option("--flow-log", metavar="FILE", help="Send the flow's own output (stdout, stderr, logs) to FILE.")
 @output_options
 def command(
     flow: str,
@@ -106,6 +141,7 @@ def command(
     no_call_tree: bool,
     local_only: bool,
     quiet: bool,
+    flow_log: str | None,
     as_json: bool,
     html_path: str | None,
     trace_path: str | None,
@@ -122,7 +158,8 @@ def command(
         progress=None if quiet or as_json else progress_printer(),
         flow_stdout_to_stderr=as_json,
     )
-    profile = run_with_plan(flow, list(flow_args), opts, apply_plan=not local_only, quiet=quiet or as_json)
+    profile = run_with_plan(flow, list(flow_args), opts, apply_plan=not local_only, quiet=quiet or as_json,
+                            flow_log=flow_log)
     if output:
         try:
             profile.save(output)

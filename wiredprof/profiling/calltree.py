@@ -48,6 +48,8 @@ class CallTreeSampler:
         """Sample call number `ordinal` (1-based) of this stage?"""
         if acc.sampled >= self.max_per_stage or acc.calls < 1 or acc.mean < self.min_mean_s:
             return False
+        if acc.host != "local":
+            return False  # here an offloaded stage only waits on its host: nothing to see in its stacks
         return ordinal == 2 or (ordinal > 2 and ordinal % self.every == 0)
 
     def start(self) -> Profiler:
