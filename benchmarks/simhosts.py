@@ -367,6 +367,10 @@ class HostB:
         """``user@address:port``, the form of ``[hosts.B] address`` in wiredprof.toml."""
         return f"{self.user}@{self.address}:{self.port}"
 
+    def cpu_limits(self) -> list[str]:
+        """CPU quotas that apply to B's sshd (its cgroup and every ancestor); [] = unthrottled."""
+        return _cpu_limits_of(self.sshd_pid) if self.sshd_pid else []
+
     def netns_pids(self) -> list[int]:
         """Pids of all processes in B's namespace (sshd and its sessions)."""
         proc = _run(["ip", "netns", "pids", self.netns], check=False)
@@ -396,6 +400,31 @@ class HostB:
             atexit.unregister(self.stop)
         except Exception:  # pragma: no cover - atexit never raises here
             pass
+
+
+def _cpu_limits_of(pid: int) -> list[str]:
+    """Every CPU quota on the cgroup path of ``pid``, as ``"path: quota/period"``."""
+    limits = []
+    for line in _read(Path(f"/proc/{pid}/cgroup")).splitlines():
+        _, ctrls, rel = line.split(":", 2)
+        if ctrls == "" and "cpu" in _read(CGROUP_ROOT / "cgroup.controllers").split():
+            mount, file = CGROUP_ROOT, "cpu.max"
+        elif "cpu" in ctrls.split(","):
+            found = _v1_mount("cpu")
+            if found is None:
+                continue
+            mount, file = found, "cpu.cfs_quota_us"
+        else:
+            continue
+        path = mount / rel.lstrip("/")
+        for _ in range(64):  # bounded walk up to the mount point
+            value = _read(path / file).strip()
+            if value and value.split()[0] not in ("-1", "max"):
+                limits.append(f"{path}: {value}")
+            if path == mount or mount not in path.parents:
+                break
+            path = path.parent
+    return limits
 
 
 def _kill_group(pid: int) -> None:
@@ -861,6 +890,7 @@ class SimulatedHosts:
     veth: str
     root_address: str
     bandwidth_mbit: float | None
+    b_cpu_limits: list[str]
     a_cgroup: str
     cgroup_version: int
     cpu_period_us: int
@@ -887,6 +917,8 @@ class SimulatedHosts:
                      f"{self.target_ratio:.1f}x{ok}; {len(rounds)} round(s); the machine's contention, "
                      f"wall over CPU time of the unthrottled probe, was "
                      f"{rounds[-1].get('contention', 0):.2f})")
+        b_cpu = ("not throttled (no CPU quota on their cgroups)" if not self.b_cpu_limits
+                 else "under the CPU quota(s) " + "; ".join(self.b_cpu_limits))
         mem = ""
         if self.memory_limit_bytes:
             mem = (f" A's cgroup also limits memory to {self.memory_limit_bytes / 2**20:.0f} MiB"
@@ -894,8 +926,8 @@ class SimulatedHosts:
         return (
             f"A and B are simulated on one machine ({self.cpus} CPUs): host B is a real OpenSSH sshd "
             f"in its own network namespace ({self.netns}) at {self.b_address}:{self.b_port}, reached "
-            f"from the root namespace over a veth pair ({self.veth}, {bw}), with its processes not "
-            f"throttled; host A is a cgroup v{self.cgroup_version} ({self.a_cgroup}) with a CPU quota "
+            f"from the root namespace over a veth pair ({self.veth}, {bw}), with its processes "
+            f"{b_cpu}; host A is a cgroup v{self.cgroup_version} ({self.a_cgroup}) with a CPU quota "
             f"of {self.cpu_quota_us} us per {self.cpu_period_us} us "
             f"({100 * self.cpu_quota_us / self.cpu_period_us:.1f} % of one core) that {ratio}.{mem} "
             f"Both share the same CPUs, memory, disk and Python; only the CPU quota (and memory "
@@ -983,7 +1015,8 @@ class SimHosts:
             b_address=b.address, b_port=b.port, b_user=b.user, identity_path=str(b.identity),
             known_hosts_path=str(b.known_hosts), ssh_config_path=str(b.ssh_config),
             ssh_host_alias=b.host_alias, netns=b.netns, veth=f"{b.veth_host}<->{b.veth_b}",
-            root_address=b.host_address, bandwidth_mbit=b.bandwidth_mbit, a_cgroup=str(self.a.path),
+            root_address=b.host_address, bandwidth_mbit=b.bandwidth_mbit, b_cpu_limits=b.cpu_limits(),
+            a_cgroup=str(self.a.path),
             cgroup_version=self.a.version, cpu_period_us=self.a.period_us, cpu_quota_us=self.a.quota_us,
             target_ratio=self.target_ratio,
             measured_ratio=self.calibration.ratio if self.calibration else None,

@@ -62,8 +62,16 @@ def test_b_answers_over_ssh_a_is_slower_and_everything_is_removed() -> None:
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() != os.readlink("/proc/self/ns/net")
 
-        # B's processes are not in A's cgroup.
+        # B's processes are not in A's cgroup, and nothing throttles them; a process in A is.
         assert sshd_pid not in hosts.a.pids()
+        assert b.cpu_limits() == []
+        sleeper = hosts.a.popen(["sleep", "30"])
+        try:
+            assert sleeper.pid in hosts.a.pids()
+            assert any(str(hosts.a.quota_us) in lim for lim in simhosts._cpu_limits_of(sleeper.pid))
+        finally:
+            sleeper.kill()
+            sleeper.wait()
 
         # Calibration ran, bounded, and measured something.
         cal = hosts.calibration
