@@ -367,6 +367,18 @@ class HostB:
         """``user@address:port``, the form of ``[hosts.B] address`` in wiredprof.toml."""
         return f"{self.user}@{self.address}:{self.port}"
 
+    def inventory_toml(self, name: str = "B", python: str = sys.executable) -> str:
+        """A ``[hosts.NAME]`` table of wiredprof.toml for this host (our key and known_hosts).
+
+        ``python`` defaults to this very interpreter: B shares the file system, so A and B
+        then run the same Python build, and only the CPU quota differs.
+        """
+        return (f"[hosts.{name}]\n"
+                f"address = {json.dumps(self.address_spec())}\n"
+                f"identity = {json.dumps(str(self.identity))}\n"
+                f"known_hosts = {json.dumps(str(self.known_hosts))}\n"
+                f"python = {json.dumps(python)}\n")
+
     def cpu_limits(self) -> list[str]:
         """CPU quotas that apply to B's sshd (its cgroup and every ancestor); [] = unthrottled."""
         return _cpu_limits_of(self.sshd_pid) if self.sshd_pid else []
@@ -744,8 +756,8 @@ class HostA:
         """Wall seconds the pure-Python probe takes inside A."""
         return _run_probe([python, "-c", PROBE_CODE, str(loops)], timeout, preexec_fn=self.preexec())[0]
 
-    def calibrate(self, *, target: float = 4.0, tolerance: float = 0.2, rounds: int = 5, repeats: int = 3,
-                  probe_s: float = 0.5, python: str = sys.executable) -> "Calibration":
+    def calibrate(self, *, target: float = 4.0, tolerance: float = 0.2, aim: float = 0.08, rounds: int = 5,
+                  repeats: int = 3, probe_s: float = 0.5, python: str = sys.executable) -> "Calibration":
         """Adjust the quota until the probe takes ``target`` times longer in A than unthrottled.
 
         Each round runs the probe ``repeats`` times unthrottled (a plain child process, as B's
@@ -754,7 +766,9 @@ class HostA:
         unthrottled wall time, and on a machine shared with other load it still is what B
         needs when it has a core, so the quota does not drift with the neighbours' load (the
         wall-time ratio, which does, is recorded beside it, with the contention factor).
-        At most ``rounds`` rounds; the quota kept is the last one measured.
+        Rounds go on while the ratio is more than ``aim`` off the target, at most ``rounds``;
+        the quota kept is the last one measured, and ``within_tolerance`` says whether its
+        ratio is within ``tolerance`` of the target.
         """
         loops = _probe_loops(probe_s)
         history: list[dict[str, Any]] = []
@@ -776,7 +790,7 @@ class HostA:
                 # wall/CPU of the unthrottled probe: 1.0 on an idle machine
                 "contention": statistics.median(b_runs) / max(1e-9, statistics.median(b_cpu)),
             })
-            if abs(ratio - target) <= tolerance or k == rounds - 1:
+            if abs(ratio - target) <= aim or k == rounds - 1:
                 break
             step = min(2.0, max(0.5, ratio / target))  # A's time ~ 1/quota; damped against outliers
             self.set_quota(round(self.quota_us * step))
@@ -1218,7 +1232,7 @@ def _main(argv: list[str] | None = None) -> int:
                    "ssh_round_trip_s": rtt, "ssh_round_trip_median_s": statistics.median(rtt),
                    "tcp_connect_median_s": statistics.median(tcp),
                    "channel_round_trip_median_s": statistics.median(chan),
-                   "sshd_startup_s": hosts.b.startup_s}
+                   "sshd_startup_s": hosts.b.startup_s, "inventory_toml": hosts.b.inventory_toml()}
             if args.json:
                 print(json.dumps(out, indent=2))
             else:
@@ -1236,6 +1250,7 @@ def _main(argv: list[str] | None = None) -> int:
                           f"{len(cal.rounds)} round(s), ratio {cal.ratio:.2f}x, "
                           f"contention {cal.rounds[-1]['contention']:.2f} (1.0 = idle machine)")
                 print(f"try: ssh -F {hosts.b.ssh_config} {hosts.b.host_alias} python3 -c \"'print(1)'\"")
+                print("wiredprof.toml for B:\n" + hosts.b.inventory_toml())
             if args.hold > 0:
                 time.sleep(min(args.hold, 3600.0))
         return 0

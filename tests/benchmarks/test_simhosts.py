@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,9 @@ def test_b_answers_over_ssh_a_is_slower_and_everything_is_removed() -> None:
         assert len(ratio.a_s) == len(ratio.b_s) == 3
         assert ratio.ratio_of_fastest > 1.5, ratio.to_dict()
         assert hosts.a.cpu_stats()["nr_throttled"] > throttled_before  # the quota, not luck
+
+        table = tomllib.loads(b.inventory_toml())["hosts"]["B"]
+        assert table["address"] == f"root@{b.address}:{b.port}" and Path(table["known_hosts"]).is_file()
 
         info = hosts.info
         assert info.b_address == b.address and info.cpu_quota_us == hosts.a.quota_us
