@@ -14,7 +14,16 @@ are removed by :func:`cleanup_stale`. Where the kernel or the machine does not a
 :class:`SimHostsUnavailable` is raised with one line saying what is missing: no number
 is ever printed that was not measured.
 
-CLI for trying it: ``python -m benchmarks.simhosts up|ratio|cleanup`` (see ``--help``).
+Use::
+
+    with SimHosts(memory_limit_bytes=300 * 2**20, bandwidth_mbit=None) as hosts:
+        print(hosts.describe())                           # one paragraph for the report
+        Path("wiredprof.toml").write_text(hosts.b.inventory_toml("B"))
+        flow = hosts.a.popen(["wiredprof", "run", "flow.py"])   # the flow runs in A
+        ratio = measure_speed_ratio(hosts)                # float, with .a_s/.b_s timings
+        json.dumps(hosts.info.to_dict())                  # how A and B were simulated
+
+CLI for trying it: ``python -m benchmarks.simhosts check|up|cleanup`` (see ``--help``).
 """
 from __future__ import annotations
 

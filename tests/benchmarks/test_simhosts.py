@@ -148,7 +148,7 @@ def test_leftovers_of_a_crashed_run_are_removed() -> None:
 
 def test_refuses_in_one_line_without_root(monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(simhosts.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert simhosts._main(["check"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
