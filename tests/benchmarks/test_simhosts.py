@@ -78,11 +78,11 @@ def test_b_answers_over_ssh_a_is_slower_and_everything_is_removed() -> None:
         cal = hosts.calibration
         assert cal is not None and 1 <= len(cal.rounds) <= 2 and cal.ratio > 1.5
 
-        # A process in A's cgroup is slower than the same work on B (fastest of 3 on each side,
+        # A process in A's cgroup is slower than the same work on B (fastest of 5 on each side,
         # as other load on a shared machine only adds time).
         throttled_before = hosts.a.cpu_stats()["nr_throttled"]
-        ratio = measure_speed_ratio(hosts, repeats=3, probe_s=0.2)
-        assert len(ratio.a_s) == len(ratio.b_s) == 3
+        ratio = measure_speed_ratio(hosts, repeats=5, probe_s=0.2)
+        assert len(ratio.a_s) == len(ratio.b_s) == 5
         assert ratio.ratio_of_fastest > 1.5, ratio.to_dict()
         assert hosts.a.cpu_stats()["nr_throttled"] > throttled_before  # the quota, not luck
 
