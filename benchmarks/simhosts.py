@@ -14,7 +14,16 @@ are removed by :func:`cleanup_stale`. Where the kernel or the machine does not a
 :class:`SimHostsUnavailable` is raised with one line saying what is missing: no number
 is ever printed that was not measured.
 
-CLI for trying it: ``python -m benchmarks.simhosts up|ratio|cleanup`` (see ``--help``).
+Use::
+
+    with SimHosts(memory_limit_bytes=300 * 2**20, bandwidth_mbit=None) as hosts:
+        print(hosts.describe())                           # one paragraph for the report
+        Path("wiredprof.toml").write_text(hosts.b.inventory_toml("B"))
+        flow = hosts.a.popen(["wiredprof", "run", "flow.py"])   # the flow runs in A
+        ratio = measure_speed_ratio(hosts)                # float, with .a_s/.b_s timings
+        json.dumps(hosts.info.to_dict())                  # how A and B were simulated
+
+CLI for trying it: ``python -m benchmarks.simhosts check|up|cleanup`` (see ``--help``).
 """
 from __future__ import annotations
 
@@ -367,6 +376,22 @@ class HostB:
         """``user@address:port``, the form of ``[hosts.B] address`` in wiredprof.toml."""
         return f"{self.user}@{self.address}:{self.port}"
 
+    def inventory_toml(self, name: str = "B", python: str = sys.executable) -> str:
+        """A ``[hosts.NAME]`` table of wiredprof.toml for this host (our key and known_hosts).
+
+        ``python`` defaults to this very interpreter: B shares the file system, so A and B
+        then run the same Python build, and only the CPU quota differs.
+        """
+        return (f"[hosts.{name}]\n"
+                f"address = {json.dumps(self.address_spec())}\n"
+                f"identity = {json.dumps(str(self.identity))}\n"
+                f"known_hosts = {json.dumps(str(self.known_hosts))}\n"
+                f"python = {json.dumps(python)}\n")
+
+    def cpu_limits(self) -> list[str]:
+        """CPU quotas that apply to B's sshd (its cgroup and every ancestor); [] = unthrottled."""
+        return _cpu_limits_of(self.sshd_pid) if self.sshd_pid else []
+
     def netns_pids(self) -> list[int]:
         """Pids of all processes in B's namespace (sshd and its sessions)."""
         proc = _run(["ip", "netns", "pids", self.netns], check=False)
@@ -396,6 +421,31 @@ class HostB:
             atexit.unregister(self.stop)
         except Exception:  # pragma: no cover - atexit never raises here
             pass
+
+
+def _cpu_limits_of(pid: int) -> list[str]:
+    """Every CPU quota on the cgroup path of ``pid``, as ``"path: quota/period"``."""
+    limits = []
+    for line in _read(Path(f"/proc/{pid}/cgroup")).splitlines():
+        _, ctrls, rel = line.split(":", 2)
+        if ctrls == "" and "cpu" in _read(CGROUP_ROOT / "cgroup.controllers").split():
+            mount, file = CGROUP_ROOT, "cpu.max"
+        elif "cpu" in ctrls.split(","):
+            found = _v1_mount("cpu")
+            if found is None:
+                continue
+            mount, file = found, "cpu.cfs_quota_us"
+        else:
+            continue
+        path = mount / rel.lstrip("/")
+        for _ in range(64):  # bounded walk up to the mount point
+            value = _read(path / file).strip()
+            if value and value.split()[0] not in ("-1", "max"):
+                limits.append(f"{path}: {value}")
+            if path == mount or mount not in path.parents:
+                break
+            path = path.parent
+    return limits
 
 
 def _kill_group(pid: int) -> None:
@@ -715,8 +765,8 @@ class HostA:
         """Wall seconds the pure-Python probe takes inside A."""
         return _run_probe([python, "-c", PROBE_CODE, str(loops)], timeout, preexec_fn=self.preexec())[0]
 
-    def calibrate(self, *, target: float = 4.0, tolerance: float = 0.2, rounds: int = 5, repeats: int = 3,
-                  probe_s: float = 0.5, python: str = sys.executable) -> "Calibration":
+    def calibrate(self, *, target: float = 4.0, tolerance: float = 0.2, aim: float = 0.08, rounds: int = 5,
+                  repeats: int = 3, probe_s: float = 0.5, python: str = sys.executable) -> "Calibration":
         """Adjust the quota until the probe takes ``target`` times longer in A than unthrottled.
 
         Each round runs the probe ``repeats`` times unthrottled (a plain child process, as B's
@@ -725,7 +775,9 @@ class HostA:
         unthrottled wall time, and on a machine shared with other load it still is what B
         needs when it has a core, so the quota does not drift with the neighbours' load (the
         wall-time ratio, which does, is recorded beside it, with the contention factor).
-        At most ``rounds`` rounds; the quota kept is the last one measured.
+        Rounds go on while the ratio is more than ``aim`` off the target, at most ``rounds``;
+        the quota kept is the last one measured, and ``within_tolerance`` says whether its
+        ratio is within ``tolerance`` of the target.
         """
         loops = _probe_loops(probe_s)
         history: list[dict[str, Any]] = []
@@ -747,7 +799,7 @@ class HostA:
                 # wall/CPU of the unthrottled probe: 1.0 on an idle machine
                 "contention": statistics.median(b_runs) / max(1e-9, statistics.median(b_cpu)),
             })
-            if abs(ratio - target) <= tolerance or k == rounds - 1:
+            if abs(ratio - target) <= aim or k == rounds - 1:
                 break
             step = min(2.0, max(0.5, ratio / target))  # A's time ~ 1/quota; damped against outliers
             self.set_quota(round(self.quota_us * step))
@@ -861,6 +913,7 @@ class SimulatedHosts:
     veth: str
     root_address: str
     bandwidth_mbit: float | None
+    b_cpu_limits: list[str]
     a_cgroup: str
     cgroup_version: int
     cpu_period_us: int
@@ -887,6 +940,8 @@ class SimulatedHosts:
                      f"{self.target_ratio:.1f}x{ok}; {len(rounds)} round(s); the machine's contention, "
                      f"wall over CPU time of the unthrottled probe, was "
                      f"{rounds[-1].get('contention', 0):.2f})")
+        b_cpu = ("not throttled (no CPU quota on their cgroups)" if not self.b_cpu_limits
+                 else "under the CPU quota(s) " + "; ".join(self.b_cpu_limits))
         mem = ""
         if self.memory_limit_bytes:
             mem = (f" A's cgroup also limits memory to {self.memory_limit_bytes / 2**20:.0f} MiB"
@@ -894,8 +949,8 @@ class SimulatedHosts:
         return (
             f"A and B are simulated on one machine ({self.cpus} CPUs): host B is a real OpenSSH sshd "
             f"in its own network namespace ({self.netns}) at {self.b_address}:{self.b_port}, reached "
-            f"from the root namespace over a veth pair ({self.veth}, {bw}), with its processes not "
-            f"throttled; host A is a cgroup v{self.cgroup_version} ({self.a_cgroup}) with a CPU quota "
+            f"from the root namespace over a veth pair ({self.veth}, {bw}), with its processes "
+            f"{b_cpu}; host A is a cgroup v{self.cgroup_version} ({self.a_cgroup}) with a CPU quota "
             f"of {self.cpu_quota_us} us per {self.cpu_period_us} us "
             f"({100 * self.cpu_quota_us / self.cpu_period_us:.1f} % of one core) that {ratio}.{mem} "
             f"Both share the same CPUs, memory, disk and Python; only the CPU quota (and memory "
@@ -983,7 +1038,8 @@ class SimHosts:
             b_address=b.address, b_port=b.port, b_user=b.user, identity_path=str(b.identity),
             known_hosts_path=str(b.known_hosts), ssh_config_path=str(b.ssh_config),
             ssh_host_alias=b.host_alias, netns=b.netns, veth=f"{b.veth_host}<->{b.veth_b}",
-            root_address=b.host_address, bandwidth_mbit=b.bandwidth_mbit, a_cgroup=str(self.a.path),
+            root_address=b.host_address, bandwidth_mbit=b.bandwidth_mbit, b_cpu_limits=b.cpu_limits(),
+            a_cgroup=str(self.a.path),
             cgroup_version=self.a.version, cpu_period_us=self.a.period_us, cpu_quota_us=self.a.quota_us,
             target_ratio=self.target_ratio,
             measured_ratio=self.calibration.ratio if self.calibration else None,
@@ -1185,7 +1241,7 @@ def _main(argv: list[str] | None = None) -> int:
                    "ssh_round_trip_s": rtt, "ssh_round_trip_median_s": statistics.median(rtt),
                    "tcp_connect_median_s": statistics.median(tcp),
                    "channel_round_trip_median_s": statistics.median(chan),
-                   "sshd_startup_s": hosts.b.startup_s}
+                   "sshd_startup_s": hosts.b.startup_s, "inventory_toml": hosts.b.inventory_toml()}
             if args.json:
                 print(json.dumps(out, indent=2))
             else:
@@ -1203,6 +1259,7 @@ def _main(argv: list[str] | None = None) -> int:
                           f"{len(cal.rounds)} round(s), ratio {cal.ratio:.2f}x, "
                           f"contention {cal.rounds[-1]['contention']:.2f} (1.0 = idle machine)")
                 print(f"try: ssh -F {hosts.b.ssh_config} {hosts.b.host_alias} python3 -c \"'print(1)'\"")
+                print("wiredprof.toml for B:\n" + hosts.b.inventory_toml())
             if args.hold > 0:
                 time.sleep(min(args.hold, 3600.0))
         return 0

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -62,20 +63,31 @@ def test_b_answers_over_ssh_a_is_slower_and_everything_is_removed() -> None:
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() != os.readlink("/proc/self/ns/net")
 
-        # B's processes are not in A's cgroup.
+        # B's processes are not in A's cgroup, and nothing throttles them; a process in A is.
         assert sshd_pid not in hosts.a.pids()
+        assert b.cpu_limits() == []
+        sleeper = hosts.a.popen(["sleep", "30"])
+        try:
+            assert sleeper.pid in hosts.a.pids()
+            assert any(str(hosts.a.quota_us) in lim for lim in simhosts._cpu_limits_of(sleeper.pid))
+        finally:
+            sleeper.kill()
+            sleeper.wait()
 
         # Calibration ran, bounded, and measured something.
         cal = hosts.calibration
         assert cal is not None and 1 <= len(cal.rounds) <= 2 and cal.ratio > 1.5
 
-        # A process in A's cgroup is slower than the same work on B (fastest of 3 on each side,
+        # A process in A's cgroup is slower than the same work on B (fastest of 5 on each side,
         # as other load on a shared machine only adds time).
         throttled_before = hosts.a.cpu_stats()["nr_throttled"]
-        ratio = measure_speed_ratio(hosts, repeats=3, probe_s=0.2)
-        assert len(ratio.a_s) == len(ratio.b_s) == 3
+        ratio = measure_speed_ratio(hosts, repeats=5, probe_s=0.2)
+        assert len(ratio.a_s) == len(ratio.b_s) == 5
         assert ratio.ratio_of_fastest > 1.5, ratio.to_dict()
         assert hosts.a.cpu_stats()["nr_throttled"] > throttled_before  # the quota, not luck
+
+        table = tomllib.loads(b.inventory_toml())["hosts"]["B"]
+        assert table["address"] == f"root@{b.address}:{b.port}" and Path(table["known_hosts"]).is_file()
 
         info = hosts.info
         assert info.b_address == b.address and info.cpu_quota_us == hosts.a.quota_us
@@ -136,7 +148,7 @@ def test_leftovers_of_a_crashed_run_are_removed() -> None:
 
 def test_refuses_in_one_line_without_root(monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(simhosts.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert simhosts._main(["check"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
