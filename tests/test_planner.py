@@ -79,3 +79,12 @@ def test_plan_json_contract():
     assert d["schema"] == "wiredprof.plan/1"
     first = d["recommendations"][0]
     assert {"stage", "host", "current_s", "predicted_s", "gain_s"} <= set(first)
+
+
+def test_a_stage_that_does_not_fit_here_is_moved_where_it_fits():
+    prof = reference(core_cpu_ratio=1.0, rss_peak_bytes=500 * 2**20)
+    prof = type(prof)(**{**prof.__dict__, "memory_bytes": 300 * 2**20})
+    same_speed = HostCapacity("B", cpu_speed_ratio=1.0, memory_bytes=64 * 2**30)
+    best = make_plan(prof, [same_speed]).best()
+    assert best.stage == "pipeline_3.core_logic" and best.recommended
+    assert "does not fit here: needs 500 MiB of this host's 300 MiB; B has 64.0 GiB" in best.reason

@@ -133,3 +133,24 @@ def test_waiting_stage_is_wait_bound_not_gil_bound(flows):
     profile = run_flow(flows / "plain_small.py", [], RunOptions(duration_s=2, call_trees=False))
     storage = profile.stage("pipeline_1.storage")
     assert storage.state_samples["io_wait"] >= storage.state_samples["lock_wait"]
+
+
+@pytest.mark.slow
+def test_a_stage_that_allocates_is_measured(tmp_path):
+    flow = tmp_path / "alloc.py"
+    flow.write_text(
+        "import time, wiredprof\n"
+        "@wiredprof.stage('core_logic')\n"
+        "def build():\n"
+        "    data = bytearray(200 * 2**20)\n"
+        "    for i in range(0, len(data), 4096): data[i] = 1\n"
+        "    time.sleep(0.3)\n"
+        "    return len(data)\n"
+        "for _ in range(2):\n"
+        "    with wiredprof.pipeline('p'):\n"
+        "        build()\n"
+    )
+    profile = run_flow(flow, [], RunOptions(duration_s=20, call_trees=False))
+    peak = profile.stage("p.core_logic").rss_peak_bytes
+    assert 150 * 2**20 < peak < 400 * 2**20
+    assert profile.memory_bytes > 0

@@ -14,7 +14,8 @@ Cost model, per call of a stage moved to host H:
   used leaves this process's GIL, so the other stages that waited for it while it ran
   get that wait back (up to their own GIL wait).
 - The one-off start cost (connect and bootstrap) is paid once per run, reported apart.
-- A stage whose peak memory does not fit in H is never placed there.
+- A stage whose peak memory does not fit in H is never placed there; one that does not fit
+  here is moved to a host where it fits, faster or not.
 
 A pipeline's cycle is the sum of its stages' time per cycle; the flow's cycle is its
 slowest pipeline's, since pipelines run side by side.
@@ -169,6 +170,14 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity) -> Recom
     peak = stage.rss_peak_bytes
     if host.memory_bytes and peak and peak > MEMORY_HEADROOM * host.memory_bytes:
         return Recommendation(**common, reason=f"does not fit: needs {_gib(peak)}, {host.name} has {_gib(host.memory_bytes)}")
+    here = profile.memory_bytes
+    if here and peak and peak > MEMORY_HEADROOM * here and host.memory_bytes:
+        # It does not fit here: moving it is worth it even on a host that is no faster.
+        return Recommendation(
+            **common, recommended=True,
+            reason=f"does not fit here: needs {_gib(peak)} of this host's {_gib(here)}; "
+                   f"{host.name} has {_gib(host.memory_bytes)}",
+        )
     if stage.host != "local":
         return Recommendation(**common, reason=f"already runs on {stage.host}")
     if b.bound == "wait":

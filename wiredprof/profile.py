@@ -195,6 +195,7 @@ class Profile:
     threads: list[ThreadCpu] = field(default_factory=list)
     call_trees: list[CallTree] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
+    memory_bytes: int = 0  # memory the flow could use on its host (the machine's or its cgroup's)
 
     def stage(self, name: str) -> StageStats:
         """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
@@ -259,6 +260,7 @@ class Profile:
             threads=[ThreadCpu(**t) for t in d.get("threads", [])],
             call_trees=[CallTree(**c) for c in d.get("call_trees", [])],
             environment=dict(d.get("environment", {})),
+            memory_bytes=int(d.get("memory_bytes", 0)),
         )
 
 

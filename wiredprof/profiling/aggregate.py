@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from wiredprof import __version__
+from wiredprof.hostinfo import memory_limit_bytes
 from wiredprof.profile import (
     CallTree,
     Competitor,
@@ -63,6 +64,7 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         gil_wait_s=gil_wait,
         cpu_queue_s=min(acc.cpu_queue_s, max(0.0, wait - gil_wait)) if not remote else 0.0,
         sampled_calls=acc.sampled,
+        rss_peak_bytes=acc.rss_peak,
         bytes_in=acc.bytes_in,
         bytes_out=acc.bytes_out,
         retries=acc.retries,
@@ -150,6 +152,7 @@ def build_profile(
         timeline_dropped=max(0, rec.timeline_seen - len(rec.timeline)),
         threads=threads,
         call_trees=list(call_trees or []),
+        memory_bytes=memory_limit_bytes(),
         environment={
             "python": platform.python_version(),
             "implementation": sys.implementation.name,

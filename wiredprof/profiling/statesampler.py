@@ -12,6 +12,8 @@ inside a stage:
   used CPU in that interval;
 - `io_wait`: blocked on anything else (I/O, sleep), or in a futex while nothing else ran.
 
+how much the process's resident memory grew during a call (its RSS at each tick against its
+RSS at the tick before the call began: the stage's peak memory, to 20 ms resolution),
 and how long the thread was runnable but queued for a CPU (schedstat's run delay): on a
 machine with fewer free cores than busy threads, a CPU-bound stage waits there, and that
 wait is not I/O.
@@ -60,6 +62,15 @@ def _schedstat(tgid: int, tid: int) -> tuple[int, int] | None:
     return int(fields[0]), int(fields[1])
 
 
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss(tgid: int) -> int | None:
+    """Resident memory of a process, in bytes."""
+    text = _read(f"/proc/{tgid}/statm")
+    return int(text.split()[1]) * _PAGE if text else None
+
+
 def _state(tgid: int, tid: int) -> str:
     text = _read(f"/proc/{tgid}/task/{tid}/stat")
     if not text:
@@ -85,6 +96,8 @@ class Sampler:
         self.tgids: dict[int, int | None] = {}
         self.last_cpu: dict[int, int] = {}  # tid -> cumulative ns
         self.last_queued: dict[int, int] = {}  # tid -> cumulative ns waiting for a CPU
+        self.last_rss: dict[int, int] = {}  # tgid -> resident bytes at the previous tick
+        self.calls: dict[int, tuple[int, int]] = {}  # tid -> (stage number, process RSS before the call)
         self.thread_cpu: dict[int, int] = {}  # tid -> last cumulative ns
         self.thread_tgid: dict[int, int] = {}
         # stage number -> [running, lock, io, {(tid, its stage number): cpu s}]
@@ -140,12 +153,20 @@ class Sampler:
                     d[tid] = (ns - prev) / 1e9
         for tgid, tids in by_process.items():
             d = deltas[tgid]
+            rss = _rss(tgid)
+            before = self.last_rss.get(tgid, rss)
             for tid in tids:
                 stage = active[tid]
                 acc = self.stages.get(stage)
                 if acc is None:
-                    acc = self.stages[stage] = [0, 0, 0, {}, 0.0]
+                    acc = self.stages[stage] = [0, 0, 0, {}, 0.0, 0]
                 acc[4] += queued.get(tid, 0.0)
+                if rss is not None:
+                    # Memory the call added: the process's RSS now over its RSS just before the call.
+                    call = self.calls.get(tid)
+                    if call is None or call[0] != stage:
+                        call = self.calls[tid] = (stage, before if before is not None else rss)
+                    acc[5] = max(acc[5], rss - call[1])
                 others = {t: x for t, x in d.items() if t != tid}
                 state = _state(tgid, tid)
                 if state == "R":
@@ -158,12 +179,26 @@ class Sampler:
                 for t, x in others.items():
                     key = (t, active.get(t, 0))  # which thread, and the stage it was in (0: none)
                     comp[key] = comp.get(key, 0.0) + x
+        self.end_tick(active, by_process)
+
+    def end_tick(self, active: dict[int, int], by_process: dict[int, list[int]]) -> None:
+        """Forget finished calls and remember each process's RSS for the next call's baseline."""
+        for tid in list(self.calls):
+            if tid not in active:
+                del self.calls[tid]
+        for tgid in set(self.last_rss) | set(by_process):
+            rss = _rss(tgid)
+            if rss is None:
+                self.last_rss.pop(tgid, None)
+            else:
+                self.last_rss[tgid] = rss
 
     def result(self) -> dict[str, Any]:
         return {
             "ticks": self.ticks,
             "stages": {
-                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4]] for k, v in self.stages.items()
+                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4], v[5]]
+                for k, v in self.stages.items()
             },
             "threads": {str(t): [self.thread_tgid.get(t, 0), ns / 1e9] for t, ns in self.thread_cpu.items()},
         }
