@@ -15,15 +15,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import Any
+from wiredprof.adapters.plain import FlowStopped, pipeline, should_stop, stage
 
-__all__ = ["__version__", "pipeline", "stage"]
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy, so `import wiredprof.remote` (and the CLI's other commands) need not load the adapters.
-    if name in ("pipeline", "stage"):
-        from wiredprof.adapters import plain
-
-        return getattr(plain, name)
-    raise AttributeError(f"module 'wiredprof' has no attribute {name!r}")
+__all__ = ["__version__", "pipeline", "stage", "should_stop", "FlowStopped"]

@@ -32,7 +32,7 @@ def cli() -> None:
 def _register() -> None:
     import importlib
 
-    for name in ("analyze", "show", "compare", "hosts"):
+    for name in ("analyze", "show", "compare", "plan", "offload", "run", "hosts", "demo"):
         try:
             module = importlib.import_module(f"wiredprof.commands.{name}")
         except ModuleNotFoundError as exc:

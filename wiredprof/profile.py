@@ -44,6 +44,15 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True)
+class Competitor:
+    """Who ran Python (and so held the GIL) while a stage's call was running."""
+
+    name: str
+    cpu_s: float
+    framework: bool = False
+
+
+@dataclass(frozen=True)
 class StageStats:
     """Aggregated timings of one stage over every measured call.
 
@@ -66,6 +75,7 @@ class StageStats:
     max_s: float = 0.0
     wait_s: float = 0.0
     gil_wait_s: float = 0.0
+    cpu_queue_s: float = 0.0  # runnable but waiting for a free core (the OS run queue)
     sampled_calls: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
@@ -73,6 +83,10 @@ class StageStats:
     retries: int = 0
     fallbacks: int = 0
     last_error: ErrorInfo | None = None
+    # Thread-state samples while the stage ran: {"running", "lock_wait", "io_wait"} -> count.
+    state_samples: dict[str, int] = field(default_factory=dict)
+    # CPU other threads used while the stage ran (GIL competition in threads mode).
+    competitors: list[Competitor] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -129,15 +143,6 @@ class ThreadCpu:
 
 
 @dataclass(frozen=True)
-class Competitor:
-    """Who ran Python (and so held the GIL) while the bottleneck stage was waiting."""
-
-    name: str
-    cpu_s: float
-    framework: bool = False
-
-
-@dataclass(frozen=True)
 class Bottleneck:
     """The slowest pipeline, its heaviest stage, and why."""
 
@@ -190,6 +195,7 @@ class Profile:
     threads: list[ThreadCpu] = field(default_factory=list)
     call_trees: list[CallTree] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
+    memory_bytes: int = 0  # memory the flow could use on its host (the machine's or its cgroup's)
 
     def stage(self, name: str) -> StageStats:
         """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
@@ -254,12 +260,14 @@ class Profile:
             threads=[ThreadCpu(**t) for t in d.get("threads", [])],
             call_trees=[CallTree(**c) for c in d.get("call_trees", [])],
             environment=dict(d.get("environment", {})),
+            memory_bytes=int(d.get("memory_bytes", 0)),
         )
 
 
 def _stage_from_dict(d: dict[str, Any]) -> StageStats:
     err = d.get("last_error")
-    return StageStats(**{**d, "last_error": ErrorInfo(**err) if err else None})
+    comps = [Competitor(**c) for c in d.get("competitors", [])]
+    return StageStats(**{**d, "last_error": ErrorInfo(**err) if err else None, "competitors": comps})
 
 
 def _bottleneck_from_dict(d: dict[str, Any] | None) -> Bottleneck | None:

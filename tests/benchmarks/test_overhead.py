@@ -1,0 +1,79 @@
+"""The overhead benchmark runs end to end in its quick mode and reports what it measured.
+
+Only the structure is checked: timings on a shared machine are not assertions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+WORKLOADS = {"trivial", "cpu_1ms", "deep"}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    report = tmp_path_factory.mktemp("bench") / "overhead.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "overhead.py"), "--quick", "--json", "--report", str(report)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout), report.read_text()
+
+
+def test_quick_run_measures_every_workload_and_tool(quick_run: tuple[dict, str]) -> None:
+    result, _ = quick_run
+    assert result["schema"] == "wiredprof.bench.overhead/1"
+    assert result["mode"] == "quick"
+    workloads = result["per_call"]["workloads"]
+    assert set(workloads) == WORKLOADS
+    names = {t["name"] for t in result["tools"]}
+    assert {"wiredprof", "wiredprof-inactive", "cProfile"} <= names
+    for skipped in result["skipped"]:  # a peer that is not installed is named, never silently lost
+        assert "not installed" in skipped
+    for rows in workloads.values():
+        assert set(rows) == names
+        for row in rows.values():
+            for key in ("added_us", "plain_us", "instrumented_us", "slowdown_pct", "pairs"):
+                assert isinstance(row[key], (int, float)), key
+            assert row["plain_us"] > 0 and row["instrumented_us"] > 0
+
+
+def test_quick_run_measures_memory_and_reference_stage(quick_run: tuple[dict, str]) -> None:
+    result, _ = quick_run
+    mem = result["memory"]
+    assert mem["calls"] > 0
+    for label in ("recorder", "span_tuples", "span_objects"):
+        assert {"tracemalloc_mb", "rss_mb"} <= set(mem[label])
+    ref = result["reference"]
+    # Every instrumented call was recorded, either in the timings or as a sampled call.
+    assert ref["wiredprof_calls"] + ref["wiredprof_sampled_calls"] == ref["calls"]
+    for key in ("paired_diff_pct", "wiredprof_vs_plain_pct", "wiredprof_vs_outer_pct"):
+        assert isinstance(ref[key], float)
+    assert len(result["targets"]) == 3
+    assert all(isinstance(t["met"], bool) for t in result["targets"])
+
+
+def test_quick_run_writes_the_report(quick_run: tuple[dict, str]) -> None:
+    result, text = quick_run
+    assert text.startswith("# wiredprof instrumentation overhead")
+    for heading in ("## Targets", "## Cost per stage call", "## Memory after", "## Reference-like CPU stage",
+                    "## Machine", "## Reproduce"):
+        assert heading in text
+    assert result["machine"]["cpu_model"] in text
+    assert "benchmarks/overhead.py --quick" in text
+
+
+def test_runs_as_a_module() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.overhead", "--help"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "--quick" in proc.stdout

@@ -1,0 +1,108 @@
+"""The CLI: real runs end to end, and bad input as one line with exit 2."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wiredprof.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _assert_one_line_error(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output + result.stderr
+    err = result.stderr.strip()
+    assert err.count("\n") == 0, err
+    assert "Traceback" not in err
+    for n in needles:
+        assert n in err, err
+
+
+@pytest.mark.slow
+def test_analyze_json_saves_and_show_renders_it_again(flows, tmp_path):
+    out = tmp_path / "p.json"
+    r = _invoke("analyze", str(flows / "plain_small.py"), "--runs", "3", "--json", "-o", str(out))
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["schema"] == "wiredprof.profile/1"
+    for key in ("flow", "wall_s", "pipelines", "stages", "bottleneck"):
+        assert key in data
+    stage_keys = {"pipeline", "stage", "kind", "calls", "total_s", "mean_s", "p95_s", "cpu_s", "host", "errors"}
+    assert stage_keys <= set(data["stages"][0])
+    assert {"pipeline", "stage", "reason"} <= set(data["bottleneck"])
+    assert json.loads(out.read_text()) == data
+
+    shown = _invoke("show", str(out))
+    assert shown.exit_code == 0
+    assert "pipeline_3.core_logic" in shown.stdout and "Bottleneck:" in shown.stdout
+
+
+@pytest.mark.slow
+def test_compare_reports_change_and_fails_past_max_regression(flows, tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert _invoke("analyze", str(flows / "plain_small.py"), "--runs", "2", "-q", "-o", str(a)).exit_code == 0
+    data = json.loads(a.read_text())
+    for s in data["stages"]:
+        s["mean_s"] *= 2  # the same flow, twice as slow
+    b.write_text(json.dumps(data))
+    ok = _invoke("compare", str(a), str(b))
+    assert ok.exit_code == 0 and "+100.0 %" in ok.stdout
+    bad = _invoke("compare", str(a), str(b), "--max-regression", "50")
+    assert bad.exit_code == 1
+    assert "regression past 50 %" in bad.stderr
+    better = _invoke("compare", str(b), str(a), "--max-regression", "5")
+    assert better.exit_code == 0 and "2.00x faster" in better.stdout
+
+
+def test_missing_flow_file(tmp_path):
+    _assert_one_line_error(_invoke("analyze", str(tmp_path / "missing.py")), "missing.py", "no such flow file")
+
+
+def test_flow_raising_on_import(flows):
+    _assert_one_line_error(_invoke("analyze", str(flows / "raises_on_import.py"), "--duration", "2"),
+                           "ImportError", "secret_sauce")
+
+
+def test_flow_with_no_stages(flows):
+    _assert_one_line_error(_invoke("analyze", str(flows / "no_stages.py"), "--duration", "2"),
+                           "no pipeline stage was seen")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "inf"])
+def test_bad_duration(flows, value):
+    _assert_one_line_error(_invoke("analyze", str(flows / "plain_small.py"), "--duration", value), "--duration")
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("{not json", "corrupt JSON"),
+    ('{"schema": "pyinstrument.session/1"}', "schema is 'pyinstrument.session/1'"),
+    ('{"schema": "wiredprof.profile/1", "flow": "x"}', "missing key"),
+    ("[1, 2]", "not a JSON object"),
+])
+def test_corrupt_or_foreign_profile(tmp_path, content, needle):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    _assert_one_line_error(_invoke("show", str(bad)), "not a wiredprof profile", needle)
+    _assert_one_line_error(_invoke("compare", str(bad), str(bad)), "not a wiredprof profile")
+
+
+def test_missing_profile(tmp_path):
+    _assert_one_line_error(_invoke("show", str(tmp_path / "none.json")), "no such profile file")
+
+
+def test_python_dash_m_and_exit_code_2_in_a_real_process(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "wiredprof", "analyze", str(tmp_path / "nope.py")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"wiredprof: error: {tmp_path / 'nope.py'}: no such flow file"

@@ -1,0 +1,3 @@
+import wiredprof  # noqa: F401
+
+raise ImportError("no module named 'secret_sauce'")

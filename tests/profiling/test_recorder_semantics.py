@@ -1,0 +1,215 @@
+"""What the recorder and `timed_call` record, pinned down so that making them cheaper
+(see benchmarks/overhead.py) cannot change it. Fake clocks: the assertions are arithmetic."""
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+
+import pytest
+
+from wiredprof.profile import TimelineSpan
+from wiredprof.profiling.instrument import StageTimer, timed_call
+from wiredprof.profiling.recorder import Recorder
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make() -> tuple[Recorder, FakeClock, FakeClock]:
+    wall, cpu = FakeClock(), FakeClock()
+    wall.t, cpu.t = 100.0, 10.0
+    return Recorder(clock=wall, cpu_clock=cpu, timeline_size=3), wall, cpu
+
+
+def test_nested_calls_record_self_time_and_restore_the_active_stage() -> None:
+    rec, wall, cpu = make()
+    rec.register_thread("p", "pipeline")
+    outer, inner = rec.stage("p", "outer"), rec.stage("p", "inner")
+    tid = threading.get_native_id()
+    s0, c0 = rec.enter(outer)
+    assert (s0, c0) == (100.0, 10.0) and rec.current_stage() is outer
+    wall.t, cpu.t = 101.0, 10.5
+    s1, c1 = rec.enter(inner)
+    assert rec.current_stage() is inner
+    wall.t, cpu.t = 103.0, 11.5
+    rec.exit(inner, s1, c1)
+    assert rec.current_stage() is outer
+    wall.t, cpu.t = 104.0, 12.0
+    rec.exit(outer, s0, c0)
+    assert rec.current_stage() is None
+    assert (inner.calls, inner.total, inner.cpu, inner.max) == (1, 2.0, 1.0, 2.0)
+    assert (outer.calls, outer.total, outer.cpu) == (1, 2.0, 1.0)  # 4 s minus the inner 2 s
+    assert rec.threads[tid].stage_cpu == pytest.approx(2.0)
+    tl = rec.timeline
+    assert isinstance(tl, deque) and all(isinstance(s, TimelineSpan) for s in tl)
+    assert [(s.stage, s.start_s, s.wall_s, s.cpu_s, s.error, s.sampled) for s in tl] == [
+        ("inner", 101.0 - rec.t0, 2.0, 1.0, False, False),
+        ("outer", 100.0 - rec.t0, 2.0, 1.0, False, False),
+    ]
+    assert tl[0].pipeline == "p" and tl[0].host == "local"
+
+
+def test_errors_sampled_calls_and_the_bounded_timeline() -> None:
+    rec, wall, cpu = make()
+    acc = rec.stage("p", "s")
+    for k in range(5):
+        start, cpu_start = rec.enter(acc)
+        wall.t += 1.0
+        cpu.t += 0.25
+        rec.exit(acc, start, cpu_start, ValueError("bad") if k == 1 else None, sampled=(k == 2))
+    assert (acc.calls, acc.sampled, acc.errors) == (4, 1, 1)
+    assert acc.total == pytest.approx(4.0) and acc.cpu == pytest.approx(1.0)
+    assert acc.last_error is not None and acc.last_error.type == "ValueError"
+    assert "ValueError: bad" in acc.last_error.traceback
+    assert rec.timeline_seen == 5
+    tl = rec.timeline
+    assert len(tl) == 3 and tl.maxlen == 3
+    assert [s.sampled for s in tl] == [True, False, False]
+    assert acc.sketch.count == 4
+
+
+def test_cancel_forgets_the_innermost_call() -> None:
+    rec, _, _ = make()
+    outer, inner = rec.stage("p", "outer"), rec.stage("p", "inner")
+    tid = threading.get_native_id()
+    rec.enter(outer)
+    rec.enter(inner)
+    rec.cancel()
+    assert rec.current_stage() is outer
+    rec.cancel()
+    assert rec.current_stage() is None
+    assert rec.timeline_seen == 0
+
+
+def test_timed_call_plain_error_generator_and_sampled() -> None:
+    rec, wall, cpu = make()
+    acc = rec.stage("p", "s")
+
+    def work(x: int) -> int:
+        wall.t += 1.0
+        return x * 2
+
+    assert timed_call(rec, acc, work, 21) == 42
+    assert (acc.calls, acc.seen, acc.total) == (1, 1, 1.0)
+
+    def fails() -> None:
+        raise KeyError("k")
+
+    with pytest.raises(KeyError):
+        timed_call(rec, acc, fails)
+    assert (acc.calls, acc.errors) == (2, 1)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        timed_call(rec, acc, interrupted)
+    assert (acc.calls, acc.errors) == (3, 1)  # not the stage's error
+
+    def items():
+        for i in range(3):
+            wall.t += 2.0
+            yield i
+
+    gen = timed_call(rec, acc, items)
+    assert acc.calls == 3 and acc.seen == 3  # creating the generator is not a call
+    assert list(gen) == [0, 1, 2]
+    assert acc.calls == 6 and acc.seen == 6 and acc.total == pytest.approx(1.0 + 6.0)
+    assert rec.current_stage() is None
+
+    class Sampler:
+        def __init__(self) -> None:
+            self.stopped: list[int] = []
+
+        def wants(self, a, ordinal: int) -> bool:
+            return ordinal == 7
+
+        def start(self):
+            return object()
+
+        def stop(self, a, profiler, ordinal: int):
+            self.stopped.append(ordinal)
+            return None
+
+    rec.call_trees = Sampler()
+    timed_call(rec, acc, work, 1)
+    timed_call(rec, acc, work, 1)
+    assert (acc.calls, acc.sampled, acc.seen) == (7, 1, 8)
+    assert rec.call_trees.stopped == [7]
+
+    timer = StageTimer(rec, acc)
+    timer.begin()
+    timer.end()
+    assert acc.calls == 8
+
+
+def test_threads_keep_their_own_stacks() -> None:
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    results: list[int] = []
+
+    def run() -> None:
+        for _ in range(200):
+            timed_call(rec, acc, lambda: None)
+        results.append(threading.get_native_id())
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert acc.calls == 800 and acc.sketch.count == 800
+    assert rec.current_stage() is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_forwards_its_spans_to_the_parent() -> None:
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    timed_call(rec, acc, lambda: None)
+    rec.open_inbox()
+    try:
+        pid = os.fork()
+        if pid == 0:  # child
+            try:
+                for _ in range(10):
+                    timed_call(rec, acc, lambda: None)
+                rec.add_cycle("p", 0.5)
+                rec.flush()
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert status == 0
+        rec.drain()
+        assert acc.calls == 11
+        assert rec.cycles["p"].runs == 1
+        assert rec.timeline_seen == 11
+    finally:
+        rec.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_knows_its_own_thread_id() -> None:
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    timed_call(rec, acc, lambda: None)  # this thread's state exists before the fork
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child, without open_inbox: no fork hook of the recorder's own
+        try:
+            os.close(r)
+            rec.enter(acc)
+            ok = rec.current_stage() is acc and rec._local.tid == threading.get_native_id()
+            os.write(w, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    assert os.read(r, 1) == b"1"
+    os.close(r)

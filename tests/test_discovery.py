@@ -1,0 +1,30 @@
+"""Finding a flow's stages without running them."""
+from __future__ import annotations
+
+import pytest
+
+from wiredprof.discovery import discover_stages
+from wiredprof.errors import FlowFileError
+
+
+def test_wiredflow_stages_are_named_without_running_them(flows, tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+    monkeypatch.setenv("WIREDFLOW_SMALL_MARKER", str(marker))
+    names = discover_stages(flows / "wiredflow_small.py")
+    assert [n.full for n in names] == [
+        "pipeline_1.http_connector", "pipeline_1.storage",
+        "pipeline_3.core_logic", "pipeline_3.send", "pipeline_3.storage", "pipeline_3.send_2",
+    ]
+    assert names[2].function == "core_logic"
+    assert not marker.exists()
+
+
+def test_plain_flows_have_no_static_stages(flows):
+    assert discover_stages(flows / "plain_small.py") == []
+
+
+def test_flow_failing_before_launch(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import wiredflow\nraise RuntimeError('no config file')\n")
+    with pytest.raises(FlowFileError, match="RuntimeError: no config file"):
+        discover_stages(bad)

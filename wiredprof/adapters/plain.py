@@ -1,0 +1,153 @@
+"""The public API for plain-Python services: mark pipelines and stages by hand.
+
+    with wiredprof.pipeline("pipeline_3"):          # one cycle of a pipeline
+        with wiredprof.stage("send", kind="send"):  # one call of a stage
+            ...
+
+    @wiredprof.stage("core_logic", kind="core_logic")
+    def core_logic(batch): ...
+
+Outside `wiredprof analyze` / `wiredprof run` these cost one global lookup. Under a
+profiler run, entering a pipeline after the run is over raises `FlowStopped` (a
+`SystemExit`), which ends that pipeline's thread quietly; `should_stop()` lets loops ask.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+from types import TracebackType
+from typing import Any, Callable, TypeVar, cast
+
+from wiredprof.profiling.control import current_control
+from wiredprof.profiling.instrument import StageTimer, timed_call
+from wiredprof.profiling.recorder import current_recorder
+
+__all__ = ["pipeline", "stage", "should_stop", "FlowStopped", "PipelineCycle", "StageCall"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_local = threading.local()
+
+# Called with (stage name "PIPELINE.STAGE", function) when a decorated stage runs under a
+# profiler run; returns the callable to run instead (offload swaps in a remote proxy).
+callable_hooks: list[Callable[[str, Callable[..., Any]], Callable[..., Any] | None]] = []
+
+
+class FlowStopped(SystemExit):
+    """Raised when a pipeline is entered after the profiler run is over."""
+
+
+def should_stop(pipeline: str | None = None) -> bool:
+    """True when the profiler run wants the flow (or this pipeline) to stop."""
+    control = current_control()
+    return control is not None and control.should_stop(pipeline or _current_pipeline())
+
+
+def _pipelines() -> list[tuple[str, float]]:
+    stack: list[tuple[str, float]] | None = getattr(_local, "pipelines", None)
+    if stack is None:
+        stack = _local.pipelines = []
+    return stack
+
+
+def _current_pipeline() -> str | None:
+    stack = _pipelines()
+    return stack[-1][0] if stack else None
+
+
+class PipelineCycle:
+    """One cycle of a pipeline; a context manager, or a decorator (each call a cycle)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> PipelineCycle:
+        rec = current_recorder()
+        if rec is None:
+            _pipelines().append((self.name, 0.0))
+            return self
+        control = current_control()
+        if control is not None and control.should_stop(self.name):
+            raise FlowStopped(0)
+        rec.register_thread(self.name, "pipeline")
+        _pipelines().append((self.name, rec.clock()))
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        name, start = _pipelines().pop()
+        rec = current_recorder()
+        if rec is not None and start:
+            rec.add_cycle(name, rec.clock() - start, failed=isinstance(exc, Exception))
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def cycle(*args: Any, **kwargs: Any) -> Any:
+            with PipelineCycle(self.name):
+                return fn(*args, **kwargs)
+
+        return cast(F, cycle)
+
+
+class StageCall:
+    """One call of a stage; a context manager, or a decorator (each call of the function)."""
+
+    def __init__(self, name: str, kind: str | None = None, pipeline: str | None = None) -> None:
+        self.name = name
+        self.kind = kind or name
+        self.pipeline = pipeline
+
+    def _accumulator(self, function: str = "") -> Any:
+        rec = current_recorder()
+        if rec is None:
+            return None, None
+        pipeline = self.pipeline or _current_pipeline() or "main"
+        return rec, rec.stage(pipeline, self.name, self.kind, function=function)
+
+    def __enter__(self) -> StageCall:
+        rec, acc = self._accumulator()
+        timers = getattr(_local, "timers", None)
+        if timers is None:
+            timers = _local.timers = []
+        timer = StageTimer(rec, acc) if rec is not None else None
+        timers.append(timer)
+        if timer is not None:
+            timer.begin()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        timer = _local.timers.pop()
+        if timer is not None:
+            timer.end(exc)
+
+    def __call__(self, fn: F) -> F:
+        function = getattr(fn, "__qualname__", repr(fn))
+
+        @functools.wraps(fn)
+        def stage_call(*args: Any, **kwargs: Any) -> Any:
+            rec, acc = self._accumulator(function)
+            if rec is None:
+                return fn(*args, **kwargs)
+            target = fn
+            for hook in callable_hooks:
+                target = hook(acc.name, fn) or target
+            return timed_call(rec, acc, target, *args, **kwargs)
+
+        stage_call.__wiredprof_stage__ = self  # type: ignore[attr-defined]
+        return cast(F, stage_call)
+
+
+def pipeline(name: str) -> PipelineCycle:
+    """Mark one cycle of pipeline `name` (context manager or decorator)."""
+    return PipelineCycle(name)
+
+
+def stage(name: str, kind: str | None = None, pipeline: str | None = None) -> StageCall:
+    """Mark one call of stage `name` (context manager or decorator).
+
+    `pipeline` defaults to the pipeline whose cycle is running on this thread.
+    """
+    return StageCall(name, kind, pipeline)

@@ -1,0 +1,135 @@
+"""`wiredprof offload --stage STAGE --host H [FLOW.py]`: run one stage on another host from now on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tabulate import tabulate
+
+from wiredprof.config import ON_FAILURE_CHOICES, OffloadEntry, ProjectConfig
+from wiredprof.discovery import discover_stages
+from wiredprof.errors import UsageError
+from wiredprof.plan import host_capacity, last_profile_path, offload_runtime
+from wiredprof.planner import make_plan
+from wiredprof.profile import Profile, load_profile
+from wiredprof.reports.text import fmt_s
+from wiredprof.stages import StageName, resolve_stage
+
+__all__ = ["command"]
+
+
+def _last_profile(config: ProjectConfig) -> Profile | None:
+    path = last_profile_path(config)
+    return load_profile(path) if path.is_file() else None
+
+
+def _known_stages(flow: str | None, profile: Profile | None) -> tuple[list[StageName], str]:
+    """The flow's stages (from the flow file, else from the last profile) and where they came from."""
+    if flow is None and profile is not None and Path(profile.flow).is_file():
+        flow = profile.flow
+    if flow is not None:
+        found = discover_stages(flow)
+        if found:
+            return found, flow
+    if profile is not None:
+        return [StageName(s.pipeline, s.stage, s.function) for s in profile.stages], f"the last profile of {profile.flow}"
+    if flow is None:
+        raise UsageError("which flow? give FLOW.py, or run `wiredprof analyze FLOW.py` first")
+    raise UsageError(f"no stage found in {flow} without running it: run `wiredprof analyze {flow}` first")
+
+
+def _list(config: ProjectConfig) -> None:
+    entries = config.offloads()
+    if not entries:
+        click.echo(f"no stage is offloaded ({config.path})")
+        return
+    rows = [[e.stage, e.host, f"{e.timeout_s:g} s" if e.timeout_s else "-", e.on_failure, e.retries]
+            for e in entries.values()]
+    click.echo(tabulate(rows, headers=["stage", "host", "timeout", "on failure", "retries"]))
+
+
+@click.command("offload")
+@click.argument("flow", required=False, type=click.Path(dir_okay=False))
+@click.option("--stage", metavar="STAGE", help="PIPELINE.STAGE, or a stage name unique in the flow.")
+@click.option("--host", metavar="H", help="A host of the inventory or of ~/.ssh/config.")
+@click.option("--timeout", "timeout_s", type=float, metavar="SECONDS", help="Fail a call that takes longer on the host.")
+@click.option("--on-failure", type=click.Choice(ON_FAILURE_CHOICES), default="fail", show_default=True,
+              help="When the host or the link fails (never the stage's own error): fail the stage, "
+                   "or after the retries run it locally.")
+@click.option("--retries", type=click.IntRange(0, 100), default=0, show_default=True,
+              help="Retries after a failure of the host or the link.")
+@click.option("--list", "list_", is_flag=True, help="List the offloaded stages.")
+@click.option("--remove", metavar="STAGE", help="Run STAGE locally again.")
+def command(
+    flow: str | None, stage: str | None, host: str | None, timeout_s: float | None, on_failure: str,
+    retries: int, list_: bool, remove: str | None,
+) -> None:
+    """Make STAGE run on host H over SSH; the flow, its pipelines and other stages stay as they are."""
+    config = ProjectConfig.find()
+    if list_:
+        _list(config)
+        return
+    if remove:
+        entries = config.offloads()
+        name = resolve_stage(remove, [StageName(*e.stage.split(".", 1)) for e in entries.values()],
+                             where="the offload plan").full if entries else remove
+        if not config.remove_offload(name):
+            raise UsageError(f"{remove!r} is not offloaded (see `wiredprof offload --list`)")
+        click.echo(f"{name} runs locally again")
+        return
+    if not stage or not host:
+        raise UsageError("give --stage STAGE and --host H (or --list, --remove STAGE)")
+    if timeout_s is not None and timeout_s <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, not {timeout_s:g}")
+
+    profile = _last_profile(config)
+    stages, source = _known_stages(flow, profile)
+    target = resolve_stage(stage, stages, where=source)
+    name = target.full
+    if target.builtin:
+        raise UsageError(f"{name} is wiredflow's built-in {target.function}; only stages built from your own "
+                         "callables can be offloaded")
+    if target.ship_error:
+        raise UsageError(f"{name} cannot be offloaded: {target.ship_error}")
+    from wiredprof.remote.hosts import resolve_host
+
+    resolve_host(host, project=config.root)  # an unknown host is named with the known ones
+    existing = config.offloads().get(name)
+    if existing is not None:
+        raise UsageError(f"{name} is already offloaded to {existing.host}; "
+                         f"`wiredprof offload --remove {name}` first")
+    entry = OffloadEntry(name, host, timeout_s, on_failure, retries)
+    runtime = offload_runtime(config, {name: entry})  # preflight: reachable, key, auth, Python
+    assert runtime is not None
+    try:
+        hello = runtime.executor(host).hello
+    finally:
+        runtime.close()
+    config.set_offload(entry)
+
+    click.echo(f"{name} will run on {host} (Python {hello.python} at {hello.hostname}); "
+               f"the rest of the flow stays here. Saved in {config.path}.")
+    policy = f"on a failure of {host} or the link: {retries} retr{'y' if retries == 1 else 'ies'}, then "
+    policy += "run it locally" if on_failure == "local" else "fail the stage (the flow sees it as a stage error)"
+    click.echo(f"  {policy}" + (f"; calls time out after {timeout_s:g} s" if timeout_s else ""))
+    for reason in target.stateful:
+        click.echo(f"  warning: {reason}: that state now lives on {host}, not here", err=True)
+    _say_prediction(config, profile, name, host)
+    click.echo(f"Run it: wiredprof run {flow or (profile.flow if profile else 'FLOW.py')}")
+
+
+def _say_prediction(config: ProjectConfig, profile: Profile | None, name: str, host: str) -> None:
+    if profile is None or not any(s.name == name and s.calls for s in profile.stages):
+        click.echo("  no prediction: profile the flow first (`wiredprof analyze FLOW.py`)")
+        return
+    try:
+        capacity = host_capacity(config, host)
+    except UsageError as exc:
+        click.echo(f"  no prediction: {exc}")
+        return
+    rec = next(r for r in make_plan(profile, [capacity]).recommendations if r.stage == name)
+    click.echo(f"  predicted: {fmt_s(rec.current_s)} -> {fmt_s(rec.predicted_s)} per call; "
+               f"{rec.pipeline} cycle {fmt_s(rec.pipeline_cycle_s)} -> {fmt_s(rec.predicted_pipeline_cycle_s)}; "
+               f"flow cycle {fmt_s(rec.flow_cycle_s)} -> {fmt_s(rec.predicted_flow_cycle_s)}")
+    if not rec.recommended:
+        click.echo(f"  note: the planner does not recommend this move: {rec.reason}", err=True)

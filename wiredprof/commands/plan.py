@@ -1,0 +1,37 @@
+"""`wiredprof plan [PROFILE] [--host H ...]`: what moving each stage to each host would do."""
+from __future__ import annotations
+
+import click
+
+from wiredprof.config import ProjectConfig
+from wiredprof.errors import UsageError
+from wiredprof.plan import host_capacity, last_profile_path, load_last_profile
+from wiredprof.planner import make_plan
+from wiredprof.profile import load_profile
+from wiredprof.reports.plan_text import render_plan
+
+__all__ = ["command"]
+
+
+@click.command("plan")
+@click.argument("profile_path", metavar="[PROFILE]", required=False, type=click.Path(dir_okay=False))
+@click.option("--host", "hosts", multiple=True, metavar="H", help="Consider this host (repeatable; default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the wiredprof.plan/1 JSON object.")
+def command(profile_path: str | None, hosts: tuple[str, ...], as_json: bool) -> None:
+    """Rank (stage, host) moves by predicted gain for the flow, from a profile and host probes."""
+    config = ProjectConfig.find()
+    if profile_path:
+        profile = load_profile(profile_path)
+    else:
+        profile = load_last_profile(config)
+        profile_path = str(last_profile_path(config))
+    names = list(hosts) or sorted(config.hosts())
+    if not names:
+        raise UsageError("no hosts to plan for: `wiredprof hosts add B --address USER@HOST`, "
+                         "then `wiredprof hosts check B`")
+    from wiredprof.remote.hosts import resolve_host
+
+    for name in names:
+        resolve_host(name, project=config.root)  # an unknown host is named with the known ones
+    plan = make_plan(profile, [host_capacity(config, name) for name in names], profile_path)
+    click.echo(plan.to_json() if as_json else render_plan(plan), nl=not as_json or True)

@@ -1,0 +1,49 @@
+"""`wiredprof run FLOW.py`: the flow as it is, with the offloaded stages running on their hosts."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from wiredprof.commands.analyze import parse_duration, progress_printer, run_with_plan
+from wiredprof.commands.output import emit_profile
+from wiredprof.reports.text import fmt_s
+from wiredprof.runner import RunOptions
+
+__all__ = ["command"]
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.argument("flow_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--duration", metavar="SECONDS", help="Stop the flow after this many seconds (default: as it runs).")
+@click.option("--runs", type=click.IntRange(min=1), metavar="N", help="Stop each pipeline after N cycles.")
+@click.option("--profile", "show_profile", is_flag=True, help="Print the full analysis at the end.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Save the profile (JSON) here.")
+def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: int | None,
+            show_profile: bool, output: str | None) -> None:
+    """Run FLOW.py with the project's offload plan applied; the flow stays the single entry point.
+
+    A failure on the host surfaces inside its stage, as a local exception would.
+    """
+    opts = RunOptions(
+        duration_s=parse_duration(duration),
+        runs=runs,
+        unbounded=duration is None and runs is None,
+        call_trees=show_profile,
+        progress=progress_printer() if sys.stderr.isatty() else None,
+    )
+    profile = run_with_plan(flow, list(flow_args), opts)
+    if output:
+        profile.save(output)
+    if show_profile:
+        emit_profile(profile, False, None, None)
+    else:
+        for s in profile.stages:
+            if s.host != "local":
+                extra = f", {s.retries} retries, {s.fallbacks} run locally" if s.retries or s.fallbacks else ""
+                click.echo(f"wiredprof: {s.name} ran on {s.host}: {s.calls} calls, mean {fmt_s(s.mean_s)}, "
+                           f"{s.errors} errors{extra}", err=True)
+        click.echo(f"wiredprof: the flow ended: {profile.status} after {fmt_s(profile.wall_s)}", err=True)
+    if profile.status == "failed":
+        sys.exit(1)

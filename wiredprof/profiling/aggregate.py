@@ -1,0 +1,163 @@
+"""Turns a finished run's recorder into a `Profile` (plain data, ready to save)."""
+from __future__ import annotations
+
+import math
+import platform
+import socket
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from wiredprof import __version__
+from wiredprof.hostinfo import memory_limit_bytes
+from wiredprof.profile import (
+    CallTree,
+    Competitor,
+    ErrorInfo,
+    PipelineStats,
+    Profile,
+    StageStats,
+    ThreadCpu,
+)
+from wiredprof.profiling.recorder import Recorder, StageAccumulator, ThreadInfo
+from wiredprof.profiling.threads import FRAMEWORK_SUFFIX
+
+__all__ = ["build_profile", "stage_stats"]
+
+
+def nearest_rank_q(q: float, n: int) -> float:
+    """The quantile DDSketch must be asked for to get the nearest-rank `q` of `n` values.
+
+    DDSketch returns the value at rank q*(n-1), rounded down: the p95 of two calls would
+    be the faster one. Nearest rank is the ceil(q*n)-th value.
+    """
+    if n <= 1:
+        return q
+    return (math.ceil(q * n) - 1) / (n - 1)
+
+
+def stage_stats(acc: StageAccumulator) -> StageStats:
+    """Freeze one accumulator into `StageStats`."""
+    p95 = 0.0
+    if acc.calls:
+        p95 = min(float(acc.sketch.get_quantile_value(nearest_rank_q(0.95, acc.calls)) or 0.0), acc.max)
+    wait = max(0.0, acc.total - acc.cpu)
+    waits = acc.samples_lock_wait + acc.samples_io_wait
+    # An offloaded stage's thread waits on its host's answer: that is no GIL wait.
+    remote = acc.host != "local"
+    gil_wait = wait * acc.samples_lock_wait / waits if waits and not remote else 0.0
+    return StageStats(
+        pipeline=acc.pipeline,
+        stage=acc.stage,
+        kind=acc.kind,
+        calls=acc.calls,
+        total_s=acc.total,
+        mean_s=acc.mean,
+        p95_s=p95,
+        cpu_s=acc.cpu,
+        host=acc.host,
+        errors=acc.errors,
+        index=acc.index,
+        function=acc.function,
+        max_s=acc.max,
+        wait_s=wait,
+        gil_wait_s=gil_wait,
+        cpu_queue_s=min(acc.cpu_queue_s, max(0.0, wait - gil_wait)) if not remote else 0.0,
+        sampled_calls=acc.sampled,
+        rss_peak_bytes=acc.rss_peak,
+        bytes_in=acc.bytes_in,
+        bytes_out=acc.bytes_out,
+        retries=acc.retries,
+        fallbacks=acc.fallbacks,
+        last_error=acc.last_error,
+        state_samples={
+            "running": acc.samples_running,
+            "lock_wait": acc.samples_lock_wait,
+            "io_wait": acc.samples_io_wait,
+        },
+        competitors=[
+            Competitor(label.removesuffix(FRAMEWORK_SUFFIX), round(cpu, 6), label.endswith(FRAMEWORK_SUFFIX))
+            for label, cpu in sorted(acc.competitors.items(), key=lambda kv: kv[1], reverse=True)[:8]
+        ],
+    )
+
+
+def _thread_rows(threads: list[ThreadInfo]) -> list[ThreadCpu]:
+    rows = [ThreadCpu(t.name, t.pipeline, t.role, round(t.cpu, 6), round(t.stage_cpu, 6)) for t in threads]
+    return sorted(rows, key=lambda r: r.cpu_s, reverse=True)
+
+
+def build_profile(
+    rec: Recorder,
+    flow: str,
+    wall_s: float,
+    *,
+    argv: list[str] | None = None,
+    status: str = "ok",
+    error: ErrorInfo | None = None,
+    notes: list[str] | None = None,
+    limits: dict[str, Any] | None = None,
+    call_trees: list[CallTree] | None = None,
+    started_at: datetime | None = None,
+) -> Profile:
+    """Everything the recorder holds, as a `Profile` without a bottleneck (see analysis)."""
+    accs = sorted(rec.stages.values(), key=lambda a: (a.pipeline, a.index, a.stage))
+    order: list[str] = []
+    for a in accs:
+        if a.pipeline not in order:
+            order.append(a.pipeline)
+    for name in rec.cycles:
+        if name not in order:
+            order.append(name)
+    stages = [stage_stats(a) for a in accs]
+    threads = _thread_rows(list(rec.threads.values()) + list(rec.child_threads.values()))
+    busy = {p: sum(s.total_s for s in stages if s.pipeline == p) for p in order}
+    all_busy = sum(busy.values()) or 1.0
+    pipelines = []
+    for name in order:
+        cyc = rec.cycles.get(name)
+        mine = [s for s in stages if s.pipeline == name]
+        if cyc is not None and cyc.timed:
+            cycle_mean, runs, total, peak = cyc.total / cyc.timed, cyc.runs, cyc.total, cyc.max
+        else:  # no timed cycle finished: the stages' means are the best estimate
+            cycle_mean = sum(s.mean_s for s in mine)
+            runs, total, peak = (cyc.runs if cyc is not None else 0), 0.0, cycle_mean
+        pipelines.append(
+            PipelineStats(
+                name=name,
+                wall_s=cycle_mean,
+                runs=runs,
+                share=busy[name] / all_busy,
+                total_s=total,
+                max_s=peak,
+                cpu_s=sum(s.cpu_s for s in mine),
+                framework_cpu_s=sum(t.framework_cpu_s for t in threads if t.pipeline == name),
+                errors=sum(s.errors for s in mine),
+            )
+        )
+    return Profile(
+        flow=flow,
+        wall_s=wall_s,
+        pipelines=pipelines,
+        stages=stages,
+        mode=rec.mode,
+        host=rec.host,
+        started_at=(started_at or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+        argv=list(argv or []),
+        status=status,
+        error=error,
+        notes=list(rec.notes) + list(notes or []),
+        limits=dict(limits or {}),
+        timeline=sorted(rec.timeline, key=lambda t: t.start_s),
+        timeline_dropped=max(0, rec.timeline_seen - len(rec.timeline)),
+        threads=threads,
+        call_trees=list(call_trees or []),
+        memory_bytes=memory_limit_bytes(),
+        environment={
+            "python": platform.python_version(),
+            "implementation": sys.implementation.name,
+            "platform": platform.platform(terse=True),
+            "machine": socket.gethostname(),
+            "wiredprof": __version__,
+        },
+    )

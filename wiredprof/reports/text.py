@@ -1,0 +1,132 @@
+"""The profile as tables a person reads at a glance (tabulate)."""
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from wiredprof.analysis import classify
+from wiredprof.profile import Profile
+
+__all__ = ["render_text", "fmt_s", "fmt_pct"]
+
+_TREE_LINES = 45
+
+
+def fmt_s(seconds: float) -> str:
+    """A duration with a unit a person reads without counting zeros."""
+    if seconds == 0:
+        return "0"
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    if seconds < 100:
+        return f"{seconds:.3g} s"
+    return f"{seconds:.0f} s"
+
+
+def fmt_pct(x: float) -> str:
+    return f"{x * 100:.0f} %"
+
+
+def _header(p: Profile) -> str:
+    limits = []
+    if p.limits.get("duration_s"):
+        limits.append(f"--duration {p.limits['duration_s']:g}")
+    if p.limits.get("runs"):
+        limits.append(f"--runs {p.limits['runs']}")
+    bound = f", {' '.join(limits)}" if limits else ""
+    return f"wiredprof: {p.flow}: {fmt_s(p.wall_s)} in {p.mode} mode{bound}, status {p.status}"
+
+
+def _pipelines_table(p: Profile) -> str:
+    rows = [
+        [pl.name, fmt_s(pl.wall_s), pl.runs, fmt_pct(pl.share), fmt_s(pl.cpu_s), fmt_s(pl.framework_cpu_s), pl.errors]
+        for pl in sorted(p.pipelines, key=lambda x: x.wall_s, reverse=True)
+    ]
+    return tabulate(
+        rows,
+        headers=["pipeline", "cycle", "cycles", "share", "stage cpu", "framework cpu", "errors"],
+        colalign=("left", "right", "right", "right", "right", "right", "right"),
+    )
+
+
+def _stages_table(p: Profile) -> str:
+    rows = []
+    for s in p.stages:
+        b = classify(s)
+        rows.append([
+            s.name,
+            s.calls if not s.sampled_calls else f"{s.calls}+{s.sampled_calls}s",
+            fmt_s(s.total_s),
+            fmt_s(s.mean_s),
+            fmt_s(s.p95_s),
+            fmt_s(s.cpu_s),
+            fmt_s(s.wait_s),
+            fmt_s(s.gil_wait_s),
+            fmt_s(s.cpu_queue_s),
+            b.bound if s.calls else "-",
+            s.errors,
+            s.host,
+        ])
+    return tabulate(
+        rows,
+        headers=["stage", "calls", "total", "mean", "p95", "cpu", "wait", "gil wait", "core wait", "bound",
+                 "errors", "host"],
+        colalign=("left",) + ("right",) * 10 + ("left",),
+    )
+
+
+def _tree_body(text: str) -> list[str]:
+    """pyinstrument's tree without its banner (which repeats what the report says)."""
+    lines = text.rstrip("\n").splitlines()
+    start = next((i + 1 for i, ln in enumerate(lines) if ln.startswith("Profile at")), 0)
+    return [ln for ln in lines[start:] if ln.strip()]
+
+
+def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
+    """Header, pipelines, stages, the bottleneck line, its call tree, errors and notes."""
+    out = [_header(p), "", _pipelines_table(p), "", _stages_table(p), ""]
+    if any(s.sampled_calls for s in p.stages):
+        out.append("calls N+Ms: N timed calls, M more sampled for call stacks (kept out of the timings)")
+    out.append("wait: wall minus CPU; of it, gil wait: blocked on the GIL while other threads ran; "
+               "core wait: ready but queued for a free core")
+    out.append("")
+    b = p.bottleneck
+    if b is None:
+        out.append("Bottleneck: none found (no stage finished a call)")
+    else:
+        out.append(f"Bottleneck: {b.reason}")
+        tree = p.call_tree(f"{b.pipeline}.{b.stage}")
+        out.append("")
+        if tree is None:
+            stage = next((s for s in p.stages if s.pipeline == b.pipeline and s.stage == b.stage), None)
+            why = "it made a single call" if stage is not None and stage.calls + stage.sampled_calls < 2 else "none sampled"
+            out.append(f"Call stacks of {b.pipeline}.{b.stage}: {why} (the 2nd call of a stage is the first sampled; "
+                       "use --runs 2 or a longer --duration)")
+        else:
+            calls = ", ".join(f"#{n}" for n in tree.sampled_calls)
+            out.append(
+                f"Call stacks of {tree.name} (pyinstrument, {fmt_s(tree.duration_s)} sampled over call {calls}; "
+                "those calls are kept out of the timings above):"
+            )
+            body = _tree_body(tree.text)
+            out.extend("  " + ln for ln in body[:tree_lines])
+            if len(body) > tree_lines:
+                out.append(f"  ... {len(body) - tree_lines} more lines (wiredprof show PROFILE --html FILE for all)")
+    failing = [s for s in p.stages if s.errors]
+    if failing or p.error is not None:
+        out.append("")
+        out.append("Errors:")
+        for s in failing:
+            last = s.last_error.one_line() if s.last_error else "?"
+            out.append(f"  {s.name}: {s.errors} failed call(s); last: {last}")
+            if s.last_error and s.last_error.traceback:
+                out.extend("    " + ln for ln in s.last_error.traceback.rstrip().splitlines())
+        if p.error is not None and not failing:
+            out.append(f"  the flow: {p.error.one_line()}")
+            out.extend("    " + ln for ln in p.error.traceback.rstrip().splitlines())
+    if p.notes:
+        out.append("")
+        out.append("Notes:")
+        out.extend(f"  - {n}" for n in p.notes)
+    return "\n".join(out) + "\n"
