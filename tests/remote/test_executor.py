@@ -454,3 +454,23 @@ def test_a_failing_output_sink_does_not_end_the_session(spec: HostSpec) -> None:
     with connect(spec, output=broken) as b:
         assert b.call(lambda: print("x") or 5) == 5
         assert b.session().alive and b.connects == 1
+
+
+def test_link_drop_mid_call_fails_pending_calls_then_reconnects(b: Any) -> None:
+    # Kill the sshd process serving this connection: the TCP link drops under a running call.
+    worker_pid = b.hello.pid
+    with open(f"/proc/{worker_pid}/stat") as f:
+        session_pid = int(f.read().rsplit(")", 1)[1].split()[1])
+    with open(f"/proc/{session_pid}/cmdline", "rb") as f:
+        assert b"sshd" in f.read()
+    future = b.submit(time.sleep, 30)
+    time.sleep(0.2)
+    os.kill(session_pid, signal.SIGKILL)
+    with pytest.raises(WorkerLostError, match="is gone"):
+        future.result(timeout=20)
+    assert b.call(add, 5, 5) == 10 and b.hello.pid != worker_pid
+    for _ in range(100):  # bounded: 10 s; the orphaned worker sees EOF and exits
+        if not os.path.exists(f"/proc/{worker_pid}"):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{worker_pid}")
