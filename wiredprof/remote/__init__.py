@@ -4,6 +4,20 @@ from wiredprof.remote import connect
 with connect("B") as b:
     b.call(fn, *args, **kwargs)
     fut = b.submit(fn, x)
+
+Modules, one job each (host A's side unless said):
+spec          HostSpec: everything needed to reach a host, resolved, no I/O
+hosts         host names to HostSpecs: wiredprof.toml, then ~/.ssh/config
+transport     one authenticated paramiko Transport, host keys checked like OpenSSH
+bootstrap     start the worker over one exec channel; Python version check
+frames        length-prefixed frames over the channel
+worker        host B's side, shipped as source: stdlib + cloudpickle only
+serialize     what travels by value, by reference, or stays here behind a proxy
+statefulness  does a callable keep state between calls (that would live on B)
+session       one live worker: calls out, results back, proxies served, death noticed
+executor      RemoteExecutor (and the Executor protocol a Dask executor could follow)
+probe         cores, memory, CPU speed vs here, RTT, bandwidth of a host
+localsshd     a throwaway OpenSSH sshd on 127.0.0.1 (tests, demo)
 """
 
 from __future__ import annotations
