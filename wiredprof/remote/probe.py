@@ -25,7 +25,7 @@ __all__ = ["SCHEMA", "ProbeResult", "probe", "host_facts", "cpu_loop_seconds", "
 log = logging.getLogger(__name__)
 
 SCHEMA = "wiredprof.probe/1"
-_CPU_LOOP_N = 400_000
+_CPU_LOOP_N = 400_000  # default for callers; probe() calibrates its own
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,16 @@ def cpu_loop_seconds(n: int = _CPU_LOOP_N, rounds: int = 3) -> float:
     return best
 
 
+def _calibrated_n(target_s: float = 0.05) -> int:
+    """Loop length that takes about `target_s` here, so timer noise stays small (bounded)."""
+    n = 50_000
+    for _ in range(8):
+        if cpu_loop_seconds(n, 1) >= target_s:
+            break
+        n *= 2
+    return n
+
+
 def _echo(data: bytes) -> bytes:
     return data
 
@@ -131,8 +141,9 @@ def probe(
     hello = executor.hello
     connect_s = executor.timings.ssh_s + executor.timings.worker_s or time.perf_counter() - started
     facts = executor.call(host_facts)
-    remote_loop = executor.call(cpu_loop_seconds, _CPU_LOOP_N, rounds)
-    local_loop = cpu_loop_seconds(_CPU_LOOP_N, rounds)
+    n = _calibrated_n()
+    remote_loop = executor.call(cpu_loop_seconds, n, rounds)
+    local_loop = cpu_loop_seconds(n, rounds)
     rtts = []
     executor.call(_noop)
     for _ in range(max(3, rtt_samples)):
