@@ -163,3 +163,12 @@ def test_proxy_jump_from_ssh_config(
     code, out = run(tmp_path, "check", "B", "--json", "--no-save")
     assert code == 0, out
     assert json.loads(out)["python"].startswith("3.")
+
+
+def test_add_goes_under_tool_wiredprof_when_pyproject_has_it(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "svc"\n\n[tool.wiredprof]\n# hosts below\n')
+    code, out = run(tmp_path, "add", "B", "--address", "me@big:2222")
+    assert code == 0, out
+    text = (tmp_path / "pyproject.toml").read_text()
+    assert "[tool.wiredprof.hosts.B]" in text and "# hosts below" in text
+    assert not (tmp_path / "wiredprof.toml").exists()
