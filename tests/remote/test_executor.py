@@ -113,7 +113,10 @@ def test_remote_output_is_streamed_with_the_host_prefix(spec: HostSpec) -> None:
             return n
 
         assert b.call(chatty, 3) == 3
-        time.sleep(0.3)  # the channel's stderr is read by its own thread
+        for _ in range(100):  # bounded: the channel's stderr is read by its own thread
+            if any("from-a-subprocess" in t for _, _, t in seen):
+                break
+            time.sleep(0.1)
     text = "".join(t for _, s, t in seen if s == "stdout")
     assert text == "line 0\nline 1\nline 2\n"
     errors = "".join(t for _, s, t in seen if s == "stderr")
