@@ -477,3 +477,34 @@ def test_link_drop_mid_call_fails_pending_calls_then_reconnects(b: Any) -> None:
             break
         time.sleep(0.1)
     assert not os.path.exists(f"/proc/{worker_pid}")
+
+
+def test_proxied_objects_are_released_when_b_drops_them(b: Any) -> None:
+    def touch(lock: Any) -> bool:
+        with lock:
+            return True
+
+    def objects_left(n: int) -> int:
+        for _ in range(100):  # bounded: a release comes just after its call's result
+            if len(b.session().objects) <= n:
+                break
+            time.sleep(0.05)
+        return len(b.session().objects)
+
+    for _ in range(20):
+        assert b.call(touch, threading.Lock())
+    assert objects_left(0) == 0  # each lock was held on A only while B had its proxy
+
+    kept = threading.Lock()
+    held: list[Any] = []
+
+    def hold(lock: Any = None) -> bool:
+        if lock is not None:
+            held.append(lock)  # a stateful closure keeps the proxy on B
+        with held[0]:
+            return bool(held[0].locked())
+
+    assert b.call(hold, kept) is True
+    assert b.call(touch, kept)  # the same object passed again while B still holds it
+    assert objects_left(1) == 1
+    assert b.call(hold) is True and not kept.locked()  # still reachable from B, later

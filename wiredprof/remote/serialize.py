@@ -117,22 +117,43 @@ class LocalObjects:
         self._lock = threading.Lock()
         self._by_ref: dict[int, Any] = {}
         self._ref_by_id: dict[int, int] = {}
+        self._sent: dict[int, int] = {}  # references pickled for B and not yet released by it
         self._refs = itertools.count(1)
 
-    def describe(self, obj: Any) -> tuple[str, int, str, list[str]]:
-        """The persistent id B turns into a proxy: tag, number, type name, method names."""
-        with self._lock:
-            ref = self._ref_by_id.get(id(obj))
-            if ref is None:
-                ref = next(self._refs)
-                # Held strongly for the connection's life, so id() stays unique and B's proxy valid.
-                self._by_ref[ref] = obj
-                self._ref_by_id[id(obj)] = ref
+    def describe(self, obj: Any, count: bool = True) -> tuple[str, int, str, list[str]]:
+        """The persistent id B turns into a proxy: tag, number, type name, method names.
+
+        `count=False` is for trial pickles that are never sent: no number is handed out.
+        """
         cls = type(obj)
         methods = [
             name for name in dir(cls) if not name.startswith("__") and callable(getattr(cls, name, None))
         ]
-        return (REF_TAG, ref, f"{cls.__module__}.{cls.__qualname__}", methods)
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        if not count:
+            return (REF_TAG, 0, name, methods)
+        with self._lock:
+            ref = self._ref_by_id.get(id(obj))
+            if ref is None:
+                ref = next(self._refs)
+                # Held strongly until B releases it, so id() stays unique and B's proxy valid.
+                self._by_ref[ref] = obj
+                self._ref_by_id[id(obj)] = ref
+            self._sent[ref] = self._sent.get(ref, 0) + 1
+        return (REF_TAG, ref, name, methods)
+
+    def release(self, ref: int, received: int) -> None:
+        """B dropped every proxy of `ref` it had, `received` of them: forget the object unless
+        more references to it were sent meanwhile."""
+        with self._lock:
+            left = self._sent.get(ref, 0) - received
+            if left > 0:
+                self._sent[ref] = left
+                return
+            self._sent.pop(ref, None)
+            obj = self._by_ref.pop(ref, None)
+            if obj is not None:
+                self._ref_by_id.pop(id(obj), None)
 
     def get(self, ref: int) -> Any:
         """The object behind proxy number `ref`."""
@@ -148,16 +169,17 @@ class _StaysOnA(pickle.PicklingError):
 
 
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
-    def __init__(self, file: io.BytesIO, objects: LocalObjects, marked: set[int]) -> None:
+    def __init__(self, file: io.BytesIO, objects: LocalObjects, marked: set[int], count: bool = True) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._objects = objects
         self._marked = marked
+        self._count = count
 
     def persistent_id(self, obj: Any) -> Any:
         if type(obj) in _SIMPLE_TYPES:
             return None
         if id(obj) in self._marked:
-            return self._objects.describe(obj)
+            return self._objects.describe(obj, self._count)
         if stays_on_host_a(obj):
             # Not marked yet: fail, so the walk below can keep the outermost holder on A
             # (a storage object holding a lock stays whole, not copied with a proxied lock).
@@ -235,15 +257,15 @@ def register_project_modules() -> None:
 # -- dumping and loading -------------------------------------------------------------------
 
 
-def _dump(obj: Any, objects: LocalObjects, marked: set[int]) -> memoryview:
+def _dump(obj: Any, objects: LocalObjects, marked: set[int], count: bool = True) -> memoryview:
     out = io.BytesIO()
-    _Pickler(out, objects, marked).dump(obj)
+    _Pickler(out, objects, marked, count).dump(obj)
     return out.getbuffer()
 
 
 def _pickles(obj: Any, objects: LocalObjects, marked: set[int]) -> Exception | None:
     try:
-        _dump(obj, objects, marked)
+        _dump(obj, objects, marked, count=False)
     except Exception as exc:  # noqa: BLE001 - any failure means "cannot travel"
         return exc
     return None

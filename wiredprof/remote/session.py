@@ -33,7 +33,7 @@ from wiredprof.remote.serialize import (
     load_stream,
     load_value,
 )
-from wiredprof.remote.worker import Kind
+from wiredprof.remote.worker import Kind, decode_json
 
 __all__ = ["WorkerSession", "OutputSink", "RemoteTraceback", "print_output"]
 
@@ -249,6 +249,9 @@ class WorkerSession:
                     self._emit(stream, bytes(payload[1:]).decode("utf-8", "replace"))
                 elif kind == Kind.PROXY_CALL:
                     self._proxy_pool.submit(self._serve_proxy, ident, payload)
+                elif kind == Kind.RELEASE:
+                    for ref, received in decode_json(payload).items():
+                        self.objects.release(int(ref), int(received))
                 else:
                     log.warning("host %s sent an unexpected frame kind %d", self.host, kind)
         except LinkClosed as exc:

@@ -22,6 +22,7 @@ import struct
 import sys
 import threading
 import traceback
+import weakref
 from typing import Any, BinaryIO, Callable
 
 __all__ = [
@@ -59,6 +60,7 @@ class Kind:
     OUTPUT = 105  # id = call id (0: none); payload = stream byte (1 out, 2 err) + utf-8 text
     PROXY_CALL = 106  # id = proxy request id; payload = pickled (op, ref, name, args, kwargs)
     NEED_MODULES = 108  # json: [names] B lacks (or has in another version than A)
+    RELEASE = 109  # json: {ref: proxies received}, for refs whose every proxy B has dropped
 
 
 def encode_json(obj: Any) -> bytes:
@@ -165,6 +167,11 @@ class _Server:
         self.proxy_ids = itertools.count(1)
         self.proxy_waiters: dict[int, list[Any]] = {}
         self.proxy_lock = threading.Lock()
+        # Proxies alive and received per ref; finalizers only append to `dead_proxies` (no
+        # locks, no sends: they may run inside any allocation); releases go out after calls.
+        self.proxies_alive: dict[int, int] = {}
+        self.proxies_received: dict[int, int] = {}
+        self.dead_proxies: collections.deque[int] = collections.deque()
         self.closed = threading.Event()
         # Leader/follower: one thread reads; on a CALL it hands reading to an idle thread and
         # runs the call itself, so no thread hand-off sits between a request and its run.
@@ -312,6 +319,31 @@ class _Server:
             self.functions[fn_id] = _LoadFailure(_failure_info(exc, "define", self))
 
     def _run_call(self, call_id: int, payload: bytearray) -> None:
+        try:
+            self._execute(call_id, payload)
+        finally:
+            self.local.call_id = 0
+        self._send_releases()  # the call's arguments are gone now, and their proxies with them
+
+    def proxy_born(self, ref: int, proxy: Any) -> None:
+        with self.proxy_lock:
+            self.proxies_alive[ref] = self.proxies_alive.get(ref, 0) + 1
+            self.proxies_received[ref] = self.proxies_received.get(ref, 0) + 1
+        weakref.finalize(proxy, self.dead_proxies.append, ref)
+
+    def _send_releases(self) -> None:
+        released: dict[str, int] = {}
+        with self.proxy_lock:
+            while self.dead_proxies:
+                ref = self.dead_proxies.popleft()
+                self.proxies_alive[ref] -= 1
+                if self.proxies_alive[ref] == 0:
+                    del self.proxies_alive[ref]
+                    released[str(ref)] = self.proxies_received.pop(ref)
+        if released:
+            self.send(Kind.RELEASE, 0, encode_json(released))
+
+    def _execute(self, call_id: int, payload: bytearray) -> None:
         self.local.call_id = call_id
         phase = "load"
         try:
@@ -424,14 +456,15 @@ def _make_proxy_class(server: _Server) -> type:
         return call
 
     class ProxyMethod:
-        __slots__ = ("_ref", "_name")
+        __slots__ = ("_proxy", "_name")
 
-        def __init__(self, ref: int, name: str) -> None:
-            self._ref = ref
+        def __init__(self, proxy: Any, name: str) -> None:
+            self._proxy = proxy  # keeps the proxy, and so the object on A, alive
             self._name = name
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            return server.proxy_request("call", self._ref, self._name, args, kwargs)
+            ref = object.__getattribute__(self._proxy, "_wp_ref")
+            return server.proxy_request("call", ref, self._name, args, kwargs)
 
         def __repr__(self) -> str:
             return "<method %s of an object on host A>" % self._name
@@ -447,7 +480,7 @@ def _make_proxy_class(server: _Server) -> type:
         def __getattr__(self, name: str) -> Any:
             ref = object.__getattribute__(self, "_wp_ref")
             if name in object.__getattribute__(self, "_wp_methods"):
-                return ProxyMethod(ref, name)
+                return ProxyMethod(self, name)
             return server.proxy_request("getattr", ref, name, (), {})
 
         def __setattr__(self, name: str, value: Any) -> None:
@@ -484,7 +517,9 @@ class _ProxyAwareUnpickler(pickle.Unpickler):
         if isinstance(pid, tuple) and pid and pid[0] == "wiredprof.ref":
             proxy_cls = self._server.Proxy
             assert proxy_cls is not None
-            return proxy_cls(pid[1], pid[2], frozenset(pid[3]))
+            proxy = proxy_cls(pid[1], pid[2], frozenset(pid[3]))
+            self._server.proxy_born(pid[1], proxy)
+            return proxy
         raise pickle.UnpicklingError("unknown persistent id %r" % (pid,))
 
 
