@@ -41,7 +41,8 @@ def test_quick_run_measures_every_workload_and_tool(quick_run: tuple[dict, str])
     for rows in workloads.values():
         assert set(rows) == names
         for row in rows.values():
-            for key in ("added_us", "plain_us", "instrumented_us", "slowdown_pct", "pairs"):
+            for key in ("added_us", "added_cpu_us", "plain_us", "plain_cpu_us", "instrumented_us", "slowdown_pct",
+                        "slowdown_cpu_pct", "pairs"):
                 assert isinstance(row[key], (int, float)), key
             assert row["plain_us"] > 0 and row["instrumented_us"] > 0
 
