@@ -127,7 +127,7 @@ class ThreadInfo:
 
 # A stage call in progress on one thread (stages can nest: MQTT connector -> storage) is a
 # list [acc, child_wall, child_cpu]: a list costs a third of a small class's __init__.
-_Frame = list  # [StageAccumulator, float, float]
+_Frame = list[Any]  # [StageAccumulator, float, float]
 
 
 class _ThreadState(threading.local):
