@@ -15,7 +15,7 @@ Tools:
   wiredprof            `@wiredprof.stage(...)` with a live recorder, set up as `wiredprof
                        analyze` sets it up (wall + thread CPU time per call, DDSketch p95,
                        timeline window, call-tree sampler consulted)
-  wiredprof-inactive   the same decorator with no profiler run (one global lookup)
+  wiredprof-inactive   the same decorator outside a profiler run
   cProfile, yappi (cpu clock), pyinstrument (interval 1 ms, as wiredprof's sampler):
                        the profiler started around the stretch of plain calls
 
@@ -82,7 +82,7 @@ def _chain(n: int) -> int:
 
 
 def deep() -> int:
-    return _chain(DEEP_DEPTH - 1)  # deep() itself plus 49 nested calls: 50 Python calls
+    return _chain(DEEP_DEPTH - 2)  # deep() itself plus _chain(48) .. _chain(0): 50 Python calls
 
 
 def calibrate_spin(target_s: float) -> int:
@@ -183,7 +183,8 @@ def _prep_pyinstrument(fn: Callable[[], Any], name: str) -> tuple[Callable[[], A
 
 def available_tools() -> tuple[list[Tool], list[str]]:
     tools = [
-        Tool("wiredprof", "@wiredprof.stage with a live recorder (wall + thread CPU, p95 sketch, timeline)",
+        Tool("wiredprof", "@wiredprof.stage with a live recorder as analyze sets it up (wall + thread CPU, "
+                          "p95 sketch, timeline window, call-tree sampler consulted)",
              _prep_wiredprof),
         Tool("wiredprof-inactive", "@wiredprof.stage, no profiler run", _prep_inactive),
         Tool("cProfile", "cProfile.Profile enabled around the stretch", _prep_cprofile),
