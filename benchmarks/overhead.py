@@ -385,40 +385,61 @@ def breakdown(quick: bool) -> dict[str, float]:
 
 
 def cold_and_warm(quick: bool, spin_loops: int) -> dict[str, Any]:
-    """The same instrumentation right after 1 ms of other Python work, and again at once.
+    """What the steps of a stage call's bookkeeping cost right after 1 ms of Python work.
 
-    A stage call of a real flow comes after other work, not after an identical call: the
-    instructions and data it needs are then less likely to be in the CPU's caches.
-    Median ns of wall time over many tries (short windows: preemption is rare in them).
+    In a real flow the bookkeeping at the end of a stage call runs after the stage's own
+    work, not after an identical call: what it touches is then less likely to be in the
+    CPU's caches. Each step is timed right after `_spin` (1 ms) and then once more at once;
+    median ns of wall time over many tries (short windows: preemption is rare in them).
     """
+    import threading
+
     rec = new_recorder()
-    staged = wiredprof.stage("cold", pipeline="bench")(trivial)
-    acc = rec.stage("bench", "cold-ee")
-    pc = time.perf_counter
+    acc = rec.stage("bench", "cold")
+    sketch = acc.sketch
+    lock = threading.Lock()
+    pc, tt = time.perf_counter, time.thread_time
     tries = 30 if quick else 300
 
-    def enter_exit() -> None:
-        s, c = rec.enter(acc)
-        rec.exit(acc, s, c)
+    def locked() -> None:
+        with lock:
+            pass
 
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("plain function call", trivial),
+        ("time.perf_counter()", pc),
+        ("time.thread_time()", tt),
+        ("lock acquire + release", locked),
+        ("DDSketch.add", lambda: sketch.add(0.001)),
+    ]
     out: dict[str, Any] = {"tries": tries}
-    set_current_recorder(rec)
-    try:
-        for name, fn in (("Recorder.enter + exit", enter_exit), ("@wiredprof.stage call", staged),
-                         ("plain call", trivial)):
-            cold, warm = [], []
-            for _ in range(tries):
-                _spin(spin_loops)
-                t0 = pc()
-                fn()
-                t1 = pc()
-                fn()
-                t2 = pc()
-                cold.append(t1 - t0)
-                warm.append(t2 - t1)
-            out[name] = {"after_1ms_ns": statistics.median(cold) * 1e9, "again_ns": statistics.median(warm) * 1e9}
-    finally:
-        set_current_recorder(None)
+    for name, fn in steps:
+        cold, warm = [], []
+        for _ in range(tries):
+            _spin(spin_loops)
+            t0 = pc()
+            fn()
+            t1 = pc()
+            fn()
+            t2 = pc()
+            cold.append(t1 - t0)
+            warm.append(t2 - t1)
+        out[name] = {"after_1ms_ns": statistics.median(cold) * 1e9, "again_ns": statistics.median(warm) * 1e9}
+    # Recorder.exit closing a call whose body was the 1 ms of work, then one with an empty body.
+    cold, warm = [], []
+    for _ in range(tries):
+        s, c = rec.enter(acc)
+        _spin(spin_loops)
+        t0 = pc()
+        rec.exit(acc, s, c)
+        t1 = pc()
+        s, c = rec.enter(acc)
+        t2 = pc()
+        rec.exit(acc, s, c)
+        t3 = pc()
+        cold.append(t1 - t0)
+        warm.append(t3 - t2)
+    out["Recorder.exit"] = {"after_1ms_ns": statistics.median(cold) * 1e9, "again_ns": statistics.median(warm) * 1e9}
     return out
 
 
@@ -683,12 +704,14 @@ def reading(result: dict[str, Any]) -> list[str]:
         f"`Recorder.enter` + `exit` take {b['Recorder.enter + exit']:.0f} ns, `timed_call` (adds the call-tree "
         f"sampler's check) {b['timed_call']:.0f} ns, the decorator (adds the look-ups of recorder, pipeline and "
         f"accumulator) {b['@wiredprof.stage call']:.0f} ns.",
-        f"- Right after 1 ms of other work the same enter/exit takes "
-        f"{cw['Recorder.enter + exit']['after_1ms_ns']:.0f} ns instead of {cw['Recorder.enter + exit']['again_ns']:.0f}"
-        f" (the whole decorated call {cw['@wiredprof.stage call']['after_1ms_ns']:.0f} instead of "
-        f"{cw['@wiredprof.stage call']['again_ns']:.0f}), most likely because the code and data it touches have left"
-        " the CPU's caches (on a shared machine other processes also run in between). A real stage's call comes"
-        " after other work, which is why the cost next to the 1 ms stage is higher than the hot cost.",
+        f"- Next to a real stage the same bookkeeping costs more: right after 1 ms of Python work, "
+        f"`Recorder.exit` takes {cw['Recorder.exit']['after_1ms_ns']:.0f} ns instead of "
+        f"{cw['Recorder.exit']['again_ns']:.0f}; reading `thread_time` {cw['time.thread_time()']['after_1ms_ns']:.0f} "
+        f"instead of {cw['time.thread_time()']['again_ns']:.0f}, the lock {cw['lock acquire + release']['after_1ms_ns']:.0f}"
+        f" instead of {cw['lock acquire + release']['again_ns']:.0f}, `DDSketch.add` "
+        f"{cw['DDSketch.add']['after_1ms_ns']:.0f} instead of {cw['DDSketch.add']['again_ns']:.0f}; most likely what"
+        " they touch has left the CPU's caches meanwhile (on a shared machine other processes also run in between)."
+        " Hence the larger cost next to the 1 ms stage than on the trivial one.",
         f"- Profile hooks cost per Python call, not per stage call: they slow the 1 ms pure-Python stage by "
         f"{lo:.0f}-{hi:.0f} % and the {DEEP_DEPTH}-call chain by "
         + ", ".join(f"{t} {wl['deep'][t]['added_cpu_us']:.1f} us" for t in hooks)
@@ -786,8 +809,9 @@ def render_markdown(result: dict[str, Any]) -> str:
         "| --- | ---: |",
         *[f"| {k} | {v:.0f} |" for k, v in result["breakdown_ns"].items()],
         "",
-        "The same, timed right after 1 ms of other pure-Python work and then once more at once "
-        f"(median of {result['cold_warm']['tries']} tries, ns):",
+        "Steps of the bookkeeping timed right after 1 ms of pure-Python work (as at the end of a real",
+        f"stage call) and then once more at once (median of {result['cold_warm']['tries']} tries, ns; the timer's own",
+        "read of `perf_counter` is included in each):",
         "",
         "| what | right after 1 ms of other work | again at once |",
         "| --- | ---: | ---: |",

@@ -58,6 +58,8 @@ def test_quick_run_measures_memory_and_reference_stage(quick_run: tuple[dict, st
     assert ref["wiredprof_calls"] + ref["wiredprof_sampled_calls"] == ref["calls"]
     for key in ("paired_diff_pct", "wiredprof_vs_plain_pct", "wiredprof_vs_outer_pct"):
         assert isinstance(ref[key], float)
+    assert {"Recorder.exit", "time.thread_time()", "DDSketch.add"} <= set(result["cold_warm"])
+    assert result["breakdown_ns"]["@wiredprof.stage call"] > 0
     assert len(result["targets"]) == 3
     assert all(isinstance(t["met"], bool) for t in result["targets"])
 
