@@ -492,7 +492,7 @@ def _span_list(calls: int, kind: str) -> Callable[[], list[Any]]:
 
 
 def _grow(run: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
-    """Run `run` and measure what it left allocated: tracemalloc, then RSS on a second run."""
+    """Run `run` under tracemalloc: what it left allocated, and the peak on the way."""
     gc.collect()
     tracemalloc.start()
     before, _ = tracemalloc.get_traced_memory()
@@ -795,7 +795,6 @@ def render_markdown(result: dict[str, Any]) -> str:
                 cells.append(f"{_fmt(r[sl], 1)} [{_fmt(r[sl + '_p25'], 1)}..{_fmt(r[sl + '_p75'], 1)}]")
             lines.append(f"| {t} | " + " | ".join(cells) + " |")
         lines.append("")
-    first = next(iter(wl.values()))
     lines += [
         f"- `{w}`: {wl[w][tools[0]]['calls_per_stretch']} calls per stretch, {wl[w][tools[0]]['pairs']} pairs"
         for w in wl
@@ -807,7 +806,6 @@ def render_markdown(result: dict[str, Any]) -> str:
     ]
     if result["skipped"]:
         lines.append("- Skipped: " + "; ".join(result["skipped"]) + ".")
-    del first
     cc = result["clocks_ns"]
     lines += [
         "",
