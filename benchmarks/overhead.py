@@ -941,8 +941,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="few rounds, 10^5 calls for memory: checks the benchmark runs (seconds)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--report", metavar="FILE",
-                        help=f"write the Markdown report here (default: {DEFAULT_REPORT.relative_to(REPO)} "
-                             "in a full run; none in a --quick run)")
+                        help=f"write the Markdown report here, and its numbers as JSON beside it (default: "
+                             f"{DEFAULT_REPORT.relative_to(REPO)} in a full run; none in a --quick run)")
     args = parser.parse_args(argv)
     argv_used = list(sys.argv[1:] if argv is None else argv)
 
@@ -954,9 +954,10 @@ def main(argv: list[str] | None = None) -> int:
     if report:
         path = Path(report)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_markdown(result))
         result["report"] = str(path)
-        log(f"report written to {path}")
+        path.write_text(render_markdown(result))
+        path.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+        log(f"report written to {path} (and its numbers to {path.with_suffix('.json').name})")
     for t in result["targets"]:
         log(f"target {t['name']}: {t['measured']} ({t['target']}): {'met' if t['met'] else 'MISSED'}")
     if args.json:

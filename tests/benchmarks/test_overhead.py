@@ -25,7 +25,9 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout), report.read_text()
+    result = json.loads(proc.stdout)
+    assert json.loads(report.with_suffix(".json").read_text())["schema"] == result["schema"]
+    return result, report.read_text()
 
 
 def test_quick_run_measures_every_workload_and_tool(quick_run: tuple[dict, str]) -> None:
