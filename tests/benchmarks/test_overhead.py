@@ -25,7 +25,9 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout), report.read_text()
+    result = json.loads(proc.stdout)
+    assert json.loads(report.with_suffix(".json").read_text())["schema"] == result["schema"]
+    return result, report.read_text()
 
 
 def test_quick_run_measures_every_workload_and_tool(quick_run: tuple[dict, str]) -> None:
@@ -41,7 +43,8 @@ def test_quick_run_measures_every_workload_and_tool(quick_run: tuple[dict, str])
     for rows in workloads.values():
         assert set(rows) == names
         for row in rows.values():
-            for key in ("added_us", "plain_us", "instrumented_us", "slowdown_pct", "pairs"):
+            for key in ("added_us", "added_cpu_us", "plain_us", "plain_cpu_us", "instrumented_us", "slowdown_pct",
+                        "slowdown_cpu_pct", "pairs"):
                 assert isinstance(row[key], (int, float)), key
             assert row["plain_us"] > 0 and row["instrumented_us"] > 0
 
@@ -57,6 +60,8 @@ def test_quick_run_measures_memory_and_reference_stage(quick_run: tuple[dict, st
     assert ref["wiredprof_calls"] + ref["wiredprof_sampled_calls"] == ref["calls"]
     for key in ("paired_diff_pct", "wiredprof_vs_plain_pct", "wiredprof_vs_outer_pct"):
         assert isinstance(ref[key], float)
+    assert {"Recorder.exit", "time.thread_time()", "DDSketch.add"} <= set(result["cold_warm"])
+    assert result["breakdown_ns"]["@wiredprof.stage call"] > 0
     assert len(result["targets"]) == 3
     assert all(isinstance(t["met"], bool) for t in result["targets"])
 

@@ -213,3 +213,23 @@ def test_a_forked_child_knows_its_own_thread_id() -> None:
     os.waitpid(pid, 0)
     assert os.read(r, 1) == b"1"
     os.close(r)
+
+
+def test_the_wall_window_lies_inside_the_cpu_window() -> None:
+    """The CPU clock is a system call: its reads stay out of the call's wall time."""
+    reads: list[str] = []
+
+    def wall() -> float:
+        reads.append("wall")
+        return 1.0
+
+    def cpu() -> float:
+        reads.append("cpu")
+        return 1.0
+
+    rec = Recorder(clock=wall, cpu_clock=cpu)
+    reads.clear()
+    acc = rec.stage("p", "s")
+    start, cpu_start = rec.enter(acc)
+    rec.exit(acc, start, cpu_start)
+    assert reads == ["cpu", "wall", "wall", "cpu"]

@@ -26,7 +26,12 @@ def progress_printer(stream: Any = None) -> Callable[[Progress], None]:
     It writes to a duplicate of the current stderr, so it still reaches the terminal when
     the flow's own output goes to a file (`--flow-log`).
     """
-    out = stream or os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    out = stream
+    if out is None:
+        try:
+            out = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        except (OSError, ValueError, AttributeError):  # no real file behind stderr (tests, embedding)
+            out = sys.stderr
     tty = out.isatty()
     last = [-10.0]
 
