@@ -23,5 +23,3 @@ def reference(core_cpu_ratio=0.97, core_gil=0.0, competitors=(), mode="threads",
     pipes = [PipelineStats("pipeline_1", 2.0, 4, 0.2), PipelineStats("pipeline_2", 0.6, 4, 0.1),
              PipelineStats("pipeline_3", 6.3, 4, 0.7)]
     return Profile(flow="f.py", wall_s=30, pipelines=pipes, stages=stages, mode=mode)
-
-

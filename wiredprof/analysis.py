@@ -63,6 +63,7 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
     ran = [p for p in profile.pipelines if any(s.calls for s in profile.stages if s.pipeline == p.name)]
     if not ran:
         return None
+
     # Rank by the stages' time per cycle: a cycle that is mostly code outside any stage
     # (a framework loop) must not hide the stage that really is slow.
     def stage_time(p: PipelineStats) -> float:

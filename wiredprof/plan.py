@@ -121,4 +121,3 @@ def offload_runtime(
             runtime.close()
             raise
     return runtime
-

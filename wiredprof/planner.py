@@ -153,7 +153,7 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity) -> Recom
         if name != stage.pipeline:
             new_cycles[name] = max(0.0, new_cycles[name] - back)
     pipe_cycle = cycles.get(stage.pipeline, 0.0)
-    common = dict(
+    common: dict[str, Any] = dict(
         stage=stage.name,
         host=host.name,
         current_s=current,

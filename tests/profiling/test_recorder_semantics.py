@@ -77,7 +77,6 @@ def test_errors_sampled_calls_and_the_bounded_timeline() -> None:
 def test_cancel_forgets_the_innermost_call() -> None:
     rec, _, _ = make()
     outer, inner = rec.stage("p", "outer"), rec.stage("p", "inner")
-    tid = threading.get_native_id()
     rec.enter(outer)
     rec.enter(inner)
     rec.cancel()
@@ -124,6 +123,8 @@ def test_timed_call_plain_error_generator_and_sampled() -> None:
     assert rec.current_stage() is None
 
     class Sampler:
+        every = 7  # the sampler is asked only at the 2nd call and every `every`-th
+
         def __init__(self) -> None:
             self.stopped: list[int] = []
 

@@ -6,11 +6,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
-from wiredprof.remote.localsshd import LocalSshd, SshdUnavailable, start_local_sshd
+from wiredprof.remote.localsshd import LocalSshd
 from wiredprof.remote.spec import HostSpec
 
 

@@ -160,7 +160,7 @@ def _probe_table(r: ProbeResult) -> str:
         ["bandwidth", f"{r.bandwidth_bytes_per_s / 2**20:.0f} MiB/s"],
         ["platform", r.platform],
     ]
-    return tabulate(rows, tablefmt="plain")
+    return str(tabulate(rows, tablefmt="plain"))
 
 
 @command.command("remove")

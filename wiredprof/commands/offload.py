@@ -71,7 +71,8 @@ def command(
         return
     if remove:
         entries = config.offloads()
-        name = resolve_stage(remove, [StageName(*e.stage.split(".", 1)) for e in entries.values()],
+        planned = [StageName(*e.stage.split(".", 1)) for e in entries.values()]  # type: ignore[arg-type]
+        name = resolve_stage(remove, planned,
                              where="the offload plan").full if entries else remove
         if not config.remove_offload(name):
             raise UsageError(f"{remove!r} is not offloaded (see `wiredprof offload --list`)")

@@ -5,6 +5,8 @@ import json
 import sys
 from pathlib import Path
 
+from typing import Any, Callable, TypeVar
+
 import click
 
 from wiredprof.errors import UsageError
@@ -14,7 +16,10 @@ from wiredprof.reports.text import render_text
 __all__ = ["emit_profile", "output_options"]
 
 
-def output_options(fn):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_options(fn: F) -> F:
     """--json, --html FILE, --trace FILE."""
     fn = click.option("--trace", "trace_path", type=click.Path(dir_okay=False),
                       help="Write Chrome trace-event JSON (opens in Perfetto).")(fn)

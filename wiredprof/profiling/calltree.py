@@ -108,16 +108,16 @@ def compact_session_json(session: Session, keep: float = 0.995, max_stacks: int 
     """
     merged: dict[tuple[str, ...], float] = {}
     for stack, t in session.frame_records:
-        key = tuple(stack)
+        key: tuple[str, ...] = tuple(stack)
         merged[key] = merged.get(key, 0.0) + t
     total = sum(merged.values()) or 1.0
     kept: list[list[Any]] = []
     covered = 0.0
-    for stack, t in sorted(merged.items(), key=lambda kv: kv[1], reverse=True):
+    for frames, t in sorted(merged.items(), key=lambda kv: kv[1], reverse=True):
         if covered >= keep * total or len(kept) >= max_stacks:
             break
-        kept.append([list(stack), t])
+        kept.append([list(frames), t])
         covered += t
-    data = session.to_json(include_frame_records=False)
+    data: dict[str, Any] = session.to_json(include_frame_records=False)
     data["frame_records"] = kept
     return data

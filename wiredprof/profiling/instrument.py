@@ -45,7 +45,6 @@ class StageTimer:
             if session is not None:
                 self.rec.forward_calltree(self.acc, session, self.ordinal)
 
-
     def cancel(self) -> None:
         """Forget this call (it turned out not to be one)."""
         self.acc.seen -= 1
@@ -65,7 +64,8 @@ def timed_call(rec: Recorder, acc: StageAccumulator, fn: Callable[..., T], *args
     acc.seen += 1
     ordinal = acc.seen
     sampler = rec.call_trees
-    if sampler is not None and sampler.wants(acc, ordinal):
+    # The sampler only ever takes the 2nd call and every `every`-th: ask it only then.
+    if sampler is not None and (ordinal == 2 or ordinal % sampler.every == 0) and sampler.wants(acc, ordinal):
         # One of the few calls the call-tree sampler takes: the StageTimer path.
         timer = StageTimer(rec, acc)
         timer.ordinal = ordinal
@@ -82,7 +82,7 @@ def timed_call(rec: Recorder, acc: StageAccumulator, fn: Callable[..., T], *args
     if type(result) is GeneratorType:  # inspect.isgenerator (GeneratorType has no subclasses)
         acc.seen -= 1  # creating the generator is not a call; its items are
         rec.cancel()
-        return _timed_items(rec, acc, result)  # type: ignore[return-value]
+        return _timed_items(rec, acc, result)  # type: ignore[arg-type, return-value]
     rec.exit(acc, start, cpu_start, None, False)
     return result
 

@@ -145,6 +145,8 @@ class _ThreadState(threading.local):
         self.stack: list[_Frame] = []
         self.tid = threading.get_native_id()
         self.sampled_cycle = False
+        self.slot: int | None = None  # row in the thread-state table, claimed on first use
+        self.info: ThreadInfo | None = None  # what this thread is, once registered
         _thread_states.add(self)
 
 
@@ -249,18 +251,18 @@ class Recorder:
         return out
 
     def attach_state_table(self, table: Any) -> None:
-        """Share the (thread id, stage number) table with the thread-state sampler (None: stop)."""
-        self._state_table = table
-        self._local = _ThreadState()  # slots are claimed afresh
+        """Share the (thread id, stage number) table with the thread-state sampler (None: stop).
 
-    def _slot(self) -> int:
+        Attached once per run, before any stage call: rows claimed by threads stay theirs.
+        """
+        self._state_table = table
+
+    def _claim_slot(self) -> int:
         """This thread's row in the state table: claimed once per thread, by its native id."""
-        slot: int | None = getattr(self._local, "slot", None)
-        if slot is not None:
-            return slot
         from wiredprof.profiling.statesampler import SLOTS
 
-        table, tid = self._state_table, threading.get_native_id()
+        table, local = self._state_table, self._local
+        tid = local.tid
         slot = -1
         for probe in range(32):
             i = (tid + probe) % SLOTS
@@ -268,22 +270,24 @@ class Recorder:
                 table[2 * i] = tid
                 slot = i
                 break
-        self._local.slot = slot
+        local.slot = slot
         return slot
 
     def _mark(self, acc: StageAccumulator | None) -> None:
-        table = self._state_table
-        if table is not None:
-            slot = self._slot()
-            if slot >= 0:
-                table[2 * slot + 1] = acc.number if acc is not None else 0
+        """Tell the state sampler which stage this thread is in (None: none)."""
+        slot = self._local.slot
+        if slot is None:
+            slot = self._claim_slot()
+        if slot >= 0:
+            self._state_table[2 * slot + 1] = acc.number if acc is not None else 0
 
     def register_thread(self, pipeline: str, role: str, name: str | None = None) -> None:
         """Say what the calling thread is (its CPU outside stages is framework time)."""
         tid = threading.get_native_id()
         info = self.threads.get(tid)
         if info is None or info.role != role or info.pipeline != pipeline:
-            self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role)
+            info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role)
+        self._local.info = info
 
     # -- recording -----------------------------------------------------------------
     def _stack(self) -> list[_Frame]:
@@ -349,7 +353,7 @@ class Recorder:
                 self._timeline.append(
                     (acc.pipeline, acc.stage, acc.host, start - self.t0, self_wall, self_cpu, False, False)
                 )
-                info = self.threads.get(tid)
+                info = local.info
                 if info is not None:
                     info.stage_cpu += self_cpu
             return
@@ -565,9 +569,9 @@ class Recorder:
             elif kind == "cycle":
                 self.add_cycle(rec[1], rec[2], rec[3], rec[4])
             elif kind == "event":
-                acc = self.stages.get((rec[1], rec[2]))
-                if acc is not None:
-                    self.count_event(acc, rec[3])
+                target = self.stages.get((rec[1], rec[2]))
+                if target is not None:
+                    self.count_event(target, rec[3])
             elif kind == "threads":
                 self._apply_threads(rec)
             elif kind == "number":

@@ -210,7 +210,7 @@ def main(argv: list[str]) -> int:
         mm = mmap.mmap(f.fileno(), SLOTS * 16)
     table = memoryview(mm).cast("q")
     sampler = Sampler(table, os.getpid())
-    stdin = sys.stdin.buffer
+    stdin: Any = sys.stdin.buffer
     print("ready", flush=True)
     while True:
         ready, _, _ = select.select([stdin], [], [], interval)

@@ -221,7 +221,7 @@ def _authenticate(transport: paramiko.Transport, spec: HostSpec, prompt: Passphr
             return False
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise ConnectError(f"host {spec.name}: connection lost during authentication: {exc}") from None
-        return transport.is_authenticated()
+        return bool(transport.is_authenticated())
 
     for path in spec.identity_files:
         if path.exists():

@@ -43,11 +43,11 @@ def _pipelines_table(p: Profile) -> str:
         [pl.name, fmt_s(pl.wall_s), pl.runs, fmt_pct(pl.share), fmt_s(pl.cpu_s), fmt_s(pl.framework_cpu_s), pl.errors]
         for pl in sorted(p.pipelines, key=lambda x: x.wall_s, reverse=True)
     ]
-    return tabulate(
+    return str(tabulate(
         rows,
         headers=["pipeline", "cycle", "cycles", "share", "stage cpu", "framework cpu", "errors"],
         colalign=("left", "right", "right", "right", "right", "right", "right"),
-    )
+    ))
 
 
 def _stages_table(p: Profile) -> str:
@@ -68,12 +68,12 @@ def _stages_table(p: Profile) -> str:
             s.errors,
             s.host,
         ])
-    return tabulate(
+    return str(tabulate(
         rows,
         headers=["stage", "calls", "total", "mean", "p95", "cpu", "wait", "gil wait", "core wait", "bound",
                  "errors", "host"],
         colalign=("left",) + ("right",) * 10 + ("left",),
-    )
+    ))
 
 
 def _tree_body(text: str) -> list[str]:
