@@ -10,21 +10,11 @@ import pytest
 from wiredprof.config import OffloadEntry
 from wiredprof.offload import OffloadRuntime
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.remote.localsshd import LocalSshd, SshdUnavailable, start_local_sshd
+from wiredprof.remote.localsshd import LocalSshd
 from wiredprof.remote.spec import HostSpec
 from wiredprof.runner import RunOptions, run_flow
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(180)]
-
-
-@pytest.fixture(scope="module")
-def sshd():
-    try:
-        server = start_local_sshd()
-    except SshdUnavailable as exc:
-        pytest.fail(f"offload tests need OpenSSH's sshd (scripts/bootstrap.sh installs it): {exc}")
-    yield server
-    server.stop()
 
 
 def _runtime(sshd: LocalSshd, tmp_path: Path, **entry) -> OffloadRuntime:

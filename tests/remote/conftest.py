@@ -29,18 +29,6 @@ def remote_python() -> str:
     return system if out == "%d.%d" % sys.version_info[:2] else sys.executable
 
 
-@pytest.fixture(scope="session")
-def sshd() -> Iterator[LocalSshd]:
-    try:
-        server = start_local_sshd()
-    except SshdUnavailable as exc:
-        pytest.fail(f"the ssh tests need OpenSSH's sshd (scripts/bootstrap.sh installs it): {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture(autouse=True)
 def _isolated_ssh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Never touch the real ~/.ssh or agent."""

@@ -1,0 +1,31 @@
+"""`wiredprof demo` (the README's first command) runs the whole story end to end."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def test_demo_tells_the_whole_story(tmp_path: Path):
+    out = tmp_path / "demo"
+    r = subprocess.run(
+        [sys.executable, "-m", "wiredprof", "demo", "--dir", str(out), "--scale", "0.01", "--duration", "6"],
+        capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    for step in ("$ wiredprof analyze", "$ wiredprof hosts check B", "$ wiredprof plan before.json",
+                 "$ wiredprof offload --stage core_logic --host B", "$ wiredprof compare before.json after.json"):
+        assert step in r.stdout, step
+    after = json.loads((out / "after.json").read_text())
+    core = next(s for s in after["stages"] if s["stage"] == "core_logic")
+    assert core["host"] == "B" and core["calls"] >= 1
+    assert (out / "before.html").read_text().startswith("<!DOCTYPE html>")
+    assert "reference_flow summary" in (out / "before.log").read_text()
