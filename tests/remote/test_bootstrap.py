@@ -59,3 +59,18 @@ def test_worker_without_cloudpickle_gets_it_over_the_channel(spec: HostSpec) -> 
             pytest.skip(f"{spec.python} has cloudpickle installed")
         assert b.hello.cloudpickle_shipped and b.hello.cloudpickle_used == cloudpickle.__version__
         assert b.call(lambda: __import__("cloudpickle").__file__) == "<wiredprof-shipped cloudpickle>"
+
+
+def test_other_cloudpickle_version_on_b_is_replaced_by_ours(
+    make_spec: Callable[..., HostSpec], python_b: str, tmp_path: Path
+) -> None:
+    old = tmp_path / "old_site" / "cloudpickle"
+    old.mkdir(parents=True)
+    (old / "__init__.py").write_text('__version__ = "0.0.1"\nraise ImportError("too old to load")\n')
+    wrapper = tmp_path / "python-with-old-cloudpickle"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={old.parent} exec {python_b} "$@"\n')
+    wrapper.chmod(0o755)
+    with connect(make_spec(python=str(wrapper))) as b:
+        assert b.hello.cloudpickle_remote == "0.0.1"
+        assert b.hello.cloudpickle_shipped and b.hello.cloudpickle_used == cloudpickle.__version__
+        assert b.call(lambda x: x + 1, 1) == 2

@@ -6,9 +6,10 @@
    reference and must be installed on B.
 2. Objects that stay on A. Locks, sockets, open files, database clients, wiredflow's storage
    stages (and whatever `keep_on_host_a` registers) never travel: they are pickled as a
-   reference, and B gets a proxy whose method calls come back to A. An argument that
-   cannot be pickled is kept on A the same way; a closure variable or global that cannot
-   be pickled is an error naming it.
+   reference, and B gets a proxy whose method calls come back to A. Any other object that
+   cannot be pickled (in an argument, a closure variable, a global) is kept on A the same
+   way, the outermost one that fails (a storage object holding a lock stays whole); what can
+   neither be pickled nor proxied (a generator, say) is an error naming it by its path.
 """
 
 from __future__ import annotations
