@@ -152,5 +152,6 @@ def test_a_stage_that_allocates_is_measured(tmp_path):
     )
     profile = run_flow(flow, [], RunOptions(duration_s=20, call_trees=False))
     peak = profile.stage("p.core_logic").rss_peak_bytes
-    assert 150 * 2**20 < peak < 400 * 2**20
+    # The kernel's RSS counters are approximate (per-CPU batches): 145-172 MiB seen for 200 MiB.
+    assert 100 * 2**20 < peak < 400 * 2**20
     assert profile.memory_bytes > 0

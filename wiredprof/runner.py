@@ -164,7 +164,6 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         rec.call_trees = CallTreeSampler()
         rec.extra_handlers["calltree"] = lambda r: rec.call_trees.add_json(r[1], r[2], r[4], r[3])
     control = RunControl(opts.duration_s, opts.runs, cycles_done=rec.cycles_done)
-    rec.register_thread("", "main")
     threads = ThreadStateSampler(rec)
     watchdog = _Watchdog(rec, control, opts)
     notes = list(opts.notes)
@@ -181,6 +180,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         opts.offloads.install(rec)
     wiredflow_adapter.install_import_hook()
     threads.start()
+    rec.register_thread("", "main")  # after the sampler: it learns this process's memory baseline
     watchdog.start()
     sys.argv = argv
     saved_stdout = sys.stdout

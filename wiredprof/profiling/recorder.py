@@ -288,6 +288,8 @@ class Recorder:
         if info is None or info.role != role or info.pipeline != pipeline:
             info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role)
         self._local.info = info
+        if self._state_table is not None and self._local.slot is None:
+            self._claim_slot()  # the sampler learns this process before its first stage call
 
     # -- recording -----------------------------------------------------------------
     def _stack(self) -> list[_Frame]:

@@ -97,6 +97,7 @@ class Sampler:
         self.last_cpu: dict[int, int] = {}  # tid -> cumulative ns
         self.last_queued: dict[int, int] = {}  # tid -> cumulative ns waiting for a CPU
         self.last_rss: dict[int, int] = {}  # tgid -> resident bytes at the previous tick
+        self.watched: set[int] = set()  # processes whose RSS is read every tick (baselines)
         self.calls: dict[int, tuple[int, int]] = {}  # tid -> (stage number, process RSS before the call)
         self.thread_cpu: dict[int, int] = {}  # tid -> last cumulative ns
         self.thread_tgid: dict[int, int] = {}
@@ -105,11 +106,16 @@ class Sampler:
         self.ticks = 0
 
     def _active(self) -> dict[int, int]:
+        """Threads inside a stage now; every process with a row in the table is watched."""
         t = self.table
         out = {}
         for i in range(SLOTS):
             tid = t[2 * i]
             if tid:
+                if tid not in self.tgids:
+                    tgid = self.tgids[tid] = _tgid(tid)
+                    if tgid is not None:
+                        self.watched.add(tgid)
                 stage = t[2 * i + 1]
                 if stage:
                     out[tid] = stage
@@ -186,7 +192,7 @@ class Sampler:
         for tid in list(self.calls):
             if tid not in active:
                 del self.calls[tid]
-        for tgid in set(self.last_rss) | set(by_process):
+        for tgid in self.watched | set(by_process):
             rss = _rss(tgid)
             if rss is None:
                 self.last_rss.pop(tgid, None)
