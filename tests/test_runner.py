@@ -155,3 +155,24 @@ def test_a_stage_that_allocates_is_measured(tmp_path):
     # The kernel's RSS counters are approximate (per-CPU batches): 145-172 MiB seen for 200 MiB.
     assert 100 * 2**20 < peak < 400 * 2**20
     assert profile.memory_bytes > 0
+
+
+@pytest.mark.slow
+def test_transfer_sizes_are_measured_on_sampled_calls(tmp_path):
+    flow = tmp_path / "big_args.py"
+    flow.write_text(
+        "import time, wiredprof\n"
+        "@wiredprof.stage('core_logic')\n"
+        "def crunch(blob):\n"
+        "    time.sleep(0.01)\n"
+        "    return blob[:1000]\n"
+        "for _ in range(3):\n"
+        "    with wiredprof.pipeline('p'):\n"
+        "        crunch(b'x' * 2_000_000)\n"
+    )
+    profile = run_flow(flow, [], RunOptions(duration_s=20))
+    core = profile.stage("p.core_logic")
+    assert core.sampled_calls == 1 and core.calls == 2
+    # About 2 MB in and 1 kB out per call, over the 2 timed calls.
+    assert 2 * 2_000_000 <= core.bytes_in < 2 * 2_100_000
+    assert 2 * 1000 <= core.bytes_out < 2 * 2000

@@ -65,8 +65,9 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         cpu_queue_s=min(acc.cpu_queue_s, max(0.0, wait - gil_wait)) if not remote else 0.0,
         sampled_calls=acc.sampled,
         rss_peak_bytes=acc.rss_peak,
-        bytes_in=acc.bytes_in,
-        bytes_out=acc.bytes_out,
+        # Totals over all calls, from the sampled calls' mean (what the planner divides by calls).
+        bytes_in=round(acc.transfer_in / acc.transfer_samples * acc.calls) if acc.transfer_samples else acc.bytes_in,
+        bytes_out=round(acc.transfer_out / acc.transfer_samples * acc.calls) if acc.transfer_samples else acc.bytes_out,
         retries=acc.retries,
         fallbacks=acc.fallbacks,
         last_error=acc.last_error,

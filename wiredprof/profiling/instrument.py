@@ -101,7 +101,25 @@ def _timer_call(
         timer.cancel()  # creating the generator is not a call; its items are
         return _timed_items(rec, acc, result)  # type: ignore[return-value]
     timer.end()
+    _measure_transfer(rec, acc, args, kwargs, result)
     return result
+
+
+def _measure_transfer(rec: Recorder, acc: StageAccumulator, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+    """Bytes this call would send to another host and get back (the planner's transfer cost).
+
+    Measured on the few calls sampled for call stacks only, which are out of the timings
+    already: pickling is as wiredprof.remote would do it, with what cannot travel staying
+    here behind a proxy. A stage that cannot be pickled at all is left unmeasured.
+    """
+    try:
+        from wiredprof.remote.serialize import LocalObjects, dump_value
+
+        sent = len(dump_value((args, kwargs), LocalObjects(), "the stage's arguments"))
+        back = len(dump_value(result, LocalObjects(), "the stage's result"))
+    except Exception:  # noqa: BLE001 - a measurement must never break the stage
+        return
+    rec.add_transfer(acc, sent, back)
 
 
 def _timed_items(rec: Recorder, acc: StageAccumulator, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:

@@ -82,6 +82,10 @@ class StageAccumulator:
     fallbacks: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    # Pickled size of arguments and results, measured on sampled calls (see instrument.py).
+    transfer_samples: int = 0
+    transfer_in: int = 0
+    transfer_out: int = 0
     last_error: ErrorInfo | None = None
     number: int = 0  # its id in the shared thread-state table (see threads.py)
     sketch: DDSketch = field(default_factory=lambda: DDSketch(_SKETCH_ACCURACY))
@@ -425,6 +429,16 @@ class Recorder:
             if info is not None:
                 info.stage_cpu += cpu
 
+    def add_transfer(self, acc: StageAccumulator, sent: int, back: int) -> None:
+        """One call's pickled arguments and result sizes (bytes)."""
+        if os.getpid() != self._owner_pid:
+            self._forward(("transfer", acc.pipeline, acc.stage, sent, back))
+            return
+        with self._lock:
+            acc.transfer_samples += 1
+            acc.transfer_in += sent
+            acc.transfer_out += back
+
     def count_event(self, acc: StageAccumulator, what: str) -> None:
         """Count a retry or a local fallback of an offloaded stage."""
         if os.getpid() != self._owner_pid:
@@ -570,6 +584,10 @@ class Recorder:
                 self.add_span(acc, start, wall, cpu, err, sampled)
             elif kind == "cycle":
                 self.add_cycle(rec[1], rec[2], rec[3], rec[4])
+            elif kind == "transfer":
+                known = self.stages.get((rec[1], rec[2]))
+                if known is not None:
+                    self.add_transfer(known, rec[3], rec[4])
             elif kind == "event":
                 target = self.stages.get((rec[1], rec[2]))
                 if target is not None:
