@@ -136,7 +136,6 @@ def _wrap_stage_method(original: Callable[..., Any]) -> Callable[..., Any]:
             target = hook(ref, self, target) or target
         return timed_call(rec, _accumulator(rec, ref), target, *args, **kwargs)
 
-    stage_method.__wiredprof_original__ = original  # type: ignore[attr-defined]
     return stage_method
 
 

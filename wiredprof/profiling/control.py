@@ -50,9 +50,6 @@ class RunControl:
             return True
         return self.deadline is not None and self.clock() + seconds >= self.deadline
 
-    def remaining_s(self) -> float | None:
-        return None if self.deadline is None else max(0.0, self.deadline - self.clock())
-
 
 _current: RunControl | None = None
 

@@ -296,9 +296,6 @@ class Recorder:
             self._claim_slot()  # the sampler learns this process before its first stage call
 
     # -- recording -----------------------------------------------------------------
-    def _stack(self) -> list[_Frame]:
-        return self._local.stack
-
     def current_stage(self) -> StageAccumulator | None:
         """The innermost stage running on the calling thread, or None."""
         stack = self._local.stack
