@@ -83,6 +83,7 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
     others = [c for c in stage.competitors if c.cpu_s >= 0.01 * stage.total_s]
     if b.bound == "remote":
         reason = f"{head}, runs on host {stage.host}: here it waits for the answer"
+        others = []  # its thread only waits on a socket: nobody takes anything from it here
     elif b.bound == "cpu":
         reason = f"{head}, CPU-bound (cpu/wall {b.cpu_ratio:.2f}): a faster CPU shortens it"
         if b.queue_ratio >= 0.05:

@@ -253,7 +253,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
             f"{flow} ran for {wall:.1f} s but no pipeline stage was seen: build it with wiredflow, "
             "or mark stages with wiredprof.stage(...) (see README)"
         )
-    limits = {"duration_s": opts.duration_s, "runs": opts.runs}
+    limits = {"duration_s": opts.duration_s, "runs": opts.runs, "call_trees": opts.call_trees}
     profile = build_profile(
         rec,
         str(flow),

@@ -24,7 +24,8 @@ def get_data(**kwargs):
 
 
 def store(data, **kwargs):
-    time.sleep(0.005)
+    # Long against the GIL's 5 ms switch interval: mostly waiting on "I/O", whatever else runs.
+    time.sleep(0.05)
 
 
 def core_logic(relevant_info, db_connectors, **kwargs):
@@ -32,7 +33,7 @@ def core_logic(relevant_info, db_connectors, **kwargs):
         open(os.environ["WIREDFLOW_SMALL_MARKER"], "w").close()
     if FAIL:
         raise RuntimeError("core logic failed on purpose")
-    return {"checksum": spin(400_000), "pid": os.getpid(), "pipelines": sorted(db_connectors)}
+    return {"checksum": spin(2_000_000), "pid": os.getpid(), "pipelines": sorted(db_connectors)}
 
 
 def send(data, **kwargs):

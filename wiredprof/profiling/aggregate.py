@@ -36,6 +36,21 @@ def nearest_rank_q(q: float, n: int) -> float:
     return (math.ceil(q * n) - 1) / (n - 1)
 
 
+def _queued_for_a_core(acc: StageAccumulator, not_gil: float) -> float:
+    """Time the stage was runnable but waited for a core (load, a CPU quota), estimated.
+
+    The sampler saw the stage's thread in state R (on a core, or queued for one) in a share
+    of its samples; that share of the wall time, less the CPU time it really got, was spent
+    queued. Samples, not per-tick counter deltas: a 5 ms stage must not be charged with the
+    whole 20 ms tick it fell in.
+    """
+    samples = acc.samples_running + acc.samples_lock_wait + acc.samples_io_wait
+    if not samples:
+        return 0.0
+    runnable = acc.total * acc.samples_running / samples
+    return min(max(0.0, runnable - acc.cpu), max(0.0, not_gil))
+
+
 def stage_stats(acc: StageAccumulator) -> StageStats:
     """Freeze one accumulator into `StageStats`."""
     p95 = 0.0
@@ -62,7 +77,7 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         max_s=acc.max,
         wait_s=wait,
         gil_wait_s=gil_wait,
-        cpu_queue_s=min(acc.cpu_queue_s, max(0.0, wait - gil_wait)) if not remote else 0.0,
+        cpu_queue_s=_queued_for_a_core(acc, wait - gil_wait) if not remote else 0.0,
         sampled_calls=acc.sampled,
         rss_peak_bytes=acc.rss_peak,
         # Totals over all calls, from the sampled calls' mean (what the planner divides by calls).

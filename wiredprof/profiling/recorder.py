@@ -93,7 +93,6 @@ class StageAccumulator:
     samples_running: int = 0
     samples_lock_wait: int = 0
     samples_io_wait: int = 0
-    cpu_queue_s: float = 0.0  # runnable but waiting for a free CPU (OS run queue), sampled
     rss_peak: int = 0  # most resident memory one call added (bytes), sampled
     competitors: dict[str, float] = field(default_factory=dict)
 

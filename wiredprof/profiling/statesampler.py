@@ -13,10 +13,11 @@ inside a stage:
 - `io_wait`: blocked on anything else (I/O, sleep), or in a futex while nothing else ran.
 
 how much the process's resident memory grew during a call (its RSS at each tick against its
-RSS at the tick before the call began: the stage's peak memory, to 20 ms resolution),
-and how long the thread was runnable but queued for a CPU (schedstat's run delay): on a
-machine with fewer free cores than busy threads, a CPU-bound stage waits there, and that
-wait is not I/O.
+RSS at the tick before the call began: the stage's peak memory, to 20 ms resolution).
+
+State R counts a thread that is runnable but queued for a core (a busy machine, a cgroup
+CPU quota) as well as one on a core: the share of `running` samples, against the CPU time
+the stage really got, tells how long it waited for a core (see aggregate.py).
 
 It also adds up, per stage, the CPU other threads of the same process used while the
 stage ran. It stops when its stdin closes and prints one JSON object.
@@ -53,13 +54,10 @@ def _tgid(tid: int) -> int | None:
     return None
 
 
-def _schedstat(tgid: int, tid: int) -> tuple[int, int] | None:
-    """(ns on a CPU, ns runnable but waiting for a CPU) of one thread."""
+def _cpu_ns(tgid: int, tid: int) -> int | None:
+    """Nanoseconds a thread has spent on a CPU."""
     text = _read(f"/proc/{tgid}/task/{tid}/schedstat")
-    if not text:
-        return None
-    fields = text.split()
-    return int(fields[0]), int(fields[1])
+    return int(text.split()[0]) if text else None
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -95,7 +93,6 @@ class Sampler:
         self.own_pid = own_pid
         self.tgids: dict[int, int | None] = {}
         self.last_cpu: dict[int, int] = {}  # tid -> cumulative ns
-        self.last_queued: dict[int, int] = {}  # tid -> cumulative ns waiting for a CPU
         self.last_rss: dict[int, int] = {}  # tgid -> resident bytes at the previous tick
         self.watched: set[int] = set()  # processes whose RSS is read every tick (baselines)
         self.calls: dict[int, tuple[int, int]] = {}  # tid -> (stage number, process RSS before the call)
@@ -139,18 +136,12 @@ class Sampler:
                 by_process.setdefault(tgid, []).append(tid)
         # CPU of every thread of the processes that have a thread inside a stage.
         deltas: dict[int, dict[int, float]] = {}
-        queued: dict[int, float] = {}
         for tgid in by_process:
             d = deltas[tgid] = {}
             for tid in self._tasks(tgid):
-                stat = _schedstat(tgid, tid)
-                if stat is None:
+                ns = _cpu_ns(tgid, tid)
+                if ns is None:
                     continue
-                ns, waited = stat
-                prev_q = self.last_queued.get(tid)
-                self.last_queued[tid] = waited
-                if prev_q is not None and waited > prev_q:
-                    queued[tid] = (waited - prev_q) / 1e9
                 prev = self.last_cpu.get(tid)
                 self.last_cpu[tid] = ns
                 self.thread_cpu[tid] = ns
@@ -165,14 +156,13 @@ class Sampler:
                 stage = active[tid]
                 acc = self.stages.get(stage)
                 if acc is None:
-                    acc = self.stages[stage] = [0, 0, 0, {}, 0.0, 0]
-                acc[4] += queued.get(tid, 0.0)
+                    acc = self.stages[stage] = [0, 0, 0, {}, 0]
                 if rss is not None:
                     # Memory the call added: the process's RSS now over its RSS just before the call.
                     call = self.calls.get(tid)
                     if call is None or call[0] != stage:
                         call = self.calls[tid] = (stage, before if before is not None else rss)
-                    acc[5] = max(acc[5], rss - call[1])
+                    acc[4] = max(acc[4], rss - call[1])
                 others = {t: x for t, x in d.items() if t != tid}
                 state = _state(tgid, tid)
                 if state == "R":
@@ -203,7 +193,7 @@ class Sampler:
         return {
             "ticks": self.ticks,
             "stages": {
-                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4], v[5]]
+                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4]]
                 for k, v in self.stages.items()
             },
             "threads": {str(t): [self.thread_tgid.get(t, 0), ns / 1e9] for t, ns in self.thread_cpu.items()},

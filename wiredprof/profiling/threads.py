@@ -111,11 +111,10 @@ class ThreadStateSampler:
             info = by_tid.get(int(tid_s))
             if info is not None:
                 info.cpu = max(info.cpu, float(cpu))
-        for number_s, (running, lock_wait, io_wait, comps, queued_s, rss_growth) in report.get("stages", {}).items():
+        for number_s, (running, lock_wait, io_wait, comps, rss_growth) in report.get("stages", {}).items():
             acc = rec.accumulator_by_number(int(number_s))
             if acc is None:
                 continue
-            acc.cpu_queue_s += float(queued_s)
             acc.rss_peak = max(acc.rss_peak, int(rss_growth))
             acc.samples_running += running
             acc.samples_lock_wait += lock_wait

@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 
 from wiredprof.profile import Profile
 
-__all__ = ["KIND_COLORS", "ERROR_COLOR", "stage_kinds", "kind_of", "kind_colors", "profile_colors"]
+__all__ = [
+    "KIND_COLORS", "ERROR_COLOR", "stage_kinds", "kind_of", "kind_colors", "profile_colors", "no_call_tree_reason",
+]
 
 # wiredflow's stage kinds, in colours that stay apart for colour-blind readers
 # (Tableau 10 family). Red is kept for errors.
@@ -82,3 +84,16 @@ def profile_colors(profiles: Sequence[Profile]) -> dict[str, str]:
         kinds.extend(known.values())
         kinds.extend(kind_of(known, s.pipeline, s.stage) for s in profile.timeline)
     return kind_colors(dict.fromkeys(kinds))
+
+
+def no_call_tree_reason(profile: Profile, pipeline: str, stage: str) -> str:
+    """Why a stage has no call stacks, in words a person acts on."""
+    found = next((s for s in profile.stages if (s.pipeline, s.stage) == (pipeline, stage)), None)
+    if profile.limits.get("call_trees") is False:
+        return "call stacks were not asked for (--no-call-tree)"
+    if found is not None and found.host != "local":
+        return f"it runs on host {found.host}; here it only waits for the answer"
+    if found is not None and found.calls + found.sampled_calls < 2:
+        return ("it made a single call, and a stage's first call is never sampled; "
+                "run it longer (--runs 2 or a longer --duration)")
+    return "none of its calls was sampled"

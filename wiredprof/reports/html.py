@@ -19,8 +19,8 @@ from pyinstrument.session import Session
 
 from wiredprof import __version__
 from wiredprof.analysis import classify
-from wiredprof.profile import Bottleneck, CallTree, Profile, StageStats
-from wiredprof.reports.base import ERROR_COLOR, kind_of, profile_colors, stage_kinds
+from wiredprof.profile import Bottleneck, CallTree, Profile
+from wiredprof.reports.base import ERROR_COLOR, kind_of, no_call_tree_reason, profile_colors, stage_kinds
 from wiredprof.reports.text import fmt_pct, fmt_s
 from wiredprof.reports.timeline import render_timeline_svg
 
@@ -290,17 +290,8 @@ def _timeline(p: Profile) -> str:
 
 
 def _no_tree_reason(p: Profile, b: Bottleneck) -> str:
-    stage: StageStats | None = next(
-        (s for s in p.stages if (s.pipeline, s.stage) == (b.pipeline, b.stage)), None
-    )
-    if stage is not None and stage.calls + stage.sampled_calls < 2:
-        why = (
-            "it made a single call, and a stage's first call is never sampled; run it longer "
-            "(<code>--runs 2</code> or a longer <code>--duration</code>) to get them"
-        )
-    else:
-        why = "none of its calls was sampled"
-    return f'<p class="muted">No call stacks for {_e(b.pipeline)}.{_e(b.stage)}: {why}.</p>'
+    why = no_call_tree_reason(p, b.pipeline, b.stage)
+    return f'<p class="muted">No call stacks for {_e(b.pipeline)}.{_e(b.stage)}: {_e(why)}.</p>'
 
 
 def _tree_body(tree: CallTree) -> str:

@@ -5,6 +5,7 @@ from tabulate import tabulate
 
 from wiredprof.analysis import classify
 from wiredprof.profile import Profile
+from wiredprof.reports.base import no_call_tree_reason
 
 __all__ = ["render_text", "fmt_s", "fmt_pct"]
 
@@ -99,10 +100,7 @@ def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
         tree = p.call_tree(f"{b.pipeline}.{b.stage}")
         out.append("")
         if tree is None:
-            stage = next((s for s in p.stages if s.pipeline == b.pipeline and s.stage == b.stage), None)
-            why = "it made a single call" if stage is not None and stage.calls + stage.sampled_calls < 2 else "none sampled"
-            out.append(f"Call stacks of {b.pipeline}.{b.stage}: {why} (the 2nd call of a stage is the first sampled; "
-                       "use --runs 2 or a longer --duration)")
+            out.append(f"No call stacks of {b.pipeline}.{b.stage}: {no_call_tree_reason(p, b.pipeline, b.stage)}")
         else:
             calls = ", ".join(f"#{n}" for n in tree.sampled_calls)
             out.append(
