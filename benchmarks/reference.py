@@ -1,0 +1,663 @@
+"""The reference case of DESIGN.md on two simulated hosts: core logic 60 s on A -> 15 s on B.
+
+One command runs the whole story with wiredprof's own commands, on one machine:
+
+1. simulate the hosts (``benchmarks/simhosts.py``): host B is a real sshd in its own
+   network namespace, unthrottled; host A is a cgroup whose CPU quota is calibrated with a
+   single-thread probe so that one thread in A runs 4.0x slower than on B;
+2. size the core logic once, unthrottled, to 15 s x scale of CPU (so 60 s x scale on A) and
+   pass that same ``--core-blocks`` to every run, so A and B do exactly the same work;
+3. measure the raw speed ratio (the same probe in A and on B over ssh) in this run;
+4. ``wiredprof analyze`` the reference sample inside A (the analyze process runs the flow);
+5. ``wiredprof hosts check B`` (inside A: "here" is host A), ``wiredprof plan --json``;
+6. ``wiredprof offload --stage core_logic --host B``, ``wiredprof analyze`` again inside A;
+7. compare: stage and pipeline-3 cycle speed-ups against the raw ratio, the planner's
+   prediction against the measured stage time, the timelines before and after.
+
+How A is made honest (``--processes``, the default): the sample runs one process per
+pipeline (wiredflow's process mode), and every process of A gets a cgroup of its own under
+A with the calibrated quota, so A is a machine with as many cores as this one, each 4.0x
+slower (A's total quota is the calibrated quota x the number of cores). Without that, the
+pipelines would share one 25 % quota, and wiredflow's MQTT pipeline, which busy-loops,
+would take half of it from the core logic (8x, not 4x). ``--threads`` runs the sample in
+one process (wiredflow's threads mode) under one calibrated quota: a GIL-bound process uses
+one core, so that is a 4.0x slower core too, but the core logic then shares the GIL with
+the MQTT loop on A and not on B, and its speed-up is more than the raw ratio.
+
+``--memory-variant`` adds the seed's other reason for B: A also gets a memory limit
+(300 MiB x ...) below the core logic's working set (``--core-memory-mb``, 500 MiB): the
+stage fails on A, the planner places it on B where it fits, and the flow succeeds there.
+
+    PYTHONPATH=$PWD python -m benchmarks.reference [--scale 0.1] [--repeat 1] [--json]
+        [--processes | --threads] [--memory-variant] [--quick] [--report PATH]
+
+Refuses with one line (exit 2) where the kernel does not allow the simulation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.simhosts import (  # noqa: E402
+    PROBE_CODE,
+    HostA,
+    SimHosts,
+    SimHostsUnavailable,
+    _probe_loops,
+    _run_probe,
+    check_available,
+)
+
+SCHEMA = "wiredprof.bench.reference/1"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "samples" / "reference_flow.py"
+DEFAULT_REPORT = REPO / "benchmarks" / "reports" / "reference.md"
+STAGE = "pipeline_3.core_logic"
+PIPELINE = "pipeline_3"
+
+# The reference table (DESIGN.md): core logic 60 s on A, 15 s on B.
+CORE_ON_A_S = 60.0
+TARGET_RATIO = 4.0
+# Targets of issue 6.
+TARGET_STAGE_SPEEDUP = 3.8
+TARGET_SHARE_OF_RAW = 0.95
+TARGET_PIPELINE_SPEEDUP = 3.3
+TARGET_PREDICTION_PCT = 10.0
+# Memory variant: A's limit and the core logic's working set (scaled down from 4 GB / 64 GB).
+MEMORY_LIMIT_MB = 300
+CORE_MEMORY_MB = 500
+
+
+def log(msg: str) -> None:
+    print(f"reference: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- host A, per process
+
+
+class PerProcessCpu:
+    """Every process of host A in a cgroup of its own under A, each with the calibrated quota.
+
+    A is then a machine with as many cores as this one, each ``ratio`` times slower: one
+    process never runs faster than the calibrated single-thread speed, whatever the others
+    do, and all of A together never uses more than ``quota x cores``. Processes started with
+    :meth:`preexec` go into their own cgroup before they exec; processes they fork (wiredflow's
+    pipeline processes, mosquitto) are moved into cgroups of their own by a watcher thread
+    within ``poll_s``. The memory limit, if any, stays on A as a whole (A's RAM is shared).
+    """
+
+    def __init__(self, a: HostA, cores: int, poll_s: float = 0.01) -> None:
+        self.a = a
+        self.quota_us = a.quota_us
+        self.period_us = a.period_us
+        self.cores = max(1, cores)
+        self.poll_s = poll_s
+        self.base = a.path
+        self.version = a.version
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.moved = 0
+        self.children: set[Path] = set()
+
+    # quota files
+    def _write_quota(self, path: Path, quota_us: int) -> None:
+        if self.version == 1:
+            (path / "cpu.cfs_period_us").write_text(str(self.period_us))
+            (path / "cpu.cfs_quota_us").write_text(str(quota_us))
+        else:
+            (path / "cpu.max").write_text(f"{quota_us} {self.period_us}")
+
+    def start(self) -> "PerProcessCpu":
+        if self.version == 2:  # A must be an inner node with cpu delegated to its children
+            (self.base / "cgroup.subtree_control").write_text("+cpu")
+        self.a.set_quota(self.quota_us * self.cores)
+        self._thread = threading.Thread(target=self._watch, name="per-process-cpu", daemon=True)
+        self._thread.start()
+        return self
+
+    def child(self, pid: int) -> Path:
+        path = self.base / f"p{pid}"
+        if not path.is_dir():
+            path.mkdir()
+            self._write_quota(path, self.quota_us)
+        self.children.add(path)
+        return path
+
+    def preexec(self) -> Callable[[], None]:
+        """A ``preexec_fn`` that puts the child into a cgroup of its own in A (and A's memory cgroup)."""
+        base, quota, period, version = str(self.base), self.quota_us, self.period_us, self.version
+        mem = [str(p / "cgroup.procs") for c, p in self.a.paths.items() if c == "memory"]
+
+        def join() -> None:
+            pid = os.getpid()
+            path = os.path.join(base, f"p{pid}")
+            os.mkdir(path)
+            if version == 1:
+                with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+                    f.write(str(period))
+                with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+                    f.write(str(quota))
+            else:
+                with open(os.path.join(path, "cpu.max"), "w") as f:
+                    f.write(f"{quota} {period}")
+            for procs in [os.path.join(path, "cgroup.procs"), *mem]:
+                with open(procs, "w") as f:
+                    f.write(str(pid))
+        return join
+
+    def popen(self, args: list[str], **kw: Any) -> subprocess.Popen[Any]:
+        return subprocess.Popen(args, preexec_fn=self.preexec(), **kw)
+
+    def run(self, args: list[str], timeout: float | None = None, **kw: Any) -> subprocess.CompletedProcess[Any]:
+        return subprocess.run(args, preexec_fn=self.preexec(), timeout=timeout, **kw)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.sweep()
+            except OSError:
+                pass  # a process exited while being moved
+
+    def sweep(self) -> None:
+        """Move every process that shares a cgroup with another into a cgroup of its own."""
+        groups = [self.base] + sorted(p for p in self.base.glob("p*") if p.is_dir())
+        for g in groups:
+            try:
+                pids = [int(x) for x in (g / "cgroup.procs").read_text().split()]
+            except OSError:
+                continue
+            own = int(g.name[1:]) if g != self.base and g.name[1:].isdigit() else None
+            for pid in pids:
+                if pid == own:
+                    continue
+                try:
+                    path = self.child(pid)
+                    (path / "cgroup.procs").write_text(str(pid))
+                    self.moved += 1
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        """Stop watching, move every process back to A and remove the per-process cgroups."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        for path in sorted(p for p in self.base.glob("p*") if p.is_dir()):
+            for _ in range(20):
+                for pid in (path / "cgroup.procs").read_text().split() if path.exists() else []:
+                    try:
+                        (self.base / "cgroup.procs").write_text(pid)
+                    except OSError:
+                        pass
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+class SingleQuota:
+    """Threads mode: every process of A shares A's one calibrated quota (a GIL-bound process uses one core)."""
+
+    def __init__(self, a: HostA) -> None:
+        self.a = a
+        self.moved = 0
+
+    def start(self) -> "SingleQuota":
+        return self
+
+    def preexec(self) -> Callable[[], None]:
+        return self.a.preexec()
+
+    def popen(self, args: list[str], **kw: Any) -> subprocess.Popen[Any]:
+        return self.a.popen(args, **kw)
+
+    def run(self, args: list[str], timeout: float | None = None, **kw: Any) -> subprocess.CompletedProcess[Any]:
+        return self.a.run(args, timeout=timeout, **kw)
+
+    def stop(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def raw_speed_ratio(hosts: SimHosts, runner: PerProcessCpu | SingleQuota, repeats: int = 3,
+                    probe_s: float = 0.5) -> dict[str, Any]:
+    """The simhosts probe in A (as A's processes run) and on B over ssh, interleaved; median ratio."""
+    loops = _probe_loops(probe_s)
+    cmd = [sys.executable, "-c", PROBE_CODE, str(loops)]
+    b_cmd = hosts.b.ssh_command(shlex.join(cmd))
+    a_s: list[float] = []
+    b_s: list[float] = []
+    b_cpu: list[float] = []
+    for _ in range(max(1, repeats)):
+        wall, cpu = _run_probe(b_cmd, 120.0)
+        b_s.append(wall)
+        b_cpu.append(cpu)
+        a_s.append(_run_probe(cmd, 180.0, preexec_fn=runner.preexec())[0])
+    return {"ratio": statistics.median(a_s) / statistics.median(b_s),
+            "ratio_of_fastest": min(a_s) / min(b_s),
+            "a_s": a_s, "b_s": b_s, "b_cpu_s": b_cpu,
+            "method": f"pure-Python loop x{loops}, median of {len(a_s)}, A as the flow's processes run, B over ssh"}
+
+
+def core_blocks_for(cpu_seconds: float) -> dict[str, Any]:
+    """Blocks of the sample's core logic that take ``cpu_seconds`` of CPU unthrottled (here = B)."""
+    from samples._workload import calibrate_blocks
+
+    best = None
+    for _ in range(3):
+        cal = calibrate_blocks(cpu_seconds, probe_cpu_seconds=0.1)
+        if best is None or cal.seconds_per_block < best.seconds_per_block:
+            best = cal
+    assert best is not None
+    return {"blocks": best.blocks, "seconds_per_block": best.seconds_per_block,
+            "cpu_s": best.predicted_seconds}
+
+
+def loadavg() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
+
+
+def wiredprof_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "wiredprof", *args]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class StepFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Step:
+    args: list[str]
+    returncode: int
+    seconds: float
+    stdout: str
+    stderr: str
+    in_a: bool
+
+
+def run_step(workdir: Path, args: list[str], *, runner: PerProcessCpu | SingleQuota | None,
+             timeout: float, check: bool = True, steps: list[Step] | None = None) -> Step:
+    """One `wiredprof ...` command in the work dir, inside A when `runner` is given."""
+    cmd = wiredprof_cmd(*args)
+    log(("[in A] " if runner else "") + "$ wiredprof " + shlex.join(args))
+    t0 = time.perf_counter()
+    kw: dict[str, Any] = dict(cwd=workdir, env=child_env(), capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+    try:
+        if runner is not None:
+            proc = runner.run(cmd, timeout=timeout, **kw)
+        else:
+            proc = subprocess.run(cmd, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as exc:
+        raise StepFailed(f"`wiredprof {args[0]}` did not finish in {timeout:.0f} s") from exc
+    step = Step(args, proc.returncode, time.perf_counter() - t0, proc.stdout, proc.stderr, runner is not None)
+    if steps is not None:
+        steps.append(step)
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise StepFailed(f"`wiredprof {shlex.join(args)}` exited {proc.returncode}: " + " | ".join(tail))
+    return step
+
+
+def stage_of(profile: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for s in profile.get("stages", []):
+        if f"{s['pipeline']}.{s['stage']}" == name:
+            return s
+    return None
+
+
+def pipeline_of(profile: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((p for p in profile.get("pipelines", []) if p["name"] == name), None)
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return {"median": None, "min": None, "max": None, "values": []}
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "values": vals}
+
+
+# --------------------------------------------------------------------------- one repeat
+
+
+@dataclass
+class Settings:
+    scale: float
+    repeat: int
+    processes: bool
+    runs: int
+    quick: bool
+    memory_variant: bool
+    core_blocks: int = 0
+    core_memory_mb: int = 0
+    memory_limit_mb: int = 0
+    keep: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def flow_args(self, memory_mb: int = 0) -> list[str]:
+        args = ["--scale", f"{self.scale:g}", "--core-blocks", str(self.core_blocks),
+                "--seconds", f"{self.flow_seconds():g}"]
+        if self.processes:
+            args.append("--processes")
+        if memory_mb:
+            args += ["--core-memory-mb", str(memory_mb)]
+        return args
+
+    def flow_seconds(self) -> float:
+        """wiredflow's own limit: well past the runs we ask wiredprof for (it stops the flow)."""
+        return max(60.0, 6 * self.runs * (CORE_ON_A_S + 3.0) * self.scale + 60.0)
+
+    def analyze_timeout(self) -> float:
+        return 2 * self.flow_seconds() + 120.0
+
+
+def project(root: Path, name: str, hosts: SimHosts) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "wiredprof.toml").write_text(hosts.b.inventory_toml("B", python=sys.executable))
+    return d
+
+
+def analyze_args(s: Settings, out: str, flow_log: str, memory_mb: int = 0) -> list[str]:
+    return ["analyze", str(SAMPLE), "--runs", str(s.runs), "--no-call-tree", "-q",
+            "--flow-log", flow_log, "-o", out, "--", *s.flow_args(memory_mb)]
+
+
+def one_repeat(k: int, s: Settings, hosts: SimHosts, runner: PerProcessCpu | SingleQuota,
+               root: Path) -> dict[str, Any]:
+    """Raw ratio, analyze on A, check B, plan, offload, analyze with the plan applied."""
+    log(f"repeat {k + 1}/{s.repeat}: load average {loadavg()}")
+    steps: list[Step] = []
+    work = project(root, f"repeat{k + 1}", hosts)
+    load0 = loadavg()
+    ratio = raw_speed_ratio(hosts, runner, repeats=3)
+    log(f"raw speed ratio A/B: {ratio['ratio']:.2f}x (A {['%.2f' % x for x in ratio['a_s']]} s, "
+        f"B {['%.2f' % x for x in ratio['b_s']]} s)")
+    run_step(work, analyze_args(s, "before.json", "before.log"), runner=runner,
+             timeout=s.analyze_timeout(), steps=steps)
+    check = run_step(work, ["hosts", "check", "B", "--json"], runner=runner, timeout=180, steps=steps)
+    probe = json.loads(check.stdout)
+    log(f"hosts check B: cpu_speed_ratio {probe['cpu_speed_ratio']:.2f}x, rtt {probe['rtt_s'] * 1e3:.2f} ms")
+    plan_step = run_step(work, ["plan", "before.json", "--json"], runner=None, timeout=60, steps=steps)
+    plan = json.loads(plan_step.stdout)
+    run_step(work, ["offload", "--stage", "core_logic", "--host", "B", str(SAMPLE)], runner=None,
+             timeout=60, steps=steps)
+    run_step(work, analyze_args(s, "after.json", "after.log"), runner=runner,
+             timeout=s.analyze_timeout(), steps=steps)
+    cmp_step = run_step(work, ["compare", "before.json", "after.json"], runner=None, timeout=60,
+                        check=False, steps=steps)
+    before = json.loads((work / "before.json").read_text())
+    after = json.loads((work / "after.json").read_text())
+    return summarize_repeat(k, ratio, probe, plan, before, after, steps, cmp_step.stdout, load0, work)
+
+
+def recommendation(plan: dict[str, Any], stage: str = STAGE, host: str = "B") -> dict[str, Any] | None:
+    return next((r for r in plan.get("recommendations", []) if r["stage"] == stage and r["host"] == host), None)
+
+
+def summarize_repeat(k: int, ratio: dict[str, Any], probe: dict[str, Any], plan: dict[str, Any],
+                     before: dict[str, Any], after: dict[str, Any], steps: list[Step], compare_text: str,
+                     load0: list[float], work: Path) -> dict[str, Any]:
+    rec = recommendation(plan) or {}
+    sb, sa = stage_of(before, STAGE) or {}, stage_of(after, STAGE) or {}
+    pb, pa = pipeline_of(before, PIPELINE) or {}, pipeline_of(after, PIPELINE) or {}
+    stage_a, stage_b = sb.get("mean_s"), sa.get("mean_s")
+    cyc_a, cyc_b = pb.get("wall_s"), pa.get("wall_s")
+    predicted = rec.get("predicted_s")
+    out = {
+        "repeat": k + 1,
+        "workdir": str(work),
+        "loadavg_start": load0,
+        "loadavg_end": loadavg(),
+        "raw_speed_ratio": ratio["ratio"],
+        "raw": ratio,
+        "probe_cpu_speed_ratio": probe.get("cpu_speed_ratio"),
+        "probe": {k2: probe.get(k2) for k2 in ("cpu_speed_ratio", "local_loop_s", "remote_loop_s", "rtt_s",
+                                                "bandwidth_bytes_per_s", "memory_bytes", "cores", "connect_s")},
+        "stage_on_a_s": stage_a,
+        "stage_on_b_s": stage_b,
+        "stage_speedup": stage_a / stage_b if stage_a and stage_b else None,
+        "pipeline_cycle_on_a_s": cyc_a,
+        "pipeline_cycle_on_b_s": cyc_b,
+        "pipeline_speedup": cyc_a / cyc_b if cyc_a and cyc_b else None,
+        "predicted_stage_s": predicted,
+        "predicted_pipeline_cycle_s": rec.get("predicted_pipeline_cycle_s"),
+        "prediction_error_pct": (100.0 * (predicted - stage_b) / stage_b) if predicted and stage_b else None,
+        "pipeline_prediction_error_pct": (100.0 * (rec["predicted_pipeline_cycle_s"] - cyc_b) / cyc_b)
+        if rec.get("predicted_pipeline_cycle_s") and cyc_b else None,
+        "recommendation": rec,
+        "recommended_first": (plan.get("recommendations") or [{}])[0].get("stage") == STAGE,
+        "plan": plan,
+        "before": before,
+        "after": after,
+        "compare": compare_text,
+        "steps": [{"cmd": "wiredprof " + shlex.join(st.args), "in_a": st.in_a, "exit": st.returncode,
+                   "seconds": round(st.seconds, 2)} for st in steps],
+    }
+    if out["stage_speedup"]:
+        out["stage_share_of_raw"] = out["stage_speedup"] / ratio["ratio"]
+    log(f"repeat {k + 1}: stage {stage_a and round(stage_a, 2)} s on A -> {stage_b and round(stage_b, 2)} s on B "
+        f"(x{out['stage_speedup'] or 0:.2f}, raw x{ratio['ratio']:.2f}); pipeline_3 cycle "
+        f"{cyc_a and round(cyc_a, 2)} -> {cyc_b and round(cyc_b, 2)} s (x{out['pipeline_speedup'] or 0:.2f}); "
+        f"predicted {predicted and round(predicted, 2)} s ({out['prediction_error_pct'] or 0:+.1f} %)")
+    return out
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+def run(s: Settings, argv: list[str]) -> dict[str, Any]:
+    check_available()
+    t_start = time.perf_counter()
+    machine = machine_info()
+    log(f"load average {machine['loadavg_start']}; sizing the core logic to "
+        f"{CORE_ON_A_S / TARGET_RATIO * s.scale:g} s of CPU unthrottled (= {CORE_ON_A_S * s.scale:g} s on A)")
+    blocks = core_blocks_for(CORE_ON_A_S / TARGET_RATIO * s.scale)
+    s.core_blocks = blocks["blocks"]
+    root = Path(tempfile.mkdtemp(prefix="wiredprof-refbench-")) if s.keep is None else s.keep
+    root.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"schema": SCHEMA, "argv": argv, "scale": s.scale, "repeat": s.repeat,
+                              "mode": "processes" if s.processes else "threads", "runs_per_analyze": s.runs,
+                              "core_blocks": blocks, "machine": machine}
+    try:
+        with SimHosts(target_ratio=TARGET_RATIO) as hosts:
+            cal = hosts.calibration
+            log(f"calibrated A: quota {hosts.a.quota_us} us / {hosts.a.period_us} us, "
+                f"ratio {cal.ratio if cal else 0:.2f}x")
+            info = hosts.info.to_dict()
+            runner: PerProcessCpu | SingleQuota
+            runner = PerProcessCpu(hosts.a, os.cpu_count() or 1) if s.processes else SingleQuota(hosts.a)
+            runner.start()
+            try:
+                repeats = [one_repeat(k, s, hosts, runner, root) for k in range(s.repeat)]
+                if s.memory_variant:
+                    result["memory_variant"] = memory_variant(s, hosts, runner, root)
+            finally:
+                runner.stop()
+            result["simulation"] = simulation_dict(hosts, info, runner, s)
+    finally:
+        if s.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    result["repeats"] = repeats
+    result.update(aggregate(repeats))
+    result["machine"]["loadavg_end"] = loadavg()
+    result["elapsed_s"] = time.perf_counter() - t_start
+    return result
+
+
+def simulation_dict(hosts: SimHosts, info: dict[str, Any], runner: Any, s: Settings) -> dict[str, Any]:
+    cores = os.cpu_count() or 1
+    quota = info["cpu_quota_us"]
+    if isinstance(runner, PerProcessCpu):
+        per_process = (f"The flow runs in wiredflow's process mode (one process per pipeline), and every "
+                       f"process of A is moved into a cgroup of its own under A with that calibrated quota "
+                       f"({runner.quota_us} us per {runner.period_us} us), A as a whole getting "
+                       f"{cores} x that ({runner.quota_us * cores} us): A is a {cores}-core machine whose "
+                       f"every core runs 1/{TARGET_RATIO:g} as fast as B's; wiredflow's busy-looping MQTT "
+                       f"pipeline cannot take the core logic's CPU ({runner.moved} processes were moved "
+                       f"into their own cgroup). The `wiredprof analyze` process that runs the flow, and "
+                       f"`wiredprof hosts check` (whose local loop is host A's side of the speed ratio), "
+                       f"run in A too.")
+    else:
+        per_process = ("The flow runs in wiredflow's threads mode, in one process inside A under the "
+                       "calibrated quota (a GIL-bound process uses one core: A's core is 1/4 as fast); "
+                       "the core logic shares that core (and the GIL) with wiredflow's busy-looping MQTT "
+                       "pipeline on A, and has a worker process of its own on B.")
+    d = dict(info)
+    d.pop("identity_path", None)
+    d["per_process"] = per_process
+    d["description"] = info["description"] + " " + per_process
+    return d
+
+
+def aggregate(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ["raw_speed_ratio", "stage_speedup", "pipeline_speedup", "predicted_stage_s", "measured_stage_s",
+            "prediction_error_pct", "stage_on_a_s", "pipeline_cycle_on_a_s", "pipeline_cycle_on_b_s",
+            "predicted_pipeline_cycle_s", "stage_share_of_raw", "probe_cpu_speed_ratio",
+            "pipeline_prediction_error_pct"]
+    for r in repeats:
+        r["measured_stage_s"] = r["stage_on_b_s"]
+    spreads = {k: spread([r.get(k) for r in repeats]) for k in keys}
+    out: dict[str, Any] = {k: v["median"] for k, v in spreads.items()}
+    out["spread"] = spreads
+    share = out.get("stage_share_of_raw")
+    out["targets"] = {
+        "stage_speedup_min": TARGET_STAGE_SPEEDUP, "share_of_raw_min": TARGET_SHARE_OF_RAW,
+        "pipeline_speedup_min": TARGET_PIPELINE_SPEEDUP, "prediction_error_pct_max": TARGET_PREDICTION_PCT,
+        "stage_speedup_met": bool(out["stage_speedup"] and out["stage_speedup"] >= TARGET_STAGE_SPEEDUP),
+        "share_of_raw_met": bool(share and share >= TARGET_SHARE_OF_RAW),
+        "pipeline_speedup_met": bool(out["pipeline_speedup"] and out["pipeline_speedup"] >= TARGET_PIPELINE_SPEEDUP),
+        "prediction_met": bool(out["prediction_error_pct"] is not None
+                               and abs(out["prediction_error_pct"]) <= TARGET_PREDICTION_PCT),
+    }
+    return out
+
+
+def _version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+        return version(dist)
+    except Exception:
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    try:
+        mem = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
+                       if x.startswith("MemTotal:")).split()[1]) * 1024
+    except (OSError, StopIteration):
+        mem = 0
+    import wiredprof
+
+    return {
+        "cpus": os.cpu_count(), "cpu_model": model, "memory_bytes": mem,
+        "kernel": platform.release(), "platform": platform.platform(terse=True),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "wiredprof": f"{wiredprof.__version__} (git {commit})",
+        "packages": {n: _version(n) for n in ("wiredflow", "paramiko", "cloudpickle", "paho-mqtt")},
+        "openssh": (subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip() or "unknown"),
+        "mosquitto": shutil.which("mosquitto") or "/usr/sbin/mosquitto",
+        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "loadavg_start": loadavg(),
+    }
+
+
+def memory_variant(s: Settings, hosts: SimHosts, runner: Any, root: Path) -> dict[str, Any]:
+    raise NotImplementedError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.reference", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", type=float, default=None, help="reference durations x this (default 0.1)")
+    ap.add_argument("--repeat", type=int, default=1, help="whole before/after runs (default 1)")
+    ap.add_argument("--runs", type=int, default=None, help="pipeline cycles per analyze (default 3; quick 2)")
+    ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--processes", dest="processes", action="store_true", default=True,
+                      help="one process per pipeline, each with A's per-core quota (default)")
+    mode.add_argument("--threads", dest="processes", action="store_false",
+                      help="wiredflow's threads mode: the flow in one process under one quota")
+    ap.add_argument("--memory-variant", action="store_true",
+                    help=f"also: A limited to {MEMORY_LIMIT_MB} MiB, core logic holding {CORE_MEMORY_MB} MiB")
+    ap.add_argument("--quick", action="store_true", help="tiny scale, one repeat: a smoke run")
+    ap.add_argument("--report", type=Path, default=None,
+                    help=f"markdown report to write (default {DEFAULT_REPORT.relative_to(REPO)}; "
+                         "--quick: none unless given)")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the work directories (profiles, logs) here")
+    args = ap.parse_args(argv)
+    if args.scale is None:
+        args.scale = 0.02 if args.quick else 0.1
+    if args.runs is None:
+        args.runs = 2 if args.quick else 3
+    if not args.scale > 0 or args.repeat < 1 or args.runs < 1:
+        ap.error("--scale must be > 0, --repeat and --runs >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    s = Settings(scale=args.scale, repeat=args.repeat, processes=args.processes, runs=args.runs,
+                 quick=args.quick, memory_variant=args.memory_variant, keep=args.keep)
+    try:
+        result = run(s, argv)
+    except SimHostsUnavailable as exc:
+        print(f"reference: cannot simulate hosts A and B here: {exc}", file=sys.stderr)
+        return 2
+    except StepFailed as exc:
+        print(f"reference: {exc}", file=sys.stderr)
+        return 1
+    slim = {k: v for k, v in result.items() if k != "repeats"}
+    if args.json:
+        print(json.dumps(slim, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
