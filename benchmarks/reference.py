@@ -403,7 +403,7 @@ def one_repeat(k: int, s: Settings, hosts: SimHosts, runner: PerProcessCpu | Sin
     steps: list[Step] = []
     work = project(root, f"repeat{k + 1}", hosts)
     load0 = loadavg()
-    ratio = raw_speed_ratio(hosts, runner, repeats=5)
+    ratio = raw_speed_ratio(hosts, runner, repeats=3 if s.quick else 5)
     log(f"raw speed ratio A/B: {ratio['ratio']:.2f}x (A {['%.2f' % x for x in ratio['a_s']]} s, "
         f"B {['%.2f' % x for x in ratio['b_s']]} s)")
     run_step(work, analyze_args(s, "before.json", "before.log"), runner=runner,
@@ -1039,7 +1039,7 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
         a = mv.get("on_a", {})
         st_a = a.get("stage") or {}
         add(f"1. **On A the stage fails:** {a.get('outcome')}. A's OOM-kill counter rose by {a.get('oom_kills')}, "
-            f"the limit was hit {a.get('limit_hits')} times; core_logic completed {st_a.get('calls', 0)} call(s) "
+            f"core_logic completed {st_a.get('calls', 0)} call(s) "
             f"and the sample stored "
             f"{len((((a.get('summary') or {}).get('pipelines') or {}).get('pipeline_3') or {}).get('core_outputs') or [])}"
             f" core-logic result(s). `wiredprof analyze` exited {a.get('exit')} with profile status "
@@ -1068,11 +1068,11 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
                 f"`wiredprof analyze` exited {af['exit']}, profile status `{af['profile_status']}`; core_logic "
                 f"ran {af['stage'].get('calls')} time(s) on {af['stage'].get('host')} ({af['stage'].get('errors')} "
                 f"errors, mean {_s(af['stage'].get('mean_s'))}), the sample stored {af['core_outputs']} core-logic "
-                f"result(s) (working set {af['core_output_memory_mb']} MiB each, built on B).")
+                f"result(s), each computed with its {mv['core_memory_mb']} MiB working set on B.")
         add("")
         add("What the planner does not know: host A's own memory. It compares a stage's peak only with "
             "the *target* host's memory, so it recommends B here because the stage fits in B and runs faster "
-            "there, not because it does not fit in A; see the proposal below.")
+            "there, not because it does not fit in A. (Proposed: record the profiled process's memory limit — its cgroup's memory.max, else MemTotal — in the profile, have wiredprof measure each stage's peak, and let the planner name the stages that do not fit here.)")
         add("")
     # -- simulation
     add("## How A and B were simulated")
