@@ -41,7 +41,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -534,7 +533,6 @@ def run(s: Settings, argv: list[str]) -> dict[str, Any]:
 
 def simulation_dict(hosts: SimHosts, info: dict[str, Any], runner: Any, s: Settings) -> dict[str, Any]:
     cores = os.cpu_count() or 1
-    quota = info["cpu_quota_us"]
     if isinstance(runner, PerProcessCpu):
         per_process = (f"The flow runs in wiredflow's process mode (one process per pipeline), and every "
                        f"process of A is moved into a cgroup of its own under A with that calibrated quota "
@@ -861,7 +859,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(slim, indent=2, default=str))
     return 0
-
 
 
 # --------------------------------------------------------------------------- the report

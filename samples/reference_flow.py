@@ -188,7 +188,8 @@ def build_flow(*, scale: float, use_threads: bool, http_url: str, mqtt_port: int
         .with_mqtt_connector(source=LOOPBACK, port=mqtt_port, topic=MQTT_TOPIC) \
         .with_storage(JsonLinesStore(files.mqtt_storage, MQTT_STORAGE_S * scale))
     builder.add_pipeline("pipeline_3", timedelta_seconds=1, delay_seconds=0) \
-        .with_core_logic(core_logic, blocks=core_blocks, **({"memory_mb": core_memory_mb} if core_memory_mb else {})) \
+        .with_core_logic(core_logic, blocks=core_blocks,
+                         **({"memory_mb": core_memory_mb} if core_memory_mb else {})) \
         .send(SlowSender(files.send, SEND_S * scale), label_to_send="checksum") \
         .with_storage(JsonLinesStore(files.core_storage, CORE_STORAGE_S * scale)) \
         .send(SlowSender(files.send_2, SEND_S * scale))

@@ -37,7 +37,8 @@ def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
     for key in KEYS:
         assert key in out, key
     assert out["repeat"] == 1 and out["scale"] > 0
-    for key in ("raw_speed_ratio", "stage_speedup", "pipeline_speedup", "predicted_stage_s", "measured_stage_s"):
+    for key in ("raw_speed_ratio", "stage_speedup", "pipeline_speedup", "predicted_stage_s",
+                "measured_stage_s"):
         assert isinstance(out[key], float) and out[key] > 0, key
     assert isinstance(out["prediction_error_pct"], float)
     assert "simulated" in out["simulation"]["description"] and out["simulation"]["cpu_quota_us"] > 0
@@ -45,8 +46,8 @@ def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
     steps = [s["cmd"].split()[1] for s in out["repeats"][0]["steps"]]
     assert steps[:5] == ["analyze", "hosts", "plan", "offload", "analyze"]
     text = report.read_text()
-    for heading in ("# Reference case", "## Result", "## Per pipeline and per stage", "## Timelines before and after",
-                    "## How A and B were simulated", "pipeline_3.core_logic"):
+    for heading in ("# Reference case", "## Result", "## Per pipeline and per stage",
+                    "## Timelines before and after", "## How A and B were simulated", "pipeline_3.core_logic"):
         assert heading in text, heading
     assert out["timeline_image"] and Path(out["timeline_image"]).is_file()
 
