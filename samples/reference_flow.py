@@ -24,7 +24,12 @@ Each pipeline restarts as soon as wiredflow's scheduler allows (timedelta_second
 minimum; it polls every 0.5 s) and starts at once (delay_seconds=0). At the end the
 sample prints one line, `reference_flow summary: {json}`, counting what every stage did.
 
-    python samples/reference_flow.py [--scale 0.1] [--seconds N] [--processes]
+    python samples/reference_flow.py [--scale 0.1] [--seconds N] [--processes] [--core-blocks N]
+                                     [--core-memory-mb N]
+
+`--core-memory-mb N` makes the core logic also build and hold an N MiB working set in
+every call (for the memory variant of benchmarks/reference.py); it ships along with the
+function when the stage is offloaded.
 """
 from __future__ import annotations
 
@@ -76,9 +81,14 @@ def core_logic(
     db_connectors: dict[str, Any] | None = None,
     pipeline_name: str | None = None,
     blocks: int = 1,
+    memory_mb: int = 0,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """pipeline_3's core logic: `blocks` blocks of CPU work seeded by `relevant_info`.
+
+    With `memory_mb` > 0 it first builds a working set of that many MiB (every page
+    written, so it is resident) and holds it while it computes, like a stage that loads a
+    large model or table; the working set is folded into the result, so it is really used.
 
     Called by wiredflow as `fn(relevant_info=..., db_connectors=..., pipeline_name=...,
     blocks=...)`. The checksum depends only on (relevant_info, blocks), so it is the same
@@ -90,13 +100,27 @@ def core_logic(
     if callable(count):
         upstream_records = count()
     seed = stable_seed(relevant_info)
-    return {
+    working_set = build_working_set(seed, memory_mb)
+    checksum = checksum_work(seed, blocks)
+    if working_set:
+        checksum ^= sum(chunk[-1] for chunk in working_set)
+    result = {
         "pipeline": pipeline_name,
         "seed": seed,
         "blocks": blocks,
-        "checksum": checksum_work(seed, blocks),
+        "checksum": checksum,
         "upstream_records": upstream_records,
     }
+    if memory_mb:
+        result["memory_mb"] = memory_mb
+    del working_set
+    return result
+
+
+def build_working_set(seed: int, memory_mb: int) -> list[bytearray]:
+    """`memory_mb` MiB in 1 MiB chunks, every byte written (resident, not just reserved)."""
+    chunk = 1 << 20
+    return [bytearray(((seed + i) & 0xFF).to_bytes(1, "little")) * chunk for i in range(max(0, memory_mb))]
 
 
 def _positive_float(text: str) -> float:
@@ -131,6 +155,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="one process per pipeline (FlowBuilder(use_threads=False))")
     parser.add_argument("--core-blocks", type=_positive_int, default=None,
                         help="fix the core logic's work instead of calibrating it (same work on every host)")
+    parser.add_argument("--core-memory-mb", type=int, default=0, metavar="N",
+                        help="the core logic also builds and holds an N MiB working set per call (default 0)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the stages' files here (default: a temporary directory, removed)")
     parser.add_argument("--summary-json", type=Path, default=None,
@@ -150,7 +176,7 @@ class StageFiles:
 
 
 def build_flow(*, scale: float, use_threads: bool, http_url: str, mqtt_port: int,
-               core_blocks: int, files: StageFiles) -> Any:
+               core_blocks: int, files: StageFiles, core_memory_mb: int = 0) -> Any:
     """The three pipelines of the reference service, built with wiredflow's FlowBuilder."""
     from wiredflow.main.build import FlowBuilder
 
@@ -162,7 +188,8 @@ def build_flow(*, scale: float, use_threads: bool, http_url: str, mqtt_port: int
         .with_mqtt_connector(source=LOOPBACK, port=mqtt_port, topic=MQTT_TOPIC) \
         .with_storage(JsonLinesStore(files.mqtt_storage, MQTT_STORAGE_S * scale))
     builder.add_pipeline("pipeline_3", timedelta_seconds=1, delay_seconds=0) \
-        .with_core_logic(core_logic, blocks=core_blocks) \
+        .with_core_logic(core_logic, blocks=core_blocks,
+                         **({"memory_mb": core_memory_mb} if core_memory_mb else {})) \
         .send(SlowSender(files.send, SEND_S * scale), label_to_send="checksum") \
         .with_storage(JsonLinesStore(files.core_storage, CORE_STORAGE_S * scale)) \
         .send(SlowSender(files.send_2, SEND_S * scale))
@@ -256,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(publisher.close)
 
             flow = build_flow(scale=args.scale, use_threads=use_threads, http_url=api.url,
-                              mqtt_port=broker.port, core_blocks=core_blocks, files=files)
+                              mqtt_port=broker.port, core_blocks=core_blocks, files=files,
+                              core_memory_mb=args.core_memory_mb)
             launch(flow, seconds, use_threads)
 
             summary = summarize(files, api.requests_served, publisher.published, calibration,

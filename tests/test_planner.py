@@ -88,3 +88,29 @@ def test_a_stage_that_does_not_fit_here_is_moved_where_it_fits():
     best = make_plan(prof, [same_speed]).best()
     assert best.stage == "pipeline_3.core_logic" and best.recommended
     assert "does not fit here: needs 500 MiB of this host's 300 MiB; B has 64.0 GiB" in best.reason
+
+
+def test_cpu_quota_throttled_stage_moves_its_cpu_seconds_not_its_queue():
+    # A stage throttled by a CPU quota (a container's CPU limit, benchmarks/reference.py's host A):
+    # 1.5 s of CPU per call, 4.5 s runnable but queued for the quota, 0.05 s of I/O.
+    s = st("p", "s", 6.05, 1.5 / 6.05, calls=2, cpu_queue_s=2 * 4.5)
+    # The probe in the same cgroup: the loop's wall time here is 4x B's, its CPU time 1x.
+    host = HostCapacity("B", cpu_speed_ratio=4.0, cpu_time_ratio=1.0, rtt_s=0.001)
+    assert predict_move(s, host) == pytest.approx(1.5 + 0.05 + 0.001)
+    # A host with 2x the CPU-time speed: CPU seconds halve, the queue still stays here.
+    assert predict_move(s, HostCapacity("B2", cpu_speed_ratio=8.0, cpu_time_ratio=2.0)) == pytest.approx(0.75 + 0.05)
+
+
+def test_without_a_cpu_time_ratio_queued_time_is_kept_as_waiting():
+    # A probe saved by an older wiredprof (no CPU-time ratio): the old model, unchanged.
+    s = st("p", "s", 6.05, 1.5 / 6.05, calls=2, cpu_queue_s=2 * 4.5)
+    assert predict_move(s, HostCapacity("B", cpu_speed_ratio=4.0, rtt_s=0.001)) == pytest.approx(
+        1.5 / 4 + 4.5 + 0.05 + 0.001)
+
+
+def test_a_really_slower_cpu_gives_the_same_prediction_either_way():
+    # Real slower hardware: no queueing, the CPU-time ratio equals the wall-time ratio.
+    s = st("p", "s", 6.0, 1.0, calls=2)
+    a = predict_move(s, HostCapacity("B", cpu_speed_ratio=4.0, cpu_time_ratio=4.0))
+    b = predict_move(s, HostCapacity("B", cpu_speed_ratio=4.0))
+    assert a == pytest.approx(b) == pytest.approx(1.5)

@@ -69,6 +69,7 @@ def capacity_from_probe(probe: ProbeResult) -> HostCapacity:
     return HostCapacity(
         name=probe.host,
         cpu_speed_ratio=probe.cpu_speed_ratio,
+        cpu_time_ratio=probe.cpu_time_ratio,
         memory_bytes=probe.memory_bytes,
         cores=probe.cores,
         rtt_s=probe.rtt_s,

@@ -7,7 +7,13 @@ Cost model, per call of a stage moved to host H:
 
 - `cpu` is the stage's CPU time here; `speed(H)` is H's single-thread speed relative to
   this machine, measured by `wiredprof hosts check` (the same pure-Python work timed on
-  both sides).
+  both sides). When the probe measured it, `speed(H)` is the CPU-time ratio: this
+  machine's CPU seconds of the probe loop per wall second the loop takes on H. The time a
+  stage was runnable here but queued for a CPU (a busy machine, or a cgroup CPU quota
+  throttling it, as in a container with a CPU limit) is then not carried to H, where the
+  stage's worker has a core: the CPU seconds are what moves. (With the wall-time ratio
+  alone, a throttled stage's CPU seconds would be divided by the throttling a second time
+  and its queued time kept as if it were I/O.)
 - `wait_io` (I/O, sleeps) does not get faster on a faster CPU and stays as it is.
 - GIL wait disappears: on H the stage runs in a worker process of its own, and the local
   thread waits on a socket without holding the GIL. In threads mode the CPU the stage
@@ -44,6 +50,9 @@ class HostCapacity:
 
     name: str
     cpu_speed_ratio: float  # single-thread speed relative to this machine (4.0 = 4x faster)
+    # This machine's CPU seconds of the probe loop per wall second on the host (0: unknown);
+    # equal to cpu_speed_ratio unless the probe waited here for a CPU (load, a CPU quota).
+    cpu_time_ratio: float = 0.0
     memory_bytes: int = 0  # 0: unknown
     cores: int = 0
     rtt_s: float = 0.0
@@ -111,11 +120,16 @@ def predict_move(stage: StageStats, host: HostCapacity) -> float:
     calls = max(stage.calls, 1)
     cpu = stage.cpu_s / calls
     gil = stage.gil_wait_s / calls
-    io = max(0.0, stage.mean_s - cpu - gil)
+    queue = stage.cpu_queue_s / calls
+    io = max(0.0, stage.mean_s - cpu - gil - queue)
     transfer = 0.0
     if host.bandwidth_bytes_per_s > 0:
         transfer = (stage.bytes_in + stage.bytes_out) / calls / host.bandwidth_bytes_per_s
-    return cpu / max(host.cpu_speed_ratio, 1e-9) + io + transfer + host.rtt_s
+    if host.cpu_time_ratio > 0:
+        compute = cpu / host.cpu_time_ratio  # queued time stays here: the worker on H has a core
+    else:
+        compute = cpu / max(host.cpu_speed_ratio, 1e-9) + queue  # no CPU-time ratio: keep it as waiting
+    return compute + io + transfer + host.rtt_s
 
 
 def _freed_gil(profile: Profile, moved: StageStats, pipes: dict[str, PipelineStats]) -> dict[str, float]:

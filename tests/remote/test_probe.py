@@ -12,6 +12,7 @@ from wiredprof.remote.probe import (
     SCHEMA,
     ProbeResult,
     cpu_loop_seconds,
+    cpu_loop_times,
     host_facts,
     load_probe,
     probe,
@@ -24,6 +25,8 @@ def test_host_facts_and_loop_here() -> None:
     facts = host_facts()
     assert facts["cores"] >= 1 and facts["memory_bytes"] > 0 and facts["cpu_model"]
     assert cpu_loop_seconds(10_000, 1) > 0
+    times = cpu_loop_times(10_000, 2)
+    assert len(times) == 2 and all(w > 0 and c > 0 for w, c in times)
 
 
 @pytest.mark.ssh
@@ -32,7 +35,8 @@ def test_probe_saves_and_loads(spec: HostSpec, tmp_path: Path) -> None:
     with connect(spec) as b:
         result = probe(b, rtt_samples=5, bandwidth_bytes=1 << 20, rounds=1)
     assert result.schema == SCHEMA and result.host == "B"
-    for name in ("cpu_speed_ratio", "rtt_s", "bandwidth_bytes_per_s", "memory_bytes", "cores"):
+    for name in ("cpu_speed_ratio", "cpu_time_ratio", "local_loop_cpu_s", "remote_loop_cpu_s", "rtt_s",
+                 "bandwidth_bytes_per_s", "memory_bytes", "cores"):
         assert getattr(result, name) > 0
     assert result.python.startswith("3.")
     path = save_probe(result, tmp_path)
@@ -47,3 +51,13 @@ def test_probe_saves_and_loads(spec: HostSpec, tmp_path: Path) -> None:
 def test_from_dict_rejects_missing_fields() -> None:
     with pytest.raises(ValueError, match="missing"):
         ProbeResult.from_dict({"schema": SCHEMA, "host": "B"})
+
+
+def test_a_probe_saved_before_the_cpu_time_ratio_still_loads(tmp_path: Path) -> None:
+    old = {"schema": SCHEMA, "host": "B", "address": "b", "probed_at": "t", "python": "3.11.7",
+           "python_executable": "python3", "cloudpickle": None, "cloudpickle_shipped": True, "cores": 2,
+           "cpu_model": "x", "memory_bytes": 1, "cpu_speed_ratio": 4.0, "local_loop_s": 0.4,
+           "remote_loop_s": 0.1, "rtt_s": 0.001, "rtt_p95_s": 0.002, "bandwidth_bytes_per_s": 1e8,
+           "connect_s": 0.2, "platform": "Linux"}
+    loaded = ProbeResult.from_dict(old)
+    assert loaded.cpu_time_ratio == 0.0 and loaded.cpu_speed_ratio == 4.0

@@ -13,14 +13,15 @@ import logging
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from wiredprof.errors import ConfigError
 from wiredprof.remote.executor import RemoteExecutor
 
-__all__ = ["SCHEMA", "ProbeResult", "probe", "host_facts", "cpu_loop_seconds", "save_probe", "load_probe"]
+__all__ = ["SCHEMA", "ProbeResult", "probe", "host_facts", "cpu_loop_seconds", "cpu_loop_times", "save_probe",
+           "load_probe"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,13 @@ class ProbeResult:
     bandwidth_bytes_per_s: float
     connect_s: float
     platform: str
+    # The same loop's thread CPU time here and there (medians), and this machine's CPU
+    # seconds of it per wall second it takes on the host: unlike `cpu_speed_ratio` (wall
+    # over wall) it leaves out the time the loop waited here for a CPU (a busy machine, a
+    # cgroup CPU quota), which a stage does not take along to a host where it has a core.
+    local_loop_cpu_s: float = 0.0
+    remote_loop_cpu_s: float = 0.0
+    cpu_time_ratio: float = 0.0  # 0: not measured (a probe saved by an older wiredprof)
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,7 +71,8 @@ class ProbeResult:
         if data.get("schema") != SCHEMA:
             raise ValueError(f"not a {SCHEMA} document (schema: {data.get('schema')!r})")
         names = {f.name for f in fields(cls)}
-        missing = names - set(data) - {"schema"}
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        missing = required - set(data)
         if missing:
             raise ValueError(f"probe is missing {', '.join(sorted(missing))}")
         return cls(**{k: v for k, v in data.items() if k in names})
@@ -125,6 +134,20 @@ def _calibrated_n(target_s: float = 0.05) -> int:
     return n
 
 
+def cpu_loop_times(n: int = _CPU_LOOP_N, rounds: int = 3) -> list[tuple[float, float]]:
+    """(wall, thread CPU) seconds of each of `rounds` runs of the loop of `cpu_loop_seconds`."""
+    import time as _time
+
+    out = []
+    for _ in range(rounds):
+        w0, c0 = _time.perf_counter(), _time.thread_time()
+        total = 0
+        for i in range(n):
+            total += (i * i) % 7 ^ (i >> 3)
+        out.append((_time.perf_counter() - w0, _time.thread_time() - c0))
+    return out
+
+
 def _echo(data: bytes) -> bytes:
     return data
 
@@ -142,8 +165,13 @@ def probe(
     connect_s = executor.timings.ssh_s + executor.timings.worker_s or time.perf_counter() - started
     facts = executor.call(host_facts)
     n = _calibrated_n()
-    remote_loop = executor.call(cpu_loop_seconds, n, rounds)
-    local_loop = cpu_loop_seconds(n, rounds)
+    remote_times = executor.call(cpu_loop_times, n, rounds)
+    local_times = cpu_loop_times(n, rounds)
+    remote_loop = min(w for w, _ in remote_times)  # best wall time of each side
+    local_loop = min(w for w, _ in local_times)
+    local_cpu = statistics.median(c for _, c in local_times)
+    remote_cpu = statistics.median(c for _, c in remote_times)
+    remote_wall = statistics.median(w for w, _ in remote_times)
     rtts = []
     executor.call(_noop)
     for _ in range(max(3, rtt_samples)):
@@ -178,6 +206,9 @@ def probe(
         bandwidth_bytes_per_s=2 * bandwidth_bytes / best,
         connect_s=connect_s,
         platform=str(facts["platform"]),
+        local_loop_cpu_s=local_cpu,
+        remote_loop_cpu_s=remote_cpu,
+        cpu_time_ratio=round(local_cpu / remote_wall, 3) if remote_wall > 0 else 0.0,
     )
 
 

@@ -1,0 +1,65 @@
+"""benchmarks/reference.py in quick mode: it runs end to end and writes its report and JSON.
+
+Never asserts a time or a speed-up (the machine is shared and noisy): only that every step
+ran, and that the figures and the report have their structure. Needs root (cgroups,
+network namespaces); skipped otherwise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="simulating hosts A and B needs root (cgroups, network namespaces)")
+
+KEYS = ("scale", "repeat", "raw_speed_ratio", "stage_speedup", "pipeline_speedup", "predicted_stage_s",
+        "measured_stage_s", "prediction_error_pct", "simulation", "spread", "targets", "machine")
+
+
+@pytest.mark.timeout(120)
+def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
+    report = tmp_path / "reference.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.reference", "--quick", "--json", "--report", str(report)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=115)
+    if proc.returncode == 2 and "cannot simulate hosts" in proc.stderr:
+        pytest.skip(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    for key in KEYS:
+        assert key in out, key
+    assert out["repeat"] == 1 and out["scale"] > 0
+    for key in ("raw_speed_ratio", "stage_speedup", "pipeline_speedup", "predicted_stage_s",
+                "measured_stage_s"):
+        assert isinstance(out[key], float) and out[key] > 0, key
+    assert isinstance(out["prediction_error_pct"], float)
+    assert "simulated" in out["simulation"]["description"] and out["simulation"]["cpu_quota_us"] > 0
+    assert set(out["targets"]) >= {"stage_speedup_met", "pipeline_speedup_met", "prediction_met"}
+    steps = [s["cmd"].split()[1] for s in out["repeats"][0]["steps"]]
+    assert steps[:5] == ["analyze", "hosts", "plan", "offload", "analyze"]
+    text = report.read_text()
+    for heading in ("# Reference case", "## Result", "## Per pipeline and per stage",
+                    "## Timelines before and after", "## How A and B were simulated", "pipeline_3.core_logic"):
+        assert heading in text, heading
+    assert out["timeline_image"] and Path(out["timeline_image"]).is_file()
+
+
+def test_refuses_in_one_line_without_the_kernel_features(tmp_path: Path) -> None:
+    """Where the simulation is impossible the command exits 2 with one line (here: a missing sshd)."""
+    code = ("import sys, benchmarks.simhosts as sh, benchmarks.reference as r\n"
+            "r.check_available = lambda: sh.check_available('/nonexistent/sshd')\n"
+            "sys.exit(r.main(['--quick', '--json']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot simulate hosts A and B" in lines[0] and "sshd" in lines[0]
+    assert proc.stdout == ""
