@@ -448,8 +448,11 @@ def summarize_repeat(k: int, ratio: dict[str, Any], probe: dict[str, Any], plan:
         "raw_speed_ratio": ratio["ratio"],
         "raw": ratio,
         "probe_cpu_speed_ratio": probe.get("cpu_speed_ratio"),
-        "probe": {k2: probe.get(k2) for k2 in ("cpu_speed_ratio", "local_loop_s", "remote_loop_s", "rtt_s",
-                                                "bandwidth_bytes_per_s", "memory_bytes", "cores", "connect_s")},
+        "probe": {
+            k2: probe.get(k2)
+            for k2 in ("cpu_speed_ratio", "local_loop_s", "remote_loop_s", "rtt_s",
+                       "bandwidth_bytes_per_s", "memory_bytes", "cores", "connect_s")
+        },
         "stage_on_a_s": stage_a,
         "stage_on_b_s": stage_b,
         "stage_speedup": stage_a / stage_b if stage_a and stage_b else None,
@@ -1067,9 +1070,10 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
                 f"errors, mean {_s(af['stage'].get('mean_s'))}), the sample stored {af['core_outputs']} core-logic "
                 f"result(s), each computed with its {mv['core_memory_mb']} MiB working set on B.")
         add("")
-        add("What the planner does not know: host A's own memory. It compares a stage's peak only with "
-            "the *target* host's memory, so it recommends B here because the stage fits in B and runs faster "
-            "there, not because it does not fit in A. (Proposed: record the profiled process's memory limit — its cgroup's memory.max, else MemTotal — in the profile, have wiredprof measure each stage's peak, and let the planner name the stages that do not fit here.)")
+        add("The stage's peak above is written into the profile by this benchmark from a separate measuring "
+            "run: on A the stage never finished a call (it was killed), and the planner only places stages "
+            "with timed calls. wiredprof itself records each stage's peak memory (RSS growth during a call) "
+            "and the profiled process's memory limit, and its planner moves a stage that does not fit here.")
         add("")
     # -- simulation
     add("## How A and B were simulated")

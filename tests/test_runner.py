@@ -176,3 +176,14 @@ def test_transfer_sizes_are_measured_on_sampled_calls(tmp_path):
     # About 2 MB in and 1 kB out per call, over the 2 timed calls.
     assert 2 * 2_000_000 <= core.bytes_in < 2 * 2_100_000
     assert 2 * 1000 <= core.bytes_out < 2 * 2000
+
+
+@pytest.mark.slow
+def test_a_pipeline_process_killed_by_a_signal_fails_the_run_and_names_the_stage(flows):
+    profile = run_flow(flows / "wiredflow_small.py", ["--processes", "--kill"], RunOptions(duration_s=4))
+    assert profile.status == "failed"
+    assert profile.error is not None and "killed by SIGKILL" in profile.error.message
+    core = profile.stage("pipeline_3.core_logic")
+    assert core.errors == 1 and core.last_error.type == "Killed"
+    assert "pipeline_3.core_logic was running" in core.last_error.message
+    assert profile.stage("pipeline_1.storage").errors == 0

@@ -13,22 +13,27 @@ def _cgroup_limit() -> int | None:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
         return None
+    limits = []
     for line in lines:
         _, controllers, path = line.split(":", 2)
         if controllers == "":  # cgroup v2
-            candidates = [Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.max"]
+            root, name = Path("/sys/fs/cgroup"), "memory.max"
         elif "memory" in controllers.split(","):
-            candidates = [Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.limit_in_bytes"]
+            root, name = Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes"
         else:
             continue
-        for c in candidates:
+        # A limit anywhere up the hierarchy applies: take the tightest.
+        here = root / path.lstrip("/")
+        for directory in (here, *here.parents):
             try:
-                text = c.read_text().strip()
+                text = (directory / name).read_text().strip()
             except OSError:
-                continue
+                text = ""
             if text and text != "max" and int(text) < 1 << 60:
-                return int(text)
-    return None
+                limits.append(int(text))
+            if directory == root:
+                break
+    return min(limits) if limits else None
 
 
 def memory_limit_bytes() -> int:

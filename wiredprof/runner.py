@@ -245,6 +245,10 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
             opts.offloads.uninstall()
             opts.offloads.close()
 
+    if rec.killed:
+        status = "failed"
+        error = error or rec.killed[0]
+        notes.extend(k.message for k in rec.killed)
     left = _user_threads(before)
     if left:
         notes.append(f"{len(left)} thread(s) of the flow were still running when the report was made")

@@ -9,6 +9,7 @@ from wiredflow.main.build import FlowBuilder
 # Decided here, not inside core_logic: an offloaded stage reads its globals as shipped
 # from A, while sys.argv on host B is the worker's.
 FAIL = "--fail" in sys.argv
+KILL = "--kill" in sys.argv  # the core logic's process dies from SIGKILL, as under the OOM killer
 
 
 def spin(n):
@@ -31,6 +32,8 @@ def store(data, **kwargs):
 def core_logic(relevant_info, db_connectors, **kwargs):
     if os.environ.get("WIREDFLOW_SMALL_MARKER"):
         open(os.environ["WIREDFLOW_SMALL_MARKER"], "w").close()
+    if KILL:
+        os.kill(os.getpid(), 9)
     if FAIL:
         raise RuntimeError("core logic failed on purpose")
     return {"checksum": spin(2_000_000), "pid": os.getpid(), "pipelines": sorted(db_connectors)}

@@ -218,6 +218,30 @@ def _wrap_launch_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
     return launch_pipeline
 
 
+def _watched_process_class(original: type) -> type:
+    """wiredflow's `Process`, reporting a pipeline process that a signal killed (the OOM killer)."""
+
+    class WatchedProcess(original):  # type: ignore[valid-type, misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # start() drops its arguments: remember which pipeline this process runs now.
+            first = (kwargs.get("args") or ())[:1]
+            self.wiredprof_pipeline = str(getattr(first[0], "pipeline_name", "?")) if first else "?"
+
+        def join(self, timeout: float | None = None) -> None:
+            super().join(timeout)
+            code = self.exitcode
+            rec = current_recorder()
+            if rec is not None and code is not None and code < 0:
+                try:
+                    rec.process_killed(self.wiredprof_pipeline, self.pid or 0, -code)
+                except Exception:  # the flow's own join must not fail because of the report
+                    log.exception("wiredprof: could not record a killed pipeline process")
+
+    WatchedProcess.__name__ = WatchedProcess.__qualname__ = original.__name__
+    return WatchedProcess
+
+
 def _current_pipeline() -> str | None:
     return getattr(_local, "pipeline", None)
 
@@ -291,6 +315,7 @@ def instrument() -> None:
 
     _patch(flow.FlowProcessor, "initialize_internal_structure", _wrap_initialize)
     _patch(flow, "launch_pipeline", _wrap_launch_pipeline)
+    _patch(flow, "Process", _watched_process_class)
     _patch(action_interface.Action, "perform_action", _wrap_perform_action)
     _patch(mqtt_stage, "mqtt_on_message", _wrap_on_message)
     _patch(timer.WiredTimer, "__init__", _wrap_timer_init)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
 import socket
 import threading
 import time
@@ -188,6 +189,7 @@ class Recorder:
         self.timeline_seen = 0
         self.threads: dict[int, ThreadInfo] = {}  # native thread id -> info
         self.mode = "plain"
+        self.killed: list[ErrorInfo] = []  # pipeline processes a signal killed
         self.stage_hosts: dict[str, str] = {}  # "PIPELINE.STAGE" -> host it runs on (offloaded)
         self.call_trees: Any = None  # a CallTreeSampler, when call stacks are wanted
         self.notes: list[str] = []
@@ -434,6 +436,33 @@ class Recorder:
             acc.transfer_samples += 1
             acc.transfer_in += sent
             acc.transfer_out += back
+
+    def process_killed(self, pipeline: str, pid: int, signum: int) -> None:
+        """A pipeline's process died from a signal: the call it was in is a failed call of its stage."""
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        hint = " (the kernel's OOM killer sends it when memory runs out)" if signum == signal.SIGKILL else ""
+        info = ErrorInfo("Killed", f"{pipeline}'s process (pid {pid}) was killed by {name}{hint}")
+        self.killed.append(info)
+        acc = self._stage_in_flight(pid)
+        if acc is not None:
+            with self._lock:
+                acc.errors += 1
+                acc.last_error = ErrorInfo("Killed", f"{acc.name} was running when {info.message}")
+
+    def _stage_in_flight(self, tid: int) -> StageAccumulator | None:
+        """The stage a (now dead) thread was in, from the state table it left behind."""
+        from wiredprof.profiling.statesampler import SLOTS
+
+        table = self._state_table
+        if table is None:
+            return None
+        for i in range(SLOTS):
+            if table[2 * i] == tid and table[2 * i + 1]:
+                return self._numbers.get(table[2 * i + 1])
+        return None
 
     def count_event(self, acc: StageAccumulator, what: str) -> None:
         """Count a retry or a local fallback of an offloaded stage."""
