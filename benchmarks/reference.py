@@ -1049,8 +1049,8 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
         pk = mv.get("stage_peak", {})
         ms = mv.get("measuring_run", {})
         if pk:
-            add(f"2. **Peak memory:** wiredprof does not measure a stage's memory yet (`rss_peak_bytes` stays 0), "
-                f"and the killed call left nothing to plan from. So the benchmark profiled the same flow in A "
+            add(f"2. **Peak memory:** the killed call left no timed call to plan from (the planner places "
+                f"stages by their timed calls). So the benchmark profiled the same flow in A "
                 f"*without* the memory limit (a measuring run: core_logic {ms.get('stage', {}).get('calls')} "
                 f"call(s), mean {_s(ms.get('stage', {}).get('mean_s'))}) and measured the stage's peak — "
                 f"{pk.get('method')}: **{pk['stage_peak_bytes'] / 2**20:.0f} MiB** — and wrote it into that "
