@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from wiredprof.remote import HostSpec, connect  # noqa: E402
 from wiredprof.remote.bootstrap import bootstrap_command  # noqa: E402
-from wiredprof.remote.localsshd import LocalSshd, start_local_sshd  # noqa: E402
+from wiredprof.remote.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
 from wiredprof.remote.serialize import LocalObjects, dump_call, dump_function, load_value  # noqa: E402
 from wiredprof.remote.worker import HEADER, MAGIC, Kind, encode_json  # noqa: E402
 
@@ -81,17 +81,7 @@ def version(dist: str) -> str:
 
 
 def remote_python() -> str:
-    system = "/usr/bin/python3"
-    try:
-        got = subprocess.run(
-            [system, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except OSError:
-        got = ""
-    return system if got == "%d.%d" % sys.version_info[:2] else sys.executable
+    return system_python_like_ours()
 
 
 def ssh_args(s: LocalSshd) -> list[str]:

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from wiredprof.remote.localsshd import LocalSshd
+from wiredprof.remote.localsshd import LocalSshd, system_python_like_ours
 from wiredprof.remote.spec import HostSpec
 
 
 def remote_python() -> str:
-    """/usr/bin/python3 when it has our major.minor (it lacks cloudpickle: shipping is exercised)."""
-    system = "/usr/bin/python3"
-    try:
-        out = subprocess.run(
-            [system, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        out = ""
-    return system if out == "%d.%d" % sys.version_info[:2] else sys.executable
+    return system_python_like_ours()
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,8 @@ from typing import Iterator
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-__all__ = ["LocalSshd", "SshdUnavailable", "find_sshd", "start_local_sshd", "local_sshd", "write_ed25519_key"]
+__all__ = ["LocalSshd", "SshdUnavailable", "find_sshd", "start_local_sshd", "local_sshd", "write_ed25519_key",
+           "system_python_like_ours"]
 
 log = logging.getLogger(__name__)
 
@@ -205,3 +206,17 @@ def local_sshd(startup_timeout_s: float = 10.0) -> Iterator[LocalSshd]:
         yield server
     finally:
         server.stop()
+
+
+def system_python_like_ours(system: str = "/usr/bin/python3") -> str:
+    """The system's python3 when it has our major.minor (a worker without our venv), else ours."""
+    import sys
+
+    try:
+        got = subprocess.run(
+            [system, "-c", "import sys;print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        got = ""
+    return system if got == "%d.%d" % sys.version_info[:2] else sys.executable
