@@ -109,12 +109,14 @@ def offload_runtime(
     project = config.root
 
     def connect_host(host: str) -> Any:
-        return connect(host, project=project, accept_new=accept_new)
+        # Lazy: a pipeline process connects at its first call, and a host that is down
+        # there is then retried with backoff by the same executor (its circuit breaker).
+        return connect(host, project=project, accept_new=accept_new, lazy=True)
 
     runtime = OffloadRuntime(entries, connect=connect_host)
     for host in sorted({e.host for e in entries.values()}):
         try:
-            runtime.executor(host)
+            runtime.executor(host).connect()
         except ConnectError as exc:
             runtime.close()
             raise HostUnreachableError(f"host {host} is unreachable: {exc}") from None

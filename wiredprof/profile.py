@@ -80,8 +80,11 @@ class StageStats:
     bytes_in: int = 0
     bytes_out: int = 0
     rss_peak_bytes: int = 0
-    retries: int = 0
-    fallbacks: int = 0
+    retries: int = 0  # offloaded: re-sent after a link failure, B had not started it
+    fallbacks: int = 0  # offloaded: run here after a link failure
+    retries_after_start: int = 0  # offloaded, idempotent: re-sent although B had (maybe) started it
+    timeouts: int = 0  # offloaded: calls past their timeout
+    link_losses: int = 0  # offloaded: worker or link lost, link silent, bad frame, no connection
     last_error: ErrorInfo | None = None
     # Thread-state samples while the stage ran: {"running", "lock_wait", "io_wait"} -> count.
     state_samples: dict[str, int] = field(default_factory=dict)

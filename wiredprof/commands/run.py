@@ -41,7 +41,9 @@ def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: i
     else:
         for s in profile.stages:
             if s.host != "local":
-                extra = f", {s.retries} retries, {s.fallbacks} run locally" if s.retries or s.fallbacks else ""
+                events = [(s.retries + s.retries_after_start, "retries"), (s.fallbacks, "run locally"),
+                          (s.timeouts, "timeouts"), (s.link_losses, "link losses")]
+                extra = "".join(f", {n} {what}" for n, what in events if n)
                 click.echo(f"wiredprof: {s.name} ran on {s.host}: {s.calls} calls, mean {fmt_s(s.mean_s)}, "
                            f"{s.errors} errors{extra}", err=True)
         click.echo(f"wiredprof: the flow ended: {profile.status} after {fmt_s(profile.wall_s)}", err=True)

@@ -85,6 +85,9 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         bytes_out=round(acc.transfer_out / acc.transfer_samples * acc.calls) if acc.transfer_samples else acc.bytes_out,
         retries=acc.retries,
         fallbacks=acc.fallbacks,
+        retries_after_start=acc.retries_after_start,
+        timeouts=acc.timeouts,
+        link_losses=acc.link_losses,
         last_error=acc.last_error,
         state_samples={
             "running": acc.samples_running,

@@ -81,6 +81,9 @@ class StageAccumulator:
     seen: int = 0  # calls entered, sampled or not (ordinal of the next call - 1)
     retries: int = 0
     fallbacks: int = 0
+    retries_after_start: int = 0
+    timeouts: int = 0
+    link_losses: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
     # Pickled size of arguments and results, measured on sampled calls (see instrument.py).
@@ -465,7 +468,7 @@ class Recorder:
         return None
 
     def count_event(self, acc: StageAccumulator, what: str) -> None:
-        """Count a retry or a local fallback of an offloaded stage."""
+        """Count an event of an offloaded stage: a retry, a local fallback, a timeout, a link loss."""
         if os.getpid() != self._owner_pid:
             self._forward(("event", acc.pipeline, acc.stage, what))
             return
