@@ -86,3 +86,20 @@ def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, message: s
 def test_bad_host_name_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="host name"):
         ProjectConfig.find(tmp_path).add_host(HostEntry("no spaces", "a@b"))
+
+
+def test_link_limits_per_host_reach_the_host_spec(tmp_path):
+    from wiredprof.remote.hosts import resolve_host
+
+    (tmp_path / "wiredprof.toml").write_text(
+        '[hosts.B]\naddress = "me@big:2222"\ndead_after_s = 5\nmax_frame_mb = 64\n')
+    spec = resolve_host("B", project=tmp_path, ssh_dir=tmp_path)
+    assert spec.dead_after_s == 5.0 and spec.max_frame_bytes == 64 << 20
+    assert ProjectConfig.find(tmp_path).hosts()["B"].dead_after_s == 5.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", '"15"', "true"])
+def test_bad_dead_after_is_refused(tmp_path, value):
+    (tmp_path / "wiredprof.toml").write_text(f'[hosts.B]\naddress = "me@big"\ndead_after_s = {value}\n')
+    with pytest.raises(ConfigError, match="dead_after_s` must be a positive number"):
+        ProjectConfig.find(tmp_path).hosts()

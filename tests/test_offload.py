@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,15 @@ def test_a_stage_raising_a_wiredprof_link_error_itself_is_still_the_stages_own_e
     assert len(runs.read_text().split()) == 1
     c = runtime.counters["p.s"]
     assert (c.link_losses, c.retries, c.retries_after_start, c.fallbacks) == (0, 0, 0, 0)
+
+
+def test_a_run_never_waits_on_b_far_past_its_duration(flows, sshd, tmp_path):
+    runtime = _runtime(sshd, tmp_path, on_failure="fail")  # no per-call timeout at all
+    started = time.monotonic()
+    profile = run_flow(flows / "plain_stuck_remote.py", [],
+                       RunOptions(duration_s=1, call_trees=False, offloads=runtime))
+    took = time.monotonic() - started
+    core = profile.stage("pipeline_3.core_logic")
+    assert core.host == "B" and core.timeouts == 1 and core.errors == 1
+    # The call asked for 300 s; the run ends at --duration plus the offload grace (10 s).
+    assert took < 1 + 10 + 15

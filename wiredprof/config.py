@@ -143,11 +143,10 @@ class ProjectConfig:
         where = f"{self.path}: [hosts.{name}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{where} must be a table")
-        unknown = sorted(set(table) - set(_HOST_KEYS))
+        allowed = (*_HOST_KEYS, *_HOST_NUMBERS)
+        unknown = sorted(set(table) - set(allowed))
         if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_HOST_KEYS)}"
-            )
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
         for key in _HOST_KEYS:
             if key in table and not isinstance(table[key], str):
                 raise ConfigError(f"{where}: `{key}` must be a string")

@@ -299,6 +299,7 @@ class WorkerSession:
             return
         except LinkClosed as exc:
             reason = str(exc)
+            self._threads[1].join(0.5)  # the worker's last words (stderr) end with the channel
         except Exception as exc:  # noqa: BLE001 - any receiver failure ends the session
             log.exception("receiver for %s failed", self.host)
             reason = f"receiver failed: {exc!r}"
