@@ -91,7 +91,8 @@ def test_unreachable_host_falls_back_to_local_and_is_counted(flows, tmp_path):
     profile = run_flow(flows / "wiredflow_small.py", [], RunOptions(runs=1, call_trees=False, offloads=runtime))
     core = profile.stage("pipeline_3.core_logic")
     assert profile.status == "ok"
-    assert core.calls == 1 and core.retries == 1 and core.fallbacks == 1
+    assert core.calls == 1 and core.retries == 1 and core.fallbacks == 1 and core.link_losses == 2
+    assert sorted(e.what for e in profile.offload_events) == ["fallbacks", "link_losses", "link_losses", "retries"]
 
 
 def test_plain_decorated_stage_runs_on_b(flows, sshd, tmp_path):

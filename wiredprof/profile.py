@@ -20,6 +20,7 @@ __all__ = [
     "StageStats",
     "PipelineStats",
     "TimelineSpan",
+    "OffloadEvent",
     "ThreadCpu",
     "Competitor",
     "Bottleneck",
@@ -176,6 +177,17 @@ class CallTree:
 
 
 @dataclass(frozen=True)
+class OffloadEvent:
+    """A retry, local fallback, timeout or link loss of an offloaded stage, when it happened."""
+
+    start_s: float  # since the flow started
+    pipeline: str
+    stage: str
+    host: str
+    what: str  # "retries" | "retries_after_start" | "fallbacks" | "timeouts" | "link_losses"
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one run of a flow measured."""
 
@@ -199,6 +211,7 @@ class Profile:
     call_trees: list[CallTree] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     memory_bytes: int = 0  # memory the flow could use on its host (the machine's or its cgroup's)
+    offload_events: list[OffloadEvent] = field(default_factory=list)  # the last 1000
 
     def stage(self, name: str) -> StageStats:
         """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
@@ -264,6 +277,7 @@ class Profile:
             call_trees=[CallTree(**c) for c in d.get("call_trees", [])],
             environment=dict(d.get("environment", {})),
             memory_bytes=int(d.get("memory_bytes", 0)),
+            offload_events=[OffloadEvent(**e) for e in d.get("offload_events", [])],
         )
 
 

@@ -7,6 +7,7 @@ import click
 
 from wiredprof.commands.analyze import parse_duration, progress_printer, run_with_plan
 from wiredprof.commands.output import emit_profile
+from wiredprof.reports.base import offload_counts, offload_summary
 from wiredprof.reports.text import fmt_s
 from wiredprof.runner import RunOptions
 
@@ -41,9 +42,7 @@ def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: i
     else:
         for s in profile.stages:
             if s.host != "local":
-                events = [(s.retries + s.retries_after_start, "retries"), (s.fallbacks, "run locally"),
-                          (s.timeouts, "timeouts"), (s.link_losses, "link losses")]
-                extra = "".join(f", {n} {what}" for n, what in events if n)
+                extra = f"; offload events: {offload_summary(s)}" if any(offload_counts(s)) else ""
                 click.echo(f"wiredprof: {s.name} ran on {s.host}: {s.calls} calls, mean {fmt_s(s.mean_s)}, "
                            f"{s.errors} errors{extra}", err=True)
         click.echo(f"wiredprof: the flow ended: {profile.status} after {fmt_s(profile.wall_s)}", err=True)

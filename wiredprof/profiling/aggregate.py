@@ -14,6 +14,7 @@ from wiredprof.profile import (
     CallTree,
     Competitor,
     ErrorInfo,
+    OffloadEvent,
     PipelineStats,
     Profile,
     StageStats,
@@ -172,6 +173,7 @@ def build_profile(
         threads=threads,
         call_trees=list(call_trees or []),
         memory_bytes=memory_limit_bytes(),
+        offload_events=[OffloadEvent(*e) for e in sorted(rec.offload_events)],
         environment={
             "python": platform.python_version(),
             "implementation": sys.implementation.name,

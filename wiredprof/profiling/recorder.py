@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 # (ddsketch.add measured 0.46 us here; a reservoir would lose the tail.)
 _SKETCH_ACCURACY = 0.01
 _TIMELINE_SIZE = 5000
+_OFFLOAD_EVENTS = 1000
 _FORWARD_BATCH = 64
 _FORWARD_EVERY_S = 0.25
 
@@ -184,6 +185,8 @@ class Recorder:
         self.clock = clock
         self.cpu_clock = cpu_clock
         self.t0 = clock()
+        # Offload events (retry, fallback, timeout, link loss) with their time, for timeline marks.
+        self.offload_events: deque[tuple[float, str, str, str, str]] = deque(maxlen=_OFFLOAD_EVENTS)
         self.stages: dict[tuple[str, str], StageAccumulator] = {}
         self.cycles: dict[str, CycleAccumulator] = {}
         # Recent spans as plain tuples (the fields of TimelineSpan, in order): building a frozen
@@ -474,6 +477,7 @@ class Recorder:
             return
         with self._lock:
             setattr(acc, what, getattr(acc, what) + 1)
+            self.offload_events.append((self.clock() - self.t0, acc.pipeline, acc.stage, acc.host, what))
 
     def add_cycle(self, pipeline: str, wall: float, failed: bool = False, sampled: bool | None = None) -> None:
         """Fold one finished cycle of `pipeline` (ended on this thread, unless forwarded).

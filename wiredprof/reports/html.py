@@ -20,7 +20,16 @@ from pyinstrument.session import Session
 from wiredprof import __version__
 from wiredprof.analysis import classify
 from wiredprof.profile import Bottleneck, CallTree, Profile
-from wiredprof.reports.base import ERROR_COLOR, kind_of, no_call_tree_reason, profile_colors, stage_kinds
+from wiredprof.reports.base import (
+    ERROR_COLOR,
+    OFFLOAD_EVENTS,
+    kind_of,
+    no_call_tree_reason,
+    offload_counts,
+    offloaded_stages,
+    profile_colors,
+    stage_kinds,
+)
 from wiredprof.reports.text import fmt_pct, fmt_s
 from wiredprof.reports.timeline import render_timeline_svg
 
@@ -267,6 +276,24 @@ def _stages(p: Profile, colors: dict[str, str]) -> str:
     )
 
 
+def _offloads(p: Profile) -> str:
+    """Per offloaded stage: retries, local runs, timeouts, link losses (nothing when no stage is offloaded)."""
+    stages = offloaded_stages(p)
+    if not stages:
+        return ""
+    rows = []
+    for s in stages:
+        counts = "".join(f'<td class="num{" err" if n else ""}">{n}</td>' for n in offload_counts(s))
+        rows.append(f'<tr><td>{_e(s.name)}</td><td><span class="remote">{_e(s.host)}</span></td>{counts}</tr>')
+    headers = ["offloaded stage", "host", *(label for label, _ in OFFLOAD_EVENTS.values())]
+    return (
+        "<section><h2>Offloaded stages</h2>"
+        + _table(headers, rows, set(range(2, 2 + len(OFFLOAD_EVENTS))))
+        + '<p class="caption">retries: re-sent, the host had not started the call; retries after start: '
+        "idempotent stages only; each event is also marked on the timeline.</p></section>"
+    )
+
+
 def _timeline(p: Profile) -> str:
     svg = render_timeline_svg(p, title="").replace(' xmlns="http://www.w3.org/2000/svg"', "", 1)
     remote = sorted({s.host for s in p.timeline if s.host not in ("", "local", p.host)})
@@ -433,6 +460,7 @@ def render_html(profile: Profile) -> str:
             _bottleneck(profile),
             _pipelines(profile),
             _stages(profile, colors),
+            _offloads(profile),
             _timeline(profile),
             _call_trees(profile),
             _errors(profile),

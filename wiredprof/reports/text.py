@@ -5,7 +5,7 @@ from tabulate import tabulate
 
 from wiredprof.analysis import classify
 from wiredprof.profile import Profile
-from wiredprof.reports.base import no_call_tree_reason
+from wiredprof.reports.base import OFFLOAD_EVENTS, no_call_tree_reason, offload_counts, offloaded_stages
 
 __all__ = ["render_text", "fmt_s", "fmt_pct"]
 
@@ -77,6 +77,18 @@ def _stages_table(p: Profile) -> str:
     ))
 
 
+def _offload_table(p: Profile) -> list[str]:
+    """Retries, local runs, timeouts and link losses of each offloaded stage (nothing when none is)."""
+    stages = offloaded_stages(p)
+    if not stages:
+        return []
+    rows = [[s.name, s.host, *offload_counts(s)] for s in stages]
+    headers = ["offloaded stage", "host", *(label for label, _ in OFFLOAD_EVENTS.values())]
+    table = tabulate(rows, headers=headers, colalign=("left", "left") + ("right",) * len(OFFLOAD_EVENTS))
+    return [str(table), "retries: re-sent, the host had not started the call; retries after start: "
+            "idempotent stages only", ""]
+
+
 def _tree_body(text: str) -> list[str]:
     """pyinstrument's tree without its banner (which repeats what the report says)."""
     lines = text.rstrip("\n").splitlines()
@@ -92,6 +104,7 @@ def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
     out.append("wait: wall minus CPU; of it, gil wait: blocked on the GIL while other threads ran; "
                "core wait: ready but queued for a free core")
     out.append("")
+    out.extend(_offload_table(p))
     b = p.bottleneck
     if b is None:
         out.append("Bottleneck: none found (no stage finished a call)")
