@@ -29,6 +29,8 @@ __all__ = [
     "FrameError",
     "CallTimeoutError",
     "CircuitOpenError",
+    "NotSshError",
+    "WorkerStartError",
     "link_failure",
 ]
 
@@ -122,6 +124,18 @@ class ConnectError(LinkError):
 
     def __init__(self, message: str, started: bool | None = False) -> None:
         super().__init__(message, started)
+
+
+class NotSshError(ConnectError):
+    """The address answers but does not speak SSH: a wrong port, most likely (bad input, exit 2)."""
+
+    exit_code = 2
+
+
+class WorkerStartError(ConnectError):
+    """The worker's Python started on the host but ended before the worker ran (exit 2: check `python`)."""
+
+    exit_code = 2
 
 
 class CircuitOpenError(ConnectError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from wiredprof.commands.output import emit_profile, output_options
+from wiredprof.commands.output import check_writable, emit_profile, output_options
 from wiredprof.config import ProjectConfig
 from wiredprof.discovery import discover_stages
 from wiredprof.errors import UsageError
@@ -156,6 +156,7 @@ def command(
     Arguments after the flow file (after `--` if they look like options) go to the flow.
     Stages offloaded with `wiredprof offload` run on their host, as `wiredprof run` does.
     """
+    check_writable(output, html_path, trace_path)  # before the run, not after it
     opts = RunOptions(
         duration_s=parse_duration(duration),
         runs=runs,

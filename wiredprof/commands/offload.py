@@ -39,9 +39,9 @@ def _timeout_option(ctx: click.Context, param: click.Parameter, value: str | Non
     try:
         seconds = float(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a number of seconds") from None
+        seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0:
-        raise click.BadParameter(f"must be a positive, finite number of seconds, not {value}")
+        raise UsageError(f"--timeout must be a positive, finite number of seconds, not {value!r}")
     return seconds
 
 

@@ -6,9 +6,10 @@ import sys
 import click
 
 from wiredprof.commands.analyze import parse_duration, progress_printer, run_with_plan
-from wiredprof.commands.output import emit_profile
+from wiredprof.commands.output import check_writable, emit_profile
 from wiredprof.reports.base import offload_counts, offload_summary
 from wiredprof.reports.text import fmt_s
+from wiredprof.errors import UsageError
 from wiredprof.runner import RunOptions
 
 __all__ = ["command"]
@@ -27,6 +28,7 @@ def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: i
 
     A failure on the host surfaces inside its stage, as a local exception would.
     """
+    check_writable(output)  # before the run, not after it
     opts = RunOptions(
         duration_s=parse_duration(duration),
         runs=runs,
@@ -36,7 +38,10 @@ def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: i
     )
     profile = run_with_plan(flow, list(flow_args), opts)
     if output:
-        profile.save(output)
+        try:
+            profile.save(output)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     if show_profile:
         emit_profile(profile, False, None, None)
     else:

@@ -21,7 +21,7 @@ from typing import Any
 import cloudpickle
 import paramiko
 
-from wiredprof.errors import ConnectError, PythonMismatchError
+from wiredprof.errors import ConnectError, PythonMismatchError, WorkerStartError
 from wiredprof.remote import worker as worker_module
 from wiredprof.remote.frames import FrameChannel, LinkClosed
 from wiredprof.remote.worker import (
@@ -129,11 +129,12 @@ def start_worker(
     channel = transport.open_session(window_size=_WINDOW, max_packet_size=_MAX_PACKET, timeout=timeout_s)
     try:
         return _start(channel, host, python, timeout_s, max_threads, max_frame, dead_after_s)
-    except (LinkClosed, TimeoutError, ValueError, KeyError) as exc:
+    except (LinkClosed, TimeoutError, ValueError, KeyError, OSError, paramiko.SSHException) as exc:
         why = "no answer in time" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
         tail = _stderr_tail(channel)
-        raise ConnectError(
-            f"host {host}: the worker ended during start-up ({why}{_exit_status(channel)}): {tail or 'no output'}"
+        raise WorkerStartError(
+            f"host {host}: the worker ended during start-up ({why}{_exit_status(channel)}): {tail or 'no output'}; "
+            f"check that `{python}` there runs a plain Python {sys.version_info.major}.{sys.version_info.minor}"
         ) from None
     except BaseException:
         channel.close()
@@ -178,7 +179,7 @@ def _start(
                 f"{sys.version_info.major}.{sys.version_info.minor} path"
             )
         died = f"exit status {status}" if status is not None and status >= 0 else "no exit status"
-        raise ConnectError(
+        raise WorkerStartError(
             f"host {host}: `{python}` started but ended before the worker ran ({died}): "
             f"{stderr or 'no output'}"
         )

@@ -18,7 +18,7 @@ from typing import Callable
 
 import paramiko
 
-from wiredprof.errors import AuthError, ConnectError, HostKeyChangedError, UnknownHostKeyError
+from wiredprof.errors import AuthError, ConnectError, HostKeyChangedError, NotSshError, UnknownHostKeyError
 from wiredprof.remote.spec import HostSpec
 
 __all__ = ["HostKeyPolicy", "open_transport", "PassphrasePrompt", "KEEPALIVE_S"]
@@ -156,7 +156,7 @@ def open_transport(
             transport.start_client(timeout=spec.connect_timeout_s)
         except (paramiko.SSHException, OSError, EOFError) as exc:
             if "banner" in str(exc).lower():
-                raise ConnectError(
+                raise NotSshError(
                     f"host {spec.name}: {spec.hostname}:{spec.port} accepts connections but does not speak SSH "
                     f"(no SSH banner within {transport.banner_timeout:g} s): check the port in its address"
                 ) from None
