@@ -145,3 +145,19 @@ def test_frames_over_the_limit_are_refused_on_both_sides_and_the_session_lives(
 def b_default(spec: HostSpec) -> Iterator[Any]:
     with connect(spec) as executor:
         yield executor
+
+
+def test_source_lines_are_filled_in_only_where_b_showed_none() -> None:
+    from wiredprof.remote.session import with_source_lines
+
+    here = __file__
+    text = (
+        "Traceback (most recent call last):\n"
+        f'  File "{here}", line 1, in <module>\n'
+        '  File "/usr/lib/python3/somewhere_on_b.py", line 3, in f\n'
+        "    b_showed_this()\n"
+        "ValueError: x\n"
+    )
+    filled = with_source_lines(text).splitlines()
+    assert filled[2] == '    """WorkerSession against a real sshd: dead links, heartbeats, frame integrity, size limits."""'
+    assert filled[4] == "    b_showed_this()" and len(filled) == 6

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import collections
 import itertools
+import linecache
 import logging
+import re
 import sys
 import threading
 import time
@@ -48,7 +50,7 @@ from wiredprof.remote.serialize import (
 )
 from wiredprof.remote.worker import DEFAULT_DEAD_AFTER_S, Kind, decode_json
 
-__all__ = ["WorkerSession", "OutputSink", "RemoteTraceback", "print_output"]
+__all__ = ["WorkerSession", "OutputSink", "RemoteTraceback", "print_output", "with_source_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,28 @@ OutputSink = Callable[[str, str, str], None]
 _TICK_S = 0.2
 _STREAM_MIN_BYTES = 1 << 20
 _MAX_FUNCTIONS = 1024
+
+
+_FRAME_LINE = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+), in ')
+
+
+def with_source_lines(text: str) -> str:
+    """A traceback from B with the source lines B could not show filled in from this side.
+
+    Code shipped by value keeps its file name from A, but the file is only here; a frame
+    whose line B did show (a module installed there) is left as it is.
+    """
+    lines = text.splitlines()
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        frame = _FRAME_LINE.match(line)
+        shown = i + 1 < len(lines) and lines[i + 1].startswith("    ")
+        if frame is not None and not shown:
+            source = linecache.getline(frame["file"], int(frame["line"])).strip()
+            if source:
+                out.append(f"    {source}")
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 
 def print_output(host: str, stream: str, text: str) -> None:
@@ -330,13 +354,16 @@ class WorkerSession:
     def _abort(self) -> None:
         """Close the channel and the connection without waiting on a peer that may never answer."""
 
-        def close() -> None:
-            try:
-                self.channel.close()
-            finally:
-                self.transport.close()
+        threading.Thread(target=self._close_link, name=f"wiredprof-abort-{self.host}", daemon=True).start()
 
-        threading.Thread(target=close, name=f"wiredprof-abort-{self.host}", daemon=True).start()
+    def _close_link(self) -> None:
+        # Closing sends a message; on a link that is already gone that fails, which is fine.
+        try:
+            self.channel.close()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        finally:
+            self.transport.close()
 
     def _expire_deadlines(self) -> None:
         now = time.monotonic()
@@ -417,7 +444,7 @@ class WorkerSession:
             pending.future.set_exception(error)
 
     def _rebuild(self, info: dict[str, Any], name: str) -> BaseException:
-        tb = str(info.get("traceback", ""))
+        tb = with_source_lines(str(info.get("traceback", "")))
         phase = info.get("phase")
         type_name = f"{info.get('module')}.{info.get('type')}"
         if phase in ("load", "define") and info.get("missing_module"):
@@ -557,10 +584,7 @@ class WorkerSession:
             except LinkClosed:
                 pass
         self._mark_lost("closed by this side")
-        try:
-            self.channel.close()
-        finally:
-            self.transport.close()
+        self._close_link()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(min(timeout_s, 1.0))
