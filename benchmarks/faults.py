@@ -81,6 +81,8 @@ POLICIES = ("fail", "retry", "local")
 API_KINDS = ("kill_worker", "kill_session", "listener_restart", "freeze", "garbage_from_b", "oversized_from_b",
              "garbage_from_a", "worker_oom", "stage_oserror", "stage_exception")
 FLOW_KINDS = ("kill_worker", "kill_session", "freeze", "garbage_from_a", "listener_restart")
+# Between calls: faults that end the session at once (a freeze would catch the next call half sent).
+FLOW_IDLE_KINDS = ("kill_worker", "kill_session", "garbage_from_a", "listener_restart")
 OOM_LIMIT = 64 << 20
 A_PID = os.getpid()
 
@@ -396,9 +398,12 @@ def _while_listener_down(target: ApiTarget, seconds: float) -> str:
 
 
 # -- flow surface -----------------------------------------------------------------------------
-def flow_run(rig: Rig, policy: str, idempotent: bool, kinds: tuple[str, ...], log: Callable[[str], None],
+def flow_run(rig: Rig, policy: str, idempotent: bool, plan: list[tuple[str, str]], log: Callable[[str], None],
              scale: float) -> tuple[list[Fault], dict[str, Any]]:
-    """The reference flow with core_logic on B; one fault of each kind while a call is in flight."""
+    """The reference flow with core_logic on B; faults (kind, "idle" | "in flight") one after the other.
+
+    "idle" strikes between two core_logic calls, "in flight" while one runs on B.
+    """
     from wiredprof.runner import RunOptions, run_flow
 
     executor = RemoteExecutor(rig.spec)
@@ -408,7 +413,7 @@ def flow_run(rig: Rig, policy: str, idempotent: bool, kinds: tuple[str, ...], lo
     label = policy + (" idempotent" if idempotent else "")
     faults: list[Fault] = []
     done = threading.Event()
-    duration = 25.0 + len(kinds) * (rig.dead_after_s + 12.0)
+    duration = 30.0 + len(plan) * (rig.dead_after_s + 25.0)
 
     def completed() -> int:
         """Successful core_logic calls so far (here or on B)."""
@@ -419,6 +424,14 @@ def flow_run(rig: Rig, policy: str, idempotent: bool, kinds: tuple[str, ...], lo
     def in_flight() -> bool:
         session = executor._session
         return session is not None and session.alive and bool(session._pending)
+
+    def idle() -> bool:
+        session = executor._session
+        return session is not None and session.alive and not session._pending
+
+    def on_b() -> int:
+        """Successful core_logic calls answered by B (the rest of the successes ran here)."""
+        return completed() - runtime.counters[entry.stage].fallbacks
 
     def inject() -> None:
         try:
@@ -431,11 +444,12 @@ def flow_run(rig: Rig, policy: str, idempotent: bool, kinds: tuple[str, ...], lo
                 control.request_stop()  # the faults are done: end the run
 
     def inject_all() -> None:
-        for kind in kinds:
-            if not _wait_for(lambda: in_flight() or done.is_set(), 60, 0.01) or done.is_set():
+        for kind, when in plan:
+            ready = in_flight if when == "in flight" else idle
+            if not _wait_for(lambda: ready() or done.is_set(), 60, 0.005) or done.is_set():
                 return
-            fault = Fault(kind, "flow", label)
-            before = completed()
+            fault = Fault(kind, "flow", label, note=when)
+            before, before_b = completed(), on_b()
             session = executor._session
             assert session is not None
             worker = session.hello.pid
@@ -452,8 +466,8 @@ def flow_run(rig: Rig, policy: str, idempotent: bool, kinds: tuple[str, ...], lo
                     rig.sshd.start_listener()
                 progressed = _wait_for(lambda: completed() > before or done.is_set(), 60, 0.05)
                 fault.survived = progressed and not done.is_set()
-                if fault.survived:
-                    fault.recovery_s = time.monotonic() - injected
+                if fault.survived and _wait_for(lambda: on_b() > before_b or done.is_set(), 60, 0.05):
+                    fault.recovery_s = None if done.is_set() else time.monotonic() - injected
             finally:
                 with contextlib.suppress(ProcessLookupError):
                     if kind == "freeze":
@@ -461,8 +475,9 @@ def flow_run(rig: Rig, policy: str, idempotent: bool, kinds: tuple[str, ...], lo
                 if not rig.sshd.alive():
                     rig.sshd.start_listener()
             faults.append(fault)
-            log(f"  flow {label:<16} {kind:<17} -> {fault.outcome:<36} in {fault.took_s:5.2f} s, "
-                f"{'the flow went on' if fault.survived else 'the flow stopped'}")
+            log(f"  flow {label:<16} {kind:<17} {when:<9} -> {fault.outcome:<36} in {fault.took_s:5.2f} s, "
+                f"{'the flow went on' if fault.survived else 'the flow stopped'}, "
+                f"B answered again after {fault.recovery_s if fault.recovery_s is None else round(fault.recovery_s, 2)} s")
             if not fault.survived:
                 return
         time.sleep(2.0)
@@ -544,8 +559,11 @@ def run(quick: bool, log: Callable[[str], None], argv: list[str]) -> dict[str, A
         for policy, idempotent in flow_plans:
             log(f"flow surface: {REFERENCE_FLOW.name}, core_logic on B, on_failure = {policy}"
                 + (", idempotent" if idempotent else ""))
-            kinds = FLOW_KINDS[:2] if quick else FLOW_KINDS
-            got, summary = flow_run(rig, policy, idempotent, kinds, log, scale=0.01)
+            if idempotent:
+                plan = [(kind, "in flight") for kind in (FLOW_KINDS[:2] if quick else FLOW_KINDS)]
+            else:  # between calls first (nothing was started: the flow goes on), then one in flight
+                plan = [(kind, "idle") for kind in FLOW_IDLE_KINDS] + [("kill_worker", "in flight")]
+            got, summary = flow_run(rig, policy, idempotent, plan, log, scale=0.01)
             faults.extend(got)
             flows.append(summary)
         tally = rig.tally
@@ -631,18 +649,19 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "## Faults by kind",
         "",
-        "| kind | surface | policy | outcome | answered in | recovery | survived |",
-        "|---|---|---|---|---|---|---|",
+        "| kind | surface | policy | when | outcome | answered in | recovery | survived |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    by: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+    by: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = {}
     for f in r["faults"]:
-        by.setdefault((f["kind"], f["surface"], f["policy"], f["outcome"]), []).append(f)
-    for (kind, surface, policy, outcome), fs in sorted(by.items()):
+        when = f["note"] if f["surface"] == "flow" else "in flight"
+        by.setdefault((f["kind"], f["surface"], f["policy"], when, f["outcome"]), []).append(f)
+    for (kind, surface, policy, when, outcome), fs in sorted(by.items()):
         took = [f["took_s"] for f in fs]
         recs = [f["recovery_s"] for f in fs if f["recovery_s"] is not None]
         surv = [f["survived"] for f in fs if f["survived"] is not None]
         lines.append(
-            f"| {kind} | {surface} | {policy} | {outcome} x{len(fs)} | max {max(took):.2f} s | "
+            f"| {kind} | {surface} | {policy} | {when} | {outcome} x{len(fs)} | max {max(took):.2f} s | "
             f"{'max ' + format(max(recs), '.2f') + ' s' if recs else '-'} | "
             f"{'-' if not surv else f'{sum(surv)}/{len(surv)}'} |"
         )
@@ -659,9 +678,13 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "- A call lost after B started it is never run again unless its stage is idempotent: with "
         "`fail`, `retry` and `local` on a non-idempotent stage the faulted call fails the stage, and "
-        "wiredflow stops the whole service on any stage error, so that flow ends at the first fault that "
-        "hits a call in flight. With `idempotent = true` (the reference core logic is a pure function) "
-        "`local` runs it here and the flow goes on.",
+        "wiredflow stops the whole service on any stage error, so those flows end at the fault that hits a "
+        "call in flight (the last one of their plan). Faults between calls are survived under every policy: "
+        "the next call reconnects. With `idempotent = true` (the reference core logic is a pure function) "
+        "`local` runs the lost call here and the flow goes on through every fault.",
+        "- Recovery is the time from the fault to the next call answered by B. In the flow it includes "
+        "waiting for pipeline_3's next cycle, and after three faults in a row without a call answered by B "
+        "in between, the circuit breaker's cool-down.",
         "- `listener_restart` recovers only after the circuit breaker's cool-down (10 s, +-50 % jitter) once "
         "three connects in a row failed; meanwhile calls go straight to the policy without a connect attempt.",
         "- The stage's own exceptions (`FileNotFoundError`, `PermissionError`, `ConnectionResetError`, "
