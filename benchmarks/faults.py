@@ -90,6 +90,9 @@ A_PID = os.getpid()
 # -- what runs on B ---------------------------------------------------------------------------
 def stage(call_id: int, x: int, mode: str, ledger: str, arg: float = 0.0) -> tuple[int, int]:
     """The offloaded stage: writes one ledger line per execution, then does what `mode` says."""
+    server = None
+    if mode in ("garbage", "oversized") and os.getpid() != A_PID:  # found first: the fault follows the ledger line
+        server = next(o for o in gc.get_objects() if type(o).__name__ == "_Server")
     fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, f"{call_id} {os.getpid()}\n".encode())
@@ -110,7 +113,7 @@ def stage(call_id: int, x: int, mode: str, ledger: str, arg: float = 0.0) -> tup
         raise ValueError(f"bad input {x}")
     elif mode in ("garbage", "oversized"):
         raw = b"\x00\xffnot a frame\x00" * 4 if mode == "garbage" else HEADER.pack(FRAME_MAGIC, Kind.RESULT, 1, 8 << 30)
-        server = next(o for o in gc.get_objects() if type(o).__name__ == "_Server")
+        assert server is not None
         with server.send_lock:
             server._write(memoryview(raw))
         time.sleep(arg)
@@ -445,7 +448,13 @@ def flow_run(rig: Rig, policy: str, idempotent: bool, plan: list[tuple[str, str]
 
     def inject_all() -> None:
         for kind, when in plan:
-            ready = in_flight if when == "in flight" else idle
+            if when == "in flight":
+                ready = in_flight
+            else:  # just after a call answered by B, before the next one starts
+                answered = on_b()
+
+                def ready() -> bool:
+                    return on_b() > answered and idle()
             if not _wait_for(lambda: ready() or done.is_set(), 60, 0.005) or done.is_set():
                 return
             fault = Fault(kind, "flow", label, note=when)
@@ -679,9 +688,11 @@ def render_markdown(r: dict[str, Any]) -> str:
         "- A call lost after B started it is never run again unless its stage is idempotent: with "
         "`fail`, `retry` and `local` on a non-idempotent stage the faulted call fails the stage, and "
         "wiredflow stops the whole service on any stage error, so those flows end at the fault that hits a "
-        "call in flight (the last one of their plan). Faults between calls are survived under every policy: "
-        "the next call reconnects. With `idempotent = true` (the reference core logic is a pure function) "
-        "`local` runs the lost call here and the flow goes on through every fault.",
+        "call in flight. Between calls nothing was started: the next call reconnects and the flow goes on "
+        "under every policy, except when B cannot be reached at that moment (listener down): then `fail` "
+        "fails the stage at once and `retry` after its retries (what they mean), while `local` runs it here. "
+        "With `idempotent = true` (the reference core logic is a pure function) `local` runs even a lost "
+        "call here, and the flow goes on through every fault.",
         "- Recovery is the time from the fault to the next call answered by B. In the flow it includes "
         "waiting for pipeline_3's next cycle, and after three faults in a row without a call answered by B "
         "in between, the circuit breaker's cool-down.",

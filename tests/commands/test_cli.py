@@ -137,3 +137,17 @@ def test_a_config_that_is_not_utf8_is_one_line(project_dir):
 def test_a_config_that_is_a_directory_is_one_line(project_dir):
     (project_dir / "wiredprof.toml").mkdir()
     _assert_one_line_error(_invoke("offload", "--list"), "is not a file")
+
+
+def test_offload_default_timeout_is_ten_times_p95_at_least_a_minute():
+    import dataclasses
+
+    from tests.profiles import reference
+    from wiredprof.commands.offload import default_timeout
+
+    profile = reference()  # core_logic: p95 6 s
+    assert default_timeout(profile, "pipeline_3.core_logic") == (60.0, "10x its p95 of 6 s, at least 60 s")
+    slow = dataclasses.replace(profile, stages=[dataclasses.replace(s, p95_s=42.3) if s.stage == "core_logic" else s
+                                                for s in profile.stages])
+    assert default_timeout(slow, "pipeline_3.core_logic")[0] == 423.0
+    assert default_timeout(None, "pipeline_3.core_logic") == (600.0, "no profile of this stage yet")
