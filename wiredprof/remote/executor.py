@@ -171,6 +171,8 @@ class RemoteExecutor:
 
     def _settled(self, future: Future[Any]) -> None:
         # Any answer from B (a result or the stage's own exception) means the host is back.
+        if not self.breaker.failures:
+            return  # the common case, without a lock
         exc = future.exception()
         if exc is None or link_failure(exc) is None:
             self.breaker.success()
