@@ -58,6 +58,7 @@ from typing import Any, Callable, Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._report import add_report_option  # noqa: E402
 from wiredprof.config import DEFAULT_RETRIES, OffloadEntry  # noqa: E402
 from wiredprof.errors import (  # noqa: E402
     CircuitOpenError,
@@ -712,9 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/faults.py", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one fault of most kinds, a short flow: the smoke run")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    parser.add_argument("--report", nargs="?", const=str(DEFAULT_REPORT), metavar="FILE",
-                        help=f"write the Markdown report (default {DEFAULT_REPORT.relative_to(REPO)}) "
-                             "and its numbers as JSON beside it")
+    add_report_option(parser, DEFAULT_REPORT, "the Markdown report (and its numbers as JSON beside it)")
     args = parser.parse_args(argv)
     argv_used = list(sys.argv[1:] if argv is None else argv)
 
