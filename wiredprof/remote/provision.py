@@ -1,0 +1,528 @@
+"""Host B's side of a stage's needs: what B has, and a private environment with A's exact versions.
+
+Everything goes over the host's one SSH connection. B runs only its worker (stdlib functions
+from this module: what is installed, free space, directories), `python -m venv` and pip; wheels
+travel over SFTP. An environment lives in `${XDG_CACHE_HOME:-~/.cache}/wiredprof/envs/KEY`
+(mode 0700), KEY a hash of B's Python and the pinned set. It is built in a temporary directory
+beside it and renamed when complete, so an interrupted provision never leaves one marked ready;
+the same set again finds it and does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import paramiko
+
+from wiredprof.errors import PythonMismatchError, UsageError, WiredprofError
+from wiredprof.remote.executor import RemoteExecutor
+from wiredprof.remote.requirements import Distribution, StageNeeds, canonical_name
+from wiredprof.remote.wheels import PlatformTags, platform_tags, wheel_for
+
+__all__ = [
+    "HostInventory",
+    "Comparison",
+    "ProvisionResult",
+    "ProvisionError",
+    "NoSpaceError",
+    "inspect_host",
+    "compare",
+    "env_key",
+    "provision",
+    "MARKER",
+]
+
+log = logging.getLogger(__name__)
+
+MARKER = "wiredprof-env.json"
+_ENV_BASE_BYTES = 30 * 2**20  # a venv with pip
+_INSTALL_FACTOR = 3  # unpacked size per byte of wheel, roughly, plus the wheel itself
+_COMMAND_TIMEOUT_S = 1800.0
+_STALE_TMP_S = 900.0
+
+Say = Callable[[str], None]
+
+
+class ProvisionError(WiredprofError):
+    """Building the environment on B failed (pip or venv said why)."""
+
+
+class NoSpaceError(UsageError):
+    """B has not enough free space where the environments go."""
+
+
+# -- run on B by the worker (stdlib only) -------------------------------------------------
+
+
+def _host_facts() -> dict[str, Any]:
+    import importlib.metadata
+    import importlib.util
+    import json as json_
+    import os as os_
+    import platform
+    import sys
+    import sysconfig
+
+    cache = os_.environ.get("XDG_CACHE_HOME") or os_.path.join(os_.path.expanduser("~"), ".cache")
+    root = os_.path.join(cache, "wiredprof", "envs")
+    probe = root
+    while not os_.path.isdir(probe) and os_.path.dirname(probe) != probe:
+        probe = os_.path.dirname(probe)
+    st = os_.statvfs(probe)
+    dists = {}
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name and name not in dists:
+            dists[name] = dist.version
+    ready = {}
+    if os_.path.isdir(root):
+        for entry in os_.listdir(root):
+            try:
+                with open(os_.path.join(root, entry, "wiredprof-env.json")) as f:
+                    ready[entry] = json_.load(f)
+            except (OSError, ValueError):
+                pass
+    glibc = None
+    try:
+        glibc = os_.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+    except (AttributeError, ValueError, OSError, IndexError):
+        pass
+    return {
+        "python": list(sys.version_info[:3]),
+        "executable": sys.executable,
+        "in_venv": sys.prefix != sys.base_prefix,
+        "platform": sysconfig.get_platform(),
+        "machine": platform.machine(),
+        "glibc": glibc,
+        "distributions": dists,
+        "has_venv": importlib.util.find_spec("venv") is not None,
+        "has_ensurepip": importlib.util.find_spec("ensurepip") is not None,
+        "envs_dir": root,
+        "free_bytes": st.f_bavail * st.f_frsize,
+        "ready_envs": ready,
+    }
+
+
+def _make_private_dir(root: str, tmp: str, stale_s: float) -> list[str]:
+    import os as os_
+    import shutil
+    import time as time_
+
+    os_.makedirs(root, mode=0o700, exist_ok=True)
+    os_.chmod(root, 0o700)
+    os_.chmod(os_.path.dirname(root), 0o700)
+    removed = []
+    for entry in os_.listdir(root):
+        path = os_.path.join(root, entry)
+        if entry.startswith(".tmp-") and time_.time() - os_.path.getmtime(path) > stale_s:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(entry)
+    os_.mkdir(tmp, 0o700)
+    os_.mkdir(os_.path.join(tmp, ".wheels"), 0o700)
+    return removed
+
+
+def _commit(tmp: str, final: str, marker: str, text: str) -> bool:
+    import os as os_
+    import shutil
+
+    shutil.rmtree(os_.path.join(tmp, ".wheels"), ignore_errors=True)
+    with open(os_.path.join(tmp, marker + ".part"), "w") as f:
+        f.write(text)
+        f.flush()
+        os_.fsync(f.fileno())
+    os_.rename(os_.path.join(tmp, marker + ".part"), os_.path.join(tmp, marker))
+    try:
+        os_.rename(tmp, final)  # atomic: the environment appears whole, marker included
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another provision made the same one first
+        return False
+    return True
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _installed_here() -> dict[str, str]:
+    import importlib.metadata
+
+    return {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()}
+
+
+# -- A's side ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostInventory:
+    """What B's configured Python is and has."""
+
+    host: str
+    python: tuple[int, int, int]
+    executable: str
+    platform: str
+    machine: str
+    glibc: str | None
+    distributions: dict[str, str]
+    has_venv: bool
+    has_ensurepip: bool
+    envs_dir: str
+    free_bytes: int
+    ready_envs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def python_version(self) -> str:
+        return ".".join(map(str, self.python))
+
+    @property
+    def tags(self) -> PlatformTags:
+        """The wheel tags B's Python accepts."""
+        return platform_tags((self.python[0], self.python[1]), self.platform, self.machine, self.glibc)
+
+    def version_of(self, name: str) -> str | None:
+        """B's version of distribution `name`, or None."""
+        key = canonical_name(name)
+        for have, version in self.distributions.items():
+            if canonical_name(have) == key:
+                return version
+        return None
+
+
+def inspect_host(executor: RemoteExecutor) -> HostInventory:
+    """Ask B's worker what its Python is and has (one call)."""
+    facts = executor.call(_host_facts)
+    return HostInventory(
+        host=executor.host,
+        python=tuple(facts["python"]),  # type: ignore[arg-type]
+        executable=facts["executable"],
+        platform=facts["platform"],
+        machine=facts["machine"],
+        glibc=facts["glibc"],
+        distributions=dict(facts["distributions"]),
+        has_venv=bool(facts["has_venv"]),
+        has_ensurepip=bool(facts["has_ensurepip"]),
+        envs_dir=facts["envs_dir"],
+        free_bytes=int(facts["free_bytes"]),
+        ready_envs=dict(facts["ready_envs"]),
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Per distribution: A's version, B's version (None: missing), and the verdict."""
+
+    rows: tuple[tuple[Distribution, str | None], ...]
+    inventory: HostInventory
+
+    @staticmethod
+    def state(here: str, there: str | None) -> str:
+        return "missing on B" if there is None else ("same" if there == here else "other version on B")
+
+    @property
+    def missing(self) -> list[Distribution]:
+        return [d for d, there in self.rows if there is None]
+
+    @property
+    def different(self) -> list[tuple[Distribution, str]]:
+        return [(d, there) for d, there in self.rows if there is not None and there != d.version]
+
+    @property
+    def ok(self) -> bool:
+        """True when B has every distribution at A's version."""
+        return not self.missing and not self.different
+
+    def table_rows(self) -> list[list[str]]:
+        """[distribution, here, on B, state] rows for tabulate."""
+        return [
+            [d.name + ("" if d.direct else " (dependency)"), d.version, there or "-", self.state(d.version, there)]
+            for d, there in self.rows
+        ]
+
+
+def compare(needs: StageNeeds, inventory: HostInventory) -> Comparison:
+    """Each needed distribution against what B's Python has."""
+    return Comparison(tuple((d, inventory.version_of(d.name)) for d in needs.distributions), inventory)
+
+
+def env_key(inventory: HostInventory, pins: list[str]) -> str:
+    """The environment's directory name: a hash of B's Python (version, path, platform) and the pins."""
+    text = json.dumps([inventory.python_version, inventory.executable, inventory.platform, sorted(pins)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    """What `provision` did: where the environment is, its Python, how, how long, bytes sent."""
+
+    host: str
+    env_dir: str
+    python: str
+    reused: bool
+    path: str  # "reused", "index" or "offline"
+    seconds: float
+    bytes_sent: int
+    pins: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class _RemoteRun:
+    code: int
+    stdout: str
+    stderr: str
+
+    def last_error(self) -> str:
+        lines = [x.strip() for x in (self.stderr + "\n" + self.stdout).splitlines() if x.strip()]
+        errors = [x for x in lines if x.startswith("ERROR") or "Error" in x or "error:" in x]
+        return (errors or lines or [f"exit status {self.code}"])[-1]
+
+
+def _run(transport: paramiko.Transport, argv: list[str], timeout_s: float = _COMMAND_TIMEOUT_S) -> _RemoteRun:
+    """Run one command on B (its own exec channel on the same connection), output collected, bounded."""
+    channel = transport.open_session(timeout=30)
+    try:
+        channel.settimeout(0.5)
+        channel.exec_command("exec " + " ".join(shlex.quote(a) for a in argv))
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if time.monotonic() > deadline:
+                raise ProvisionError(f"`{' '.join(argv[:4])} ...` did not finish within {timeout_s:.0f} s on B")
+            busy = False
+            if channel.recv_ready():
+                out += channel.recv(65536)
+                busy = True
+            if channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+                busy = True
+            if not busy:
+                if channel.exit_status_ready():
+                    break
+                if channel.closed or not transport.is_active():
+                    raise ProvisionError(f"the connection to B was lost during `{' '.join(argv[:4])} ...`")
+                time.sleep(0.02)
+        code = channel.recv_exit_status()
+    finally:
+        channel.close()
+    return _RemoteRun(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def _is_no_space(text: str) -> bool:
+    return "No space left on device" in text or "Errno 28" in text or "Disk quota exceeded" in text
+
+
+class _Build:
+    """One provision in progress: a temporary directory on B, commands, wheels sent, clean-up."""
+
+    def __init__(self, executor: RemoteExecutor, inventory: HostInventory, key: str, say: Say) -> None:
+        self.executor = executor
+        self.inventory = inventory
+        self.say = say
+        self.transport = executor.session().transport
+        self.final = f"{inventory.envs_dir}/{key}"
+        self.tmp = f"{inventory.envs_dir}/.tmp-{key}-{secrets.token_hex(4)}"
+        self.python = f"{self.tmp}/bin/python"
+        self.bytes_sent = 0
+        self._sftp: paramiko.SFTPClient | None = None
+
+    def run(self, argv: list[str], what: str) -> _RemoteRun:
+        self.bytes_sent += sum(len(a) for a in argv)
+        result = _run(self.transport, argv)
+        if result.code != 0 and _is_no_space(result.stdout + result.stderr):
+            raise NoSpaceError(
+                f"host {self.inventory.host}: no space left on the device of {self.inventory.envs_dir} "
+                f"while {what}: free some space there (or set XDG_CACHE_HOME on B to a bigger disk) and retry"
+            )
+        return result
+
+    def send(self, local: Path) -> str:
+        if self._sftp is None:
+            self._sftp = paramiko.SFTPClient.from_transport(self.transport)
+            if self._sftp is None:
+                raise ProvisionError(f"host {self.inventory.host}: cannot open SFTP on the SSH connection")
+        remote = f"{self.tmp}/.wheels/{local.name}"
+        try:
+            self._sftp.put(str(local), remote)
+        except OSError as exc:
+            if _is_no_space(str(exc)) or "Failure" in str(exc):
+                raise NoSpaceError(
+                    f"host {self.inventory.host}: cannot write {local.name} ({local.stat().st_size} bytes) into "
+                    f"{self.inventory.envs_dir}: {exc or 'no space left'}; free some space there and retry"
+                ) from None
+            raise
+        self.bytes_sent += local.stat().st_size
+        return remote
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+
+    def discard(self) -> None:
+        try:
+            self.executor.call(_remove_tree, self.tmp)
+        except Exception:  # noqa: BLE001 - the link may be gone; the next provision removes it
+            log.info("could not remove %s on %s now; the next provision will", self.tmp, self.inventory.host)
+
+
+def _pip_wheel_here(dest: Path) -> Path:
+    """A pip wheel to bootstrap pip on a B without ensurepip (A's own pip, rebuilt)."""
+    import importlib.metadata as metadata
+
+    from wiredprof.remote.wheels import rebuild_wheel
+    from packaging.tags import Tag
+
+    return rebuild_wheel(metadata.distribution("pip"), Tag("py3", "none", "any"), dest)
+
+
+def provision(
+    executor: RemoteExecutor,
+    needs: StageNeeds,
+    *,
+    offline: bool | None = None,
+    say: Say | None = None,
+    bootstrap_pip: bool | None = None,
+) -> ProvisionResult:
+    """Make sure B has an environment with exactly `needs`; build it if not.
+
+    `offline`: None tries B's package index, then wheels from A; True goes straight to
+    wheels from A; False uses only B's index. `bootstrap_pip` forces (True) the path taken
+    when B's Python has no ensurepip: pip's wheel is sent from A.
+    """
+    say = say or (lambda text: log.info("%s", text))
+    start = time.perf_counter()
+    inventory = inspect_host(executor)
+    here = tuple(sys.version_info[:2])
+    if inventory.python[:2] != here:
+        raise PythonMismatchError(
+            f"host {inventory.host}: {inventory.executable} is Python {inventory.python_version}, this side runs "
+            f"{here[0]}.{here[1]}; wiredprof does not install Pythons: install Python {here[0]}.{here[1]} on "
+            f"{inventory.host} and set `python` in [hosts.{inventory.host}] to it"
+        )
+    pins = needs.pins
+    key = env_key(inventory, pins)
+    final = f"{inventory.envs_dir}/{key}"
+    if key in inventory.ready_envs:
+        return ProvisionResult(inventory.host, final, f"{final}/bin/python", True, "reused",
+                               time.perf_counter() - start, 0, tuple(pins))
+    if not inventory.has_venv:
+        raise UsageError(f"host {inventory.host}: {inventory.executable} has no `venv` module; install it "
+                         f"there (Debian: apt-get install python3-venv) and retry")
+    bootstrap = (not inventory.has_ensurepip) if bootstrap_pip is None else bootstrap_pip
+    build = _Build(executor, inventory, key, say)
+    notes: list[str] = []
+    try:
+        removed = executor.call(_make_private_dir, inventory.envs_dir, build.tmp, _STALE_TMP_S)
+        if removed:
+            notes.append(f"removed {len(removed)} unfinished environment(s) left by an interrupted provision")
+        with tempfile.TemporaryDirectory(prefix="wiredprof-wheels-") as local_dir:
+            _make_venv(build, bootstrap, Path(local_dir))
+            path = _install(build, needs, offline, Path(local_dir), notes)
+        _verify(executor, build, needs)
+        marker = json.dumps({"key": key, "pins": pins, "python": inventory.python_version,
+                             "base": inventory.executable, "path": path,
+                             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1)
+        if not executor.call(_commit, build.tmp, final, MARKER, marker):
+            notes.append("another provision built the same environment first: using it")
+    except BaseException:
+        build.discard()
+        raise
+    finally:
+        build.close()
+    return ProvisionResult(inventory.host, final, f"{final}/bin/python", False, path,
+                           time.perf_counter() - start, build.bytes_sent, tuple(pins), tuple(notes))
+
+
+def _estimate(needs: StageNeeds) -> int:
+    import importlib.metadata as metadata
+
+    total = 0
+    for d in needs.distributions:
+        try:
+            total += sum(f.size or 0 for f in metadata.distribution(d.name).files or ())
+        except metadata.PackageNotFoundError:
+            continue
+    return _ENV_BASE_BYTES + total * 2
+
+
+def _make_venv(build: _Build, bootstrap_pip: bool, local_dir: Path) -> None:
+    inventory = build.inventory
+    python = build.executor.spec.python
+    need = _ENV_BASE_BYTES
+    if inventory.free_bytes < need:
+        raise NoSpaceError(
+            f"host {inventory.host}: {inventory.free_bytes / 2**20:.1f} MiB free under {inventory.envs_dir}, "
+            f"an environment needs at least {need / 2**20:.0f} MiB: free some space there and retry"
+        )
+    args = [python, "-m", "venv"] + (["--without-pip"] if bootstrap_pip else []) + [build.tmp]
+    result = build.run(args, "creating the virtual environment")
+    if result.code != 0:
+        raise ProvisionError(f"host {inventory.host}: `{python} -m venv` failed: {result.last_error()}")
+    if bootstrap_pip:
+        wheel = build.send(_pip_wheel_here(local_dir))
+        build.say(f"  pip bootstrapped from a wheel sent by this side ({Path(wheel).name})")
+        result = build.run([build.python, f"{wheel}/pip", "install", "--quiet", "--no-index",
+                            "--disable-pip-version-check", wheel], "installing pip")
+        if result.code != 0:
+            raise ProvisionError(f"host {inventory.host}: installing pip from its wheel failed: {result.last_error()}")
+
+
+def _pip_install(build: _Build, extra: list[str], pins: list[str]) -> _RemoteRun:
+    return build.run([build.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                      "--quiet", *extra, *pins], "installing " + " ".join(pins))
+
+
+def _install(build: _Build, needs: StageNeeds, offline: bool | None, local_dir: Path, notes: list[str]) -> str:
+    inventory = build.inventory
+    pins = needs.pins
+    if not pins:
+        return "index"
+    free_after_venv = inventory.free_bytes - _ENV_BASE_BYTES
+    if free_after_venv < _estimate(needs) - _ENV_BASE_BYTES:
+        raise NoSpaceError(
+            f"host {inventory.host}: {free_after_venv / 2**20:.1f} MiB free under {inventory.envs_dir}, "
+            f"{' '.join(pins)} need about {(_estimate(needs) - _ENV_BASE_BYTES) / 2**20:.0f} MiB: "
+            f"free some space there and retry"
+        )
+    if offline is not True:
+        build.say(f"  installing {len(pins)} distribution(s) on {inventory.host} from its package index")
+        result = _pip_install(build, [], pins)
+        if result.code == 0:
+            return "index"
+        if offline is False:
+            raise ProvisionError(f"host {inventory.host}: pip could not install from its index: {result.last_error()}")
+        notes.append(f"{inventory.host}'s package index failed ({result.last_error()}): sent wheels from here")
+        build.say(f"  {inventory.host}'s package index failed: {result.last_error()}")
+    tags = inventory.tags
+    sent: list[str] = []
+    for d in needs.distributions:
+        wheel, how = wheel_for(d, tags, local_dir)
+        build.send(wheel)
+        sent.append(f"{wheel.name} ({how}, {wheel.stat().st_size / 2**20:.1f} MiB)")
+    build.say(f"  sent {len(sent)} wheel(s) over SFTP: " + ", ".join(sent))
+    result = _pip_install(build, ["--no-index", "--find-links", f"{build.tmp}/.wheels"], pins)
+    if result.code != 0:
+        raise ProvisionError(f"host {inventory.host}: pip could not install the wheels sent: {result.last_error()}")
+    return "offline"
+
+
+def _verify(executor: RemoteExecutor, build: _Build, needs: StageNeeds) -> None:
+    """Start a worker on the new Python and compare what it has with the pins."""
+    spec = executor.spec.with_(python=build.python)
+    with RemoteExecutor(spec, accept_new=executor.accept_new, prompt=executor.prompt) as check:
+        have = {canonical_name(k): v for k, v in check.call(_installed_here).items()}
+    wrong = [f"{d.name} {have.get(d.key, 'missing')} (wanted {d.version})"
+             for d in needs.distributions if have.get(d.key) != d.version]
+    if wrong:
+        raise ProvisionError(f"host {build.inventory.host}: the new environment has " + ", ".join(wrong))
