@@ -15,7 +15,6 @@ import json
 import logging
 import secrets
 import shlex
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from typing import Any, Callable
 
 import paramiko
 
-from wiredprof.errors import PythonMismatchError, UsageError, WiredprofError
+from wiredprof.errors import UsageError, WiredprofError
 from wiredprof.remote.executor import RemoteExecutor
 from wiredprof.remote.requirements import Distribution, StageNeeds, canonical_name
 from wiredprof.remote.wheels import PlatformTags, platform_tags, wheel_for
@@ -48,7 +47,7 @@ MARKER = "wiredprof-env.json"
 _ENV_BASE_BYTES = 30 * 2**20  # a venv with pip
 _INSTALL_FACTOR = 3  # unpacked size per byte of wheel, roughly, plus the wheel itself
 _COMMAND_TIMEOUT_S = 1800.0
-_STALE_TMP_S = 900.0
+_NEARLY_FULL_BYTES = 1 << 20  # a command failing with less free than this failed for want of space
 
 Say = Callable[[str], None]
 
@@ -94,12 +93,13 @@ def _host_facts() -> dict[str, Any]:
                 pass
     glibc = None
     try:
-        glibc = os_.confstr("CS_GNU_LIBC_VERSION").split()[-1]
+        glibc = (os_.confstr("CS_GNU_LIBC_VERSION") or "").split()[-1]
     except (AttributeError, ValueError, OSError, IndexError):
         pass
     return {
         "python": list(sys.version_info[:3]),
         "executable": sys.executable,
+        "base_executable": os_.path.realpath(getattr(sys, "_base_executable", sys.executable)),
         "in_venv": sys.prefix != sys.base_prefix,
         "platform": sysconfig.get_platform(),
         "machine": platform.machine(),
@@ -113,22 +113,40 @@ def _host_facts() -> dict[str, Any]:
     }
 
 
-def _make_private_dir(root: str, tmp: str, stale_s: float) -> list[str]:
+def _make_private_dir(root: str, tmp: str) -> list[str]:
+    import fcntl
     import os as os_
     import shutil
-    import time as time_
+    import sys
 
     os_.makedirs(root, mode=0o700, exist_ok=True)
     os_.chmod(root, 0o700)
     os_.chmod(os_.path.dirname(root), 0o700)
     removed = []
-    for entry in os_.listdir(root):
+    for entry in sorted(os_.listdir(root)):
         path = os_.path.join(root, entry)
-        if entry.startswith(".tmp-") and time_.time() - os_.path.getmtime(path) > stale_s:
+        if not entry.startswith(".tmp-"):
+            continue
+        try:
+            fd = os_.open(os_.path.join(path, ".lock"), os_.O_RDWR)
+        except OSError:
+            fd = -1
+        try:
+            if fd >= 0:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live provision: raises
             shutil.rmtree(path, ignore_errors=True)
             removed.append(entry)
+        except OSError:
+            pass
+        finally:
+            if fd >= 0:
+                os_.close(fd)
     os_.mkdir(tmp, 0o700)
     os_.mkdir(os_.path.join(tmp, ".wheels"), 0o700)
+    # Held by this worker until it ends: a directory whose lock is free was left by a dead provision.
+    fd = os_.open(os_.path.join(tmp, ".lock"), os_.O_RDWR | os_.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    sys.__dict__.setdefault("_wiredprof_provision_locks", []).append(fd)
     return removed
 
 
@@ -137,6 +155,7 @@ def _commit(tmp: str, final: str, marker: str, text: str) -> bool:
     import shutil
 
     shutil.rmtree(os_.path.join(tmp, ".wheels"), ignore_errors=True)
+    os_.unlink(os_.path.join(tmp, ".lock"))
     with open(os_.path.join(tmp, marker + ".part"), "w") as f:
         f.write(text)
         f.flush()
@@ -148,6 +167,13 @@ def _commit(tmp: str, final: str, marker: str, text: str) -> bool:
         shutil.rmtree(tmp, ignore_errors=True)  # another provision made the same one first
         return False
     return True
+
+
+def _free_bytes(path: str) -> int:
+    import os as os_
+
+    st = os_.statvfs(path)
+    return int(st.f_bavail * st.f_frsize)
 
 
 def _remove_tree(path: str) -> None:
@@ -172,6 +198,7 @@ class HostInventory:
     host: str
     python: tuple[int, int, int]
     executable: str
+    base_executable: str
     platform: str
     machine: str
     glibc: str | None
@@ -207,6 +234,7 @@ def inspect_host(executor: RemoteExecutor) -> HostInventory:
         host=executor.host,
         python=tuple(facts["python"]),  # type: ignore[arg-type]
         executable=facts["executable"],
+        base_executable=facts["base_executable"],
         platform=facts["platform"],
         machine=facts["machine"],
         glibc=facts["glibc"],
@@ -258,7 +286,7 @@ def compare(needs: StageNeeds, inventory: HostInventory) -> Comparison:
 
 def env_key(inventory: HostInventory, pins: list[str]) -> str:
     """The environment's directory name: a hash of B's Python (version, path, platform) and the pins."""
-    text = json.dumps([inventory.python_version, inventory.executable, inventory.platform, sorted(pins)])
+    text = json.dumps([inventory.python_version, inventory.base_executable, inventory.platform, sorted(pins)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -270,7 +298,7 @@ class ProvisionResult:
     env_dir: str
     python: str
     reused: bool
-    path: str  # "reused", "index" or "offline"
+    path: str  # "reused", "index", "offline", or "none" (nothing to install)
     seconds: float
     bytes_sent: int
     pins: tuple[str, ...]
@@ -340,7 +368,10 @@ class _Build:
     def run(self, argv: list[str], what: str) -> _RemoteRun:
         self.bytes_sent += sum(len(a) for a in argv)
         result = _run(self.transport, argv)
-        if result.code != 0 and _is_no_space(result.stdout + result.stderr):
+        if result.code != 0 and (
+            _is_no_space(result.stdout + result.stderr)
+            or self.executor.call(_free_bytes, self.inventory.envs_dir) < _NEARLY_FULL_BYTES
+        ):
             raise NoSpaceError(
                 f"host {self.inventory.host}: no space left on the device of {self.inventory.envs_dir} "
                 f"while {what}: free some space there (or set XDG_CACHE_HOME on B to a bigger disk) and retry"
@@ -403,14 +434,10 @@ def provision(
     say = say or (lambda text: log.info("%s", text))
     start = time.perf_counter()
     inventory = inspect_host(executor)
-    here = tuple(sys.version_info[:2])
-    if inventory.python[:2] != here:
-        raise PythonMismatchError(
-            f"host {inventory.host}: {inventory.executable} is Python {inventory.python_version}, this side runs "
-            f"{here[0]}.{here[1]}; wiredprof does not install Pythons: install Python {here[0]}.{here[1]} on "
-            f"{inventory.host} and set `python` in [hosts.{inventory.host}] to it"
-        )
     pins = needs.pins
+    if not pins:
+        return ProvisionResult(inventory.host, "", executor.spec.python, True, "none",
+                               time.perf_counter() - start, 0, ())
     key = env_key(inventory, pins)
     final = f"{inventory.envs_dir}/{key}"
     if key in inventory.ready_envs:
@@ -423,7 +450,7 @@ def provision(
     build = _Build(executor, inventory, key, say)
     notes: list[str] = []
     try:
-        removed = executor.call(_make_private_dir, inventory.envs_dir, build.tmp, _STALE_TMP_S)
+        removed = executor.call(_make_private_dir, inventory.envs_dir, build.tmp)
         if removed:
             notes.append(f"removed {len(removed)} unfinished environment(s) left by an interrupted provision")
         with tempfile.TemporaryDirectory(prefix="wiredprof-wheels-") as local_dir:
@@ -431,7 +458,7 @@ def provision(
             path = _install(build, needs, offline, Path(local_dir), notes)
         _verify(executor, build, needs)
         marker = json.dumps({"key": key, "pins": pins, "python": inventory.python_version,
-                             "base": inventory.executable, "path": path,
+                             "base": inventory.base_executable, "path": path,
                              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1)
         if not executor.call(_commit, build.tmp, final, MARKER, marker):
             notes.append("another provision built the same environment first: using it")
@@ -458,24 +485,28 @@ def _estimate(needs: StageNeeds) -> int:
 
 def _make_venv(build: _Build, bootstrap_pip: bool, local_dir: Path) -> None:
     inventory = build.inventory
-    python = build.executor.spec.python
+    python = inventory.base_executable
     need = _ENV_BASE_BYTES
     if inventory.free_bytes < need:
         raise NoSpaceError(
             f"host {inventory.host}: {inventory.free_bytes / 2**20:.1f} MiB free under {inventory.envs_dir}, "
             f"an environment needs at least {need / 2**20:.0f} MiB: free some space there and retry"
         )
-    args = [python, "-m", "venv"] + (["--without-pip"] if bootstrap_pip else []) + [build.tmp]
-    result = build.run(args, "creating the virtual environment")
+    # Without pip first, then pip on its own: venv hides why ensurepip failed (a full disk, say).
+    result = build.run([python, "-m", "venv", "--without-pip", build.tmp], "creating the virtual environment")
     if result.code != 0:
         raise ProvisionError(f"host {inventory.host}: `{python} -m venv` failed: {result.last_error()}")
-    if bootstrap_pip:
-        wheel = build.send(_pip_wheel_here(local_dir))
-        build.say(f"  pip bootstrapped from a wheel sent by this side ({Path(wheel).name})")
-        result = build.run([build.python, f"{wheel}/pip", "install", "--quiet", "--no-index",
-                            "--disable-pip-version-check", wheel], "installing pip")
+    if not bootstrap_pip:
+        result = build.run([build.python, "-m", "ensurepip", "--default-pip"], "installing pip (ensurepip)")
         if result.code != 0:
-            raise ProvisionError(f"host {inventory.host}: installing pip from its wheel failed: {result.last_error()}")
+            raise ProvisionError(f"host {inventory.host}: `python -m ensurepip` failed: {result.last_error()}")
+        return
+    wheel = build.send(_pip_wheel_here(local_dir))
+    build.say(f"  pip bootstrapped from a wheel sent by this side ({Path(wheel).name})")
+    result = build.run([build.python, f"{wheel}/pip", "install", "--quiet", "--no-index",
+                        "--disable-pip-version-check", wheel], "installing pip")
+    if result.code != 0:
+        raise ProvisionError(f"host {inventory.host}: installing pip from its wheel failed: {result.last_error()}")
 
 
 def _pip_install(build: _Build, extra: list[str], pins: list[str]) -> _RemoteRun:
