@@ -11,9 +11,13 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wiredprof.remote.localsshd import LocalSshd, start_local_sshd
 from wiredprof.remote.spec import HostSpec
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def closed_port() -> int:
@@ -84,3 +88,11 @@ def install_here(wheel: Path, site: Path, *pip_args: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
                     "--disable-pip-version-check", "--target", str(site), *pip_args, str(wheel)],
                    check=True, timeout=120, capture_output=True)
+
+
+def put_on_path(monkeypatch: pytest.MonkeyPatch, site: Path) -> None:
+    """Make `site` importable here, after sys.path[0] (which a flow run replaces with the flow's directory)."""
+    import importlib
+
+    monkeypatch.setattr(sys, "path", [sys.path[0], str(site), *sys.path[1:]])
+    importlib.invalidate_caches()

@@ -135,19 +135,20 @@ def _offloaded_to(config: ProjectConfig, stages: list[StageName], host: str) -> 
 
 def _check_needs(executor: Any, stages: list[StageName], config: ProjectConfig, provision: bool, fix: str) -> None:
     """Refuse a stage that cannot import on the host (naming what it lacks), or provision the host."""
-    from wiredprof.commands.needs import needs_of, provision_and_record, refusal, say_provisioned
+    from wiredprof.commands.needs import needs_of, needs_report, provision_and_record, refusal, say_provisioned
     from wiredprof.remote.provision import compare, inspect_host
 
     needs = needs_of(stages)
     comparison = compare(needs, inspect_host(executor))
+    if comparison.missing and not provision:
+        raise UsageError(refusal(comparison, f"run `{fix}`"))
+    click.echo(needs_report(comparison, stages))
     if provision:
         if comparison.ok:
             click.echo(f"  {executor.host} already has {' '.join(needs.pins) or 'all it needs'}: nothing to provision")
             return
         say_provisioned(provision_and_record(executor, needs, config), config)
         return
-    if comparison.missing:
-        raise UsageError(refusal(comparison, f"run `{fix}`"))
     for d, there in comparison.different:
         click.echo(f"  warning: {executor.host} has {d.name} {there}, this side {d.version}: results may differ; "
                    f"--provision gives it this side's versions", err=True)
