@@ -10,28 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from tests.remote.hostb import build_tiny_wheel, host_b, install_here, put_on_path
-from wiredprof.cli import cli
+from tests.commands.clitools import one_line_error, wp
 from wiredprof.remote.localsshd import LocalSshd, system_python_like_ours
 
 pytestmark = [pytest.mark.ssh, pytest.mark.timeout(300)]
 
 FLOW = Path(__file__).parents[1] / "flows" / "wiredflow_needs.py"
-
-
-def wp(*args: object):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, *needles: str) -> str:
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    err = result.stderr.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 @pytest.fixture
