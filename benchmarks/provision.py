@@ -157,7 +157,7 @@ def report(rows: list[Row], info: dict[str, str]) -> str:
     ]
     for r in rows:
         sent = f"{statistics.median(r.bytes_sent):,.0f}" if r.bytes_sent else "-"
-        ratio = f"{r.median() / hand:.2f}x" if hand == hand and hand > 0 else "-"
+        ratio = f"{r.median() / hand:.3g}x" if hand == hand and hand > 0 else "-"
         lines.append(f"| {r.case} | {len(r.seconds)} | {r.median():.3f} | {min(r.seconds):.3f} | "
                      f"{max(r.seconds):.3f} | {sent} | {ratio} | {r.note} |")
     cold = by["cold, B's index"].median()

@@ -69,12 +69,14 @@ def test_offline_provision_sends_wheels_and_the_stage_runs_there_then_a_second_i
         first = provision(b, needs, say=said.append)
         second = provision(b, needs)
     assert first.path == "offline" and not first.reused and first.pins == ("wptiny==1.2.3",)
-    assert any("index failed" in line for line in said) and any("wptiny-1.2.3-py3-none-any.whl" in x for x in said)
+    assert any("index failed" in note for note in first.notes) and any("wptiny-1.2.3-py3-none-any.whl" in x for x in said)
     assert first.bytes_sent > 500
     env = Path(first.env_dir)
     assert envs_of(cache) == [env]  # no temporary directory left
     assert stat.S_IMODE(env.stat().st_mode) == 0o700 and stat.S_IMODE(env.parent.stat().st_mode) == 0o700
     assert json.loads((env / MARKER).read_text())["pins"] == ["wptiny==1.2.3"]
+    pip_script = (env / "bin" / "pip").read_text()  # scripts name the python of their final home
+    assert f"{env}/bin/python" in pip_script and ".tmp-" not in pip_script
     assert second.reused and second.path == "reused" and second.bytes_sent == 0 and second.env_dir == first.env_dir
     with RemoteExecutor(spec.with_(python=first.python)) as there:
         assert there.call(fn, 6) == fn(6) == "<wptiny 6 squared is 36>"

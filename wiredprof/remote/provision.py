@@ -156,6 +156,17 @@ def _commit(tmp: str, final: str, marker: str, text: str) -> bool:
 
     shutil.rmtree(os_.path.join(tmp, ".wheels"), ignore_errors=True)
     os_.unlink(os_.path.join(tmp, ".lock"))
+    # Scripts (pip's console scripts, activate) name the directory they were made in.
+    bin_dir = os_.path.join(tmp, "bin")
+    for name in os_.listdir(bin_dir):
+        path = os_.path.join(bin_dir, name)
+        if os_.path.islink(path) or not os_.path.isfile(path) or os_.path.getsize(path) > 1 << 20:
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        if tmp.encode() in data:
+            with open(path, "wb") as f:
+                f.write(data.replace(tmp.encode(), final.encode()))
     with open(os_.path.join(tmp, marker + ".part"), "w") as f:
         f.write(text)
         f.flush()
@@ -534,7 +545,6 @@ def _install(build: _Build, needs: StageNeeds, offline: bool | None, local_dir: 
         if offline is False:
             raise ProvisionError(f"host {inventory.host}: pip could not install from its index: {result.last_error()}")
         notes.append(f"{inventory.host}'s package index failed ({result.last_error()}): sent wheels from here")
-        build.say(f"  {inventory.host}'s package index failed: {result.last_error()}")
     tags = inventory.tags
     sent: list[str] = []
     for d in needs.distributions:
