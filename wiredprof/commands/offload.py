@@ -104,7 +104,8 @@ def command(
                          f"`wiredprof offload --remove {name}` first")
     entry = OffloadEntry(name, host, timeout_s, on_failure, retries)
     if provision and not target.needs:
-        raise UsageError(f"--provision needs the flow file to find what {name} needs: give FLOW.py")
+        raise UsageError(f"--provision: what {name} needs is found from a wiredflow flow file: give FLOW.py "
+                         "(a plain-Python flow's stages exist only while it runs)")
     runtime = offload_runtime(config, {name: entry})  # preflight: reachable, key, auth, Python
     assert runtime is not None
     try:
