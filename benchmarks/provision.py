@@ -1,6 +1,6 @@
 """Provisioning a host B for a stage that needs numpy: cold (index, offline), warm no-op, vs by hand.
 
-    PYTHONPATH=$PWD python -m benchmarks.provision [--quick] [--repeat N] [--report benchmarks/reports/provision.md]
+    PYTHONPATH=$PWD python -m benchmarks.provision [--quick] [--repeat N] [--report [FILE]]
 
 Host B is a throwaway loopback sshd whose python3 is the system one (no numpy). Two B's: one
 reaching its package index through its own pip configuration, one whose index is a closed
@@ -11,7 +11,8 @@ rounds, each from an empty cache on B:
   by hand:      `ssh B 'python3 -m venv D && D/bin/python -m pip install numpy==V'` (OpenSSH);
   warm:         provision again (the environment is found: a no-op), on an open connection
                 and with a fresh connection each time (what `wiredprof hosts provision` costs).
-Prints the report; writes it only with --report. --quick uses tabulate instead of numpy.
+Prints the report; writes it only with --report (bare: benchmarks/reports/provision.md).
+--quick uses tabulate instead of numpy.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import add_report_option  # noqa: E402
 from wiredprof.remote.executor import RemoteExecutor  # noqa: E402
 from wiredprof.remote.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
 from wiredprof.remote.provision import ProvisionResult, provision  # noqa: E402
@@ -178,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tabulate instead of numpy, fewer samples")
     parser.add_argument("--repeat", type=int, default=2, help="cold rounds (default 2)")
-    parser.add_argument("--report", type=Path, help="write the markdown report there")
+    add_report_option(parser, ROOT / "benchmarks" / "reports" / "provision.md")
     args = parser.parse_args()
     if not args.quick:
         try:
@@ -193,7 +195,7 @@ def main() -> None:
         rows, info = bench(args.quick, 1 if args.quick else args.repeat, work)
     text = report(rows, info)
     print(text)
-    if args.report:
+    if args.report is not None:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(text)
 
