@@ -95,6 +95,19 @@ def test_refused_then_provisioned_from_wheels_and_the_output_on_b_equals_the_out
         r = wp("hosts", "check", "B", "--for", flow, "--no-save")
         assert next(line for line in r.stdout.splitlines() if line.startswith("wptiny")).split()[-1] == "same"
 
+        # This side moves on to wptiny 1.2.4: B's environment has another version (imports, so a warning).
+        newer = tmp_path / "a2" / "site-packages"
+        install_here(build_tiny_wheel(tmp_path / "build2", version="1.2.4"), newer)
+        sys.modules.pop("wptiny", None)
+        put_on_path(monkeypatch, newer)
+        r = wp("hosts", "check", "B", "--for", flow, "--no-save")
+        row = next(line for line in r.stdout.splitlines() if line.startswith("wptiny")).split()
+        assert row == ["wptiny", "1.2.4", "1.2.3", "other", "version", "on", "B"]
+        assert wp("offload", "--remove", "core_logic").exit_code == 0
+        r = wp("offload", "--stage", "core_logic", "--host", "B", flow)
+        assert r.exit_code == 0, r.stderr
+        assert "warning: B has wptiny 1.2.3, this side 1.2.4" in r.stderr and "--provision" in r.stderr
+
 
 @pytest.mark.slow
 def test_offload_provision_from_b_index(flow: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
