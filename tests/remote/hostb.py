@@ -61,8 +61,10 @@ def _hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def build_tiny_wheel(root: Path, name: str = "wptiny", version: str = "1.2.3", tag: str = "py3-none-any") -> Path:
-    """Write a throwaway project (one package, `render(value)`) under `root` and build its wheel there."""
+def build_tiny_wheel(root: Path, name: str = "wptiny", version: str = "1.2.3", tag: str = "py3-none-any",
+                     data: bytes = b"") -> Path:
+    """Write a throwaway project (one package, `render(value)`, optional `data.bin`) under `root` and
+    build its wheel there."""
     project = root / f"{name}-project"
     package = project / name
     package.mkdir(parents=True)
@@ -70,7 +72,10 @@ def build_tiny_wheel(root: Path, name: str = "wptiny", version: str = "1.2.3", t
         f'__version__ = "{version}"\n\n\ndef render(value):\n    return f"<{name} {{value}} squared is {{value * value}}>"\n'
     )
     info = f"{name}-{version}.dist-info"
+    if data:
+        (package / "data.bin").write_bytes(data)
     files = {f"{name}/__init__.py": (package / "__init__.py").read_bytes(),
+             **({f"{name}/data.bin": data} if data else {}),
              f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
              f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: "
                               f"{'true' if tag.endswith('none-any') else 'false'}\nTag: {tag}\n".encode()}

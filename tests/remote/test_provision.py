@@ -210,6 +210,32 @@ def test_running_out_of_space_while_building_leaves_nothing(
     assert envs_of(small_disk) == []
 
 
+def test_no_space_for_the_wheels_sent_leaves_nothing(
+    small_disk: Path, python_b: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The environment fits, the 20 MiB wheel sent over SFTP does not (estimates set too low to stop it).
+    site = tmp_path / "a" / "site-packages"
+    install_here(build_tiny_wheel(tmp_path / "build", name="wpbig", data=os.urandom(20 << 20)), site)
+    monkeypatch.syspath_prepend(str(site))
+    _mount_tmpfs(small_disk, "36m")
+    monkeypatch.setattr(provision_module, "_ENV_BASE_BYTES", 1 << 20)
+    monkeypatch.setattr(provision_module, "_estimate", lambda needs: 1 << 20)
+    try:
+        big = importlib.import_module("wpbig")
+
+        def uses_big(x: int) -> str:
+            return str(big.render(x))
+
+        with host_b(small_disk, index=False) as server:
+            with RemoteExecutor(spec_of(server, python_b, tmp_path / "dot-ssh")) as b:
+                with pytest.raises(NoSpaceError) as err:
+                    provision(b, stage_needs(uses_big), offline=True)
+    finally:
+        sys.modules.pop("wpbig", None)
+    assert "no space left" in str(err.value) and "wpbig-1.2.3-py3-none-any.whl" in str(err.value)
+    assert envs_of(small_disk) == []
+
+
 def _other_minor() -> str | None:
     """A working Python 3 of another minor version than ours, if this machine has one."""
     candidates = [str(p) for p in sorted(Path("/root/.pyenv/versions").glob("3.*/bin/python3"))]

@@ -17,6 +17,9 @@ statefulness  does a callable keep state between calls (that would live on B)
 session       one live worker: calls out, results back, proxies served, death noticed
 executor      RemoteExecutor (and the Executor protocol a Dask executor could follow)
 probe         cores, memory, CPU speed vs here, RTT, bandwidth of a host
+requirements  what a stage needs on a host: third-party distributions at A's versions
+wheels        wheels for a host without an index: rebuilt from A's files, or pip download
+provision     what B has, compared; a private environment on B with A's exact versions
 localsshd     a throwaway OpenSSH sshd on 127.0.0.1 (tests, demo)
 """
 

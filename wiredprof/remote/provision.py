@@ -398,12 +398,14 @@ class _Build:
         try:
             self._sftp.put(str(local), remote)
         except OSError as exc:
-            if _is_no_space(str(exc)) or "Failure" in str(exc):
+            # SFTP reports a full disk as a bare "Failure": ask B how much room is left.
+            size = local.stat().st_size
+            if _is_no_space(str(exc)) or self.executor.call(_free_bytes, self.inventory.envs_dir) < size:
                 raise NoSpaceError(
-                    f"host {self.inventory.host}: cannot write {local.name} ({local.stat().st_size} bytes) into "
-                    f"{self.inventory.envs_dir}: {exc or 'no space left'}; free some space there and retry"
+                    f"host {self.inventory.host}: no space left under {self.inventory.envs_dir} for {local.name} "
+                    f"({size / 2**20:.1f} MiB): free some space there and retry"
                 ) from None
-            raise
+            raise ProvisionError(f"host {self.inventory.host}: cannot send {local.name} over SFTP: {exc}") from None
         self.bytes_sent += local.stat().st_size
         return remote
 
