@@ -102,3 +102,20 @@ def test_needs_travel_as_json_and_merge(tiny) -> None:
     assert StageNeeds.from_json(a.to_json()) == a
     merged = merge_needs([a, b, a])
     assert merged.pins == sorted(a.pins + b.pins)
+
+
+def test_own_code_imported_in_a_body_is_not_a_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "myhelper.py").write_text("VALUE = 2\n")
+    monkeypatch.syspath_prepend(str(project))
+
+    def late(x):
+        import myhelper
+
+        return myhelper.VALUE * x
+
+    try:
+        assert stage_needs(late) == StageNeeds((), ())
+    finally:
+        sys.modules.pop("myhelper", None)

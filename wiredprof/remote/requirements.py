@@ -205,10 +205,10 @@ def needs_of_modules(modules: Iterable[str]) -> StageNeeds:
         owners = owners_of.get(top)
         if not owners:
             path = _module_file(top)
-            if path is None:
-                log.debug("module %s is not importable here either: left out", module)
+            if path is not None and ("site-packages" in path or "dist-packages" in path):
+                unknown.add(top)  # installed, but no distribution says so: its version is unknown
             else:
-                unknown.add(top)
+                log.debug("module %s: not importable here, or the user's own code: left out", module)
             continue
         for owner in _owner(module, owners):
             direct.setdefault(owner, set()).add(top)
