@@ -21,7 +21,8 @@ from wiredprof.errors import PythonMismatchError
 from wiredprof.remote import provision as provision_module
 from wiredprof.remote.executor import RemoteExecutor
 from wiredprof.remote.localsshd import LocalSshd
-from wiredprof.remote.provision import MARKER, NoSpaceError, compare, inspect_host, provision
+from wiredprof.remote.hostenv import MARKER, compare, inspect_host
+from wiredprof.remote.provision import NoSpaceError, provision
 from wiredprof.remote.requirements import stage_needs
 
 pytestmark = [pytest.mark.ssh, pytest.mark.timeout(300)]

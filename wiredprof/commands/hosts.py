@@ -15,7 +15,7 @@ from wiredprof.errors import PythonMismatchError, UnknownHostError, UsageError
 from wiredprof.remote.executor import RemoteExecutor
 from wiredprof.remote.hosts import known_hosts, resolve_host
 from wiredprof.remote.probe import ProbeResult, load_probe, probe, save_probe
-from wiredprof.remote.provision import compare, inspect_host
+from wiredprof.remote.hostenv import compare, inspect_host
 from wiredprof.remote.spec import parse_address
 from wiredprof.stages import StageName
 

@@ -11,7 +11,8 @@ from wiredprof.config import ProjectConfig
 from wiredprof.discovery import discover_stages
 from wiredprof.errors import UsageError
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.remote.provision import Comparison, ProvisionResult, provision
+from wiredprof.remote.hostenv import Comparison
+from wiredprof.remote.provision import ProvisionResult, provision
 from wiredprof.remote.requirements import StageNeeds, merge_needs
 from wiredprof.stages import StageName, resolve_stage
 

@@ -137,7 +137,7 @@ def _offloaded_to(config: ProjectConfig, stages: list[StageName], host: str) -> 
 def _check_needs(executor: Any, stages: list[StageName], config: ProjectConfig, provision: bool, fix: str) -> None:
     """Refuse a stage that cannot import on the host (naming what it lacks), or provision the host."""
     from wiredprof.commands.needs import needs_of, needs_report, provision_and_record, refusal, say_provisioned
-    from wiredprof.remote.provision import compare, inspect_host
+    from wiredprof.remote.hostenv import compare, inspect_host
 
     needs = needs_of(stages)
     comparison = compare(needs, inspect_host(executor))

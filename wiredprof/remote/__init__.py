@@ -19,7 +19,9 @@ executor      RemoteExecutor (and the Executor protocol a Dask executor could fo
 probe         cores, memory, CPU speed vs here, RTT, bandwidth of a host
 requirements  what a stage needs on a host: third-party distributions at A's versions
 wheels        wheels for a host without an index: rebuilt from A's files, or pip download
-provision     what B has, compared; a private environment on B with A's exact versions
+hostenv       what B's Python is and has, compared with a stage's needs
+envdirs       the environment directories on B (run there by the worker)
+provision     a private environment on B with A's exact versions
 localsshd     a throwaway OpenSSH sshd on 127.0.0.1 (tests, demo)
 """
 

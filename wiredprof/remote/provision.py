@@ -1,8 +1,8 @@
-"""Host B's side of a stage's needs: what B has, and a private environment with A's exact versions.
+"""A private environment on host B with A's exact versions of what a stage needs.
 
 Everything goes over the host's one SSH connection. B runs only its worker (stdlib functions
-from this module: what is installed, free space, directories), `python -m venv` and pip; wheels
-travel over SFTP. An environment lives in `${XDG_CACHE_HOME:-~/.cache}/wiredprof/envs/KEY`
+of `hostenv` and `envdirs`: what is installed, free space, directories), `python -m venv`,
+`ensurepip` and pip; wheels travel over SFTP. An environment lives in `${XDG_CACHE_HOME:-~/.cache}/wiredprof/envs/KEY`
 (mode 0700), KEY a hash of B's Python and the pinned set. It is built in a temporary directory
 beside it and renamed when complete, so an interrupted provision never leaves one marked ready;
 the same set again finds it and does nothing.
@@ -17,35 +17,24 @@ import secrets
 import shlex
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import paramiko
 
 from wiredprof.errors import UsageError, WiredprofError
+from wiredprof.remote.envdirs import commit, free_bytes, make_private_dir, remove_tree
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.remote.requirements import Distribution, StageNeeds, canonical_name
-from wiredprof.remote.wheels import PlatformTags, platform_tags, wheel_for
+from wiredprof.remote.hostenv import MARKER, HostInventory, inspect_host, installed_here
+from wiredprof.remote.requirements import StageNeeds, canonical_name
+from wiredprof.remote.wheels import wheel_for
 
-__all__ = [
-    "HostInventory",
-    "Comparison",
-    "ProvisionResult",
-    "ProvisionError",
-    "NoSpaceError",
-    "inspect_host",
-    "compare",
-    "env_key",
-    "provision",
-    "MARKER",
-]
+__all__ = ["ProvisionResult", "ProvisionError", "NoSpaceError", "env_key", "provision"]
 
 log = logging.getLogger(__name__)
 
-MARKER = "wiredprof-env.json"
 _ENV_BASE_BYTES = 30 * 2**20  # a venv with pip
-_INSTALL_FACTOR = 3  # unpacked size per byte of wheel, roughly, plus the wheel itself
 _COMMAND_TIMEOUT_S = 1800.0
 _NEARLY_FULL_BYTES = 1 << 20  # a command failing with less free than this failed for want of space
 
@@ -58,241 +47,6 @@ class ProvisionError(WiredprofError):
 
 class NoSpaceError(UsageError):
     """B has not enough free space where the environments go."""
-
-
-# -- run on B by the worker (stdlib only) -------------------------------------------------
-
-
-def _host_facts() -> dict[str, Any]:
-    import importlib.metadata
-    import importlib.util
-    import json as json_
-    import os as os_
-    import platform
-    import sys
-    import sysconfig
-
-    cache = os_.environ.get("XDG_CACHE_HOME") or os_.path.join(os_.path.expanduser("~"), ".cache")
-    root = os_.path.join(cache, "wiredprof", "envs")
-    probe = root
-    while not os_.path.isdir(probe) and os_.path.dirname(probe) != probe:
-        probe = os_.path.dirname(probe)
-    st = os_.statvfs(probe)
-    dists = {}
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"]
-        if name and name not in dists:
-            dists[name] = dist.version
-    ready = {}
-    if os_.path.isdir(root):
-        for entry in os_.listdir(root):
-            try:
-                with open(os_.path.join(root, entry, "wiredprof-env.json")) as f:
-                    ready[entry] = json_.load(f)
-            except (OSError, ValueError):
-                pass
-    glibc = None
-    try:
-        glibc = (os_.confstr("CS_GNU_LIBC_VERSION") or "").split()[-1]
-    except (AttributeError, ValueError, OSError, IndexError):
-        pass
-    return {
-        "python": list(sys.version_info[:3]),
-        "executable": sys.executable,
-        "base_executable": os_.path.realpath(getattr(sys, "_base_executable", sys.executable)),
-        "in_venv": sys.prefix != sys.base_prefix,
-        "platform": sysconfig.get_platform(),
-        "machine": platform.machine(),
-        "glibc": glibc,
-        "distributions": dists,
-        "has_venv": importlib.util.find_spec("venv") is not None,
-        "has_ensurepip": importlib.util.find_spec("ensurepip") is not None,
-        "envs_dir": root,
-        "free_bytes": st.f_bavail * st.f_frsize,
-        "ready_envs": ready,
-    }
-
-
-def _make_private_dir(root: str, tmp: str) -> list[str]:
-    import fcntl
-    import os as os_
-    import shutil
-    import sys
-
-    os_.makedirs(root, mode=0o700, exist_ok=True)
-    os_.chmod(root, 0o700)
-    os_.chmod(os_.path.dirname(root), 0o700)
-    removed = []
-    for entry in sorted(os_.listdir(root)):
-        path = os_.path.join(root, entry)
-        if not entry.startswith(".tmp-"):
-            continue
-        try:
-            fd = os_.open(os_.path.join(path, ".lock"), os_.O_RDWR)
-        except OSError:
-            fd = -1
-        try:
-            if fd >= 0:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held by a live provision: raises
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(entry)
-        except OSError:
-            pass
-        finally:
-            if fd >= 0:
-                os_.close(fd)
-    os_.mkdir(tmp, 0o700)
-    os_.mkdir(os_.path.join(tmp, ".wheels"), 0o700)
-    # Held by this worker until it ends: a directory whose lock is free was left by a dead provision.
-    fd = os_.open(os_.path.join(tmp, ".lock"), os_.O_RDWR | os_.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    sys.__dict__.setdefault("_wiredprof_provision_locks", []).append(fd)
-    return removed
-
-
-def _commit(tmp: str, final: str, marker: str, text: str) -> bool:
-    import os as os_
-    import shutil
-
-    shutil.rmtree(os_.path.join(tmp, ".wheels"), ignore_errors=True)
-    os_.unlink(os_.path.join(tmp, ".lock"))
-    # Scripts (pip's console scripts, activate) name the directory they were made in.
-    bin_dir = os_.path.join(tmp, "bin")
-    for name in os_.listdir(bin_dir):
-        path = os_.path.join(bin_dir, name)
-        if os_.path.islink(path) or not os_.path.isfile(path) or os_.path.getsize(path) > 1 << 20:
-            continue
-        with open(path, "rb") as f:
-            data = f.read()
-        if tmp.encode() in data:
-            with open(path, "wb") as f:
-                f.write(data.replace(tmp.encode(), final.encode()))
-    with open(os_.path.join(tmp, marker + ".part"), "w") as f:
-        f.write(text)
-        f.flush()
-        os_.fsync(f.fileno())
-    os_.rename(os_.path.join(tmp, marker + ".part"), os_.path.join(tmp, marker))
-    try:
-        os_.rename(tmp, final)  # atomic: the environment appears whole, marker included
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # another provision made the same one first
-        return False
-    return True
-
-
-def _free_bytes(path: str) -> int:
-    import os as os_
-
-    st = os_.statvfs(path)
-    return int(st.f_bavail * st.f_frsize)
-
-
-def _remove_tree(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _installed_here() -> dict[str, str]:
-    import importlib.metadata
-
-    return {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()}
-
-
-# -- A's side ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HostInventory:
-    """What B's configured Python is and has."""
-
-    host: str
-    python: tuple[int, int, int]
-    executable: str
-    base_executable: str
-    platform: str
-    machine: str
-    glibc: str | None
-    distributions: dict[str, str]
-    has_venv: bool
-    has_ensurepip: bool
-    envs_dir: str
-    free_bytes: int
-    ready_envs: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def python_version(self) -> str:
-        return ".".join(map(str, self.python))
-
-    @property
-    def tags(self) -> PlatformTags:
-        """The wheel tags B's Python accepts."""
-        return platform_tags((self.python[0], self.python[1]), self.platform, self.machine, self.glibc)
-
-    def version_of(self, name: str) -> str | None:
-        """B's version of distribution `name`, or None."""
-        key = canonical_name(name)
-        for have, version in self.distributions.items():
-            if canonical_name(have) == key:
-                return version
-        return None
-
-
-def inspect_host(executor: RemoteExecutor) -> HostInventory:
-    """Ask B's worker what its Python is and has (one call)."""
-    facts = executor.call(_host_facts)
-    return HostInventory(
-        host=executor.host,
-        python=tuple(facts["python"]),  # type: ignore[arg-type]
-        executable=facts["executable"],
-        base_executable=facts["base_executable"],
-        platform=facts["platform"],
-        machine=facts["machine"],
-        glibc=facts["glibc"],
-        distributions=dict(facts["distributions"]),
-        has_venv=bool(facts["has_venv"]),
-        has_ensurepip=bool(facts["has_ensurepip"]),
-        envs_dir=facts["envs_dir"],
-        free_bytes=int(facts["free_bytes"]),
-        ready_envs=dict(facts["ready_envs"]),
-    )
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Per distribution: A's version, B's version (None: missing), and the verdict."""
-
-    rows: tuple[tuple[Distribution, str | None], ...]
-    inventory: HostInventory
-
-    @staticmethod
-    def state(here: str, there: str | None) -> str:
-        return "missing on B" if there is None else ("same" if there == here else "other version on B")
-
-    @property
-    def missing(self) -> list[Distribution]:
-        return [d for d, there in self.rows if there is None]
-
-    @property
-    def different(self) -> list[tuple[Distribution, str]]:
-        return [(d, there) for d, there in self.rows if there is not None and there != d.version]
-
-    @property
-    def ok(self) -> bool:
-        """True when B has every distribution at A's version."""
-        return not self.missing and not self.different
-
-    def table_rows(self) -> list[list[str]]:
-        """[distribution, here, on B, state] rows for tabulate."""
-        return [
-            [d.name + ("" if d.direct else " (dependency)"), d.version, there or "-", self.state(d.version, there)]
-            for d, there in self.rows
-        ]
-
-
-def compare(needs: StageNeeds, inventory: HostInventory) -> Comparison:
-    """Each needed distribution against what B's Python has."""
-    return Comparison(tuple((d, inventory.version_of(d.name)) for d in needs.distributions), inventory)
 
 
 def env_key(inventory: HostInventory, pins: list[str]) -> str:
@@ -381,7 +135,7 @@ class _Build:
         result = _run(self.transport, argv)
         if result.code != 0 and (
             _is_no_space(result.stdout + result.stderr)
-            or self.executor.call(_free_bytes, self.inventory.envs_dir) < _NEARLY_FULL_BYTES
+            or self.executor.call(free_bytes, self.inventory.envs_dir) < _NEARLY_FULL_BYTES
         ):
             raise NoSpaceError(
                 f"host {self.inventory.host}: no space left on the device of {self.inventory.envs_dir} "
@@ -400,7 +154,7 @@ class _Build:
         except OSError as exc:
             # SFTP reports a full disk as a bare "Failure": ask B how much room is left.
             size = local.stat().st_size
-            if _is_no_space(str(exc)) or self.executor.call(_free_bytes, self.inventory.envs_dir) < size:
+            if _is_no_space(str(exc)) or self.executor.call(free_bytes, self.inventory.envs_dir) < size:
                 raise NoSpaceError(
                     f"host {self.inventory.host}: no space left under {self.inventory.envs_dir} for {local.name} "
                     f"({size / 2**20:.1f} MiB): free some space there and retry"
@@ -415,7 +169,7 @@ class _Build:
 
     def discard(self) -> None:
         try:
-            self.executor.call(_remove_tree, self.tmp)
+            self.executor.call(remove_tree, self.tmp)
         except Exception:  # noqa: BLE001 - the link may be gone; the next provision removes it
             log.info("could not remove %s on %s now; the next provision will", self.tmp, self.inventory.host)
 
@@ -463,7 +217,7 @@ def provision(
     build = _Build(executor, inventory, key, say)
     notes: list[str] = []
     try:
-        removed = executor.call(_make_private_dir, inventory.envs_dir, build.tmp)
+        removed = executor.call(make_private_dir, inventory.envs_dir, build.tmp)
         if removed:
             notes.append(f"removed {len(removed)} unfinished environment(s) left by an interrupted provision")
         with tempfile.TemporaryDirectory(prefix="wiredprof-wheels-") as local_dir:
@@ -473,7 +227,7 @@ def provision(
         marker = json.dumps({"key": key, "pins": pins, "python": inventory.python_version,
                              "base": inventory.base_executable, "path": path,
                              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1)
-        if not executor.call(_commit, build.tmp, final, MARKER, marker):
+        if not executor.call(commit, build.tmp, final, MARKER, marker):
             notes.append("another provision built the same environment first: using it")
     except BaseException:
         build.discard()
@@ -564,7 +318,7 @@ def _verify(executor: RemoteExecutor, build: _Build, needs: StageNeeds) -> None:
     """Start a worker on the new Python and compare what it has with the pins."""
     spec = executor.spec.with_(python=build.python)
     with RemoteExecutor(spec, accept_new=executor.accept_new, prompt=executor.prompt) as check:
-        have = {canonical_name(k): v for k, v in check.call(_installed_here).items()}
+        have = {canonical_name(k): v for k, v in check.call(installed_here).items()}
     wrong = [f"{d.name} {have.get(d.key, 'missing')} (wanted {d.version})"
              for d in needs.distributions if have.get(d.key) != d.version]
     if wrong:
