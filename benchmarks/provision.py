@@ -171,8 +171,8 @@ def report(rows: list[Row], info: dict[str, str]) -> str:
               "- B: a loopback OpenSSH sshd (wiredprof.remote.localsshd) with the system python3; its "
               "index is this machine's pip configuration (a local mirror plus PyPI)",
               "- every cold run starts from an empty cache directory on B; rounds interleave the three cold cases",
-              "- wiredprof's cold time includes `venv --without-pip` + ensurepip, pip, a worker started on the "
-              "new Python to verify the versions, and the atomic rename"]
+              "- wiredprof's cold time includes `venv --without-pip` + ensurepip, pip, `pip list` in the new "
+              "environment to verify the versions, and the atomic rename"]
     return "\n".join(lines) + "\n"
 
 

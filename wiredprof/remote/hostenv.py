@@ -9,7 +9,7 @@ from wiredprof.remote.executor import RemoteExecutor
 from wiredprof.remote.requirements import Distribution, StageNeeds, canonical_name
 from wiredprof.remote.wheels import PlatformTags, platform_tags
 
-__all__ = ["HostInventory", "Comparison", "inspect_host", "compare", "installed_here", "MARKER"]
+__all__ = ["HostInventory", "Comparison", "inspect_host", "compare", "MARKER"]
 
 MARKER = "wiredprof-env.json"  # in a ready environment: its pins, Python, how it was built
 
@@ -65,13 +65,6 @@ def _host_facts() -> dict[str, Any]:
         "free_bytes": st.f_bavail * st.f_frsize,
         "ready_envs": ready,
     }
-
-
-def installed_here() -> dict[str, str]:
-    """{distribution: version} of the Python this runs in (B's worker)."""
-    import importlib.metadata
-
-    return {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()}
 
 
 # -- A's side ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import paramiko
 from wiredprof.errors import UsageError, WiredprofError
 from wiredprof.remote.envdirs import commit, free_bytes, make_private_dir, remove_tree
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.remote.hostenv import MARKER, HostInventory, inspect_host, installed_here
+from wiredprof.remote.hostenv import MARKER, HostInventory, inspect_host
 from wiredprof.remote.requirements import StageNeeds, canonical_name
 from wiredprof.remote.wheels import wheel_for
 
@@ -223,7 +223,7 @@ def provision(
         with tempfile.TemporaryDirectory(prefix="wiredprof-wheels-") as local_dir:
             _make_venv(build, bootstrap, Path(local_dir))
             path = _install(build, needs, offline, Path(local_dir), notes)
-        _verify(executor, build, needs)
+        _verify(build, needs)
         marker = json.dumps({"key": key, "pins": pins, "python": inventory.python_version,
                              "base": inventory.base_executable, "path": path,
                              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=1)
@@ -314,11 +314,15 @@ def _install(build: _Build, needs: StageNeeds, offline: bool | None, local_dir: 
     return "offline"
 
 
-def _verify(executor: RemoteExecutor, build: _Build, needs: StageNeeds) -> None:
-    """Start a worker on the new Python and compare what it has with the pins."""
-    spec = executor.spec.with_(python=build.python)
-    with RemoteExecutor(spec, accept_new=executor.accept_new, prompt=executor.prompt) as check:
-        have = {canonical_name(k): v for k, v in check.call(installed_here).items()}
+def _verify(build: _Build, needs: StageNeeds) -> None:
+    """Ask the new environment's pip what it has (same connection) and compare with the pins."""
+    result = build.run([build.python, "-m", "pip", "list", "--format", "json", "--disable-pip-version-check"],
+                       "listing what was installed")
+    try:
+        have = {canonical_name(d["name"]): d["version"] for d in json.loads(result.stdout)}
+    except (ValueError, KeyError, TypeError):
+        raise ProvisionError(f"host {build.inventory.host}: `pip list` in the new environment failed: "
+                             f"{result.last_error()}") from None
     wrong = [f"{d.name} {have.get(d.key, 'missing')} (wanted {d.version})"
              for d in needs.distributions if have.get(d.key) != d.version]
     if wrong:
