@@ -62,8 +62,10 @@ MEMORY_HEADROOM = 0.9
 MIN_GAIN_SHARE = 0.02
 # Call-backs to A above this share of the predicted time: the move is not recommended.
 CALLBACK_DOMINANT = 0.5
-# A stage's spread is at least this (p95 from a sketch with 1 % error, timers, one call only).
+# A stage's spread is at least this (p95 from a sketch with 1 % error, timers, one call only),
+# and at most this.
 MIN_STAGE_SPREAD = 0.03
+MAX_STAGE_SPREAD = 0.5
 # A thread busy this share of the run outside stages is a busy loop (it takes any freed GIL).
 SPINNER_SHARE = 0.3
 
@@ -197,6 +199,19 @@ def flow_busy_cores(profile: Profile, moved: StageStats) -> float:
     return max(0.0, total / wall)
 
 
+def mean_spread(stage: StageStats) -> float:
+    """Relative half-width of a 95 % interval for the gap between two runs' mean times per call.
+
+    From the spread of its calls: p95 - mean is about 1.645 standard deviations (a normal
+    approximation); a mean of n calls varies by sd / sqrt(n), and the prediction is set
+    against another run's mean, which varies as much: 1.96 x sqrt(2) x sd / sqrt(n).
+    """
+    if stage.calls < 2 or stage.mean_s <= 0:
+        return 0.0
+    sd = max(0.0, stage.p95_s - stage.mean_s) / 1.645
+    return 1.96 * math.sqrt(2.0) * sd / math.sqrt(stage.calls) / stage.mean_s
+
+
 def _share(cores: int, runnable: float) -> float:
     """The share of one core a thread gets when `runnable` threads want `cores` cores."""
     return min(1.0, cores / runnable) if runnable > 0 and cores > 0 else 1.0
@@ -233,16 +248,16 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
     compute *= contention
     callback = 0.0
     if cb_n > 0:
-        pickling = stage.callback_pickle_s / calls
         speed = host.cpu_time_ratio or host.cpu_speed_ratio or 1.0
-        # The work stays here; each call crosses twice; pickled here, unpickled there (about as long).
-        callback = cb_wall + cb_n * host.rtt_s + pickling * (1.0 + 1.0 / speed)
+        # The work stays here; each call crosses twice; its values are pickled here (as measured
+        # here) and unpickled there (at the host's speed, sharing its cores like the compute).
+        unpickling = stage.callback_unpickle_s / calls / speed * contention
+        callback = cb_wall + cb_n * host.rtt_s + stage.callback_pickle_s / calls + unpickling
         if bandwidth > 0:
             callback += stage.callback_bytes / calls / bandwidth
     seconds = compute + io + transfer + host.rtt_s + callback
     # The range: the stage's own spread (all its parts) and the probe's (its compute).
-    rel_stage = max(MIN_STAGE_SPREAD, (stage.p95_s - mean) / mean if mean > 0 and stage.calls > 1 else 0.0)
-    rel_stage = min(rel_stage, 1.0)
+    rel_stage = min(MAX_STAGE_SPREAD, max(MIN_STAGE_SPREAD, mean_spread(stage)))
     delta = math.hypot(compute * math.hypot(rel_stage, host.ratio_spread), (io + callback + transfer) * rel_stage)
     low = max(0.0, seconds - (compute - uncharged) - delta)
     return Prediction(

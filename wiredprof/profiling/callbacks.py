@@ -16,16 +16,17 @@ wrapped (outermost, after the adapter's own patches), and a call counts for
 wiredflow calling a storage's `save` as a stage of its own is not a call-back (no stage
 is running on that thread, and it is no proxy thread).
 
-Bytes are the pickled size of the arguments and the result, measured on the first calls
-of each stage and every `_MEASURE_EVERY`-th after; the time spent measuring is kept out
-of the stage's timings (`Recorder.exclude`).
+Bytes are the size of the arguments and the result as `wiredprof.remote.serialize` pickles
+them, with the time pickling and unpickling them takes (a large `load()` result costs more
+to pickle than to read), measured on the first calls of each stage and every
+`_MEASURE_EVERY`-th after; the time spent measuring is kept out of the stage's timings
+(`Recorder.exclude`).
 """
 from __future__ import annotations
 
 import functools
 import importlib
 import logging
-import pickle
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -90,11 +91,28 @@ def _offloaded_stage(rec: Recorder) -> StageAccumulator | None:
     return None
 
 
-def _pickled_size(value: Any) -> int:
-    try:
-        return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-    except Exception:  # noqa: BLE001 - what cannot be pickled stays on A: no bytes cross for it
-        return 0
+def _crossing(args: Any, result: Any, clock: Callable[[], float]) -> tuple[int, float, float]:
+    """Bytes a call-back's arguments and result take over the link, the seconds pickling them
+    here takes and the seconds unpickling them takes (as wiredprof.remote does it: what cannot
+    travel stays here behind a proxy, and crosses as a reference)."""
+    from wiredprof.remote.serialize import LocalObjects, dump_value, load_value
+
+    size = 0
+    pickling = unpickling = 0.0
+    for value in (args, result):
+        objects = LocalObjects()
+        try:
+            t0 = clock()
+            data = dump_value(value, objects, "a call-back's value")
+            t1 = clock()
+            load_value(data, objects)
+            t2 = clock()
+        except Exception:  # noqa: BLE001 - a measurement must never break the stage
+            continue
+        size += len(data)
+        pickling += t1 - t0
+        unpickling += t2 - t1
+    return size, pickling, unpickling
 
 
 def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -113,14 +131,15 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
         w0, c0 = rec.clock(), rec.cpu_clock()
         result = original(self, *args, **kwargs)
         wall, cpu = rec.clock() - w0, rec.cpu_clock() - c0
-        sized, pickling = -1, 0.0
+        sized, pickling, unpickling = -1, 0.0, 0.0
         seen = acc.callbacks + 1
         if not remote and (seen <= _MEASURE_FIRST or seen % _MEASURE_EVERY == 0):
+            # Measured here, in the flow's thread, so the GIL and cores it competes for are
+            # those the proxy thread serving B would compete for; then kept out of the stage.
             m0, mc0 = rec.clock(), rec.cpu_clock()
-            sized = _pickled_size((args, kwargs)) + _pickled_size(result)
-            pickling = rec.clock() - m0
-            rec.exclude(pickling, rec.cpu_clock() - mc0)
-        rec.add_callback(acc, wall, cpu, sized, pickling)
+            sized, pickling, unpickling = _crossing((args, kwargs), result, rec.clock)
+            rec.exclude(rec.clock() - m0, rec.cpu_clock() - mc0)
+        rec.add_callback(acc, wall, cpu, sized, pickling, unpickling)
         return result
 
     call_back.wiredprof_callback = True  # type: ignore[attr-defined]
@@ -149,7 +168,7 @@ def install(rec: Recorder) -> None:
     """Count call-backs for `rec`'s run once the flow imports wiredflow."""
     from wiredprof.adapters import wiredflow as adapter
 
-    rec.extra_handlers["callback"] = lambda r: rec.add_callback(rec.stage(r[1], r[2]), *r[3:7])
+    rec.extra_handlers["callback"] = lambda r: rec.add_callback(rec.stage(r[1], r[2]), *r[3:8])
     if _patch_classes not in adapter.after_import_hooks:
         adapter.after_import_hooks.append(_patch_classes)
 

@@ -102,6 +102,7 @@ class StageAccumulator:
     callback_sized: int = 0  # call-backs whose bytes were measured
     callback_bytes: int = 0  # over the measured ones
     callback_pickle_s: float = 0.0  # time pickling them took, over the measured ones
+    callback_unpickle_s: float = 0.0  # and unpickling them
     competitors: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -445,10 +446,10 @@ class Recorder:
             acc.transfer_out += back
 
     def add_callback(self, acc: StageAccumulator, wall: float, cpu: float, size: int = -1,
-                     pickle_s: float = 0.0) -> None:
+                     pickle_s: float = 0.0, unpickle_s: float = 0.0) -> None:
         """One call-back to host A made during a call of `acc` (`size` < 0: bytes not measured)."""
         if _pid != self._owner_pid:
-            self._forward(("callback", acc.pipeline, acc.stage, wall, cpu, size, pickle_s))
+            self._forward(("callback", acc.pipeline, acc.stage, wall, cpu, size, pickle_s, unpickle_s))
             acc.callbacks += 1  # the child's copy counts too: callbacks.py samples sizes by it
             return
         with self._lock:
@@ -459,6 +460,7 @@ class Recorder:
                 acc.callback_sized += 1
                 acc.callback_bytes += size
                 acc.callback_pickle_s += pickle_s
+                acc.callback_unpickle_s += unpickle_s
 
     def exclude(self, wall: float, cpu: float) -> None:
         """Keep `wall`/`cpu` seconds just spent on this thread (measuring) out of its innermost call."""
