@@ -227,3 +227,12 @@ def test_the_range_grows_with_the_stage_spread_and_the_probe_spread():
     assert not rec.hit(rec.predicted_high_s * 1.01) and not rec.hit(rec.predicted_low_s * 0.99)
     d = json.loads(make_plan(reference(), [B]).to_json())["recommendations"][0]
     assert {"predicted_low_s", "predicted_high_s", "callbacks_per_call", "offloadable"} <= set(d)
+
+
+def test_a_queued_probe_loop_counts_the_hosts_other_load_in_threads():
+    prof = busy_profile(True)
+    core = prof.stage("pipeline_3.core_logic")
+    # The loop got half a core on 2 busy cores: 3 other runnable threads, not 2.
+    host = HostCapacity("B", cpu_speed_ratio=1.0, cpu_time_ratio=0.5, cores=2, same_machine=True,
+                        busy_cores=2.0, loop_share=0.5)
+    assert predict(core, host, prof).contention == pytest.approx((2 / 4.0) / (2 / 5.3))

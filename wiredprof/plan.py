@@ -109,6 +109,7 @@ def capacity_from_probe(probe: ProbeResult) -> HostCapacity:
         busy_cores=probe.busy_cores,
         same_machine=probe.same_machine,
         ratio_spread=probe.ratio_spread,
+        loop_share=probe.remote_loop_cpu_s / probe.remote_loop_s if probe.remote_loop_s > 0 else 0.0,
         noisy=probe.noisy,
     )
 

@@ -88,6 +88,7 @@ class HostCapacity:
     busy_cores: float = 0.0  # cores the host's other work kept busy while it was probed
     same_machine: bool = False  # the host is this machine (same machine-id and boot id)
     ratio_spread: float = 0.0  # relative spread of the probe's speed ratio over its rounds
+    loop_share: float = 0.0  # share of a core the probe's loop got on the host (CPU / wall; 0: unknown)
     noisy: bool = False  # the probe's rounds did not agree within its bound
 
 
@@ -243,7 +244,11 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
     if host.same_machine and profile is not None and host.cores:
         busy = flow_busy_cores(profile, stage)
         # The probe already ran under the host's other load: charge only the flow's own share.
-        contention = _share(host.cores, host.busy_cores + 1.0) / _share(host.cores, host.busy_cores + busy + 1.0)
+        # That load in runnable threads: busy cores, or more when the probe's loop was queued.
+        other = host.busy_cores
+        if 0 < host.loop_share < 1:
+            other = max(other, host.cores / host.loop_share - 1.0)
+        contention = _share(host.cores, other + 1.0) / _share(host.cores, other + busy + 1.0)
     uncharged = compute
     compute *= contention
     callback = 0.0
