@@ -253,8 +253,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
                 log(f"{flow.name} run {k + 1}/{args.repeat} (load average {loadavg()})")
                 r = one_run(flow, k, root, inventory, blocks)
                 log(f"{flow.name} run {k + 1}: verdict {r.get('verdict_before')}; {r.get('stage')}: "
-                    f"predicted {_s((r.get('recommendation') or {}).get('predicted_s'))} s, measured "
-                    f"{_s(r.get('measured_s'))} s ({_pct(r.get('error_pct'))}); errors {r['errors'] or 'none'}")
+                    f"predicted {_s((r.get('recommendation') or {}).get('predicted_s'))}, measured "
+                    f"{_s(r.get('measured_s'))} ({_pct(r.get('error_pct'))}); errors {r['errors'] or 'none'}")
                 runs.append(r)
             per_flow.append({"flow": flow.name, "file": flow.file, "args": flow_args(flow, blocks),
                              "catalogued": flow.catalogued, "reference": flow.reference,

@@ -236,3 +236,12 @@ def test_a_queued_probe_loop_counts_the_hosts_other_load_in_threads():
     host = HostCapacity("B", cpu_speed_ratio=1.0, cpu_time_ratio=0.5, cores=2, same_machine=True,
                         busy_cores=2.0, loop_share=0.5)
     assert predict(core, host, prof).contention == pytest.approx((2 / 4.0) / (2 / 5.3))
+
+
+def test_the_range_spans_the_probes_slowest_and_fastest_rounds():
+    s = st("p", "s", 2.0, 1.0, calls=9)
+    host = HostCapacity("B", cpu_speed_ratio=2.0, cpu_time_ratio=2.0, ratio_low=1.0, ratio_high=4.0)
+    p = predict(s, host)
+    assert p.seconds == pytest.approx(1.0)
+    assert p.low_s == pytest.approx(0.5 - 0.03, abs=1e-9)  # 2 s of CPU at x4, less the stage's own 3 %
+    assert p.high_s == pytest.approx(2.0 + 0.03, abs=1e-9)  # at x1

@@ -111,6 +111,8 @@ def capacity_from_probe(probe: ProbeResult) -> HostCapacity:
         ratio_spread=probe.ratio_spread,
         loop_share=probe.remote_loop_cpu_s / probe.remote_loop_s if probe.remote_loop_s > 0 else 0.0,
         noisy=probe.noisy,
+        ratio_low=probe.ratio_low,
+        ratio_high=probe.ratio_high,
     )
 
 

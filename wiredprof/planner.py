@@ -30,8 +30,9 @@ Cost model, per call of a stage moved to host H:
   used leaves this process's GIL, so the other stages that waited for it while it ran
   get that wait back (up to their own GIL wait).
 - Each prediction has a range (`predicted_low_s`, `predicted_high_s`): the spread of the
-  stage's own calls (p95 over mean) and of the probe's speed ratio, and for a shared
-  machine the gap between free and charged cores. A measurement inside it is a hit.
+  stage's own calls (p95 over mean, for a mean of that many calls), the probe's slowest
+  and fastest rounds (a shared host's load comes and goes), and for a shared machine the
+  gap between free and charged cores. A measurement inside it is a hit.
 - The one-off start cost (connect and bootstrap) is paid once per run, reported apart.
 - A stage whose peak memory does not fit in H is never placed there; one that does not fit
   here is moved to a host where it fits, faster or not.
@@ -90,6 +91,8 @@ class HostCapacity:
     ratio_spread: float = 0.0  # relative spread of the probe's speed ratio over its rounds
     loop_share: float = 0.0  # share of a core the probe's loop got on the host (CPU / wall; 0: unknown)
     noisy: bool = False  # the probe's rounds did not agree within its bound
+    ratio_low: float = 0.0  # the probe's slowest and fastest rounds' CPU-time ratio (0: unknown)
+    ratio_high: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -261,12 +264,22 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
         if bandwidth > 0:
             callback += stage.callback_bytes / calls / bandwidth
     seconds = compute + io + transfer + host.rtt_s + callback
-    # The range: the stage's own spread (all its parts) and the probe's (its compute).
+    # The range: the stage's own spread (all its parts), the probe's (its compute), and down
+    # to no charge for shared cores. With the probe's fastest and slowest rounds known, the
+    # compute spans them (a shared host's load comes and goes); else the rounds' spread.
     rel_stage = min(MAX_STAGE_SPREAD, max(MIN_STAGE_SPREAD, mean_spread(stage)))
-    delta = math.hypot(compute * math.hypot(rel_stage, host.ratio_spread), (io + callback + transfer) * rel_stage)
-    low = max(0.0, seconds - (compute - uncharged) - delta)
+    fast, slow = uncharged, compute
+    if host.cpu_time_ratio > 0 and 0 < host.ratio_low <= host.cpu_time_ratio <= host.ratio_high:
+        fast = uncharged * host.cpu_time_ratio / host.ratio_high
+        slow = compute * host.cpu_time_ratio / host.ratio_low
+        probe_rel = 0.0
+    else:
+        probe_rel = host.ratio_spread
+    delta = math.hypot(compute * math.hypot(rel_stage, probe_rel), (io + callback + transfer) * rel_stage)
+    low = max(0.0, seconds - (compute - fast) - delta)
+    high = seconds + (slow - compute) + delta
     return Prediction(
-        seconds=seconds, low_s=low, high_s=seconds + delta, compute_s=compute, wait_s=io,
+        seconds=seconds, low_s=low, high_s=high, compute_s=compute, wait_s=io,
         transfer_s=transfer + host.rtt_s, callback_s=callback, callbacks_per_call=cb_n,
         contention=contention, flow_busy_cores=busy,
     )

@@ -63,3 +63,16 @@ def test_call_back_dominated_core_logic_predicted_or_not_recommended(unprobed_b:
     error = (rec["predicted_s"] - measured) / measured
     assert abs(error) <= 0.30 or not rec["recommended"], (rec, measured)
     assert abs(error) <= 1.0, (rec["predicted_s"], measured)  # never the 78-220x of issue 9
+
+
+def test_plan_says_in_one_line_when_the_unprobed_host_is_unreachable(project_dir: Path, monkeypatch):
+    monkeypatch.setenv("WIREDPROF_SSH_DIR", str(project_dir / "dot-ssh"))
+    from tests.profiles import reference
+
+    reference(core_cpu_ratio=1.0).save(project_dir / "p.json")
+    assert wp("hosts", "add", "C", "--address", "root@127.0.0.1:1").exit_code == 0
+    r = wp("plan", "p.json")
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("wiredprof: host C has no probe yet: measuring it now")
+    assert len(lines) == 2 and "host C is unreachable" in lines[1] and "Traceback" not in r.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,12 @@ def test_machine_key_and_busy_cores_here() -> None:
 def test_speed_rounds_are_bounded_and_say_noisy(spec: HostSpec) -> None:
     with connect(spec) as b:
         never = speed_rounds(b, 20_000, min_rounds=2, max_rounds=3, target_spread=-1.0)
-        easy = speed_rounds(b, 20_000, min_rounds=3, max_rounds=10, target_spread=10.0)
+        easy = speed_rounds(b, 20_000, min_rounds=3, max_rounds=10, target_spread=10.0, min_s=0.0)
+        t0 = time.monotonic()
+        long = speed_rounds(b, 20_000, min_rounds=3, max_rounds=200, target_spread=10.0, min_s=0.5)
+        took = time.monotonic() - t0
     assert len(never.remote) == len(never.local) == 3 and never.noisy
     assert len(easy.remote) == 3 and not easy.noisy
+    assert took >= 0.5 and len(long.ratios) > 3
+    low, high = long.extremes()
+    assert 0 < low <= sorted(long.ratios)[len(long.ratios) // 2] <= high

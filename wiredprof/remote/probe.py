@@ -27,11 +27,13 @@ log = logging.getLogger(__name__)
 
 SCHEMA = "wiredprof.probe/1"
 _CPU_LOOP_N = 400_000  # default for callers; probe() calibrates its own
-# The speed loop is repeated until its rounds agree within TARGET_SPREAD (interquartile
-# range over median), at most MAX_SPEED_ROUNDS rounds or about MAX_SPEED_S seconds.
+# The speed loop is repeated for at least MIN_SPEED_S seconds and until its rounds agree
+# within TARGET_SPREAD (interquartile range over median), at most MAX_SPEED_ROUNDS rounds or
+# about MAX_SPEED_S seconds.
 TARGET_SPREAD = 0.04
 MAX_SPEED_ROUNDS = 15
 MAX_SPEED_S = 8.0
+MIN_SPEED_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class ProbeResult:
     speed_rounds: int = 0
     ratio_spread: float = 0.0
     noisy: bool = False
+    # The slowest and fastest rounds' CPU-time ratio (10th and 90th percentiles from 10 rounds
+    # on): the load of a shared host changes, and the prediction's range spans them.
+    ratio_low: float = 0.0
+    ratio_high: float = 0.0
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,6 +221,16 @@ class SpeedRounds:
     local: list[tuple[float, float]]
     spread: float
     noisy: bool
+    ratios: list[float]
+
+    def extremes(self) -> tuple[float, float]:
+        """The per-round ratio's low and high ends (10th/90th percentiles from 10 rounds on)."""
+        if not self.ratios:
+            return 0.0, 0.0
+        if len(self.ratios) >= 10:
+            q = statistics.quantiles(self.ratios, n=10, method="inclusive")
+            return q[0], q[-1]
+        return min(self.ratios), max(self.ratios)
 
 
 def _relative_spread(values: list[float]) -> float:
@@ -228,18 +244,20 @@ def _relative_spread(values: list[float]) -> float:
 
 def speed_rounds(
     executor: RemoteExecutor, n: int, min_rounds: int = 5, max_rounds: int = MAX_SPEED_ROUNDS,
-    max_s: float = MAX_SPEED_S, target_spread: float = TARGET_SPREAD,
+    max_s: float = MAX_SPEED_S, target_spread: float = TARGET_SPREAD, min_s: float = MIN_SPEED_S,
 ) -> SpeedRounds:
     """Time the loop there and here, one round each in turn, until the per-round ratio agrees.
 
     The ratio is this machine's CPU seconds of the loop over its wall seconds on the host
-    (the planner's CPU-time ratio). Bounded: at most `max_rounds` rounds and about `max_s`
+    (the planner's CPU-time ratio). At least `min_rounds` rounds over `min_s` seconds (a
+    shared host's load comes and goes), at most `max_rounds` rounds and about `max_s`
     seconds; when the spread is still above `target_spread`, the result says it is noisy.
     """
     remote: list[tuple[float, float]] = []
     local: list[tuple[float, float]] = []
     ratios: list[float] = []
-    deadline = time.monotonic() + max_s
+    start = time.monotonic()
+    deadline = start + max_s
     spread = 0.0
     while len(remote) < max_rounds:
         remote += executor.call(cpu_loop_times, n, 1)
@@ -247,9 +265,10 @@ def speed_rounds(
         if remote[-1][0] > 0:
             ratios.append(local[-1][1] / remote[-1][0])
         spread = _relative_spread(ratios)
-        if len(ratios) >= min_rounds and (spread <= target_spread or time.monotonic() > deadline):
+        now = time.monotonic()
+        if len(ratios) >= min_rounds and (now - start >= min_s and spread <= target_spread or now > deadline):
             break
-    return SpeedRounds(remote, local, spread, spread > target_spread)
+    return SpeedRounds(remote, local, spread, spread > target_spread, ratios)
 
 
 def _echo(data: bytes) -> bytes:
@@ -319,6 +338,8 @@ def probe(
         speed_rounds=len(remote_times),
         ratio_spread=round(speed.spread, 4),
         noisy=speed.noisy,
+        ratio_low=round(speed.extremes()[0], 4),
+        ratio_high=round(speed.extremes()[1], 4),
     )
 
 
