@@ -127,7 +127,9 @@ def known_stages(flow: str | None, profile: Profile | None) -> tuple[list[StageN
     """The flow's stages (from the flow file, else from the last profile) and where they came from."""
     if flow is None and profile is not None and Path(profile.flow).is_file():
         flow = profile.flow
-    if flow is not None:
+    plain = (profile is not None and profile.mode == "plain" and flow is not None
+             and Path(profile.flow).resolve() == Path(flow).resolve())
+    if flow is not None and not plain:  # a plain flow's stages exist only while it runs: its profile has them
         same = profile is not None and profile.argv and Path(profile.flow).resolve() == Path(flow).resolve()
         found = discover_stages(flow, profile.argv[1:] if same and profile is not None else None)
         if found:
