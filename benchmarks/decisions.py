@@ -41,6 +41,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._report import add_report_option  # noqa: E402
 from benchmarks.reference import (  # noqa: E402
     STAGE as REFERENCE_STAGE,
     Settings,
@@ -381,8 +382,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="scale of the reference case on the simulated 4x B (default 0.1)")
     ap.add_argument("--no-simulated", action="store_true", help="leave out the simulated 4x B")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    ap.add_argument("--report", nargs="?", type=Path, const=DEFAULT_REPORT, default=None,
-                    help=f"write the markdown report (default path {DEFAULT_REPORT.relative_to(REPO)})")
+    add_report_option(ap, DEFAULT_REPORT)
     ap.add_argument("--keep", type=Path, default=None, help="keep the work directories here")
     args = ap.parse_args(argv)
     if args.repeat < 1 or not args.simulated_scale > 0:
