@@ -245,15 +245,3 @@ def test_the_range_spans_the_probes_slowest_and_fastest_rounds():
     assert p.seconds == pytest.approx(1.0)
     assert p.low_s == pytest.approx(0.5 - 0.03, abs=1e-9)  # 2 s of CPU at x4, less the stage's own 3 %
     assert p.high_s == pytest.approx(2.0 + 0.03, abs=1e-9)  # at x1
-
-
-def test_a_blocked_wait_with_no_one_running_python_is_no_gil_wait():
-    # 75 % "GIL wait" by the sampler, but the other threads used 1 ms of CPU meanwhile: a queue wait.
-    queue_wait = st("p", "connector", 0.03, 0.01, calls=50, gil_ratio=0.75,
-                    competitors=[Competitor("p.other", 0.001)])
-    prof = Profile(flow="f.py", wall_s=30, pipelines=[PipelineStats("p", 0.3, 50, 1.0)], stages=[queue_wait])
-    rec = make_plan(prof, [B]).recommendations[0]
-    assert not rec.recommended
-    assert rec.reason.startswith("not recommended: waits on I/O or a lock 99% of its time")
-    # CPU 0.3 ms at x4; the wait stays but for the 1 ms / 50 calls that was the GIL; a round trip.
-    assert predict(queue_wait, B).seconds == pytest.approx(0.0003 / 4 + (0.03 - 0.0003 - 0.001 / 50) + 0.001)

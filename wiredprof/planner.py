@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from wiredprof.analysis import GIL_BOUND, classify, per_cycle_s
+from wiredprof.analysis import classify, per_cycle_s
 from wiredprof.profile import PipelineStats, Profile, StageStats
 
 __all__ = ["HostCapacity", "Recommendation", "Plan", "Prediction", "PLAN_SCHEMA", "make_plan", "predict",
@@ -216,18 +216,6 @@ def mean_spread(stage: StageStats) -> float:
     return 1.96 * math.sqrt(2.0) * sd / math.sqrt(stage.calls) / stage.mean_s
 
 
-def _gil_wait(stage: StageStats) -> float:
-    """The stage's wait for the GIL: at most the CPU other threads used while it waited.
-
-    A blocked thread the sampler saw may wait on any lock (a queue, a condition); only the
-    part others could have spent running Python was the GIL, and only that disappears on
-    another host. Without competitor figures the sampler's figure stands.
-    """
-    if not stage.competitors:
-        return stage.gil_wait_s
-    return min(stage.gil_wait_s, sum(c.cpu_s for c in stage.competitors))
-
-
 def _share(cores: int, runnable: float) -> float:
     """The share of one core a thread gets when `runnable` threads want `cores` cores."""
     return min(1.0, cores / runnable) if runnable > 0 and cores > 0 else 1.0
@@ -244,7 +232,7 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
     own_wall = max(0.0, mean - cb_wall)
     own_cpu = max(0.0, cpu - cb_cpu)
     frac = own_wall / mean if mean > 0 else 1.0
-    gil = _gil_wait(stage) / calls * frac
+    gil = stage.gil_wait_s / calls * frac
     queue = stage.cpu_queue_s / calls * frac
     io = max(0.0, own_wall - own_cpu - gil - queue)
     transfer = 0.0
@@ -404,15 +392,6 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
             **common,
             reason=(f"not recommended: waits on I/O {b.wait_ratio:.0%} of its time; a faster CPU will not help"),
         )
-    gil_share = _gil_wait(stage) / stage.total_s if stage.total_s > 0 else 0.0
-    if b.bound == "gil" and gil_share < GIL_BOUND and pred.callbacks_per_call == 0:
-        # The sampler saw it blocked, but others ran too little Python for that to be the GIL.
-        blocked = max(0.0, 1.0 - b.cpu_ratio - b.queue_ratio - gil_share)
-        return Recommendation(
-            **common,
-            reason=(f"not recommended: waits on I/O or a lock {blocked:.0%} of its time (other threads used "
-                    f"too little CPU meanwhile for it to be the GIL); a faster CPU will not help"),
-        )
     if gain <= MIN_GAIN_SHARE * max(pipe_cycle, 1e-9):
         why = "slower" if gain < 0 else "no real gain"
         return Recommendation(
@@ -424,7 +403,7 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
     parts = [f"{b.bound}-bound ({b.cpu_ratio:.0%} CPU" + (f", {b.gil_ratio:.0%} GIL wait)" if b.gil_ratio >= 0.05 else ")"),
              speed]
     in_callbacks = min(1.0, stage.callback_s / stage.total_s) if stage.total_s > 0 else 0.0
-    own_gil = _gil_wait(stage) / max(stage.calls, 1) * (1.0 - in_callbacks)
+    own_gil = stage.gil_wait_s / max(stage.calls, 1) * (1.0 - in_callbacks)
     if current > 0 and own_gil / current >= 0.05:
         parts.append("in a worker process of its own it no longer waits for this process's GIL")
     fits = ""
