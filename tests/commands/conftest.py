@@ -5,9 +5,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from wiredprof.cli import cli
+from tests.commands.clitools import wp
 from wiredprof.remote.localsshd import LocalSshd
 
 
@@ -24,8 +23,7 @@ def unprobed_b(sshd: LocalSshd, project_dir: Path, tmp_path: Path, monkeypatch: 
     """Host B (the test sshd) added to the project's inventory, not checked yet."""
     monkeypatch.setenv("WIREDPROF_SSH_DIR", str(tmp_path / "dot-ssh"))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    r = CliRunner().invoke(cli, ["hosts", "add", "B", "--address", f"{sshd.user}@{sshd.address}:{sshd.port}",
-                                 "--identity", str(sshd.identity), "--known-hosts", str(sshd.known_hosts),
-                                 "--python", sys.executable], catch_exceptions=False)
+    r = wp("hosts", "add", "B", "--address", f"{sshd.user}@{sshd.address}:{sshd.port}",
+           "--identity", sshd.identity, "--known-hosts", sshd.known_hosts, "--python", sys.executable)
     assert r.exit_code == 0, r.stderr
     return "B"

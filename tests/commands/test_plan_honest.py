@@ -6,17 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from wiredprof.cli import cli
+from tests.commands.clitools import wp
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(400)]
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "callback_flow.py"
-
-
-def wp(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_call_back_dominated_core_logic_predicted_or_not_recommended(unprobed_b: str, project_dir: Path):
