@@ -35,6 +35,7 @@ from wiredprof.adapters import plain as plain_adapter
 from wiredprof.adapters import wiredflow as wiredflow_adapter
 from wiredprof.config import OffloadEntry
 from wiredprof.errors import CallTimeoutError, CircuitOpenError, LinkError, UsageError, link_failure
+from wiredprof.profiling.callbacks import offloaded_call
 from wiredprof.profiling.recorder import Recorder
 
 __all__ = ["OffloadRuntime", "RemoteStageFunction", "LINK_FAILURES", "EVENTS"]
@@ -71,7 +72,8 @@ class RemoteStageFunction:
         entry = self.entry
         for attempt in range(1 + entry.retries):
             try:
-                return self.runtime.call(entry, self.fn, args, kwargs)
+                with offloaded_call(entry.stage):  # B's call-backs to A count for this stage
+                    return self.runtime.call(entry, self.fn, args, kwargs)
             except BaseException as exc:
                 link = link_failure(exc)
                 if link is None:

@@ -89,6 +89,12 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         retries_after_start=acc.retries_after_start,
         timeouts=acc.timeouts,
         link_losses=acc.link_losses,
+        callbacks=acc.callbacks,
+        callback_s=acc.callback_s,
+        callback_cpu_s=acc.callback_cpu_s,
+        callback_bytes=round(acc.callback_bytes / acc.callback_sized * acc.callbacks) if acc.callback_sized else 0,
+        callback_pickle_s=acc.callback_pickle_s / acc.callback_sized * acc.callbacks if acc.callback_sized else 0.0,
+        callback_unpickle_s=acc.callback_unpickle_s / acc.callback_sized * acc.callbacks if acc.callback_sized else 0.0,
         last_error=acc.last_error,
         state_samples={
             "running": acc.samples_running,
