@@ -53,9 +53,7 @@ def _queued_for_a_core(acc: StageAccumulator, not_gil: float) -> float:
 
 def stage_stats(acc: StageAccumulator) -> StageStats:
     """Freeze one accumulator into `StageStats`."""
-    p95 = 0.0
-    if acc.calls:
-        p95 = min(float(acc.sketch.get_quantile_value(nearest_rank_q(0.95, acc.calls)) or 0.0), acc.max)
+    p95 = acc.quantile(0.95)
     wait = max(0.0, acc.total - acc.cpu)
     waits = acc.samples_lock_wait + acc.samples_io_wait
     # An offloaded stage's thread waits on its host's answer: that is no GIL wait.
