@@ -266,7 +266,8 @@ class Recorder:
         tid = threading.get_native_id()
         info = self.threads.get(tid)
         if info is None or info.role != role or info.pipeline != pipeline:
-            info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role)
+            before = info.stage_cpu if info is not None else 0.0
+            info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role, before)
         ts = self._local.ts
         ts.info = info
         table = self._state_table
@@ -274,10 +275,14 @@ class Recorder:
             self._row(ts, table)  # the sampler learns this process before its first stage call
 
     def _shard(self, ts: _ThreadState, acc: StageAccumulator) -> StageShard:
+        """This thread's first call of `acc`: its shard (and, for a thread nobody registered, its info)."""
         shard = StageShard(acc)
         with self._lock:
             acc.shards.append(shard)
         ts.shards[acc] = shard
+        if ts.info is None and ts.fold_here:
+            # Its CPU in stages must be known, or all of it would look like a busy loop outside them.
+            ts.info = self.threads[ts.tid] = ThreadInfo(threading.current_thread().name, acc.pipeline, "other")
         return shard
 
     # -- recording -----------------------------------------------------------------

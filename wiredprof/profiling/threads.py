@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 FRAMEWORK_SUFFIX = " (framework)"
 # What the profile loses without the sampler.
+USER_THREAD_CPU_S = 0.1  # a thread that ran no stage is listed once it used this much CPU
 SAMPLER_FIGURES = ("gil wait", "core wait", "bound", "competitors", "framework cpu", "memory (rss peak)")
 
 
@@ -155,10 +156,17 @@ class ThreadStateSampler:
         rec = self.rec
         self.ticks = int(report.get("ticks", 0))
         by_tid = rec.threads_by_tid()
+        known = set(rec.threads) | {tid for (_pid, tid) in rec.child_threads}
         for tid_s, (tgid, cpu) in report.get("threads", {}).items():
-            info = by_tid.get(int(tid_s))
+            tid = int(tid_s)
+            info = by_tid.get(tid)
             if info is not None:
                 info.cpu = max(info.cpu, float(cpu))
+            if tid not in known and float(cpu) >= USER_THREAD_CPU_S:
+                # A thread of the flow that never ran a stage: a user's own thread (or a library's).
+                name = info.name if info is not None else _comm(int(tgid), tid)
+                if not name.startswith("wiredprof-"):
+                    rec.threads[tid] = ThreadInfo(name, "", "other", 0.0, float(cpu))
         for number_s, row in report.get("stages", {}).items():
             running, lock_wait, io_wait, comps, rss_growth = row[:5]
             seen_s = float(row[5]) if len(row) > 5 else 0.0
@@ -193,6 +201,15 @@ class ThreadStateSampler:
         if info.role == "main":
             return f"main thread{FRAMEWORK_SUFFIX}"
         return f"thread {info.name}"
+
+
+def _comm(tgid: int, tid: int) -> str:
+    """A thread's name as the kernel knows it (gone with the thread)."""
+    try:
+        with open(f"/proc/{tgid}/task/{tid}/comm") as f:
+            return f.read().strip() or f"thread {tid}"
+    except OSError:
+        return f"thread {tid}"
 
 
 def _how_it_ended(returncode: int | None) -> str:
