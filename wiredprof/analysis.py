@@ -17,8 +17,9 @@ CPU_BOUND = 0.6
 GIL_BOUND = 0.3
 # No pipeline busy more than this share of the run: the flow waits on its schedule.
 IDLE_BELOW = 0.5
-# A thread burning this share of a core outside any stage is a busy loop worth naming.
-BUSY_LOOP = 0.25
+# A thread burning this share of a core outside any stage is a busy loop worth naming (a tenth:
+# on a loaded machine a spinning thread gets only its share of a core).
+BUSY_LOOP = 0.10
 # Two candidates closer than this (relative), or than their calls' spread allows, are a tie.
 NOISE_REL = 0.10
 

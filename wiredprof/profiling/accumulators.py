@@ -248,3 +248,4 @@ class ThreadInfo:
     role: str  # "pipeline", "mqtt-network", "main", "other"
     stage_cpu: float = 0.0
     cpu: float = 0.0  # last known total CPU of the thread
+    cpu_base: float = 0.0  # its CPU when wiredprof first heard of it (start-up, imports: not the flow's)

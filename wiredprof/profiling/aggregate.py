@@ -85,7 +85,8 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
 
 
 def _thread_rows(threads: list[ThreadInfo]) -> list[ThreadCpu]:
-    rows = [ThreadCpu(t.name, t.pipeline, t.role, round(t.cpu, 6), round(t.stage_cpu, 6)) for t in threads]
+    rows = [ThreadCpu(t.name, t.pipeline, t.role, round(max(0.0, t.cpu - t.cpu_base), 6), round(t.stage_cpu, 6))
+            for t in threads]
     return sorted(rows, key=lambda r: r.cpu_s, reverse=True)
 
 

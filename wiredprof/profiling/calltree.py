@@ -111,8 +111,14 @@ def prepare_sampled_calls() -> None:
     if _prepared:
         return
     _prepared = True
-    import wiredprof.remote.serialize  # noqa: F401 - the transfer sizes: paramiko, cryptography, cloudpickle
+    # The transfer sizes: paramiko, cryptography and cloudpickle to import, and 60 ms of
+    # first-use set-up in the serializer (module paths) on the first value it pickles.
+    from wiredprof.remote.serialize import LocalObjects, dump_value
 
+    class _WarmUp:
+        pass
+
+    dump_value(((1, "a", [1.0], _WarmUp()), {"k": None}), LocalObjects(), "a warm-up value")
     profiler = Profiler(interval=0.001, async_mode="disabled")  # pyinstrument's lazy imports
     profiler.start()
     profiler.stop()

@@ -68,7 +68,7 @@ class StageTimer:
     def cancel(self) -> None:
         """Forget this call (it turned out not to be one)."""
         self.acc.seen -= 1
-        self.rec.cancel()
+        self.rec.cancel(sampled=self.profiler is not None)
         if self.profiler is not None:
             try:
                 self.profiler.stop()

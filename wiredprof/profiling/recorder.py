@@ -77,8 +77,8 @@ class CallTrees(Protocol):
     def trees(self) -> list[CallTree]: ...
 
 
-# A stage call in progress: [its shard, children's wall, children's cpu]. A list costs a
-# third of a small class's __init__.
+# A stage call in progress: [its shard, children's wall, children's cpu, what its row in the
+# state table shows]. A list costs a third of a small class's __init__.
 _Frame = list[Any]
 
 
@@ -86,7 +86,7 @@ class _ThreadState:
     """One thread's calls in progress, its state-table row and its spans not folded yet."""
 
     __slots__ = ("stack", "tid", "pending", "sampled_cycle", "table", "row", "current", "info", "shards",
-                 "fold_here", "__weakref__")
+                 "fold_here", "sampling", "fast", "__weakref__")
 
     def __init__(self, fold_here: bool) -> None:
         self.stack: list[_Frame] = []
@@ -99,6 +99,8 @@ class _ThreadState:
         self.info: ThreadInfo | None = None  # what this thread is, once registered
         self.shards: dict[StageAccumulator, StageShard] = {}
         self.fold_here = fold_here  # False in a forked child: its spans go to the parent
+        self.sampling = 0  # sampled calls in progress: calls under a profiler are never timed
+        self.fast = fold_here  # fold_here and not sampling: the common case, one check per call
         _thread_states.add(self)
 
 
@@ -123,7 +125,7 @@ def _thread_states_after_fork() -> None:
     tid = threading.get_native_id()
     for state in list(_thread_states):
         state.tid = tid  # only the forking thread lives on in the child
-        state.fold_here = False
+        state.fold_here = state.fast = False
         state.pending.clear()  # the parent's, already counted there
         state.table = None
 
@@ -267,7 +269,9 @@ class Recorder:
         info = self.threads.get(tid)
         if info is None or info.role != role or info.pipeline != pipeline:
             before = info.stage_cpu if info is not None else 0.0
-            info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role, before)
+            base = info.cpu_base if info is not None else time.thread_time()
+            info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role, before,
+                                                  cpu_base=base)
         ts = self._local.ts
         ts.info = info
         table = self._state_table
@@ -282,7 +286,8 @@ class Recorder:
         ts.shards[acc] = shard
         if ts.info is None and ts.fold_here:
             # Its CPU in stages must be known, or all of it would look like a busy loop outside them.
-            ts.info = self.threads[ts.tid] = ThreadInfo(threading.current_thread().name, acc.pipeline, "other")
+            ts.info = self.threads[ts.tid] = ThreadInfo(threading.current_thread().name, acc.pipeline, "other",
+                                                        cpu_base=time.thread_time())
         return shard
 
     # -- recording -----------------------------------------------------------------
@@ -301,15 +306,18 @@ class Recorder:
         shard = ts.shards.get(acc)
         if shard is None:
             shard = self._shard(ts, acc)
-        ts.stack.append([shard, 0.0, 0.0])
+        if sampled:
+            ts.sampling += 1
+            ts.fast = False
+        mark = SAMPLED if ts.sampling else acc.number
+        ts.stack.append([shard, 0.0, 0.0, mark])
         table = self._state_table
         if table is not None:
             row = ts.row if ts.table is table else self._row(ts, table)
             if row >= 0:
-                number = SAMPLED if sampled else acc.number
                 table[row + PREV] = ts.current
-                table[row + STAGE] = number
-                ts.current = number
+                table[row + STAGE] = mark
+                ts.current = mark
                 # The wall clock first, the CPU clock inside: cpu <= wall for every call.
                 start = self.clock()
                 cpu = self.cpu_clock()
@@ -327,7 +335,8 @@ class Recorder:
         shard = ts.shards.get(acc)
         if shard is None:
             shard = self._shard(ts, acc)
-        frame: _Frame = [shard, 0.0, 0.0]
+        mark = SAMPLED if ts.sampling else acc.number
+        frame: _Frame = [shard, 0.0, 0.0, mark]
         stack = ts.stack
         stack.append(frame)
         table = self._state_table
@@ -335,10 +344,9 @@ class Recorder:
         if table is not None:
             row = ts.row if ts.table is table else self._row(ts, table)
             if row >= 0:
-                number = acc.number
                 table[row + PREV] = ts.current
-                table[row + STAGE] = number
-                ts.current = number
+                table[row + STAGE] = mark
+                ts.current = mark
         clock, cpu_clock = self.clock, self.cpu_clock
         start = clock()  # the CPU clock read inside the wall-clock pair: cpu <= wall
         cpu_start = cpu_clock()
@@ -382,9 +390,12 @@ class Recorder:
         """The end of a call: its self time, the state table, its span (in the common case, inline)."""
         stack = ts.stack
         if stack:
-            shard, child_wall, child_cpu = stack.pop()
+            shard, child_wall, child_cpu, _ = stack.pop()
         else:
             shard, child_wall, child_cpu = ts.shards.get(acc) or self._shard(ts, acc), 0.0, 0.0
+        if sampled:
+            ts.sampling -= 1
+            ts.fast = ts.fold_here and not ts.sampling
         wall = end - start
         cpu = cpu_end - cpu_start
         if stack and not sampled:
@@ -394,7 +405,7 @@ class Recorder:
         table = self._state_table
         if table is not None and ts.table is table and ts.row >= 0:
             row = ts.row
-            number = stack[-1][0].acc.number if stack else 0
+            number = stack[-1][3] if stack else 0
             table[row + PREV] = ts.current
             table[row + STAGE] = number
             ts.current = number
@@ -407,7 +418,7 @@ class Recorder:
             self_cpu = self_wall
         elif not self_cpu > 0.0:
             self_cpu = 0.0
-        if error is None and not sampled and ts.fold_here:
+        if error is None and not sampled and ts.fast:
             shard.calls += 1
             shard.total += self_wall
             pending = ts.pending
@@ -424,9 +435,10 @@ class Recorder:
         self, ts: _ThreadState, shard: StageShard, start: float, wall: float, cpu: float,
         error: BaseException | None, sampled: bool,
     ) -> None:
-        """A failed or sampled call, or any call in a forked child."""
+        """A failed or sampled call, a call inside a sampled one, or any call in a forked child."""
         acc = shard.acc
         err = error_info(error) if error is not None else None
+        sampled = sampled or ts.sampling > 0  # it ran under another call's profiler: not timed
         if sampled:
             ts.sampled_cycle = True  # the cycle this call is part of is not timed either
         info = ts.info
@@ -481,15 +493,18 @@ class Recorder:
             parent[1] += wall
             parent[2] += cpu
 
-    def cancel(self) -> None:
+    def cancel(self, sampled: bool = False) -> None:
         """Drop the innermost call begun on this thread without recording it."""
         ts = self._local.ts
         stack = ts.stack
         if stack:
             stack.pop()
+        if sampled:
+            ts.sampling -= 1
+            ts.fast = ts.fold_here and not ts.sampling
         table = self._state_table
         if table is not None and ts.table is table and ts.row >= 0:
-            number = stack[-1][0].acc.number if stack else 0
+            number = stack[-1][3] if stack else 0
             table[ts.row + PREV] = ts.current
             table[ts.row + STAGE] = number
             ts.current = number
