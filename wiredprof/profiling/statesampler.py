@@ -235,6 +235,11 @@ class Sampler:
         }
 
 
+def next_wait(interval: float, tick_cpu_s: float) -> float:
+    """Seconds to the next tick: a fixed budget, so with many threads ticks come less often."""
+    return min(MAX_INTERVAL_S, max(interval, tick_cpu_s / BUDGET))
+
+
 def _write_snapshot(path: str, data: dict[str, Any]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -267,8 +272,7 @@ def main(argv: list[str]) -> int:
             print(f"sampler: {exc!r}", file=sys.stderr)
         cost = time.process_time() - cpu0
         spent += cost
-        # A fixed budget: with many threads a tick costs more, so ticks come less often.
-        wait = min(MAX_INTERVAL_S, max(interval, cost / BUDGET))
+        wait = next_wait(interval, cost)
         now = time.monotonic()
         if snapshot is not None and now - last_snapshot >= 1.0:
             last_snapshot = now

@@ -1,0 +1,88 @@
+"""The thread-state sampler process as the recorder sees it: it outlives a Ctrl-C, and when it dies
+the profile says which figures are missing (issue 9)."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from wiredprof.profiling.aggregate import build_profile
+from wiredprof.profiling.instrument import timed_call
+from wiredprof.profiling.recorder import Recorder
+from wiredprof.profiling.threads import SAMPLER_FIGURES, ThreadStateSampler, proc_available
+
+pytestmark = pytest.mark.skipif(not proc_available(), reason="needs Linux /proc")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _run(rec: Recorder, seconds: float) -> None:
+    acc = rec.stage("p", "s")
+    rec.register_thread("p", "pipeline")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        timed_call(rec, acc, time.sleep, 0.005)
+
+
+def test_a_ctrl_c_to_the_process_group_is_not_for_the_sampler() -> None:
+    rec = Recorder()
+    sampler = ThreadStateSampler(rec)
+    sampler.start()
+    proc = sampler._proc
+    assert proc is not None
+    try:
+        os.kill(proc.pid, signal.SIGINT)
+        _run(rec, 0.5)
+        assert _alive(proc.pid)
+    finally:
+        sampler.stop()
+    assert not _alive(proc.pid)
+    assert sampler.missing == [] and not rec.notes
+    acc = rec.stages[("p", "s")]
+    assert acc.samples_running + acc.samples_lock_wait + acc.samples_io_wait > 0
+
+
+def test_a_dead_sampler_leaves_its_last_snapshot_and_a_note() -> None:
+    rec = Recorder()
+    sampler = ThreadStateSampler(rec)
+    sampler.start()
+    proc = sampler._proc
+    assert proc is not None
+    try:
+        _run(rec, 1.6)  # the sampler writes a snapshot every second
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _run(rec, 0.3)
+    finally:
+        sampler.stop()
+    acc = rec.stages[("p", "s")]
+    assert acc.samples_io_wait > 0  # from the snapshot
+    assert sampler.missing == [f"{f} (partial)" for f in SAMPLER_FIGURES]
+    note = next(n for n in rec.notes if "thread-state sampler" in n)
+    assert f"(pid {proc.pid}) was killed by SIGKILL" in note and "cover only its first" in note
+    assert note in build_profile(rec, "f.py", 2.0).notes
+
+
+def test_a_sampler_dead_before_its_first_snapshot_means_missing_figures() -> None:
+    rec = Recorder()
+    sampler = ThreadStateSampler(rec)
+    sampler.start()
+    proc = sampler._proc
+    assert proc is not None
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _run(rec, 0.1)
+    finally:
+        sampler.stop()
+    assert sampler.missing == list(SAMPLER_FIGURES)
+    note = next(n for n in rec.notes if "thread-state sampler" in n)
+    assert "are missing (shown as 0, not measured)" in note and "gil wait" in note and "framework cpu" in note
