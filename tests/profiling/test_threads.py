@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
 from wiredprof.profiling.aggregate import build_profile
 from wiredprof.profiling.instrument import timed_call
 from wiredprof.profiling.recorder import Recorder
+from tests.samples._run import pid_alive as _alive
 from wiredprof.profiling.threads import SAMPLER_FIGURES, ThreadStateSampler, proc_available
 
 pytestmark = pytest.mark.skipif(not proc_available(), reason="needs Linux /proc")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 def _run(rec: Recorder, seconds: float) -> None:
@@ -32,18 +28,25 @@ def _run(rec: Recorder, seconds: float) -> None:
         timed_call(rec, acc, time.sleep, 0.005)
 
 
-def test_a_ctrl_c_to_the_process_group_is_not_for_the_sampler() -> None:
+@contextmanager
+def sampling() -> Iterator[tuple[Recorder, ThreadStateSampler, subprocess.Popen[bytes]]]:
+    """A recorder with its sampler process running; stopped (and folded) on leaving."""
     rec = Recorder()
     sampler = ThreadStateSampler(rec)
     sampler.start()
     proc = sampler._proc
     assert proc is not None
     try:
+        yield rec, sampler, proc
+    finally:
+        sampler.stop()
+
+
+def test_a_ctrl_c_to_the_process_group_is_not_for_the_sampler() -> None:
+    with sampling() as (rec, sampler, proc):
         os.kill(proc.pid, signal.SIGINT)
         _run(rec, 0.5)
         assert _alive(proc.pid)
-    finally:
-        sampler.stop()
     assert not _alive(proc.pid)
     assert sampler.missing == [] and not rec.notes
     acc = rec.stages[("p", "s")]
@@ -51,18 +54,11 @@ def test_a_ctrl_c_to_the_process_group_is_not_for_the_sampler() -> None:
 
 
 def test_a_dead_sampler_leaves_its_last_snapshot_and_a_note() -> None:
-    rec = Recorder()
-    sampler = ThreadStateSampler(rec)
-    sampler.start()
-    proc = sampler._proc
-    assert proc is not None
-    try:
+    with sampling() as (rec, sampler, proc):
         _run(rec, 1.6)  # the sampler writes a snapshot every second
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         _run(rec, 0.3)
-    finally:
-        sampler.stop()
     acc = rec.stages[("p", "s")]
     assert acc.samples_io_wait > 0  # from the snapshot
     assert sampler.missing == [f"{f} (partial)" for f in SAMPLER_FIGURES]
@@ -72,17 +68,10 @@ def test_a_dead_sampler_leaves_its_last_snapshot_and_a_note() -> None:
 
 
 def test_a_sampler_dead_before_its_first_snapshot_means_missing_figures() -> None:
-    rec = Recorder()
-    sampler = ThreadStateSampler(rec)
-    sampler.start()
-    proc = sampler._proc
-    assert proc is not None
-    try:
+    with sampling() as (rec, sampler, proc):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         _run(rec, 0.1)
-    finally:
-        sampler.stop()
     assert sampler.missing == list(SAMPLER_FIGURES)
     note = next(n for n in rec.notes if "thread-state sampler" in n)
     assert "are missing (shown as 0, not measured)" in note and "gil wait" in note and "framework cpu" in note
