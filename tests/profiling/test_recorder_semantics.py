@@ -280,6 +280,7 @@ def test_a_sampled_call_and_its_profiler_stay_out_of_its_caller_and_of_calls_ins
             return []
 
     rec.call_trees = Sampler()
+    inner.next_check = 1  # ask the sampler from the first call on
 
     def leaf_work() -> None:
         wall.t += 1.0

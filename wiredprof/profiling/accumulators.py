@@ -13,7 +13,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from ddsketch import DDSketch
 
@@ -24,6 +24,7 @@ __all__ = [
     "StageShard",
     "Span",
     "CycleAccumulator",
+    "CycleShard",
     "ThreadInfo",
     "SKETCH_ACCURACY",
 ]
@@ -41,9 +42,10 @@ _bucket = partial(bisect_left, _BOUNDS)  # value -> index i: _BOUNDS[i-1] < valu
 
 
 # One finished stage call, as kept in a thread's pending list and in the timeline window:
-# (shard, start on the recorder's clock, self wall, self cpu, error, sampled). A plain tuple:
-# a NamedTuple's constructor is a Python function, three times the cost on every call.
-Span = tuple["StageShard", float, float, float, bool, bool]
+# (stage number, start on the recorder's clock, self wall, self cpu, error, sampled). A plain
+# tuple: a NamedTuple's constructor is a Python function, three times the cost on every call;
+# and of numbers only, so the garbage collector stops tracking it at its first look.
+Span = tuple[int, float, float, float, bool, bool]
 
 
 class StageShard:
@@ -107,7 +109,19 @@ def _histogram_to_sketch(hist: Counter[int]) -> DDSketch:
     return sketch
 
 
-class StageAccumulator:
+class _Sharded:
+    """Totals kept in per-thread shards, added up on read."""
+
+    shards: list[Any]
+
+    def _sum(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.shards)
+
+    def _fsum(self, name: str) -> float:
+        return math.fsum(getattr(s, name) for s in self.shards)
+
+
+class StageAccumulator(_Sharded):
     """Running totals of one stage: its shards merged on read."""
 
     def __init__(
@@ -134,6 +148,7 @@ class StageAccumulator:
         self.errors = 0
         self.sampled = 0
         self.seen = 0  # calls entered, sampled or not (ordinal of the next call - 1)
+        self.next_check = 2  # the call-tree sampler is asked again at this ordinal (it moves it)
         self.retries = 0
         self.fallbacks = 0
         self.bytes_in = 0
@@ -165,16 +180,16 @@ class StageAccumulator:
         """Timed calls of this stage not folded into a shard yet."""
         for source in list(self.pending_sources):
             for span in list(source):  # a copy: the owner thread may append meanwhile
-                if span[0].acc is self and not span[5]:
+                if span[0] == self.number and not span[5]:
                     yield span
 
     @property
     def calls(self) -> int:
-        return sum(s.calls for s in self.shards)
+        return self._sum("calls")
 
     @property
     def total(self) -> float:
-        return math.fsum(s.total for s in self.shards)
+        return self._fsum("total")
 
     @property
     def cpu(self) -> float:
@@ -223,16 +238,48 @@ class StageAccumulator:
         return top
 
 
-@dataclass
-class CycleAccumulator:
-    """Running totals of one pipeline's cycles (one pass over its chain)."""
+class CycleShard:
+    """One thread's totals of one pipeline's cycles: written by that thread only."""
 
-    pipeline: str
-    runs: int = 0
-    total: float = 0.0  # over timed cycles: those with no sampled call in them
-    max: float = 0.0
-    errors: int = 0
-    sampled: int = 0  # cycles that ran a call under the call-tree sampler (not timed)
+    __slots__ = ("runs", "total", "max", "errors", "sampled")
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.total = 0.0  # over timed cycles: those with no sampled call in them
+        self.max = 0.0
+        self.errors = 0
+        self.sampled = 0  # cycles that ran a call under the call-tree sampler (not timed)
+
+
+class CycleAccumulator(_Sharded):
+    """Running totals of one pipeline's cycles (one pass over its chain): its shards merged on read."""
+
+    def __init__(self, pipeline: str) -> None:
+        self.pipeline = pipeline
+        self.shards: list[CycleShard] = []
+
+    def __repr__(self) -> str:
+        return f"CycleAccumulator({self.pipeline!r}, runs={self.runs})"
+
+    @property
+    def runs(self) -> int:
+        return self._sum("runs")
+
+    @property
+    def total(self) -> float:
+        return self._fsum("total")
+
+    @property
+    def max(self) -> float:
+        return max((s.max for s in self.shards), default=0.0)
+
+    @property
+    def errors(self) -> int:
+        return self._sum("errors")
+
+    @property
+    def sampled(self) -> int:
+        return self._sum("sampled")
 
     @property
     def timed(self) -> int:

@@ -9,7 +9,7 @@ from wiredprof.profiling.accumulators import StageAccumulator
 from wiredprof.profiling.childlink import CallTreeRecord
 from wiredprof.profiling.recorder import Recorder
 
-__all__ = ["timed_call", "StageTimer"]
+__all__ = ["timed_call", "sampled_call", "timed_items", "StageTimer"]
 
 T = TypeVar("T")
 
@@ -70,35 +70,33 @@ class StageTimer:
         self.acc.seen -= 1
         self.rec.cancel(sampled=self.profiler is not None)
         if self.profiler is not None:
+            cancel = getattr(self.rec.call_trees, "cancel", None)
             try:
-                self.profiler.stop()
-            except Exception:
+                cancel(self.profiler) if cancel is not None else self.profiler.stop()
+            except Exception:  # a profiler that failed must never break the user's stage
                 pass
             self.profiler = None
 
 
 def timed_call(rec: Recorder, acc: StageAccumulator, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call `fn` as one call of stage `acc`; a generator result is timed item by item."""
-    # StageTimer.begin/end inlined: this runs on every stage call, and the timer object,
-    # its two method calls and inspect.isgenerator cost about 0.4 us a call.
-    acc.seen += 1
-    ordinal = acc.seen
+    return rec.call(acc, fn, args, kwargs)  # type: ignore[no-any-return]
+
+
+def sampled_call(
+    rec: Recorder, acc: StageAccumulator, ordinal: int, fn: Callable[..., T], args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> T:
+    """Call number `ordinal` of `acc`, one the call-tree sampler takes (see Recorder.call)."""
     sampler = rec.call_trees
-    # The sampler only ever takes the 2nd call and every `every`-th: ask it only then.
-    if sampler is not None and (ordinal == 2 or ordinal % sampler.every == 0) and sampler.wants(acc, ordinal):
-        # One of the few calls the call-tree sampler takes: the StageTimer path.
-        timer = StageTimer(rec, acc)
-        timer.ordinal = ordinal
-        timer.outer = (rec.clock(), rec.cpu_clock())
-        timer.profiler = sampler.start()
-        timer.call = (args, kwargs)
-        timer.start, timer.cpu_start = rec.enter(acc, sampled=True)
-        return _timer_call(timer, rec, acc, fn, args, kwargs)
-    result = rec.call(acc, fn, args, kwargs)
-    if type(result) is GeneratorType:  # inspect.isgenerator (GeneratorType has no subclasses)
-        acc.seen -= 1  # creating the generator is not a call (rec.call did not time it); its items are
-        return _timed_items(rec, acc, result)  # type: ignore[return-value]
-    return result  # type: ignore[no-any-return]
+    assert sampler is not None
+    timer = StageTimer(rec, acc)
+    timer.ordinal = ordinal
+    timer.outer = (rec.clock(), rec.cpu_clock())
+    timer.profiler = sampler.start()
+    timer.call = (args, kwargs)
+    timer.start, timer.cpu_start = rec.enter(acc, sampled=True)
+    return _timer_call(timer, rec, acc, fn, args, kwargs)
 
 
 def _timer_call(
@@ -113,7 +111,7 @@ def _timer_call(
         raise
     if isinstance(result, GeneratorType):
         timer.cancel()  # creating the generator is not a call; its items are
-        return _timed_items(rec, acc, result)  # type: ignore[return-value]
+        return timed_items(rec, acc, result)  # type: ignore[return-value]
     timer.end(None, result)
     return result
 
@@ -135,7 +133,7 @@ def _measure_transfer(rec: Recorder, acc: StageAccumulator, args: tuple[Any, ...
     rec.add_transfer(acc, sent, back)
 
 
-def _timed_items(rec: Recorder, acc: StageAccumulator, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
+def timed_items(rec: Recorder, acc: StageAccumulator, gen: Generator[Any, Any, Any]) -> Generator[Any, Any, Any]:
     """A generator stage does its work while it is iterated: each item is one call."""
     while True:
         timer = StageTimer(rec, acc)

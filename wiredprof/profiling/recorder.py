@@ -21,7 +21,14 @@ from types import GeneratorType
 from typing import Any, Callable, Protocol
 
 from wiredprof.profile import CallTree, ErrorInfo, TimelineSpan
-from wiredprof.profiling.accumulators import CycleAccumulator, Span, StageAccumulator, StageShard, ThreadInfo
+from wiredprof.profiling.accumulators import (
+    CycleAccumulator,
+    CycleShard,
+    Span,
+    StageAccumulator,
+    StageShard,
+    ThreadInfo,
+)
 from wiredprof.profiling.childlink import (
     CallTreeRecord,
     ChildLink,
@@ -64,8 +71,6 @@ def error_info(exc: BaseException) -> ErrorInfo:
 class CallTrees(Protocol):
     """What the recorder and the instrumentation need of a call-tree sampler (calltree.py)."""
 
-    every: int
-
     def wants(self, acc: StageAccumulator, ordinal: int) -> bool: ...
 
     def start(self) -> Any: ...
@@ -86,7 +91,7 @@ class _ThreadState:
     """One thread's calls in progress, its state-table row and its spans not folded yet."""
 
     __slots__ = ("stack", "tid", "pending", "sampled_cycle", "table", "row", "current", "info", "shards",
-                 "fold_here", "sampling", "fast", "__weakref__")
+                 "fold_here", "sampling", "fast", "cycles", "by_number", "__weakref__")
 
     def __init__(self, fold_here: bool) -> None:
         self.stack: list[_Frame] = []
@@ -98,6 +103,8 @@ class _ThreadState:
         self.current = 0  # the stage number this thread's row shows now
         self.info: ThreadInfo | None = None  # what this thread is, once registered
         self.shards: dict[StageAccumulator, StageShard] = {}
+        self.by_number: dict[int, StageShard] = {}  # the same shards by their stage's number
+        self.cycles: dict[str, CycleShard] = {}  # pipeline -> this thread's shard of its cycles
         self.fold_here = fold_here  # False in a forked child: its spans go to the parent
         self.sampling = 0  # sampled calls in progress: calls under a profiler are never timed
         self.fast = fold_here  # fold_here and not sampling: the common case, one check per call
@@ -199,8 +206,8 @@ class Recorder:
             raw = raw[-maxlen:] if maxlen else []
         t0 = self.t0
         return deque(
-            (TimelineSpan(s[0].acc.pipeline, s[0].acc.stage, s[0].acc.host, s[1] - t0, s[2], s[3], s[4], s[5])
-             for s in raw),
+            (TimelineSpan(a.pipeline, a.stage, a.host, s[1] - t0, s[2], s[3], s[4], s[5])
+             for s in raw if (a := self._numbers.get(s[0])) is not None),
             maxlen=maxlen,
         )
 
@@ -265,6 +272,11 @@ class Recorder:
 
     def register_thread(self, pipeline: str, role: str, name: str | None = None) -> None:
         """Say what the calling thread is (its CPU outside stages is framework time)."""
+        ts = self._local.ts
+        info = ts.info
+        table = self._state_table
+        if info is not None and info.pipeline == pipeline and info.role == role and (table is None or ts.table is table):
+            return  # every cycle of a pipeline says so: the common case first
         tid = threading.get_native_id()
         info = self.threads.get(tid)
         if info is None or info.role != role or info.pipeline != pipeline:
@@ -272,9 +284,7 @@ class Recorder:
             base = info.cpu_base if info is not None else time.thread_time()
             info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role, before,
                                                   cpu_base=base)
-        ts = self._local.ts
         ts.info = info
-        table = self._state_table
         if table is not None and ts.table is not table:
             self._row(ts, table)  # the sampler learns this process before its first stage call
 
@@ -284,6 +294,7 @@ class Recorder:
         with self._lock:
             acc.shards.append(shard)
         ts.shards[acc] = shard
+        ts.by_number[acc.number] = shard
         if ts.info is None and ts.fold_here:
             # Its CPU in stages must be known, or all of it would look like a busy loop outside them.
             ts.info = self.threads[ts.tid] = ThreadInfo(threading.current_thread().name, acc.pipeline, "other",
@@ -327,10 +338,20 @@ class Recorder:
         return start, self.cpu_clock()
 
     def call(self, acc: StageAccumulator, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """One timed call of `acc`: `enter`, `fn(*args, **kwargs)`, `exit` in one frame (the hot path).
+        """Run `fn(*args, **kwargs)` as one call of `acc` and record it: the hot path of every stage call.
 
-        A generator result is returned untimed (its items are the calls; see instrument.py).
+        `enter`, the call and `exit` in one frame, the common case inline. The call-tree
+        sampler is asked only from the ordinal it named (`acc.next_check`); a generator
+        result is timed item by item (instrument.py has both rare paths).
         """
+        acc.seen += 1
+        trees = self.call_trees
+        if trees is not None:
+            ordinal = acc.seen
+            if ordinal >= acc.next_check and trees.wants(acc, ordinal):
+                from wiredprof.profiling.instrument import sampled_call  # imported long before: no cost
+
+                return sampled_call(self, acc, ordinal, fn, args, kwargs)
         ts = self._local.ts
         shard = ts.shards.get(acc)
         if shard is None:
@@ -360,10 +381,48 @@ class Recorder:
             raise
         cpu_end = cpu_clock()
         end = clock()
-        if type(result) is GeneratorType:
+        if type(result) is GeneratorType:  # inspect.isgenerator (GeneratorType has no subclasses)
             self.cancel()
-            return result
-        self._finish(ts, acc, start, end, cpu_start, cpu_end, None, False)
+            acc.seen -= 1  # creating the generator is not a call; its items are
+            from wiredprof.profiling.instrument import timed_items
+
+            return timed_items(self, acc, result)
+        stack.pop()
+        # exit(), inline for the common case: a timed call in this process, no error.
+        wall = end - start
+        cpu = cpu_end - cpu_start
+        if stack:
+            parent = stack[-1]
+            parent[1] += wall
+            parent[2] += cpu
+            back = parent[3]
+        else:
+            back = 0
+        if row >= 0 and table is not None:
+            table[row + PREV] = mark
+            table[row + STAGE] = back
+            ts.current = back
+            self._state_times[row + SINCE] = end
+        wall -= frame[1]
+        if not wall > 0.0:
+            wall = 0.0
+        cpu -= frame[2]
+        if cpu > wall:  # both clocks tick in their own steps: never more CPU than wall
+            cpu = wall
+        elif not cpu > 0.0:
+            cpu = 0.0
+        if ts.fast:
+            shard.calls += 1
+            shard.total += wall
+            pending = ts.pending
+            pending.append((mark, start, wall, cpu, False, False))
+            if len(pending) >= FOLD_EVERY:
+                self._fold(ts)
+            info = ts.info
+            if info is not None:
+                info.stage_cpu += cpu
+        else:
+            self._record_rare(ts, shard, start, wall, cpu, None, False)
         return result
 
     def exit(
@@ -422,7 +481,7 @@ class Recorder:
             shard.calls += 1
             shard.total += self_wall
             pending = ts.pending
-            pending.append((shard, start, self_wall, self_cpu, False, False))
+            pending.append((acc.number, start, self_wall, self_cpu, False, False))
             if len(pending) >= FOLD_EVERY:
                 self._fold(ts)
             info = ts.info
@@ -463,7 +522,7 @@ class Recorder:
         if not sampled:
             shard.calls += 1
             shard.total += wall
-        ts.pending.append((shard, start, wall, cpu, err is not None, sampled))
+        ts.pending.append((acc.number, start, wall, cpu, err is not None, sampled))
         if len(ts.pending) >= FOLD_EVERY:
             self._fold(ts)
 
@@ -472,7 +531,7 @@ class Recorder:
         pending = ts.pending
         batch = pending[:]
         pending.clear()
-        groups: dict[StageShard, list[Span]] = {}
+        groups: dict[int, list[Span]] = {}
         for span in batch:
             if span[5]:
                 continue  # a sampled call: counted, never timed
@@ -481,7 +540,9 @@ class Recorder:
                 groups[span[0]] = [span]
             else:
                 group.append(span)
-        for shard, spans in groups.items():
+        by_number = ts.by_number
+        for number, spans in groups.items():
+            shard = by_number[number]
             shard.fold([s[2] for s in spans], [s[3] for s in spans])
         self._window.extend(batch)
 
@@ -537,7 +598,7 @@ class Recorder:
             if error is not None:
                 acc.errors += 1
                 acc.last_error = error
-            self._window.append((base, start, wall, cpu, error is not None, sampled))
+            self._window.append((acc.number, start, wall, cpu, error is not None, sampled))
 
     def add_transfer(self, acc: StageAccumulator, sent: int, back: int) -> None:
         """One call's pickled arguments and result sizes (bytes)."""
@@ -593,26 +654,30 @@ class Recorder:
         A cycle in which a call ran under the call-tree sampler counts as a run, but its
         time is kept out, as that call's is.
         """
+        ts = self._local.ts
         if sampled is None:
-            ts = self._local.ts
             sampled = ts.sampled_cycle
             ts.sampled_cycle = False
-        if self.in_child:
+        if not ts.fold_here:
             self.link.send(CycleRecord(pipeline, wall, failed, sampled))
             return
-        with self._lock:
-            cyc = self.cycles.get(pipeline)
-            if cyc is None:
-                cyc = self.cycles[pipeline] = CycleAccumulator(pipeline)
-            cyc.runs += 1
-            if sampled:
-                cyc.sampled += 1
-            else:
-                cyc.total += wall
-                if wall > cyc.max:
-                    cyc.max = wall
-            if failed:
-                cyc.errors += 1
+        shard = ts.cycles.get(pipeline)
+        if shard is None:
+            shard = ts.cycles[pipeline] = CycleShard()
+            with self._lock:
+                cyc = self.cycles.get(pipeline)
+                if cyc is None:
+                    cyc = self.cycles[pipeline] = CycleAccumulator(pipeline)
+                cyc.shards.append(shard)
+        shard.runs += 1
+        if sampled:
+            shard.sampled += 1
+        else:
+            shard.total += wall
+            if wall > shard.max:
+                shard.max = wall
+        if failed:
+            shard.errors += 1
 
     def cycles_done(self, pipeline: str) -> int:
         """Completed cycles of `pipeline` as seen by this process."""
