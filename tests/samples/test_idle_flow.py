@@ -69,3 +69,11 @@ def test_sampling_call_stacks_does_not_stall_the_mqtt_connectors() -> None:
         assert a["max_s"] <= 2 * max(b["max_s"], floor), (name, a["max_s"], b["max_s"])
         # and the sampled calls' time is not in the timed calls' mean either
         assert a["mean_s"] <= 2 * max(b["mean_s"], floor), (name, a["mean_s"], b["mean_s"])
+
+
+def test_idle_in_process_mode_too() -> None:
+    profile = analyze("--period", "5", "--processes")
+    assert profile["mode"] == "processes"
+    b = profile["bottleneck"]
+    assert b["bound"] == "idle", b["reason"]
+    assert "the cost to look at: sensors thread outside stages (framework) burns" in b["reason"], b["reason"]
