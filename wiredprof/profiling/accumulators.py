@@ -13,11 +13,12 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Iterable, Iterator
-
-from ddsketch import DDSketch
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from wiredprof.profile import ErrorInfo
+
+if TYPE_CHECKING:
+    from ddsketch import DDSketch
 
 __all__ = [
     "StageAccumulator",
@@ -101,6 +102,8 @@ def _representative(index: int) -> float:
 
 def _histogram_to_sketch(hist: Counter[int]) -> DDSketch:
     """A DDSketch holding the histogram's counts, each at its bucket's representative value."""
+    from ddsketch import DDSketch  # only to read: the plain API imports this module
+
     sketch = DDSketch(SKETCH_ACCURACY)
     for index, count in hist.items():
         if count <= 0:
