@@ -75,3 +75,18 @@ def test_a_sampler_dead_before_its_first_snapshot_means_missing_figures() -> Non
     assert sampler.missing == list(SAMPLER_FIGURES)
     note = next(n for n in rec.notes if "thread-state sampler" in n)
     assert "are missing (shown as 0, not measured)" in note and "gil wait" in note and "framework cpu" in note
+
+
+def test_competitor_cpu_becomes_a_rate_over_the_stages_whole_time() -> None:
+    """The sampler saw the stage for 0.5 s and charged 0.2 s of another thread's CPU then; the stage
+    ran 2 s in all: 0.8 s of competitor CPU, never CPU from before the stage began."""
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    other = rec.stage("p", "other")
+    acc.base.calls, acc.base.total = 4, 2.0
+    report = {"ticks": 10, "threads": {}, "stages": {
+        str(acc.number): [3, 0, 1, [[4242, other.number, 0.2], [4243, 0, 0.1]], 0, 0.5],
+    }}
+    ThreadStateSampler(rec)._fold(report)
+    assert acc.competitors == {"p.other": pytest.approx(0.8), "thread 4243": pytest.approx(0.4)}
+    assert (acc.samples_running, acc.samples_io_wait) == (3, 1)
