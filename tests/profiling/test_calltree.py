@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from wiredprof.profiling.accumulators import StageAccumulator
-from wiredprof.profiling.calltree import CallTreeSampler
+from wiredprof.profiling.calltree import RETRY_AFTER, CallTreeSampler
 
 
 class Clock:
@@ -30,16 +30,16 @@ def test_the_2nd_call_then_every_25th_of_a_long_enough_stage() -> None:
     assert not sampler.wants(slow, 50) and slow.next_check > 10**9  # max_per_stage reached
 
 
-def test_at_most_two_sampled_calls_at_once_the_others_ask_again_at_their_next_call() -> None:
+def test_at_most_two_sampled_calls_at_once_the_others_ask_again_soon() -> None:
     sampler = CallTreeSampler(clock=Clock())
     c = stage(0.01)
     pa, pb = sampler.start(), sampler.start()
     try:
-        assert not sampler.wants(c, 2) and c.next_check == 3
+        assert not sampler.wants(c, 2) and c.next_check == 2 + RETRY_AFTER
     finally:
         sampler.cancel(pa)
         sampler.cancel(pb)
-    assert sampler.wants(c, 3)
+    assert sampler.wants(c, 2 + RETRY_AFTER)
 
 
 def test_sampled_calls_spend_at_most_a_share_of_the_run() -> None:

@@ -70,16 +70,17 @@ class CallTreeSampler:
 
     def wants(self, acc: StageAccumulator, ordinal: int) -> bool:
         """Sample call number `ordinal` (1-based) of this stage? Also says when to ask next (`acc.next_check`)."""
+        # The cheap questions first: with hundreds of stages this is asked often.
         later = (ordinal // self.every + 1) * self.every
         if acc.sampled >= self.max_per_stage or acc.host != "local":
             # (an offloaded stage only waits on its host here: nothing to see in its stacks)
             acc.next_check = 1 << 62
             return False
-        if ordinal < 2 or acc.calls < 1 or acc.mean < self.min_mean_s:
-            acc.next_check = max(2, later)
+        if ordinal < 2:
+            acc.next_check = 2
             return False
-        if len(self._running) >= self.max_in_flight:  # others are being sampled: ask again at the next call
-            acc.next_check = ordinal + 1
+        if len(self._running) >= self.max_in_flight:  # others are being sampled: ask again soon
+            acc.next_check = ordinal + RETRY_AFTER
             self.skipped += 1
             return False
         if not self.within_budget():
@@ -87,7 +88,7 @@ class CallTreeSampler:
             self.skipped += 1
             return False
         acc.next_check = later
-        return True
+        return acc.calls >= 1 and acc.mean >= self.min_mean_s
 
     def start(self) -> Profiler:
         profiler = Profiler(interval=self.interval_s, async_mode="disabled")
@@ -102,6 +103,10 @@ class CallTreeSampler:
             profiler.stop()
         except Exception:
             log.debug("pyinstrument stop failed", exc_info=True)
+
+    def charge(self, cpu_s: float) -> None:
+        """Count what a sampled call cost beyond its profiler's window (transfer sizes, say)."""
+        self.spent_cpu_s += max(0.0, cpu_s)
 
     def _charge(self, profiler: Profiler) -> None:
         started = self._running.pop(id(profiler), None)
@@ -172,6 +177,7 @@ def prepare_sampled_calls() -> None:
 
 
 _prepared = False
+RETRY_AFTER = 5  # calls a stage waits before asking again when the sampler was busy
 
 
 def compact_session_json(session: Session, keep: float = 0.995, max_stacks: int = 400) -> dict[str, Any]:

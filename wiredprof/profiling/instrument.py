@@ -59,7 +59,11 @@ class StageTimer:
 
             rec.forward(CallTreeRecord(acc.pipeline, acc.stage, self.ordinal, compact_session_json(session)))
         if self.call is not None and err is None:
+            cpu0 = rec.cpu_clock()
             _measure_transfer(rec, acc, self.call[0], self.call[1], result)
+            charge = getattr(sampler, "charge", None)
+            if charge is not None:
+                charge(rec.cpu_clock() - cpu0)
         # Keep the whole sampled window (profiler start and stop, the transfer sizes) out
         # of the stage that encloses this call.
         wall0, cpu0 = self.outer
