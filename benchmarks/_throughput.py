@@ -30,11 +30,12 @@ FLOW = Path(__file__).with_name("_throughput_flow.py")
 PIPELINES = (4, 20, 100)
 
 
-def _calls(n: int, seconds: float, profiled: bool) -> tuple[int, float]:
+def _calls(n: int, seconds: float, profiled: bool, extra_loops: int = 0) -> tuple[int, float]:
     """Stage calls one run completed, and this process's CPU seconds for it."""
     with tempfile.TemporaryDirectory(prefix="wiredprof-throughput-") as tmp:
         out = Path(tmp) / "calls.txt"
-        args = ["--pipelines", str(n), "--seconds", str(seconds), "--out", str(out)]
+        args = ["--pipelines", str(n), "--seconds", str(seconds), "--out", str(out),
+                "--extra-loops", str(extra_loops)]
         cpu0 = time.process_time()
         if profiled:
             run_flow(FLOW, args, RunOptions(duration_s=seconds + 60, flow_stdout_to_stderr=True))
@@ -49,7 +50,21 @@ def _calls(n: int, seconds: float, profiled: bool) -> tuple[int, float]:
         return int(out.read_text()), cpu
 
 
-def bench_throughput(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+def _loops_per_us() -> float:
+    """Iterations of the flow's work loop per microsecond of this thread's CPU (best of 5)."""
+    from benchmarks._throughput_flow import _work
+
+    best = float("inf")
+    for _ in range(5):
+        c0 = time.thread_time()
+        _work(1, 20_000)
+        best = min(best, time.thread_time() - c0)
+    return 20_000 / (best * 1e6)
+
+
+def bench_throughput(quick: bool, log: Callable[[str], None], added_us: float = 0.0) -> dict[str, Any]:
+    """Profiled vs unprofiled at each N; with `added_us`, also a control at the largest N: the
+    unprofiled flow with that much more plain Python per stage call (what any per-call cost does)."""
     seconds, rounds, sizes = (2.0, 1, PIPELINES[:2]) if quick else (10.0, 2, PIPELINES)
     out: dict[str, Any] = {"seconds": seconds, "rounds": rounds, "pipelines": {}}
     for n in sizes:
@@ -72,6 +87,15 @@ def bench_throughput(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         log(f"  throughput N={n:3d}: {sum(plain):,} calls unprofiled, {sum(profiled):,} profiled "
             f"({row['ratio_pct']:.1f} %); CPU per call {row['plain_cpu_us_per_call']:.1f} vs "
             f"{row['profiled_cpu_us_per_call']:.1f} us")
+    if added_us > 0:
+        n = sizes[-1]
+        loops = max(1, round(added_us * _loops_per_us()))
+        plain_calls, _ = _calls(n, seconds, False)
+        extra_calls, _ = _calls(n, seconds, False, loops)
+        out["control"] = {"pipelines": n, "added_us": added_us, "loops": loops, "plain_calls": plain_calls,
+                          "extra_calls": extra_calls, "ratio_pct": 100.0 * extra_calls / max(1, plain_calls)}
+        log(f"  control N={n}: unprofiled with {added_us:.2f} us more Python per call: "
+            f"{out['control']['ratio_pct']:.1f} % of the calls")
     return out
 
 
@@ -136,6 +160,17 @@ def markdown(result: dict[str, Any]) -> list[str]:
         lines.append(f"| {n} | {sum(row['plain_calls']):,} | {sum(row['profiled_calls']):,} | "
                      f"{row['ratio_pct']:.1f} % | {row['plain_cpu_us_per_call']:.1f} us | "
                      f"{row['profiled_cpu_us_per_call']:.1f} us |")
+    control = tp.get("control")
+    if control:
+        lines += [
+            "",
+            f"Control, without wiredprof: the same flow at N = {control['pipelines']}, unprofiled, with "
+            f"{control['added_us']:.2f} us more plain Python per stage call ({control['loops']} loop iterations; the "
+            "instrumentation's measured cost per call in this run) completed "
+            f"{control['extra_calls']:,} stage calls against {control['plain_calls']:,}: "
+            f"{control['ratio_pct']:.1f} %. At this rate the pipelines' threads queue for the GIL, and any "
+            "per-call cost is paid several times over in waiting.",
+        ]
     sb = result["sampler_budget"]
     lines += ["", "## The thread-state sampler's cost against the number of threads", ""]
     if "skipped" in sb:

@@ -19,18 +19,18 @@ STAGES = ("fetch", "parse", "enrich", "store", "notify")
 SLEEP_S = 0.0005
 
 
-def _work(x: int) -> int:
+def _work(x: int, loops: int = 50) -> int:
     s = 0
-    for i in range(50):  # a little CPU: a few microseconds
+    for i in range(loops):  # a little CPU: a few microseconds
         s += (x + i) * i
     return s
 
 
-def _stage(name: str) -> object:
+def _stage(name: str, extra_loops: int) -> object:
     @wiredprof.stage(name)
     def call(x: int) -> int:
         time.sleep(SLEEP_S)
-        return _work(x)
+        return _work(x, 50 + extra_loops)
 
     return call
 
@@ -40,8 +40,10 @@ def main() -> None:
     parser.add_argument("--pipelines", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--extra-loops", type=int, default=0,
+                        help="more Python work per stage call (the benchmark's control: any per-call cost)")
     args = parser.parse_args()
-    chain = [_stage(name) for name in STAGES]
+    chain = [_stage(name, args.extra_loops) for name in STAGES]
     counts = [0] * args.pipelines
     start = threading.Barrier(args.pipelines + 1)
 
