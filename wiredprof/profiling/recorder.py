@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 import traceback
-import weakref
 from collections import deque
 from types import GeneratorType
 from typing import Any, Callable, Protocol
@@ -41,6 +40,7 @@ from wiredprof.profiling.childlink import (
     TransferRecord,
 )
 from wiredprof.profiling.statetable import PREV, ROW, SAMPLED, SINCE, SLOTS, STAGE, claim_row
+from wiredprof.profiling.threadstate import Frame, ThreadLocal, ThreadState
 
 __all__ = [
     "StageAccumulator",
@@ -82,62 +82,7 @@ class CallTrees(Protocol):
     def trees(self) -> list[CallTree]: ...
 
 
-# A stage call in progress: [its shard, children's wall, children's cpu, what its row in the
-# state table shows]. A list costs a third of a small class's __init__.
-_Frame = list[Any]
-
-
-class _ThreadState:
-    """One thread's calls in progress, its state-table row and its spans not folded yet."""
-
-    __slots__ = ("stack", "tid", "pending", "sampled_cycle", "table", "row", "current", "info", "shards",
-                 "fold_here", "sampling", "fast", "cycles", "by_number", "__weakref__")
-
-    def __init__(self, fold_here: bool) -> None:
-        self.stack: list[_Frame] = []
-        self.tid = threading.get_native_id()
-        self.pending: list[Span] = []
-        self.sampled_cycle = False
-        self.table: memoryview[int] | None = None  # the state table `row` was claimed in
-        self.row = -1
-        self.current = 0  # the stage number this thread's row shows now
-        self.info: ThreadInfo | None = None  # what this thread is, once registered
-        self.shards: dict[StageAccumulator, StageShard] = {}
-        self.by_number: dict[int, StageShard] = {}  # the same shards by their stage's number
-        self.cycles: dict[str, CycleShard] = {}  # pipeline -> this thread's shard of its cycles
-        self.fold_here = fold_here  # False in a forked child: its spans go to the parent
-        self.sampling = 0  # sampled calls in progress: calls under a profiler are never timed
-        self.fast = fold_here  # fold_here and not sampling: the common case, one check per call
-        _thread_states.add(self)
-
-
-class _Local(threading.local):
-    """Per thread: one `_ThreadState` (a threading.local attribute costs 5x a slot: read it once)."""
-
-    def __init__(self, rec: Recorder) -> None:
-        self.ts = _ThreadState(os.getpid() == rec.owner_pid)
-        rec._pending_lists.append(self.ts.pending)
-
-    @property
-    def tid(self) -> int:
-        return self.ts.tid
-
-
-_thread_states: weakref.WeakSet[_ThreadState] = weakref.WeakSet()
 _NO_TIMES: memoryview[float] = memoryview(bytearray(8)).cast("d")
-
-
-def _thread_states_after_fork() -> None:
-    """In a forked child: the thread that forked has a new native id, and its spans go to the parent."""
-    tid = threading.get_native_id()
-    for state in list(_thread_states):
-        state.tid = tid  # only the forking thread lives on in the child
-        state.fold_here = state.fast = False
-        state.pending.clear()  # the parent's, already counted there
-        state.table = None
-
-
-os.register_at_fork(after_in_child=_thread_states_after_fork)
 
 
 class Recorder:
@@ -167,7 +112,7 @@ class Recorder:
         self.call_trees: CallTrees | None = None
         self.notes: list[str] = []
         self._lock = threading.Lock()
-        self._local = _Local(self)
+        self._local = ThreadLocal(self.owner_pid, self._pending_lists)
         self.link = ChildLink(self.apply, clock)
         self._numbers: dict[int, StageAccumulator] = {}
         self._state_table: memoryview[int] | None = None  # int64 words (see statetable.py)
@@ -264,7 +209,7 @@ class Recorder:
             times = table.cast("B").cast("d")
         self._state_table, self._state_times = table, times if times is not None else _NO_TIMES
 
-    def _row(self, ts: _ThreadState, table: memoryview[int]) -> int:
+    def _row(self, ts: ThreadState, table: memoryview[int]) -> int:
         """This thread's row in the state table: claimed once per thread, by its native id."""
         ts.row = claim_row(table, ts.tid)
         ts.table = table
@@ -288,7 +233,7 @@ class Recorder:
         if table is not None and ts.table is not table:
             self._row(ts, table)  # the sampler learns this process before its first stage call
 
-    def _shard(self, ts: _ThreadState, acc: StageAccumulator) -> StageShard:
+    def _shard(self, ts: ThreadState, acc: StageAccumulator) -> StageShard:
         """This thread's first call of `acc`: its shard (and, for a thread nobody registered, its info)."""
         shard = StageShard(acc)
         with self._lock:
@@ -357,7 +302,7 @@ class Recorder:
         if shard is None:
             shard = self._shard(ts, acc)
         mark = SAMPLED if ts.sampling else acc.number
-        frame: _Frame = [shard, 0.0, 0.0, mark]
+        frame: Frame = [shard, 0.0, 0.0, mark]
         stack = ts.stack
         stack.append(frame)
         table = self._state_table
@@ -443,7 +388,7 @@ class Recorder:
         self._finish(self._local.ts, acc, start, end, cpu_start, cpu_end, error, sampled)
 
     def _finish(
-        self, ts: _ThreadState, acc: StageAccumulator, start: float, end: float, cpu_start: float, cpu_end: float,
+        self, ts: ThreadState, acc: StageAccumulator, start: float, end: float, cpu_start: float, cpu_end: float,
         error: BaseException | None, sampled: bool,
     ) -> None:
         """The end of a call: its self time, the state table, its span (in the common case, inline)."""
@@ -491,7 +436,7 @@ class Recorder:
         self._record_rare(ts, shard, start, self_wall, self_cpu, error, sampled)
 
     def _record_rare(
-        self, ts: _ThreadState, shard: StageShard, start: float, wall: float, cpu: float,
+        self, ts: ThreadState, shard: StageShard, start: float, wall: float, cpu: float,
         error: BaseException | None, sampled: bool,
     ) -> None:
         """A failed or sampled call, a call inside a sampled one, or any call in a forked child."""
@@ -526,7 +471,7 @@ class Recorder:
         if len(ts.pending) >= FOLD_EVERY:
             self._fold(ts)
 
-    def _fold(self, ts: _ThreadState) -> None:
+    def _fold(self, ts: ThreadState) -> None:
         """Fold this thread's finished spans into its shards and the timeline window."""
         pending = ts.pending
         batch = pending[:]
@@ -703,7 +648,7 @@ class Recorder:
         self.link.open_inbox(self._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
-        self._local = _Local(self)
+        self._local = ThreadLocal(self.owner_pid, self._pending_lists)
         self._pending_lists[:] = [self._local.ts.pending]
         self.threads = {}
         try:
