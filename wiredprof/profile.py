@@ -24,6 +24,7 @@ __all__ = [
     "Competitor",
     "Bottleneck",
     "CallTree",
+    "FlowInfo",
     "Profile",
     "load_profile",
 ]
@@ -87,6 +88,7 @@ class StageStats:
     state_samples: dict[str, int] = field(default_factory=dict)
     # CPU other threads used while the stage ran (GIL competition in threads mode).
     competitors: list[Competitor] = field(default_factory=list)
+    flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
 
     @property
     def name(self) -> str:
@@ -111,6 +113,7 @@ class PipelineStats:
     cpu_s: float = 0.0
     framework_cpu_s: float = 0.0  # CPU of the pipeline's threads outside any stage
     errors: int = 0
+    flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,19 @@ class CallTree:
 
 
 @dataclass(frozen=True)
+class FlowInfo:
+    """One `launch_flow` call of the script (a script may run several flows, one after another)."""
+
+    number: int  # 1, 2, ... in launch order
+    pipelines: list[str]  # as named in this profile (a name an earlier flow used gets `#N`)
+    mode: str  # "threads" | "processes"
+    start_s: float  # since the run started
+    wall_s: float
+    pid: int = 0  # the process that called launch_flow (a pool worker, say)
+    ended: bool = True  # False: still running when the run ended
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one run of a flow measured."""
 
@@ -196,6 +212,10 @@ class Profile:
     call_trees: list[CallTree] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     memory_bytes: int = 0  # memory the flow could use on its host (the machine's or its cgroup's)
+    flows: list[FlowInfo] = field(default_factory=list)
+    stopped_by: str = ""  # "SIGINT" | "SIGTERM" when a signal stopped the run (status "stopped")
+    # Figures this profile lacks and why, e.g. {"thread states": "the sampler process died"}.
+    missing: dict[str, str] = field(default_factory=dict)
 
     def stage(self, name: str) -> StageStats:
         """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
@@ -261,6 +281,9 @@ class Profile:
             call_trees=[CallTree(**c) for c in d.get("call_trees", [])],
             environment=dict(d.get("environment", {})),
             memory_bytes=int(d.get("memory_bytes", 0)),
+            flows=[FlowInfo(**f) for f in d.get("flows", [])],
+            stopped_by=str(d.get("stopped_by", "")),
+            missing=dict(d.get("missing", {})),
         )
 
 

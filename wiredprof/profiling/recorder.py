@@ -202,7 +202,8 @@ class Recorder:
         self._last_forward = 0.0
         self._reader: threading.Thread | None = None
         self._child_cycles: dict[str, int] = {}
-        self._fork_hook_registered = False
+        self._forward_lock = threading.Lock()
+        self.inbox_address = ""
         self._numbers: dict[int, StageAccumulator] = {}
         self._state_table: Any = None  # memoryview of int64 (tid, stage number) pairs
         self.child_threads: dict[tuple[int, int], ThreadInfo] = {}
@@ -522,20 +523,36 @@ class Recorder:
             self.child_threads[(pid, tid)] = ThreadInfo(name, pipeline, role, stage_cpu, cpu)
 
     # -- child processes -----------------------------------------------------------
-    def open_inbox(self) -> None:
-        """Before forking: a datagram socket that child processes send their records to."""
+    def open_inbox(self) -> str:
+        """Before any process of the flow starts: the datagram socket every descendant sends its records to.
+
+        Its address (Linux's abstract namespace: no file to clean up) reaches processes that
+        are spawned rather than forked (see profiling/child.py); forked ones inherit the outbox.
+        """
         if self._inbox is not None:
-            return
-        self._inbox, self._outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            return self.inbox_address
+        address = f"\0wiredprof-{os.getpid()}-{os.urandom(6).hex()}"
+        self._inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._inbox.bind(address)
+        self._outbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._outbox.connect(address)
         self._outbox.setblocking(True)
+        self.inbox_address = address
         self._reader = threading.Thread(target=self._read_inbox, name="wiredprof-inbox", daemon=True)
         self._reader.start()
-        if not self._fork_hook_registered:
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
-            self._fork_hook_registered = True
+        return address
+
+    def connect_to_parent(self, address: str, owner_pid: int) -> None:
+        """In a spawned process of the run: forward every record to the run's recorder at `address`."""
+        self._owner_pid = owner_pid
+        self._outbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._outbox.connect(address)
+        self.inbox_address = address
+        self._after_fork_in_child()
 
     def _after_fork_in_child(self) -> None:
         self._pending = []
+        self._forward_lock = threading.Lock()  # one another thread held at fork time would never be released
         self._child_cycles = {}
         self._last_forward = self.clock()
         self._local = _ThreadState()
@@ -550,11 +567,13 @@ class Recorder:
             log.debug("no multiprocessing finalizer", exc_info=True)
 
     def _forward(self, record: tuple[Any, ...]) -> None:
-        if record[0] == "cycle":
-            self._child_cycles[record[1]] = self._child_cycles.get(record[1], 0) + 1
-        self._pending.append(record)
-        now = self.clock()
-        if len(self._pending) >= _FORWARD_BATCH or now - self._last_forward >= _FORWARD_EVERY_S:
+        with self._forward_lock:
+            if record[0] == "cycle":
+                self._child_cycles[record[1]] = self._child_cycles.get(record[1], 0) + 1
+            self._pending.append(record)
+            now = self.clock()
+            due = len(self._pending) >= _FORWARD_BATCH or now - self._last_forward >= _FORWARD_EVERY_S
+        if due:
             self.flush()
 
     def forward_extra(self, record: tuple[Any, ...]) -> None:
@@ -565,28 +584,35 @@ class Recorder:
 
     def flush(self) -> None:
         """Send what a child process holds to the parent (no-op in the parent)."""
-        if os.getpid() == self._owner_pid or self._outbox is None or not self._pending:
+        if os.getpid() == self._owner_pid or self._outbox is None:
             return
-        batch, self._pending = self._pending, []
-        self._last_forward = self.clock()
+        with self._forward_lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            self._last_forward = self.clock()
+        self._send(batch)
+
+    def _send(self, batch: list[tuple[Any, ...]]) -> None:
+        if self._outbox is None:
+            return
         try:
             self._outbox.send(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as exc:
             # A batch too large for one datagram: split it rather than lose it.
             if len(batch) > 1:
                 half = len(batch) // 2
-                self._pending = batch[:half]
-                self.flush()
-                self._pending = batch[half:]
-                self.flush()
+                self._send(batch[:half])
+                self._send(batch[half:])
             else:
                 log.warning("wiredprof: dropped a record from pid %d: %s", os.getpid(), exc)
 
     def _read_inbox(self) -> None:
-        assert self._inbox is not None
+        inbox = self._inbox  # close() drops the attribute while this thread may still be reading
+        assert inbox is not None
         while True:
             try:
-                data = self._inbox.recv(1 << 20)
+                data = inbox.recv(1 << 20)
             except OSError:
                 return
             if not data:
@@ -640,6 +666,11 @@ class Recorder:
 
     def close(self) -> None:
         """Stop reading from child processes."""
+        if self._inbox is not None:
+            try:
+                self._inbox.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv
+            except OSError:
+                pass
         for s in (self._outbox, self._inbox):
             if s is not None:
                 try:
@@ -660,3 +691,13 @@ def current_recorder() -> Recorder | None:
 def set_current_recorder(recorder: Recorder | None) -> None:
     global _current
     _current = recorder
+
+
+def _after_fork_in_child() -> None:
+    # Only the run's recorder, once: a hook per recorder would pile up over many runs.
+    rec = _current
+    if rec is not None and rec._outbox is not None:
+        rec._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

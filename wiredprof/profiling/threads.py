@@ -11,6 +11,7 @@ import json
 import logging
 import mmap
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,15 @@ __all__ = ["ThreadStateSampler", "FRAMEWORK_SUFFIX", "proc_available"]
 log = logging.getLogger(__name__)
 
 FRAMEWORK_SUFFIX = " (framework)"
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}, no report"
 
 
 def proc_available() -> bool:
@@ -41,6 +51,21 @@ class ThreadStateSampler:
         self._mm: mmap.mmap | None = None
         self._path: str | None = None
         self.ticks = 0
+        self.lost = ""  # why the thread-state figures are missing ("" when they are not)
+
+    @property
+    def pid(self) -> int | None:
+        """The sampler process's id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    def kill(self) -> None:
+        """End the sampler process now, without its report."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            self.rec.attach_state_table(None)
+            self._cleanup()
 
     def start(self) -> None:
         """Start sampling (a note in the profile says why, when it cannot)."""
@@ -62,10 +87,13 @@ class ThreadStateSampler:
             stderr=subprocess.DEVNULL,
             env=env,
             close_fds=True,
+            # Its own session: a Ctrl-C sent to the terminal's process group must not kill it.
+            start_new_session=True,
         )
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != b"ready":
             self.rec.notes.append("thread states not sampled: the sampler process did not start")
+            self.lost = "the thread-state sampler process did not start"
             self._cleanup()
             return
         self.rec.attach_state_table(memoryview(self._mm).cast("q"))
@@ -78,10 +106,13 @@ class ThreadStateSampler:
         try:
             out, _ = proc.communicate(input=b"", timeout=10)
             report = json.loads(out.decode() or "{}")
+            if proc.returncode != 0 or not out.strip():
+                raise ValueError(_exit_reason(proc.returncode))
         except (subprocess.TimeoutExpired, ValueError) as exc:
             proc.kill()
             proc.wait()
             self.rec.notes.append(f"thread states lost: the sampler process failed ({exc})")
+            self.lost = f"the thread-state sampler process failed ({exc})"
             report = {}
         finally:
             self.rec.attach_state_table(None)
