@@ -83,6 +83,7 @@ class RunOptions:
     # Ctrl-C / SIGTERM stop the flow and the profile is kept; a second one exits the process
     # at once (os._exit): for the command line, not for a library caller.
     handle_signals: bool = False
+    console: Any = None  # where wiredprof's own lines go while the flow's output may be redirected (stderr)
 
     def validated(self) -> RunOptions:
         if self.duration_s is not None and not (self.duration_s > 0):
@@ -287,7 +288,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     control = RunControl(opts.duration_s, opts.runs, cycles_done=rec.cycles_done)
     threads = ThreadStateSampler(rec)
     tree = ProcessTree()
-    signals = _Signals(control, lambda signum: _hard_exit(signum, tree, threads, control))
+    signals = _Signals(control, lambda signum: _hard_exit(signum, tree, threads, control, opts.console))
     watchdog = _Watchdog(rec, control, opts, signals)
     notes = list(opts.notes)
     status, error = "ok", None
@@ -501,11 +502,13 @@ def _with_flows(profile: Profile, flows: list[FlowInfo]) -> Profile:
     return replace(profile, pipelines=pipelines, stages=stages, flows=flows)
 
 
-def _hard_exit(signum: int, tree: ProcessTree, threads: ThreadStateSampler, control: RunControl) -> None:
+def _hard_exit(signum: int, tree: ProcessTree, threads: ThreadStateSampler, control: RunControl,
+               console: Any) -> None:
     """A second Ctrl-C: end every process of the run and leave now, without a report."""
     try:
-        sys.stderr.write("\nwiredprof: interrupted again: stopped at once, no profile saved\n")
-        sys.stderr.flush()
+        out = console or sys.stderr
+        out.write("\nwiredprof: interrupted again: stopped at once, no profile saved\n")
+        out.flush()
         tree.stop(grace_s=0.0, sig=signal.SIGKILL)
         threads.kill()
         control.unshare()

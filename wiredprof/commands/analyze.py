@@ -113,10 +113,19 @@ def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan:
                 where = ", ".join(f"{e.stage} -> {e.host}" for e in entries.values())
                 click.echo(f"wiredprof: offloaded: {where}", err=True)
     progress = opts.progress
+    console = None
+    if flow_log is not None and opts.console is None:
+        try:  # wiredprof's own lines still reach the terminal while the flow's go to the log
+            console = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        except (OSError, ValueError, AttributeError):
+            console = None
     try:
         with flow_output_to(flow_log):
-            profile = run_flow(flow, flow_args, RunOptions(**{**opts.__dict__, "offloads": runtime}))
+            profile = run_flow(flow, flow_args, RunOptions(**{
+                **opts.__dict__, "offloads": runtime, "console": opts.console or console}))
     finally:
+        if console is not None:
+            console.close()
         if progress is not None and hasattr(progress, "done"):
             progress.done()
     try:
