@@ -199,7 +199,7 @@ class _Watchdog:
         return self.interrupted or (self.hard_deadline is not None and now >= self.hard_deadline)
 
     def _run(self) -> None:
-        next_progress = self.control.clock()
+        next_progress = self.control.clock() + self.opts.progress_every_s
         while not self._done.wait(_TICK_S):
             now = self.control.clock()
             if self.opts.progress is not None and now >= next_progress:

@@ -120,3 +120,18 @@ def test_several_flows_of_one_script_are_kept_apart(tmp_path, tag):
     html = (tmp_path / "p.html").read_text()
     assert "flow #4" in html
     assert not tagged_after(tag), "processes left behind"
+
+
+@pytest.mark.parametrize("flow_args", [[], ["--spawn"]], ids=["fork", "spawn"])
+def test_runs_reach_a_flow_in_a_concurrent_futures_worker(tmp_path, tag, flow_args):
+    proc = cli(["analyze", str(REPO / "tests" / "flows" / "futures_flow.py"), "--runs", "3", "-q",
+                "-o", str(tmp_path / "p.json"), "--flow-log", str(tmp_path / "flow.log"), "--", *flow_args],
+               tag, tmp_path)
+    code, out, err = finish(proc, timeout=120)
+    assert code == 0, err
+    profile = load(tmp_path / "p.json")
+    assert profile["status"] == "ok"
+    assert [(p["name"], p["runs"]) for p in profile["pipelines"]] == [("polling", 3)]
+    assert {s["stage"]: s["calls"] + s["sampled_calls"] for s in profile["stages"]} == {
+        "http_connector": 3, "storage": 3}
+    assert not tagged_after(tag), "processes left behind"
