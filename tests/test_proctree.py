@@ -37,6 +37,7 @@ def test_an_orphan_that_ignores_sigterm_is_found_and_killed():
         assert not alive(orphan)
         assert time.monotonic() - started < 10
         assert keep.poll() is None, "a process from before the run was left alone"
+        tree.close()
         assert not tree.subreaper
     finally:
         keep.kill()
@@ -47,6 +48,7 @@ def test_stop_with_nothing_started_returns_at_once():
     tree = ProcessTree()
     tree.start()
     assert tree.stop() == []
+    tree.close()
 
 
 def test_stop_can_kill_outright():
@@ -57,6 +59,7 @@ def test_stop_can_kill_outright():
     try:
         started = time.monotonic()
         assert tree.stop(grace_s=30, sig=signal.SIGKILL) == [p.pid]
+        tree.close()
         assert not alive(p.pid)  # reaped by the tree (so Popen cannot tell its status)
         assert time.monotonic() - started < 10
     finally:

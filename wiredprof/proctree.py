@@ -136,25 +136,22 @@ class ProcessTree:
         signalled: list[int] = []
         now = time.monotonic()
         kill_at, give_up_at = now + grace_s, now + grace_s + 5.0
-        try:
-            while True:
-                _reap(signalled)
-                members = self.members()
-                now = time.monotonic()
-                if not members:
-                    break
-                if now >= give_up_at:
-                    log.warning("wiredprof: processes %s survived SIGKILL", members)
-                    break
-                hard = now >= kill_at
-                for pid in members:
-                    if (hard or pid not in signalled) and self._signal(pid, signal.SIGKILL if hard else sig):
-                        if pid not in signalled:
-                            signalled.append(pid)
-                time.sleep(0.02)
+        while True:
             _reap(signalled)
-        finally:
-            self.close()
+            members = self.members()
+            now = time.monotonic()
+            if not members:
+                break
+            if now >= give_up_at:
+                log.warning("wiredprof: processes %s survived SIGKILL", members)
+                break
+            hard = now >= kill_at
+            for pid in members:
+                if (hard or pid not in signalled) and self._signal(pid, signal.SIGKILL if hard else sig):
+                    if pid not in signalled:
+                        signalled.append(pid)
+            time.sleep(0.02)
+        _reap(signalled)
         return signalled
 
     def close(self) -> None:

@@ -51,6 +51,7 @@ STOP_GRACE_S = 2.0  # after Ctrl-C or SIGTERM, the flow's loops have this long t
 LINGER_S = 1.0  # once every flow stopped, the script may go on this long before it is ended
 TREE_GRACE_S = 2.0  # SIGTERM, then SIGKILL after this, for processes the flow left running
 _TICK_S = 0.1
+_UNBLOCK_S = 3.0  # a script still running this long after it was ended gets its processes ended
 
 
 @dataclass(frozen=True)
@@ -159,8 +160,12 @@ class _Watchdog:
     stopped while the script still waits for something else (a pool's demo server).
     """
 
-    def __init__(self, rec: Recorder, control: RunControl, opts: RunOptions, signals: _Signals) -> None:
+    def __init__(self, rec: Recorder, control: RunControl, opts: RunOptions, signals: _Signals,
+                 tree: ProcessTree) -> None:
         self.rec = rec
+        self.tree = tree
+        self._ended_at = 0.0
+        self._tree_stopped = False
         self.control = control
         self.opts = opts
         self.signals = signals
@@ -209,6 +214,12 @@ class _Watchdog:
                 except Exception:
                     log.debug("progress callback failed", exc_info=True)
             if self.interrupted:
+                if not self._tree_stopped and now >= self._ended_at + _UNBLOCK_S:
+                    # The script is still stuck (a pool joining a worker that will not die):
+                    # end the run's processes, which releases it.
+                    self._tree_stopped = True
+                    self.tree.keep.update(_end_multiprocessing_helpers(self.tree))
+                    self.tree.stop(TREE_GRACE_S)
                 continue
             try:
                 reason = self._why_end(now)
@@ -217,6 +228,7 @@ class _Watchdog:
                 continue
             if reason:
                 self.interrupted = True
+                self._ended_at = now
                 self.ended_by = reason
                 self.control.request_stop()
                 self.signals.end_script()
@@ -289,7 +301,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     threads = ThreadStateSampler(rec)
     tree = ProcessTree()
     signals = _Signals(control, lambda signum: _hard_exit(signum, tree, threads, control, opts.console))
-    watchdog = _Watchdog(rec, control, opts, signals)
+    watchdog = _Watchdog(rec, control, opts, signals, tree)
     notes = list(opts.notes)
     status, error = "ok", None
     before = set(threading.enumerate())
@@ -376,6 +388,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         watchdog.stop()
         tree.keep.update(_end_multiprocessing_helpers(tree))
         left_running = tree.stop(TREE_GRACE_S)
+        tree.close()
         flows = _flow_infos(control)
         signals.uninstall()
         _restore_environment(saved_env)

@@ -103,20 +103,23 @@ def test_a_signal_stops_the_flow_keeps_the_profile_and_exits_128_plus_it(tmp_pat
     assert not tagged_after(tag), "processes left behind"
 
 
-def test_several_flows_of_one_script_are_kept_apart(tmp_path, tag):
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_several_flows_of_one_script_are_kept_apart(tmp_path, tag, mode):
+    args = ["--processes"] if mode == "processes" else []
     proc = cli(["analyze", STORAGES, "--duration", "120", "-q", "--flow-log", str(tmp_path / "flow.log"),
-                "-o", str(tmp_path / "p.json"), "--json", "--html", str(tmp_path / "p.html"), "--", "--seconds", "2"],
-               tag, tmp_path)
+                "-o", str(tmp_path / "p.json"), "--json", "--html", str(tmp_path / "p.html"), "--", "--seconds", "2",
+                *args], tag, tmp_path)
     code, out, err = finish(proc, timeout=180)
     assert code == 0, err
     profile = load(tmp_path / "p.json")
     assert [f["number"] for f in profile["flows"]] == [1, 2, 3, 4]
-    names = [f["pipelines"] for f in profile["flows"]]
-    assert names == [["http_integers"], ["http_integers#2"], ["http_integers#3"], ["http_integers#4"]]
+    assert {f["mode"] for f in profile["flows"]} == {mode}
+    names = [f["pipelines"][0] for f in profile["flows"]]
+    assert names == ["http_integers", "http_integers#2", "http_integers#3", "http_integers#4"]
     by_flow = {(s["flow"], f"{s['pipeline']}.{s['stage']}") for s in profile["stages"] if s["calls"]}
     assert {n for n, _ in by_flow} == {1, 2, 3, 4}
     assert (2, "http_integers#2.storage") in by_flow
-    assert [p["flow"] for p in profile["pipelines"]] == [1, 2, 3, 4]
+    assert sorted({p["flow"] for p in profile["pipelines"]}) == [1, 2, 3, 4]
     html = (tmp_path / "p.html").read_text()
     assert "flow #4" in html
     assert not tagged_after(tag), "processes left behind"
@@ -134,4 +137,18 @@ def test_runs_reach_a_flow_in_a_concurrent_futures_worker(tmp_path, tag, flow_ar
     assert [(p["name"], p["runs"]) for p in profile["pipelines"]] == [("polling", 3)]
     assert {s["stage"]: s["calls"] + s["sampled_calls"] for s in profile["stages"]} == {
         "http_connector": 3, "storage": 3}
+    assert not tagged_after(tag), "processes left behind"
+
+
+def test_a_pool_worker_that_ignores_sigterm_does_not_hang_the_run(tmp_path, tag):
+    duration = 4
+    started = time.monotonic()
+    proc = cli(["analyze", str(REPO / "tests" / "flows" / "pool_stubborn.py"), "--duration", str(duration), "-q",
+                "-o", str(tmp_path / "p.json"), "--flow-log", str(tmp_path / "flow.log")], tag, tmp_path)
+    code, out, err = finish(proc, timeout=120)
+    assert code == 0, err
+    assert time.monotonic() - started < duration + 40
+    profile = load(tmp_path / "p.json")
+    assert profile["status"] == "ok"
+    assert {s["stage"] for s in profile["stages"] if s["calls"]} == {"http_connector"}
     assert not tagged_after(tag), "processes left behind"
