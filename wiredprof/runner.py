@@ -314,7 +314,8 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     if threads.pid is not None:
         tree.keep.add(threads.pid)
     control.share()
-    saved_env = _set_environment(child_join.child_environment(rec.open_inbox(), control.child_config(), opts.call_trees))
+    saved_env = _set_environment(child_join.child_environment(
+        rec.open_inbox(), control.child_config(), opts.call_trees, threads.table_path))
     set_current_recorder(rec)
     set_current_control(control)
     if opts.offloads is not None:

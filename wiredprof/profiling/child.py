@@ -27,10 +27,12 @@ DISCOVERY_ENV = "WIREDPROF_DISCOVERY"  # the PID of a discovery process (see dis
 BOOT_DIR = str(Path(__file__).with_name("childboot"))
 
 
-def child_environment(inbox: str, control_config: dict[str, Any], call_trees: bool) -> dict[str, str]:
-    """The variables that make a spawned Python process join this run."""
+def child_environment(inbox: str, control_config: dict[str, Any], call_trees: bool,
+                      states: str | None = None) -> dict[str, str]:
+    """The variables that make a spawned Python process join this run (`states`: the thread-state table)."""
     pythonpath = os.pathsep.join(p for p in [BOOT_DIR, os.environ.get("PYTHONPATH", "")] if p)
-    run = {"inbox": inbox, "owner": os.getpid(), "control": control_config, "call_trees": call_trees}
+    run = {"inbox": inbox, "owner": os.getpid(), "control": control_config, "call_trees": call_trees,
+           "states": states}
     return {ENV: json.dumps(run), "PYTHONPATH": pythonpath}
 
 
@@ -87,6 +89,8 @@ def attach_from_environment() -> bool:
         from wiredprof.profiling.calltree import CallTreeSampler
 
         rec.call_trees = CallTreeSampler()
+    if run.get("states"):
+        _attach_state_table(rec, str(run["states"]))
     control = RunControl.from_config(dict(run.get("control") or {}), cycles_done=rec.cycles_done)
     set_current_recorder(rec)
     set_current_control(control)
@@ -94,6 +98,22 @@ def attach_from_environment() -> bool:
     stop_on_interrupt()
     atexit.register(rec.flush)
     return True
+
+
+def _attach_state_table(rec: Any, path: str) -> None:
+    """Share the run's thread-state table, so the sampler sees this process's stages too."""
+    import mmap
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            table = mmap.mmap(fd, 0)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError) as exc:
+        log.debug("wiredprof: no thread-state table here: %s", exc)
+        return
+    rec.attach_state_table(memoryview(table).cast("q"))
 
 
 def _after_fork_in_child() -> None:

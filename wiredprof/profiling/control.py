@@ -165,22 +165,23 @@ class RunControl:
     def _flows_file(self) -> Path | None:
         return Path(self.shared_path).parent / "flows.json" if self.shared_path else None
 
-    def _edit_flows(self, edit: Callable[[list[FlowEntry]], Any]) -> Any:
-        """Read, change and write the registry of flows under a lock every process respects."""
+    def _edit_flows(self, edit: Callable[[list[FlowEntry]], Any], write: bool = True) -> Any:
+        """Read (and change and write) the registry of flows under a lock every process respects."""
         path = self._flows_file()
         if path is None:
             with self._lock:
                 return edit(self._flows_local)
         fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as f:
                 text = f.read()
                 flows = [FlowEntry(**d) for d in json.loads(text)] if text.strip() else []
                 result = edit(flows)
-                f.seek(0)
-                f.truncate()
-                f.write(json.dumps([e.__dict__ for e in flows]))
+                if write:
+                    f.seek(0)
+                    f.truncate()
+                    f.write(json.dumps([e.__dict__ for e in flows]))
             return result
         finally:
             os.close(fd)  # releases the lock
@@ -212,7 +213,7 @@ class RunControl:
 
     def flows(self) -> list[FlowEntry]:
         """Every flow of the run so far, in launch order."""
-        result: list[FlowEntry] = self._edit_flows(lambda flows: list(flows))
+        result: list[FlowEntry] = self._edit_flows(lambda flows: list(flows), write=False)
         return result
 
     def flows_running(self) -> int:

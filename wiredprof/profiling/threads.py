@@ -54,6 +54,11 @@ class ThreadStateSampler:
         self.lost = ""  # why the thread-state figures are missing ("" when they are not)
 
     @property
+    def table_path(self) -> str | None:
+        """The shared (thread id, stage number) table, for processes that map it by path."""
+        return self._path if self._proc is not None else None
+
+    @property
     def pid(self) -> int | None:
         """The sampler process's id while it runs."""
         return self._proc.pid if self._proc is not None else None
