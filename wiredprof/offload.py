@@ -89,6 +89,21 @@ class OffloadRuntime:
         self.rec: Recorder | None = None
         self._remotes: dict[tuple[str, int], RemoteStageFunction] = {}
 
+    def for_spawned_process(self) -> bytes:
+        """This plan as bytes a spawned process of the run rebuilds with `from_spawned_bytes`."""
+        import cloudpickle
+
+        data: bytes = cloudpickle.dumps((self.entries, self._connect))
+        return data
+
+    @classmethod
+    def from_spawned_bytes(cls, data: bytes) -> OffloadRuntime:
+        """The run's offloads in a spawned process (its executors connect from there, lazily)."""
+        import pickle
+
+        entries, connect = pickle.loads(data)
+        return cls(entries, connect)
+
     # -- executors: one per (process, host), made lazily so forked pipelines get their own
     def executor(self, host: str) -> Any:
         key = (os.getpid(), host)

@@ -313,9 +313,10 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     threads.start()  # before the flow's environment is set: the sampler is not part of the flow
     if threads.pid is not None:
         tree.keep.add(threads.pid)
-    control.share()
+    run_dir = control.share()
     saved_env = _set_environment(child_join.child_environment(
-        rec.open_inbox(), control.child_config(), opts.call_trees, threads.table_path))
+        rec.open_inbox(), control.child_config(), opts.call_trees, threads.table_path,
+        _offloads_file(opts.offloads, run_dir)))
     set_current_recorder(rec)
     set_current_control(control)
     if opts.offloads is not None:
@@ -476,6 +477,21 @@ def _end_multiprocessing_helpers(tree: ProcessTree) -> set[int]:
     except Exception:  # noqa: BLE001 - private parts of multiprocessing: best effort
         log.debug("could not stop multiprocessing's helpers", exc_info=True)
     return keep
+
+
+def _offloads_file(runtime: Any, run_dir: str) -> str | None:
+    """The offload plan in the run's directory, for processes that are spawned rather than forked."""
+    if runtime is None or not hasattr(runtime, "for_spawned_process"):
+        return None
+    try:
+        data = runtime.for_spawned_process()
+    except Exception as exc:  # noqa: BLE001 - forked processes still get the plan
+        log.warning("wiredprof: spawned processes will run every stage locally: %s", exc)
+        return None
+    path = os.path.join(run_dir, "offloads.pickle")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
 
 
 def _set_environment(values: dict[str, str]) -> dict[str, str | None]:

@@ -1,12 +1,20 @@
 """A flow launched in a `concurrent.futures` process pool; `--spawn` uses the spawn start method."""
 import multiprocessing
+import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
 from wiredflow.main.build import FlowBuilder
 
 
+# Read here, not inside read(): an offloaded stage sees its globals as shipped from here.
+OUT = os.environ.get("FUTURES_FLOW_OUT")
+
+
 def read(**kwargs):
+    if OUT:
+        with open(OUT, "a") as f:
+            f.write(f"{os.getpid()}\n")
     return {"value": 1}
 
 

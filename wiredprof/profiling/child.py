@@ -28,11 +28,14 @@ BOOT_DIR = str(Path(__file__).with_name("childboot"))
 
 
 def child_environment(inbox: str, control_config: dict[str, Any], call_trees: bool,
-                      states: str | None = None) -> dict[str, str]:
-    """The variables that make a spawned Python process join this run (`states`: the thread-state table)."""
+                      states: str | None = None, offloads: str | None = None) -> dict[str, str]:
+    """The variables that make a spawned Python process join this run.
+
+    `states`: the thread-state table's file; `offloads`: a file with the run's offload plan.
+    """
     pythonpath = os.pathsep.join(p for p in [BOOT_DIR, os.environ.get("PYTHONPATH", "")] if p)
     run = {"inbox": inbox, "owner": os.getpid(), "control": control_config, "call_trees": call_trees,
-           "states": states}
+           "states": states, "offloads": offloads}
     return {ENV: json.dumps(run), "PYTHONPATH": pythonpath}
 
 
@@ -91,6 +94,8 @@ def attach_from_environment() -> bool:
         rec.call_trees = CallTreeSampler()
     if run.get("states"):
         _attach_state_table(rec, str(run["states"]))
+    if run.get("offloads"):
+        _install_offloads(rec, str(run["offloads"]))
     control = RunControl.from_config(dict(run.get("control") or {}), cycles_done=rec.cycles_done)
     set_current_recorder(rec)
     set_current_control(control)
@@ -98,6 +103,16 @@ def attach_from_environment() -> bool:
     stop_on_interrupt()
     atexit.register(rec.flush)
     return True
+
+
+def _install_offloads(rec: Any, path: str) -> None:
+    """The run's offloaded stages run on their hosts from this process too."""
+    from wiredprof.offload import OffloadRuntime
+
+    with open(path, "rb") as f:
+        runtime = OffloadRuntime.from_spawned_bytes(f.read())
+    runtime.install(rec)
+    atexit.register(runtime.close)
 
 
 def _attach_state_table(rec: Any, path: str) -> None:
