@@ -19,6 +19,7 @@ import copy
 import functools
 import logging
 import os
+import pickle
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,20 +90,18 @@ class OffloadRuntime:
         self.rec: Recorder | None = None
         self._remotes: dict[tuple[str, int], RemoteStageFunction] = {}
 
-    def for_spawned_process(self) -> bytes:
-        """This plan as bytes a spawned process of the run rebuilds with `from_spawned_bytes`."""
-        import cloudpickle
+    def for_spawned_process(self) -> tuple[bytes, bytes]:
+        """This plan for a spawned process of the run: (entries, connect), each pickled by reference.
 
-        data: bytes = cloudpickle.dumps((self.entries, self._connect))
-        return data
+        `connect` must be importable there (a module-level callable): plain pickle, not
+        cloudpickle, whose by-value registrations would drag this process's state along.
+        """
+        return pickle.dumps(self.entries), pickle.dumps(self._connect)
 
     @classmethod
-    def from_spawned_bytes(cls, data: bytes) -> OffloadRuntime:
+    def from_spawned(cls, entries: bytes, connect: bytes) -> OffloadRuntime:
         """The run's offloads in a spawned process (its executors connect from there, lazily)."""
-        import pickle
-
-        entries, connect = pickle.loads(data)
-        return cls(entries, connect)
+        return cls(pickle.loads(entries), pickle.loads(connect))
 
     # -- executors: one per (process, host), made lazily so forked pipelines get their own
     def executor(self, host: str) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import runpy
 import signal
 import sys
@@ -484,7 +485,7 @@ def _offloads_file(runtime: Any, run_dir: str) -> str | None:
     if runtime is None or not hasattr(runtime, "for_spawned_process"):
         return None
     try:
-        data = runtime.for_spawned_process()
+        data = pickle.dumps(runtime.for_spawned_process())
     except Exception as exc:  # noqa: BLE001 - forked processes still get the plan
         log.warning("wiredprof: spawned processes will run every stage locally: %s", exc)
         return None

@@ -4,17 +4,40 @@ from __future__ import annotations
 import pytest
 
 from tests.proctree._procs import REPO
-from tests.test_offload import _runtime
+from wiredprof.config import OffloadEntry
+from wiredprof.offload import OffloadRuntime
+from wiredprof.remote.executor import RemoteExecutor
+from wiredprof.remote.spec import HostSpec
 from wiredprof.runner import RunOptions, run_flow
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+class SpecConnector:
+    """Connects to the test's sshd; module-level, so a spawned process can unpickle it."""
+
+    def __init__(self, spec: HostSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, host: str) -> RemoteExecutor:
+        return RemoteExecutor(self.spec).connect()
+
+
+def _runtime(sshd, tmp_path, stage: str) -> OffloadRuntime:
+    spec = HostSpec.direct(
+        sshd.address, port=sshd.port, user=sshd.user, identity=sshd.identity,
+        known_hosts=sshd.known_hosts, name="B", allow_agent=False,
+    ).with_(ssh_dir=tmp_path, system_known_hosts=())
+    return OffloadRuntime({stage: OffloadEntry(stage=stage, host="B")}, connect=SpecConnector(spec))
 
 
 @pytest.mark.parametrize("flow_args", [[], ["--spawn"]], ids=["fork", "spawn"])
 def test_an_offloaded_stage_runs_on_b_from_a_pool_worker(sshd, tmp_path, monkeypatch, flow_args):
     out = tmp_path / "pids.txt"
     monkeypatch.setenv("FUTURES_FLOW_OUT", str(out))
-    runtime = _runtime(sshd, tmp_path, stage="polling.http_connector")
+    # A spawned process unpickles SpecConnector by reference: it must find this module.
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    runtime = _runtime(sshd, tmp_path, "polling.http_connector")
     profile = run_flow(REPO / "tests" / "flows" / "futures_flow.py", flow_args,
                        RunOptions(runs=2, call_trees=False, offloads=runtime))
     stage = profile.stage("polling.http_connector")

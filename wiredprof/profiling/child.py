@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -106,13 +107,54 @@ def attach_from_environment() -> bool:
 
 
 def _install_offloads(rec: Any, path: str) -> None:
-    """The run's offloaded stages run on their hosts from this process too."""
+    """The run's offloaded stages run on their hosts from this process too.
+
+    Which stages go where is known at once. How to connect is unpickled now, or, if its
+    module is not importable yet, at the first call of an offloaded stage, once
+    multiprocessing has given this process the parent's `sys.path`.
+    """
+    import pickle
+
+    from wiredprof.adapters import plain as plain_adapter
+    from wiredprof.adapters import wiredflow as wiredflow_adapter
+    from wiredprof.errors import WiredprofError
     from wiredprof.offload import OffloadRuntime
 
     with open(path, "rb") as f:
-        runtime = OffloadRuntime.from_spawned_bytes(f.read())
-    runtime.install(rec)
-    atexit.register(runtime.close)
+        entries, connect = pickle.loads(f.read())
+    for name, entry in pickle.loads(entries).items():
+        rec.stage_hosts[name] = entry.host
+    loaded: list[OffloadRuntime] = []
+    lock = threading.Lock()
+
+    def runtime() -> OffloadRuntime:
+        with lock:
+            if not loaded:
+                try:
+                    rt = OffloadRuntime.from_spawned(entries, connect)
+                except Exception as exc:  # noqa: BLE001 - the stage fails with this, in one line
+                    raise WiredprofError(f"the offload plan does not load in process {os.getpid()} "
+                                         f"(spawned by the flow): {type(exc).__name__}: {exc}") from None
+                rt.install(rec)
+                rt.uninstall()  # its hooks are reached through the two below
+                atexit.register(rt.close)
+                loaded.append(rt)
+        return loaded[0]
+
+    def wiredflow_hook(ref: Any, stage: Any, target: Any) -> Any:
+        if f"{ref.pipeline}.{ref.stage}" not in rec.stage_hosts:
+            return None
+        return runtime()._wiredflow_hook(ref, stage, target)
+
+    def plain_hook(name: str, fn: Any) -> Any:
+        return runtime()._plain_hook(name, fn) if name in rec.stage_hosts else None
+
+    wiredflow_adapter.method_hooks.append(wiredflow_hook)
+    plain_adapter.callable_hooks.append(plain_hook)
+    try:  # now, with this process's own sys.path; else at the first call, with the parent's
+        runtime()
+    except WiredprofError:
+        pass
 
 
 def _attach_state_table(rec: Any, path: str) -> None:
