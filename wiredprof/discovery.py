@@ -171,6 +171,16 @@ def _ship_error(fn: object) -> str:
     return ""
 
 
+def _needs(fn: object) -> str:
+    """What `fn` needs on another host, as JSON (`{"error": ...}` when it cannot be known)."""
+    from wiredprof.remote.requirements import stage_needs
+
+    try:
+        return json.dumps(stage_needs(fn).to_json())  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - reported by the command that asks
+        return json.dumps({"error": str(exc)})
+
+
 def patch_launch_flow(main_pid: int) -> None:
     """Make `launch_flow` print the flow's stages instead of running it (in this process and, via
     `WIREDPROF_DISCOVERY`, in processes it spawns). The script's own process then leaves; any
@@ -189,7 +199,8 @@ def patch_launch_flow(main_pid: int) -> None:
             fn = getattr(objects.get((r.pipeline, r.index)), "function_to_launch", None)
             names.append({"pipeline": r.pipeline, "stage": r.stage, "function": r.function,
                           "builtin": fn is None, "ship_error": _ship_error(fn) if fn is not None else "",
-                          "stateful": list(stateful_reasons(fn)) if fn is not None else []})
+                          "stateful": list(stateful_reasons(fn)) if fn is not None else [],
+                          "needs": _needs(fn) if fn is not None else ""})
         print(_MARK + json.dumps({"pid": os.getpid(), "stages": names}), flush=True)
         if os.getpid() == main_pid:
             raise _Discovered(0)
