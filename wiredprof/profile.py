@@ -83,6 +83,14 @@ class StageStats:
     rss_peak_bytes: int = 0
     retries: int = 0
     fallbacks: int = 0
+    # Calls back to objects that stay on host A (db_connectors' storages): how many, the
+    # wall and CPU seconds they took on A, and the bytes that crossed (or would cross).
+    callbacks: int = 0
+    callback_s: float = 0.0
+    callback_cpu_s: float = 0.0
+    callback_bytes: int = 0
+    callback_pickle_s: float = 0.0  # pickling those bytes here (measured on a few calls, extrapolated)
+    callback_unpickle_s: float = 0.0  # unpickling them (here; on the host, at its speed)
     last_error: ErrorInfo | None = None
     # Thread-state samples while the stage ran: {"running", "lock_wait", "io_wait"} -> count.
     state_samples: dict[str, int] = field(default_factory=dict)
@@ -114,6 +122,7 @@ class PipelineStats:
     framework_cpu_s: float = 0.0  # CPU of the pipeline's threads outside any stage
     errors: int = 0
     flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
+    utilisation: float = 0.0  # busy time (its cycles) over the run's wall time
 
 
 @dataclass(frozen=True)
@@ -152,11 +161,13 @@ class Bottleneck:
     pipeline: str
     stage: str
     reason: str
-    bound: str = "cpu"  # "cpu" | "wait" | "gil"
+    bound: str = "cpu"  # "cpu" | "gil" | "wait" | "remote" | "idle" (limited by its schedule)
     share_of_cycle: float = 0.0
     cpu_ratio: float = 0.0
     gil_wait_ratio: float = 0.0
     competitors: list[Competitor] = field(default_factory=list)
+    # "PIPELINE.STAGE" of the candidates when no single one stands out of the noise (else empty)
+    candidates: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from wiredprof.analysis import analyze
 from wiredprof.errors import FlowFileError, NoStagesError, UsageError
 from wiredprof.profile import ErrorInfo, FlowInfo, Profile
 from wiredprof.proctree import ProcessTree
+from wiredprof.profiling import callbacks
 from wiredprof.profiling import child as child_join
 from wiredprof.profiling.aggregate import build_profile
 from wiredprof.profiling.calltree import CallTreeSampler
@@ -297,7 +298,6 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     rec = Recorder(timeline_size=opts.timeline_size)
     if opts.call_trees:
         rec.call_trees = CallTreeSampler()
-        rec.extra_handlers["calltree"] = lambda r: rec.call_trees.add_json(r[1], r[2], r[4], r[3])
     control = RunControl(opts.duration_s, opts.runs, cycles_done=rec.cycles_done)
     threads = ThreadStateSampler(rec)
     tree = ProcessTree()
@@ -322,6 +322,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     set_current_control(control)
     if opts.offloads is not None:
         opts.offloads.install(rec)
+    callbacks.install(rec)  # before the import hook: it patches once wiredflow is in
     wiredflow_adapter.install_import_hook()
     rec.register_thread("", "main")  # after the sampler: it learns this process's memory baseline
     tree.start()
@@ -401,6 +402,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         set_current_recorder(None)
         set_current_control(None)
         control.unshare()
+        callbacks.uninstall()  # before the adapter's: its wrappers sit over them
         wiredflow_adapter.uninstall()
         if opts.offloads is not None:
             opts.offloads.uninstall()
@@ -450,12 +452,9 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     profile = _with_flows(profile, flows)
     missing = dict(profile.missing)
     if threads.lost:
-        missing[THREAD_STATE_FIGURES] = threads.lost
+        missing[", ".join(threads.missing)] = threads.lost
     profile = replace(profile, stopped_by=stopped_by, missing=missing)
     return analyze(profile)
-
-
-THREAD_STATE_FIGURES = "gil wait, core wait, framework cpu, competitors, memory peak"
 
 
 def _end_multiprocessing_helpers(tree: ProcessTree) -> set[int]:

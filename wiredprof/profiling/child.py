@@ -100,6 +100,9 @@ def attach_from_environment() -> bool:
     control = RunControl.from_config(dict(run.get("control") or {}), cycles_done=rec.cycles_done)
     set_current_recorder(rec)
     set_current_control(control)
+    from wiredprof.profiling import callbacks
+
+    callbacks.install(rec)  # call-backs to host A count here too (before the import hook patches)
     wiredflow_adapter.install_import_hook()
     stop_on_interrupt()
     atexit.register(rec.flush)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from wiredprof.analysis import classify
+from wiredprof.analysis import classify, utilisation
 from wiredprof.profile import Profile
 from wiredprof.reports.base import no_call_tree_reason
 
@@ -59,14 +59,16 @@ def _pipelines_table(p: Profile) -> str:
     several = _several_flows(p)
     rows = [
         _flow_cell(several, pl.flow)
-        + [pl.name, fmt_s(pl.wall_s), pl.runs, fmt_pct(pl.share), fmt_s(pl.cpu_s), fmt_s(pl.framework_cpu_s), pl.errors]
+        + [pl.name, fmt_s(pl.wall_s), pl.runs, fmt_pct(pl.share), fmt_pct(utilisation(pl, p)), fmt_s(pl.cpu_s),
+           fmt_s(pl.framework_cpu_s), pl.errors]
         for pl in sorted(p.pipelines, key=lambda x: (x.flow, -x.wall_s))
     ]
     return str(tabulate(
         rows,
-        headers=(["flow"] if several else []) + ["pipeline", "cycle", "cycles", "share", "stage cpu", "framework cpu",
-                                                 "errors"],
-        colalign=(("left",) if several else ()) + ("left", "right", "right", "right", "right", "right", "right"),
+        headers=(["flow"] if several else []) + ["pipeline", "cycle", "cycles", "share", "busy", "stage cpu",
+                                                 "framework cpu", "errors"],
+        colalign=(("left",) if several else ()) + ("left", "right", "right", "right", "right", "right", "right",
+                                                   "right"),
     ))
 
 
@@ -112,8 +114,8 @@ def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
     out += [_pipelines_table(p), "", _stages_table(p), ""]
     if any(s.sampled_calls for s in p.stages):
         out.append("calls N+Ms: N timed calls, M more sampled for call stacks (kept out of the timings)")
-    out.append("wait: wall minus CPU; of it, gil wait: blocked on the GIL while other threads ran; "
-               "core wait: ready but queued for a free core")
+    out.append("busy: the share of the run a pipeline spent in its cycles; wait: wall minus CPU; of it, "
+               "gil wait: blocked on the GIL while other threads ran; core wait: ready but queued for a free core")
     out.append("")
     b = p.bottleneck
     if b is None:
