@@ -24,6 +24,7 @@ import copy
 import functools
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -119,6 +120,19 @@ class OffloadRuntime:
             raise CallTimeoutError(
                 f"{entry.stage} on {entry.host} was still running when the run's time was up", started=None
             ) from None
+
+    def for_spawned_process(self) -> tuple[bytes, bytes]:
+        """This plan for a spawned process of the run: (entries, connect), each pickled by reference.
+
+        `connect` must be importable there (a module-level callable): plain pickle, not
+        cloudpickle, whose by-value registrations would drag this process's state along.
+        """
+        return pickle.dumps(self.entries), pickle.dumps(self._connect)
+
+    @classmethod
+    def from_spawned(cls, entries: bytes, connect: bytes) -> OffloadRuntime:
+        """The run's offloads in a spawned process (its executors connect from there, lazily)."""
+        return cls(pickle.loads(entries), pickle.loads(connect))
 
     # -- executors: one per (process, host), made lazily so forked pipelines get their own
     def executor(self, host: str) -> Any:

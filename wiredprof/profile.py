@@ -25,6 +25,7 @@ __all__ = [
     "Competitor",
     "Bottleneck",
     "CallTree",
+    "FlowInfo",
     "Profile",
     "load_profile",
 ]
@@ -99,6 +100,7 @@ class StageStats:
     state_samples: dict[str, int] = field(default_factory=dict)
     # CPU other threads used while the stage ran (GIL competition in threads mode).
     competitors: list[Competitor] = field(default_factory=list)
+    flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
 
     @property
     def name(self) -> str:
@@ -123,6 +125,7 @@ class PipelineStats:
     cpu_s: float = 0.0
     framework_cpu_s: float = 0.0  # CPU of the pipeline's threads outside any stage
     errors: int = 0
+    flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
     utilisation: float = 0.0  # busy time (its cycles) over the run's wall time
 
 
@@ -199,6 +202,19 @@ class OffloadEvent:
 
 
 @dataclass(frozen=True)
+class FlowInfo:
+    """One `launch_flow` call of the script (a script may run several flows, one after another)."""
+
+    number: int  # 1, 2, ... in launch order
+    pipelines: list[str]  # as named in this profile (a name an earlier flow used gets `#N`)
+    mode: str  # "threads" | "processes"
+    start_s: float  # since the run started
+    wall_s: float
+    pid: int = 0  # the process that called launch_flow (a pool worker, say)
+    ended: bool = True  # False: still running when the run ended
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one run of a flow measured."""
 
@@ -223,6 +239,10 @@ class Profile:
     environment: dict[str, str] = field(default_factory=dict)
     memory_bytes: int = 0  # memory the flow could use on its host (the machine's or its cgroup's)
     offload_events: list[OffloadEvent] = field(default_factory=list)  # the last 1000
+    flows: list[FlowInfo] = field(default_factory=list)
+    stopped_by: str = ""  # "SIGINT" | "SIGTERM" when a signal stopped the run (status "stopped")
+    # Figures this profile lacks and why, e.g. {"thread states": "the sampler process died"}.
+    missing: dict[str, str] = field(default_factory=dict)
 
     def stage(self, name: str) -> StageStats:
         """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
@@ -289,6 +309,9 @@ class Profile:
             environment=dict(d.get("environment", {})),
             memory_bytes=int(d.get("memory_bytes", 0)),
             offload_events=[OffloadEvent(**e) for e in d.get("offload_events", [])],
+            flows=[FlowInfo(**f) for f in d.get("flows", [])],
+            stopped_by=str(d.get("stopped_by", "")),
+            missing=dict(d.get("missing", {})),
         )
 
 

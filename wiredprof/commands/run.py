@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from wiredprof.commands.analyze import parse_duration, progress_printer, run_with_plan
+from wiredprof.commands.analyze import exit_for, parse_duration, progress_printer, run_with_plan
 from wiredprof.commands.output import check_writable, emit_profile
 from wiredprof.reports.base import offload_counts, offload_summary
 from wiredprof.reports.text import fmt_s
@@ -35,6 +35,7 @@ def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: i
         unbounded=duration is None and runs is None,
         call_trees=show_profile,
         progress=progress_printer() if sys.stderr.isatty() else None,
+        handle_signals=True,
     )
     profile = run_with_plan(flow, list(flow_args), opts)
     if output:
@@ -51,5 +52,4 @@ def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: i
                 click.echo(f"wiredprof: {s.name} ran on {s.host}: {s.calls} calls, mean {fmt_s(s.mean_s)}, "
                            f"{s.errors} errors{extra}", err=True)
         click.echo(f"wiredprof: the flow ended: {profile.status} after {fmt_s(profile.wall_s)}", err=True)
-    if profile.status == "failed":
-        sys.exit(1)
+    exit_for(profile)

@@ -4,8 +4,9 @@ Each thread keeps its stage calls in progress (stages nest: an MQTT connector ca
 storage; a call's self time leaves its children's out), its row in the state table the
 sampler process reads (statetable.py), and a list of finished spans that it folds into
 its own shards of the stages' accumulators every `FOLD_EVERY` calls (accumulators.py).
-In a forked child process (wiredflow's process mode) records go to the parent instead
-(childlink.py), so the parent holds the only aggregate.
+In a child process of the flow (forked by wiredflow's process mode, or spawned and joined
+to the run by profiling/child.py) records go to the parent instead (childlink.py), so the
+parent holds the only aggregate.
 """
 from __future__ import annotations
 
@@ -138,7 +139,7 @@ class Recorder:
     # -- reading ---------------------------------------------------------------------
     @property
     def in_child(self) -> bool:
-        """True in a forked child process of the run."""
+        """True in a child process of the run (forked, or spawned and connected to the parent)."""
         return os.getpid() != self.owner_pid
 
     def _spans(self) -> list[Span]:
@@ -666,9 +667,24 @@ class Recorder:
             self.link.queue(ThreadsRecord(os.getpid(), threads))
 
     # -- child processes -----------------------------------------------------------
-    def open_inbox(self) -> None:
-        """Before forking: a datagram socket that child processes send their records to."""
-        self.link.open_inbox(self._after_fork_in_child)
+    @property
+    def inbox_address(self) -> str:
+        """The address of the inbox every process of the run sends its records to ("" before one is open)."""
+        return self.link.address
+
+    def open_inbox(self) -> str:
+        """Before any process of the flow starts: the datagram socket every descendant sends its records to.
+
+        Its address reaches processes that are spawned rather than forked (see profiling/child.py);
+        forked ones inherit the outbox.
+        """
+        return self.link.open_inbox(self._after_fork_in_child)
+
+    def connect_to_parent(self, address: str, owner_pid: int) -> None:
+        """In a spawned process of the run: forward every record to the run's recorder at `address`."""
+        self.link.connect(address, owner_pid)
+        self.owner_pid = owner_pid
+        self._after_fork_in_child()
 
     def _after_fork_in_child(self) -> None:
         self._local = ThreadLocal(self.owner_pid, self._pending_lists)

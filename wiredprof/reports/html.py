@@ -150,6 +150,9 @@ def _header(p: Profile) -> str:
         out.append(f'<p class="flow-error">The flow failed: {_e(p.error.one_line())}</p>')
     if p.notes:
         out.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in p.notes) + "</ul>")
+    if p.missing:
+        out.append('<ul class="notes missing">' + "".join(
+            f"<li>missing: {_e(what)} ({_e(why)})</li>" for what, why in p.missing.items()) + "</ul>")
     out.append("</header>")
     return "".join(out)
 
@@ -203,14 +206,34 @@ def _table(headers: list[str], rows: list[str], numeric: set[int]) -> str:
     return f'<table class="data"><thead><tr>{ths}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _flow_tag(p: Profile, number: int) -> str:
+    """`flow #N` before a pipeline or stage name, when the script ran several flows."""
+    return f'<span class="flow">flow #{number}</span> ' if len(p.flows) > 1 else ""
+
+
+def _flows(p: Profile) -> str:
+    """The script's `launch_flow` calls (only when there are several)."""
+    if len(p.flows) < 2:
+        return ""
+    rows = [
+        f"<tr><td>flow #{f.number}</td><td class=\"num\">{_e(fmt_s(f.start_s))}</td>"
+        f"<td class=\"num\">{_e(fmt_s(f.wall_s))}{'' if f.ended else ' (running)'}</td><td>{_e(f.mode)}</td>"
+        f"<td>{_e(', '.join(f.pipelines))}</td></tr>"
+        for f in p.flows
+    ]
+    return (f"<section><h2>Flows</h2><p class=\"caption\">{len(p.flows)} launch_flow calls in this script, "
+            "kept apart: a pipeline name an earlier flow used gets #N.</p>"
+            + _table(["flow", "started", "ran", "mode", "pipelines"], rows, {1, 2}) + "</section>")
+
+
 def _pipelines(p: Profile) -> str:
     b = p.bottleneck
     rows = []
-    for pl in sorted(p.pipelines, key=lambda x: x.wall_s, reverse=True):
+    for pl in sorted(p.pipelines, key=lambda x: (x.flow, -x.wall_s)):
         cls = ' class="hl"' if b is not None and pl.name == b.pipeline else ""
         busy = utilisation(pl, p)
         cells = [
-            f"<td>{_e(pl.name)}</td>",
+            f"<td>{_flow_tag(p, pl.flow)}{_e(pl.name)}</td>",
             f'<td class="num">{_e(fmt_s(pl.wall_s))}</td>',
             f'<td class="num">{pl.runs}</td>',
             f'<td class="num">{_e(fmt_pct(pl.share))} <span class="minibar"><i '
@@ -257,7 +280,7 @@ def _stages(p: Profile, colors: dict[str, str]) -> str:
         host = _e(s.host) if s.host in ("", "local", p.host) else f'<span class="remote">{_e(s.host)}</span>'
         color = colors.get(kind_of(kinds, s.pipeline, s.stage), "#999")
         cells = [
-            '<td><span class="swatch" '
+            f'<td>{_flow_tag(p, s.flow)}<span class="swatch" '
             f'style="background:{color}"></span>{_e(s.pipeline)}.<b>{_e(s.stage)}</b></td>',
             f"<td>{_e(s.kind)}</td>",
             f"<td>{host}</td>",
@@ -455,6 +478,7 @@ figure.timeline {{ margin:0; }} figure.timeline svg {{ width:100%; height:auto; 
 details.other-tree {{ margin-top:10px; }} details.other-tree > summary {{ cursor:pointer; font-weight:600; }}
 .errors pre {{ background:#fdf3f2; border:1px solid #f5c6c2; padding:8px 10px; overflow-x:auto;
   font-size:12px; }}
+.flow {{ color:var(--muted); font-size:12px; }}
 footer {{ color:var(--muted); font-size:12px; margin-top:18px; text-align:center; }}
 """
 
@@ -466,6 +490,7 @@ def render_html(profile: Profile) -> str:
         [
             _header(profile),
             _bottleneck(profile),
+            _flows(profile),
             _pipelines(profile),
             _stages(profile, colors),
             _offloads(profile),
