@@ -66,3 +66,28 @@ def test_stop_can_kill_outright():
         if p.poll() is None:
             os.kill(p.pid, signal.SIGKILL)
             p.wait()
+
+
+def test_what_a_process_from_before_the_run_starts_is_not_the_runs():
+    # A server started before the run (as a test's sshd is) forks a session during the run:
+    # that session is the server's, and ending the run must leave it alone.
+    server_code = ("import subprocess, sys; sys.stdin.readline(); "
+                   "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+                   "print(p.pid, flush=True); sys.stdin.readline(); p.kill(); p.wait()")
+    server = subprocess.Popen([sys.executable, "-c", server_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        tree = ProcessTree()
+        tree.start()
+        assert server.stdin is not None and server.stdout is not None
+        server.stdin.write("go\n")
+        server.stdin.flush()
+        session = int(server.stdout.readline())
+        assert session in descendants()
+        assert session not in tree.members() and server.pid not in tree.members()
+        assert tree.stop(grace_s=0.5) == []
+        assert alive(session)
+        tree.close()
+    finally:
+        server.kill()
+        server.wait()

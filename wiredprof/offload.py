@@ -51,6 +51,11 @@ EVENTS = ("retries", "retries_after_start", "fallbacks", "timeouts", "link_losse
 _RUN_GRACE_MIN_S = 10.0
 
 
+def remote_grace_s(duration_s: float | None) -> float:
+    """Seconds past the run's deadline that a remote call is still waited for (then: a timeout)."""
+    return max(_RUN_GRACE_MIN_S, 0.25 * (duration_s or 0.0))
+
+
 @dataclass
 class _Counters:
     retries: int = 0  # re-sent after a link failure, B had not started it
@@ -167,7 +172,7 @@ class OffloadRuntime:
         control = current_control()
         if control is not None and control.deadline is not None:
             # Same clock in every process; `run`/`analyze` never wait on B far past --duration.
-            self.deadline = control.deadline + max(_RUN_GRACE_MIN_S, 0.25 * (control.duration_s or 0.0))
+            self.deadline = control.deadline + remote_grace_s(control.duration_s)
         wiredflow_adapter.method_hooks.append(self._wiredflow_hook)
         plain_adapter.callable_hooks.append(self._plain_hook)
 

@@ -5,7 +5,8 @@ A flow may start processes in any way (multiprocessing fork, spawn or forkserver
 this process is made a "child subreaper" (Linux `PR_SET_CHILD_SUBREAPER`), so a process
 whose parent died is re-parented here instead of to init: the tree stays findable by
 walking parent ids in /proc. At the end, every descendant that did not exist before the
-run gets SIGTERM, then SIGKILL after a grace period, and the zombies are reaped.
+run, and is not under one that did, gets SIGTERM, then SIGKILL after a grace period, and
+the zombies are reaped.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 __all__ = ["ProcessTree", "alive", "descendants", "process_start", "set_subreaper"]
 
@@ -59,8 +60,11 @@ def _parents() -> dict[int, int]:
     return out
 
 
-def descendants(root: int | None = None) -> list[int]:
-    """Live descendants of `root` (default: this process), parents before children."""
+def descendants(root: int | None = None, prune: Callable[[int], bool] | None = None) -> list[int]:
+    """Live descendants of `root` (default: this process), parents before children.
+
+    A process for which `prune` is true is left out, and so is everything under it.
+    """
     root = os.getpid() if root is None else root
     children: dict[int, list[int]] = {}
     for pid, ppid in _parents().items():
@@ -69,6 +73,8 @@ def descendants(root: int | None = None) -> list[int]:
     todo = list(children.get(root, []))
     while todo:
         pid = todo.pop(0)
+        if prune is not None and prune(pid):
+            continue
         out.append(pid)
         todo.extend(children.get(pid, []))
     return out
@@ -122,10 +128,15 @@ class ProcessTree:
             self.subreaper = set_subreaper(True)
 
     def members(self) -> list[int]:
-        """Live processes started under this one since the run began (and not kept)."""
+        """Live processes started under this one since the run began (and not kept).
+
+        What a process that predates the run starts is not the run's: a server this
+        process started before the run (an sshd, a broker) keeps its own children, such as
+        the session a remote worker of an offloaded stage runs in.
+        """
         return [
-            pid for pid in descendants(self.root)
-            if pid not in self.keep and (pid, process_start(pid)) not in self._before
+            pid for pid in descendants(self.root, prune=lambda pid: (pid, process_start(pid)) in self._before)
+            if pid not in self.keep
         ]
 
     def stop(self, grace_s: float = 2.0, sig: int = signal.SIGTERM) -> list[int]:

@@ -54,6 +54,7 @@ LINGER_S = 1.0  # once every flow stopped, the script may go on this long before
 TREE_GRACE_S = 2.0  # SIGTERM, then SIGKILL after this, for processes the flow left running
 _TICK_S = 0.1
 _UNBLOCK_S = 3.0  # a script still running this long after it was ended gets its processes ended
+_REMOTE_MARGIN_S = 2.0  # the script is ended this long after in-flight remote calls time out
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,12 @@ class _Watchdog:
         grace = opts.grace_s
         if grace is None:
             grace = max(5.0, 0.5 * (opts.duration_s or 0.0))
+            if opts.offloads is not None:
+                # A remote call in flight at the deadline ends first, as a counted timeout
+                # (offload.py), and only then is the script ended.
+                from wiredprof.offload import remote_grace_s
+
+                grace = max(grace, remote_grace_s(opts.duration_s) + _REMOTE_MARGIN_S)
         self.hard_deadline = control.deadline + grace if control.deadline is not None else None
         self._flows_idle_since: float | None = None
 
