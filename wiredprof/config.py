@@ -29,6 +29,8 @@ PYPROJECT = "pyproject.toml"
 ON_FAILURE_CHOICES = ("fail", "retry", "local")
 HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST_KEYS = ("address", "identity", "python", "known_hosts")
+# A Dask cluster as a host: its scheduler, and the TLS files Dask's `Security` takes.
+_DASK_KEYS = ("dask", "ca_file", "cert", "key")
 _OFFLOAD_KEYS = ("host", "timeout_s", "on_failure", "retries")
 
 
@@ -41,10 +43,14 @@ class HostEntry:
     identity: str | None = None
     python: str | None = None
     known_hosts: str | None = None
+    dask: str | None = None  # scheduler address: the host is a Dask cluster, `address` is ""
+    ca_file: str | None = None
+    cert: str | None = None
+    key: str | None = None
 
     def to_table(self) -> dict[str, str]:
         """The TOML table (only the keys that are set)."""
-        return {k: v for k in _HOST_KEYS if (v := getattr(self, k)) is not None}
+        return {k: v for k in (*_HOST_KEYS, *_DASK_KEYS) if (v := getattr(self, k)) not in (None, "")}
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,8 @@ class ProjectConfig:
         where = f"{self.path}: [hosts.{name}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{where} must be a table")
+        if "dask" in table:
+            return _dask_host(where, name, table)
         unknown = sorted(set(table) - set(_HOST_KEYS))
         if unknown:
             raise ConfigError(
@@ -239,6 +247,23 @@ class ProjectConfig:
             Path(tmp).unlink(missing_ok=True)
             raise
         log.info("wrote %s", self.path)
+
+
+def _dask_host(where: str, name: str, table: dict[str, Any]) -> HostEntry:
+    """A `[hosts.NAME]` table with `dask = "tcp://SCHEDULER:PORT"`."""
+    unknown = sorted(set(table) - set(_DASK_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} for a Dask host; allowed: {', '.join(_DASK_KEYS)}"
+        )
+    for key in _DASK_KEYS:
+        if key in table and (not isinstance(table[key], str) or not table[key]):
+            raise ConfigError(f"{where}: `{key}` must be a non-empty string")
+    if ("cert" in table) != ("key" in table):
+        raise ConfigError(f"{where}: give both `cert` and `key` (the client's TLS certificate and its key)")
+    return HostEntry(
+        name, "", dask=table["dask"], ca_file=table.get("ca_file"), cert=table.get("cert"), key=table.get("key")
+    )
 
 
 def _subtable(parent: Any, key: str) -> Any:

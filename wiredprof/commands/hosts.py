@@ -39,7 +39,11 @@ def command(ctx: click.Context, project: Path | None) -> None:
 
 @command.command("add")
 @click.argument("name")
-@click.option("--address", required=True, help="user@host:port, or a Host alias of ~/.ssh/config.")
+@click.option("--address", help="user@host:port, or a Host alias of ~/.ssh/config.")
+@click.option("--dask", "dask", metavar="tcp://HOST:PORT", help="A Dask cluster's scheduler instead of an SSH host.")
+@click.option("--ca-file", help="Dask over TLS: the CA certificate file.")
+@click.option("--cert", help="Dask over TLS: this client's certificate file.")
+@click.option("--key", help="Dask over TLS: this client's private key file.")
 @click.option("--identity", help="Private key file (optional: the agent and ~/.ssh/config work too).")
 @click.option("--python", "python", help="Python on the host (default python3); same major.minor as here.")
 @click.option(
@@ -50,13 +54,24 @@ def command(ctx: click.Context, project: Path | None) -> None:
 def add(
     project: Path | None,
     name: str,
-    address: str,
+    address: str | None,
+    dask: str | None,
+    ca_file: str | None,
+    cert: str | None,
+    key: str | None,
     identity: str | None,
     python: str | None,
     known_hosts_file: str | None,
     replace: bool,
 ) -> None:
     """Add host NAME to the project's inventory (nothing secret is written)."""
+    if dask is not None or ca_file or cert or key:
+        from wiredprof.cluster.hostcli import add_dask_host
+
+        click.echo(add_dask_host(project, name, address, dask, ca_file, cert, key, replace))
+        return
+    if address is None:
+        raise UsageError("give --address USER@HOST[:PORT] (an SSH host) or --dask tcp://HOST:PORT (a Dask cluster)")
     try:
         parse_address(address)
     except ValueError as exc:
@@ -134,6 +149,14 @@ def list_(project: Path | None, as_json: bool) -> None:
 @click.pass_obj
 def check(project: Path | None, name: str, accept_new: bool, as_json: bool, no_save: bool) -> None:
     """Connect to NAME and measure it: Python, cores, memory, CPU speed vs here, RTT, bandwidth."""
+    from wiredprof.cluster.spec import dask_host
+
+    dask = dask_host(name, project)
+    if dask is not None:
+        from wiredprof.cluster.hostcli import check_dask_host
+
+        click.echo(check_dask_host(dask, project, as_json, no_save))
+        return
     spec = resolve_host(name, project=project)
     with RemoteExecutor(spec, accept_new=accept_new) as executor:
         result = probe(executor)

@@ -92,9 +92,9 @@ def command(
                          "callables can be offloaded")
     if target.ship_error:
         raise UsageError(f"{name} cannot be offloaded: {target.ship_error}")
-    from wiredprof.remote.hosts import resolve_host
+    from wiredprof.remote.hosts import require_host
 
-    resolve_host(host, project=config.root)  # an unknown host is named with the known ones
+    require_host(host, project=config.root)  # an unknown host is named with the known ones
     existing = config.offloads().get(name)
     if existing is not None:
         raise UsageError(f"{name} is already offloaded to {existing.host}; "

@@ -29,9 +29,9 @@ def command(profile_path: str | None, hosts: tuple[str, ...], as_json: bool) -> 
     if not names:
         raise UsageError("no hosts to plan for: `wiredprof hosts add B --address USER@HOST`, "
                          "then `wiredprof hosts check B`")
-    from wiredprof.remote.hosts import resolve_host
+    from wiredprof.remote.hosts import require_host
 
     for name in names:
-        resolve_host(name, project=config.root)  # an unknown host is named with the known ones
+        require_host(name, project=config.root)  # an unknown host is named with the known ones
     plan = make_plan(profile, [host_capacity(config, name) for name in names], profile_path)
     click.echo(plan.to_json() if as_json else render_plan(plan), nl=not as_json or True)

@@ -1,0 +1,106 @@
+"""`wiredprof hosts add|list|check|remove` on a Dask host, against a real loopback cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from wiredprof.cli import cli
+from wiredprof.cluster.localcluster import LocalDaskCluster
+
+pytestmark = [pytest.mark.dask, pytest.mark.timeout(180)]
+
+
+def run(project: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["hosts", "-C", str(project), *args])
+    return result.exit_code, result.output
+
+
+def test_add_check_list_remove(tmp_path: Path, dask_cluster: LocalDaskCluster) -> None:
+    code, out = run(tmp_path, "add", "cluster", "--dask", dask_cluster.address)
+    assert code == 0, out
+    assert f'dask = "{dask_cluster.address}"' in (tmp_path / "wiredprof.toml").read_text()
+    code, out = run(tmp_path, "check", "cluster", "--json")
+    assert code == 0, out
+    probe = json.loads(out)
+    assert probe["schema"] == "wiredprof.probe/1" and probe["cores"] == 2
+    workers = probe["dask"]["workers"]
+    assert sorted(w["address"] for w in workers) == dask_cluster.wait_for_workers(2)
+    assert all(w["threads"] == 1 and w["cpu_speed_ratio"] > 0 for w in workers)
+    assert probe["rtt_s"] > 0 and probe["bandwidth_bytes_per_s"] > 0
+    assert probe["dask"]["packages"]["distributed"]["here"] == probe["dask"]["packages"]["distributed"]["workers"]
+    code, out = run(tmp_path, "list")
+    assert code == 0 and dask_cluster.address in out and "never" not in out
+    code, out = run(tmp_path, "check", "cluster")
+    assert code == 0 and "task round trip" in out and "memory limit" in out
+    code, out = run(tmp_path, "remove", "cluster")
+    assert code == 0 and not (tmp_path / ".wiredprof" / "hosts" / "cluster.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dask", "tcp://nohost"], "give the scheduler's host and port"),
+        (["--dask", "http://a:1"], "scheme must be one of tcp, tls, ws, wss"),
+        (["--dask", "tcp://a:1", "--address", "u@h"], "not both"),
+        (["--dask", "tls://a:1", "--cert", "c.pem"], "give both --cert and --key"),
+        (["--ca-file", "ca.pem"], "give --dask tls://HOST:PORT too"),
+        ([], "give --address USER@HOST[:PORT] (an SSH host) or --dask"),
+    ],
+)
+def test_bad_dask_host_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    code, out = run(tmp_path, "add", "cluster", *args)
+    assert code == 2 and message in out and out.count("\n") == 1, out
+
+
+def test_tls_files_are_recorded_and_must_exist(tmp_path: Path) -> None:
+    code, out = run(tmp_path, "add", "secure", "--dask", "tls://127.0.0.1:1", "--ca-file", "ca.pem",
+                    "--cert", "me.pem", "--key", "me.key")
+    assert code == 0, out
+    text = (tmp_path / "wiredprof.toml").read_text()
+    assert 'ca_file = "ca.pem"' in text and 'key = "me.key"' in text
+    code, out = run(tmp_path, "check", "secure")
+    assert code == 2 and "`ca_file`" in out and "is not a file" in out and out.count("\n") == 1
+
+
+def test_unreachable_scheduler_fails_the_check(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (tmp_path / "wiredprof.toml").write_text(f'[hosts.gone]\ndask = "tcp://127.0.0.1:{port}"\n')
+    code, out = run(tmp_path, "check", "gone")
+    assert code == 1 and "cannot reach the Dask scheduler of gone" in out and out.count("\n") == 1
+
+
+_BLOCK_DASK = """
+import sys
+class _NoDask:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("dask", "distributed"):
+            raise ImportError("blocked for this test: No module named " + repr(name))
+        return None
+sys.meta_path.insert(0, _NoDask())
+"""
+
+
+def test_a_dask_host_without_the_extra_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "wiredprof.toml").write_text('[hosts.cluster]\ndask = "tcp://127.0.0.1:8786"\n')
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_BLOCK_DASK)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-c", "from wiredprof.cli import main; main()", "hosts", "check", "cluster"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "host cluster is a Dask cluster" in result.stderr and "pip install 'wiredprof[dask]'" in result.stderr
