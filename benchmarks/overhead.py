@@ -23,7 +23,7 @@ Also measured: memory growth after 10^6 stage calls through the recorder (tracem
 RSS) against keeping every span, and a reference-like CPU stage (calls of ~5 ms of pure
 Python) timed from outside with and without instrumentation.
 
-    PYTHONPATH=$PWD python benchmarks/overhead.py            # full run, writes benchmarks/reports/overhead.md
+    PYTHONPATH=$PWD python benchmarks/overhead.py --report   # full run, writes benchmarks/reports/overhead.md
     PYTHONPATH=$PWD python -m benchmarks.overhead --quick --json --report /tmp/o.md
 """
 from __future__ import annotations
@@ -49,6 +49,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import wiredprof  # noqa: E402
+from benchmarks._report import add_report_option  # noqa: E402
 from wiredprof.profile import TimelineSpan  # noqa: E402
 from wiredprof.profiling.calltree import CallTreeSampler  # noqa: E402
 from wiredprof.profiling.recorder import Recorder, set_current_recorder  # noqa: E402
@@ -940,9 +941,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="few rounds, 10^5 calls for memory: checks the benchmark runs (seconds)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    parser.add_argument("--report", metavar="FILE",
-                        help=f"write the Markdown report here, and its numbers as JSON beside it (default: "
-                             f"{DEFAULT_REPORT.relative_to(REPO)} in a full run; none in a --quick run)")
+    add_report_option(parser, DEFAULT_REPORT, "the Markdown report, and its numbers as JSON beside it,")
     args = parser.parse_args(argv)
     argv_used = list(sys.argv[1:] if argv is None else argv)
 
@@ -950,9 +949,8 @@ def main(argv: list[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     result = run(args.quick, log, argv_used)
-    report = args.report or (None if args.quick else str(DEFAULT_REPORT))
-    if report:
-        path = Path(report)
+    if args.report is not None:
+        path = args.report
         path.parent.mkdir(parents=True, exist_ok=True)
         result["report"] = str(path)
         path.write_text(render_markdown(result))

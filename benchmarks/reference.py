@@ -55,6 +55,7 @@ from typing import Any, Callable
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._report import add_report_option  # noqa: E402
 from benchmarks.simhosts import (  # noqa: E402
     PROBE_CODE,
     HostA,
@@ -819,9 +820,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--memory-limit-mb", type=int, default=MEMORY_LIMIT_MB, help=argparse.SUPPRESS)
     ap.add_argument("--core-memory-mb", type=int, default=CORE_MEMORY_MB, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="tiny scale, one repeat: a smoke run")
-    ap.add_argument("--report", type=Path, default=None,
-                    help=f"markdown report to write (default {DEFAULT_REPORT.relative_to(REPO)}; "
-                         "--quick: none unless given)")
+    add_report_option(ap, DEFAULT_REPORT)
     ap.add_argument("--keep", type=Path, default=None, help="keep the work directories (profiles, logs) here")
     args = ap.parse_args(argv)
     if args.scale is None:
@@ -847,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     except StepFailed as exc:
         print(f"reference: {exc}", file=sys.stderr)
         return 1
-    report = args.report if args.report is not None else (None if args.quick else DEFAULT_REPORT)
+    report = args.report
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         image, note = write_timeline(result, report.with_name(report.stem + "-timeline.png"))

@@ -1,6 +1,6 @@
 """wiredprof's remote engine against its peers, side by side, in one run on a loopback sshd.
 
-    python benchmarks/remote_calls.py [--quick] [--out benchmarks/reports/remote_calls.md]
+    python benchmarks/remote_calls.py [--quick] [--report [FILE]]
 
 Needs OpenSSH's sshd and ssh; execnet, fabric, dask/distributed are optional (each missing
 one is reported as "not installed"). Measures:
@@ -31,6 +31,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._report import add_report_option  # noqa: E402
 from wiredprof.remote import HostSpec, connect  # noqa: E402
 from wiredprof.remote.bootstrap import bootstrap_command  # noqa: E402
 from wiredprof.remote.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
@@ -454,7 +455,7 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "reports" / "remote_calls.md")
+    add_report_option(parser, ROOT / "benchmarks" / "reports" / "remote_calls.md")
     args = parser.parse_args()
     server = start_local_sshd()
     try:
@@ -462,8 +463,9 @@ def main() -> None:
     finally:
         server.stop()
     text = report(rows, info, sys.argv)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    if args.report is not None:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(text)
     print(text)
 
 

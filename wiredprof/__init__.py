@@ -13,8 +13,22 @@ Public API for plain-Python services (wiredflow flows need none of it):
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from wiredprof.adapters.plain import FlowStopped, pipeline, should_stop, stage
-
 __all__ = ["__version__", "pipeline", "stage", "should_stop", "FlowStopped"]
+
+if TYPE_CHECKING:
+    from wiredprof.adapters.plain import FlowStopped, pipeline, should_stop, stage
+
+_PLAIN_API = frozenset(("pipeline", "stage", "should_stop", "FlowStopped"))
+
+
+def __getattr__(name: str) -> Any:
+    # The plain API is imported on first use (PEP 562), so `import wiredprof.cli` stays light.
+    if name in _PLAIN_API:
+        from wiredprof.adapters import plain
+
+        return getattr(plain, name)
+    raise AttributeError(f"module 'wiredprof' has no attribute {name!r}")

@@ -23,6 +23,7 @@ KEYS = ("scale", "repeat", "raw_speed_ratio", "stage_speedup", "pipeline_speedup
         "measured_stage_s", "prediction_error_pct", "simulation", "spread", "targets", "machine")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
     report = tmp_path / "reference.md"

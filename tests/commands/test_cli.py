@@ -106,3 +106,29 @@ def test_python_dash_m_and_exit_code_2_in_a_real_process(tmp_path):
     )
     assert r.returncode == 2
     assert r.stderr.strip() == f"wiredprof: error: {tmp_path / 'nope.py'}: no such flow file"
+
+
+def test_the_command_list_matches_each_command_and_imports_none_of_them():
+    from wiredprof.cli import COMMANDS, load_command
+
+    for name, (_, short_help) in COMMANDS.items():
+        command = load_command(name)
+        assert command.name == name
+        assert (command.help or "").strip().splitlines()[0] == short_help, name
+    code = ("import sys, wiredprof.cli; from click.testing import CliRunner;"
+            "r = CliRunner().invoke(wiredprof.cli.cli, ['--help']);"
+            "heavy = [m for m in ('paramiko', 'cryptography', 'cloudpickle', 'pyinstrument', 'ddsketch',"
+            " 'wiredprof.commands') if m in sys.modules];"
+            "print(r.exit_code, heavy, r.output.count('\\n'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    exit_code, heavy, _ = out.stdout.split(" ", 2)
+    assert exit_code == "0" and heavy.startswith("[]"), out.stdout
+    help_text = _invoke("--help").output
+    for name in COMMANDS:
+        assert f"  {name} " in help_text
+
+
+def test_an_unknown_command_is_a_usage_error():
+    result = CliRunner().invoke(cli, ["analyse"])
+    assert result.exit_code == 2
+    assert "No such command 'analyse'" in result.output

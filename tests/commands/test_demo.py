@@ -13,14 +13,20 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def test_demo_tells_the_whole_story(tmp_path: Path):
-    out = tmp_path / "demo"
+def test_demo_tells_the_whole_story_and_writes_only_inside_its_dir(project_dir: Path):
+    # The demo runs inside an enclosing project (as it does in a checkout of wiredprof, whose
+    # pyproject.toml would otherwise receive host B and the offload).
+    project = project_dir
+    (project / "pyproject.toml").write_text('[project]\nname = "someone-else"\n')
+    out = project / "demo"
     r = subprocess.run(
-        [sys.executable, "-m", "wiredprof", "demo", "--dir", str(out), "--scale", "0.01", "--duration", "6"],
-        capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "wiredprof", "demo", "--dir", "demo", "--scale", "0.01", "--duration", "6"],
+        capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL, cwd=project,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert sorted(p.name for p in project.iterdir()) == ["demo", "pyproject.toml"]
+    assert "[hosts.B]" in (out / "wiredprof.toml").read_text()
     for step in ("$ wiredprof analyze", "$ wiredprof hosts check B", "$ wiredprof plan before.json",
                  "$ wiredprof offload --stage core_logic --host B", "$ wiredprof compare before.json after.json"):
         assert step in r.stdout, step

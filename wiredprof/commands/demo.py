@@ -47,8 +47,11 @@ def command(workdir: Path, scale: float, duration: float) -> None:
     workdir = workdir.resolve()
     if workdir.exists():
         shutil.rmtree(workdir / ".wiredprof", ignore_errors=True)
-        (workdir / "wiredprof.toml").unlink(missing_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
+    # The demo's own project file: the configuration is looked up from the working directory
+    # upwards, so without it host B and the offload would land in an enclosing project's file.
+    (workdir / "wiredprof.toml").write_text(
+        "# wiredprof demo project: `wiredprof demo` rewrites this file on every run.\n", encoding="utf-8")
     flow_args = ["--", "--scale", f"{scale:g}"]
     run = ["--duration", f"{duration:g}"]
 
