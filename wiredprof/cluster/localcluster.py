@@ -29,8 +29,13 @@ class DaskClusterUnavailable(RuntimeError):
 
 
 def _free_port(host: str) -> int:
+    """A free port of `host`; for an address of another network namespace (not bindable
+    here), a port free on loopback: that namespace is fresh, so it is free there too."""
     with socket.socket() as s:
-        s.bind((host, 0))
+        try:
+            s.bind((host, 0))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
@@ -124,12 +129,17 @@ def start_local_cluster(
     workers: int = 1,
     nthreads: int = 1,
     host: str = "127.0.0.1",
+    *,
     python: str = sys.executable,
     prefix: Sequence[str] = (),
     startup_timeout_s: float = 60.0,
     workdir: Path | None = None,
 ) -> LocalDaskCluster:
-    """Start a scheduler on a free port of `host` and `workers` workers; raises `DaskClusterUnavailable`."""
+    """Start a scheduler on a free port of `host` and `workers` workers; raises `DaskClusterUnavailable`.
+
+    `prefix` runs every process under a wrapper, e.g. `("ip", "netns", "exec", NS)` (which
+    execs the command, so the PID stays the one stopped).
+    """
     directory = workdir or Path(tempfile.mkdtemp(prefix="wiredprof-dask-"))
     port = _free_port(host)
     log_file = (directory / "scheduler.log").open("wb")

@@ -3,9 +3,9 @@ the round trip of a trivial task (wiredprof's whole per-call overhead on Dask), 
 and Python and package versions against this side's.
 
 The CPU loop is the SSH probe's own (`wiredprof.remote.probe.cpu_loop_times`), run as a task
-pinned to every worker. The saved file is a `wiredprof.probe/1` document (what the planner
-reads: threads in all as cores, the fastest worker's speed, the largest memory limit, the
-task round trip as RTT) with a `dask` section per worker beside it.
+pinned to every worker. The saved file is a `wiredprof.probe/1` document, what the planner
+reads (threads in all as cores; the slowest worker's speed and the smallest memory limit, since
+a call may land on any worker; the task round trip as RTT), with a `dask` section per worker.
 """
 
 from __future__ import annotations
@@ -118,17 +118,18 @@ def probe_cluster(
         warnings.append(f"the workers run Python {', '.join(pythons)}, this side {here}: pickled stages need "
                         "the same major.minor")
     warnings += [f"{name} {t} on the workers, {h} here" for name, (h, t) in versions.items() if h != t]
-    fastest = max(workers, key=lambda w: w.cpu_speed_ratio)
+    # A call may land on any worker: plan with the slowest one and the smallest memory limit.
+    slowest = min(workers, key=lambda w: w.cpu_speed_ratio)
     cluster = replace(
         base,
         address=executor.spec.scheduler,
         cores=sum(w.threads for w in workers),
         cpu_model=f"Dask cluster, {len(workers)} worker(s)",
-        memory_bytes=max((w.memory_limit or w.host_memory) for w in workers),
-        cpu_speed_ratio=fastest.cpu_speed_ratio,
-        cpu_time_ratio=fastest.cpu_time_ratio,
+        memory_bytes=min((w.memory_limit or w.host_memory) for w in workers),
+        cpu_speed_ratio=slowest.cpu_speed_ratio,
+        cpu_time_ratio=slowest.cpu_time_ratio,
         local_loop_s=local_wall,
-        remote_loop_s=local_wall / fastest.cpu_speed_ratio if fastest.cpu_speed_ratio else 0.0,
+        remote_loop_s=local_wall / slowest.cpu_speed_ratio if slowest.cpu_speed_ratio else 0.0,
     )
     return ClusterProbe(cluster, workers, versions, here, warnings)
 
