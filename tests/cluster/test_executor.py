@@ -163,3 +163,46 @@ def test_an_idempotent_call_may_run_again_on_another_worker(own_cluster: LocalDa
         own_cluster.kill_worker(pid)
         second = future.result(timeout=60)
         assert second != pid and len(marks.read_text().split()) == 2
+
+
+_NO_WIREDPROF = """
+import sys
+class _NoWiredprof:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "wiredprof":
+            raise ImportError("blocked: this worker has no " + name)
+        return None
+sys.meta_path.insert(0, _NoWiredprof())
+"""
+
+
+def can_import_wiredprof() -> str:
+    try:
+        import wiredprof  # noqa: F401
+    except ImportError as exc:
+        return str(exc)
+    return "importable"
+
+
+def test_a_worker_without_wiredprof_installed_runs_stages(tmp_path: Path) -> None:
+    """wiredprof's task code and the user's functions travel by value: nothing to install there."""
+    from wiredprof.cluster.localcluster import start_local_cluster
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_NO_WIREDPROF)
+    cluster = start_local_cluster(workers=0)
+    try:
+        cluster.add_worker(env={"PYTHONPATH": str(site)})
+        cluster.wait_for_workers(1)
+        with DaskExecutor(DaskSpec("bare", cluster.address)) as ex:
+            assert ex.call(can_import_wiredprof) == "blocked: this worker has no wiredprof"
+            assert ex.call(read_store, {"pipeline_1": Store()}) == 30
+            with pytest.raises(StageFailure):
+                ex.call(fails, "still the stage's own")
+            from wiredprof.cluster.probe import probe_cluster
+
+            probe = probe_cluster(ex, rtt_samples=3, bandwidth_bytes=1 << 16, rounds=1)
+            assert [w.threads for w in probe.workers] == [1] and probe.probe.rtt_s > 0
+    finally:
+        cluster.stop()

@@ -37,17 +37,26 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
+import cloudpickle
+
 from wiredprof.cluster.channel import TaskChannel
 from wiredprof.cluster.spec import DaskSpec, import_distributed
 from wiredprof.cluster.task import run_call
 from wiredprof.errors import CallTimeoutError, ConnectError, RemoteError, WiredprofError, WorkerLostError
 from wiredprof.remote.calls import CallConveniences
 from wiredprof.remote.executor import ConnectTimings
-from wiredprof.remote.serialize import LocalObjects, dump_call, dump_function, function_name, load_value
+from wiredprof.remote.serialize import (
+    LocalObjects,
+    dump_call,
+    dump_function,
+    function_name,
+    load_value,
+    register_project_modules,
+)
 from wiredprof.remote.session import RemoteTraceback
 from wiredprof.remote.statefulness import stateful_reasons
 
-__all__ = ["DaskExecutor", "DaskHello", "CallRecord"]
+__all__ = ["DaskExecutor", "DaskHello", "CallRecord", "ByValue"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +110,27 @@ class _Call:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class ByValue:
+    """A function that a Dask worker gets by value, whatever Dask's pickler decides.
+
+    Dask pickles a task with the standard pickler unless it sees `__main__` or a module
+    registered by value at the top; wiredprof's task code would then travel by reference
+    and a worker without wiredprof could not load it. This reduces to `cloudpickle.loads`
+    of the function pickled by value, so the worker needs only cloudpickle.
+    """
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        register_project_modules()
+        self.fn = fn
+        self.blob = cloudpickle.dumps(fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (cloudpickle.loads, (self.blob,))
+
+
 def _link_error(cls: type[WiredprofError], message: str, started: bool | None) -> WiredprofError:
     """A link-class error that says whether the stage may have started (see wiredprof.errors)."""
     exc = cls(message)
@@ -128,6 +158,7 @@ class DaskExecutor(CallConveniences):
         self._shipped: dict[tuple[Any, ...], _Shipped] = {}
         self._closed = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._run_call: ByValue | None = None
 
     # -- the Executor protocol and RemoteExecutor's conveniences ---------------------------
     @property
@@ -181,8 +212,10 @@ class DaskExecutor(CallConveniences):
         if shipped.pinned:
             extra = {"workers": [shipped.pinned], "allow_other_workers": False}
         try:
+            if self._run_call is None:
+                self._run_call = ByValue(run_call)
             call.dask_future = client.submit(
-                run_call, self.session, call_id, shipped.token, shipped.blob, call_blob, not idempotent,
+                self._run_call, self.session, call_id, shipped.token, shipped.blob, call_blob, not idempotent,
                 key=f"wiredprof-{fn.__name__ if hasattr(fn, '__name__') else 'call'}-{call_id}",
                 pure=False, retries=0, **extra,
             )

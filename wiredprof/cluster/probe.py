@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
 
-from wiredprof.cluster.executor import DaskExecutor
+from wiredprof.cluster.executor import ByValue, DaskExecutor
 from wiredprof.cluster.task import worker_facts
 from wiredprof.remote.probe import ProbeResult, _calibrated_n, cpu_loop_times, host_facts, probe
 from wiredprof.remote.serialize import register_project_modules
@@ -95,9 +95,9 @@ def probe_cluster(
     packages: dict[str, str | None] = {}
     for address in addresses:
         pin = {"workers": [address], "allow_other_workers": False, "pure": False}
-        facts = client.submit(worker_facts, **pin).result(timeout=60)
-        machine = client.submit(host_facts, **pin).result(timeout=60)
-        times = client.submit(cpu_loop_times, n, rounds, **pin).result(timeout=300)
+        facts = client.submit(ByValue(worker_facts), **pin).result(timeout=60)
+        machine = client.submit(ByValue(host_facts), **pin).result(timeout=60)
+        times = client.submit(ByValue(cpu_loop_times), n, rounds, **pin).result(timeout=300)
         remote_wall = min(w for w, _ in times)
         packages = facts["packages"]
         workers.append(WorkerProbe(
