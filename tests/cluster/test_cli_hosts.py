@@ -104,3 +104,25 @@ def test_a_dask_host_without_the_extra_is_one_clear_line(tmp_path: Path) -> None
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "host cluster is a Dask cluster" in result.stderr and "pip install 'wiredprof[dask]'" in result.stderr
+
+
+@pytest.mark.filterwarnings("error")
+def test_workers_of_another_python_are_refused_in_one_line(tmp_path: Path) -> None:
+    from wiredprof.cluster.localcluster import start_local_cluster
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(  # the worker reports Python 3.8.10 to the scheduler
+        "import collections, sys\n"
+        "V = collections.namedtuple('version_info', 'major minor micro releaselevel serial')\n"
+        "sys.version_info = V(3, 8, 10, 'final', 0)\n"
+    )
+    cluster = start_local_cluster(workers=0)
+    try:
+        cluster.add_worker(env={"PYTHONPATH": str(site)})
+        cluster.wait_for_workers(1)
+        (tmp_path / "wiredprof.toml").write_text(f'[hosts.old]\ndask = "{cluster.address}"\n')
+        code, out = run(tmp_path, "check", "old")
+        assert code == 2 and "the Dask workers run Python 3.8.10" in out and out.count("\n") == 1, out
+    finally:
+        cluster.stop()

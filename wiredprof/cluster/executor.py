@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import threading
 import time
 import uuid
+import warnings
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
@@ -42,7 +44,14 @@ import cloudpickle
 from wiredprof.cluster.channel import TaskChannel
 from wiredprof.cluster.spec import DaskSpec, import_distributed
 from wiredprof.cluster.task import run_call
-from wiredprof.errors import CallTimeoutError, ConnectError, RemoteError, WiredprofError, WorkerLostError
+from wiredprof.errors import (
+    CallTimeoutError,
+    ConnectError,
+    PythonMismatchError,
+    RemoteError,
+    WiredprofError,
+    WorkerLostError,
+)
 from wiredprof.remote.calls import CallConveniences
 from wiredprof.remote.executor import ConnectTimings
 from wiredprof.remote.serialize import (
@@ -249,10 +258,14 @@ class DaskExecutor(CallConveniences):
         security = self.spec.security()
         start = time.perf_counter()
         try:
-            client = distributed.Client(
-                self.spec.scheduler, security=security, timeout=self.spec.connect_timeout_s,
-                set_as_default=False,
-            )
+            with warnings.catch_warnings():
+                # Dask's multi-line version table: the Python that matters is checked below, in
+                # one line, and `hosts check` lists the package versions.
+                warnings.simplefilter("ignore", distributed.versions.VersionMismatchWarning)
+                client = distributed.Client(
+                    self.spec.scheduler, security=security, timeout=self.spec.connect_timeout_s,
+                    set_as_default=False,
+                )
         except (OSError, TimeoutError) as exc:
             raise ConnectError(f"cannot reach the Dask scheduler of {self.host} at {self.spec.scheduler}: {exc}") \
                 from None
@@ -266,6 +279,13 @@ class DaskExecutor(CallConveniences):
         self.timings = ConnectTimings(self.connect_s, 0.0)
         self.connects += 1
         self._hello = _hello(self.spec.scheduler, versions, len(info.get("workers", {})))
+        here = "%d.%d" % sys.version_info[:2]
+        if self._hello.python.split(".")[:2] != here.split("."):
+            client.close()
+            raise PythonMismatchError(
+                f"host {self.host}: the Dask workers run Python {self._hello.python}, this side {here}; "
+                "pickled stages need the same major.minor (use a cluster, or a venv here, of the same Python)"
+            )
         self._channel = TaskChannel(client, self.session, self.objects, self._gate, self.host)
         if self._watchdog is None:
             self._watchdog = threading.Thread(target=self._watch, name=f"wiredprof-dask-watch-{self.host}",
