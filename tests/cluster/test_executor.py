@@ -88,6 +88,30 @@ def test_objects_that_stay_on_a_are_reached_through_the_scheduler(executor: Dask
     assert store.calls_from == [os.getpid()]  # the method ran here, on host A
 
 
+def scheduler_queues(dask_scheduler: Any) -> list[str]:
+    return sorted(dask_scheduler.extensions["queues"].queues)
+
+
+def test_no_queue_is_left_on_the_scheduler_per_call(dask_cluster: LocalDaskCluster) -> None:
+    from wiredprof.cluster.executor import ByValue
+
+    with DaskExecutor(DaskSpec("cluster", dask_cluster.address)) as ex:
+        for _ in range(5):
+            assert ex.call(read_store, {"pipeline_1": Store()}) == 30
+        time.sleep(0.5)  # the workers' releases are one-way messages
+        left = ex.client.run_on_scheduler(ByValue(scheduler_queues))
+        assert left == [f"wiredprof-{ex.session}-requests"], left
+        client = ex.client
+    with DaskExecutor(DaskSpec("cluster", dask_cluster.address)) as other:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            left = other.client.run_on_scheduler(ByValue(scheduler_queues))
+            if f"wiredprof-{ex.session}-requests" not in left:
+                break
+            time.sleep(0.2)
+        assert f"wiredprof-{ex.session}-requests" not in left and client.status != "running"
+
+
 def make_counter() -> Callable[[], int]:
     seen: list[int] = []
 

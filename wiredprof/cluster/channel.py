@@ -70,8 +70,13 @@ class TaskChannel:
             log.warning("unknown message from a Dask task: %r", kind)
 
     def _answer(self, reply: str, value: Any) -> None:
+        # The task created the reply queue before asking, and deletes it once read: releasing
+        # this side's reference at once keeps the scheduler from holding a queue per call.
         queue = self._queue_cls(reply, client=self.client)
-        queue.put(value)
+        try:
+            queue.put(value)
+        finally:
+            queue.close()
 
     def _serve_proxy(self, reply: str, payload: bytes) -> None:
         """Run here a method call a task made on a proxied object, and answer."""
@@ -86,3 +91,7 @@ class TaskChannel:
         self._closed.set()
         self._thread.join(_POLL_S * 4)
         self._pool.shutdown(wait=False)
+        try:
+            self._requests.close()
+        except Exception:  # noqa: BLE001 - the client may be gone already
+            log.debug("releasing the request queue failed", exc_info=True)

@@ -62,8 +62,12 @@ class _Link:
     def ask(self, message: tuple[Any, ...], reply: str) -> Any:
         """Send `message` to host A through the scheduler and wait for its answer."""
         queue = _distributed().Queue
-        queue(request_queue(self.session)).put(message)
-        answer_queue = queue(reply)
+        answer_queue = queue(reply)  # created before A can answer (A releases its side at once)
+        requests = queue(request_queue(self.session))
+        try:
+            requests.put(message)
+        finally:
+            requests.close()
         try:
             return answer_queue.get(timeout=ANSWER_TIMEOUT_S)
         finally:
