@@ -126,3 +126,15 @@ def test_workers_of_another_python_are_refused_in_one_line(tmp_path: Path) -> No
         assert code == 2 and "the Dask workers run Python 3.8.10" in out and out.count("\n") == 1, out
     finally:
         cluster.stop()
+
+
+def test_a_cluster_without_workers_fails_the_check_in_one_line(tmp_path: Path) -> None:
+    from wiredprof.cluster.localcluster import start_local_cluster
+
+    cluster = start_local_cluster(workers=0)
+    try:
+        (tmp_path / "wiredprof.toml").write_text(f'[hosts.empty]\ndask = "{cluster.address}"\n')
+        code, out = run(tmp_path, "check", "empty")
+        assert code == 1 and "has no worker: start one" in out and out.count("\n") == 1, out
+    finally:
+        cluster.stop()

@@ -279,6 +279,10 @@ class DaskExecutor(CallConveniences):
         self.timings = ConnectTimings(self.connect_s, 0.0)
         self.connects += 1
         self._hello = _hello(self.spec.scheduler, versions, len(info.get("workers", {})))
+        if not self._hello.workers:
+            client.close()
+            raise ConnectError(f"the Dask cluster {self.host} ({self.spec.scheduler}) has no worker: start one "
+                               "(`dask worker ADDRESS`), then try again")
         here = "%d.%d" % sys.version_info[:2]
         if self._hello.python.split(".")[:2] != here.split("."):
             client.close()

@@ -21,6 +21,7 @@ from typing import Any, cast
 
 from wiredprof.cluster.executor import ByValue, DaskExecutor
 from wiredprof.cluster.task import worker_facts
+from wiredprof.errors import ConnectError
 from wiredprof.remote.probe import ProbeResult, _calibrated_n, cpu_loop_times, host_facts, probe
 from wiredprof.remote.serialize import register_project_modules
 
@@ -85,7 +86,7 @@ def probe_cluster(
     client = executor.client
     addresses = sorted(client.scheduler_info().get("workers", {}))
     if not addresses:
-        raise RuntimeError(f"the Dask cluster {executor.host} has no worker")
+        raise ConnectError(f"the Dask cluster {executor.host} ({executor.spec.scheduler}) has no worker left")
     base = probe(cast(Any, executor), rtt_samples, bandwidth_bytes, rounds)
     n = _calibrated_n()
     local = cpu_loop_times(n, rounds)
