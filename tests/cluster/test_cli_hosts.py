@@ -138,3 +138,67 @@ def test_a_cluster_without_workers_fails_the_check_in_one_line(tmp_path: Path) -
         assert code == 1 and "has no worker: start one" in out and out.count("\n") == 1, out
     finally:
         cluster.stop()
+
+
+def write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and one certificate for 127.0.0.1 signed by it (scheduler, workers, client)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wiredprof test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(hours=2))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(hours=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = (directory / "ca.pem", directory / "node.pem", directory / "node.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return paths
+
+
+def test_a_tls_cluster_with_the_files_of_the_inventory(tmp_path: Path) -> None:
+    from wiredprof.cluster.localcluster import start_local_cluster
+
+    ca, cert, key = write_tls_files(tmp_path)
+    cluster = start_local_cluster(workers=1, tls=(ca, cert, key))
+    try:
+        assert cluster.address.startswith("tls://")
+        code, out = run(tmp_path, "add", "secure", "--dask", cluster.address, "--ca-file", "ca.pem",
+                        "--cert", "node.pem", "--key", "node.key")  # relative to the project
+        assert code == 0, out
+        code, out = run(tmp_path, "check", "secure", "--json")
+        assert code == 0, out
+        assert json.loads(out)["dask"]["workers"][0]["threads"] == 1
+        (tmp_path / "wiredprof.toml").write_text(
+            f'[hosts.plain]\ndask = "{cluster.address}"\n\n'
+            f'[hosts.stranger]\ndask = "{cluster.address}"\nca_file = "ca.pem"\ncert = "other.pem"\nkey = "other.key"\n'
+        )
+        code, out = run(tmp_path, "check", "plain")
+        assert code == 2 and "is TLS: give `ca_file`, `cert` and `key`" in out and out.count("\n") == 1, out
+        other = tmp_path / "other"
+        other.mkdir()
+        _, other_cert, other_key = write_tls_files(other)  # signed by another CA: the scheduler refuses it
+        other_cert.rename(tmp_path / "other.pem")
+        other_key.rename(tmp_path / "other.key")
+        code, out = run(tmp_path, "check", "stranger")
+        assert code == 1 and "cannot reach the Dask scheduler of stranger" in out and out.count("\n") == 1, out
+    finally:
+        cluster.stop()

@@ -266,7 +266,7 @@ class DaskExecutor(CallConveniences):
                     self.spec.scheduler, security=security, timeout=self.spec.connect_timeout_s,
                     set_as_default=False,
                 )
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 - OSError, TimeoutError, or a TLS handshake refused
             raise ConnectError(f"cannot reach the Dask scheduler of {self.host} at {self.spec.scheduler}: {exc}") \
                 from None
         try:

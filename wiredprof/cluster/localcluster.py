@@ -60,6 +60,13 @@ def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
             log.warning("dask process %d ignored %s", proc.pid, sig.name)
 
 
+def _tls_flags(tls: tuple[Path, Path, Path] | None) -> list[str]:
+    if tls is None:
+        return []
+    ca, cert, key = tls
+    return ["--tls-ca-file", str(ca), "--tls-cert", str(cert), "--tls-key", str(key)]
+
+
 @dataclass
 class LocalDaskCluster:
     """A running scheduler and its workers, each a process of its own."""
@@ -70,6 +77,7 @@ class LocalDaskCluster:
     workdir: Path
     python: str = sys.executable
     prefix: tuple[str, ...] = ()
+    tls: tuple[Path, Path, Path] | None = None  # CA file, certificate, key: every process speaks tls://
     scheduler: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
@@ -89,7 +97,7 @@ class LocalDaskCluster:
             *(self.prefix if prefix is None else prefix), self.python, "-m", "distributed.cli.dask_worker",
             self.address, "--nthreads", str(nthreads), "--memory-limit", memory_limit,
             "--host", worker_host or self.host, "--no-dashboard", "--nanny" if nanny else "--no-nanny",
-            "--local-directory", str(self.workdir / f"worker-{n}"), "--name", f"w{n}",
+            "--local-directory", str(self.workdir / f"worker-{n}"), "--name", f"w{n}", *_tls_flags(self.tls),
         ]
         proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, **(env or {})})
@@ -101,7 +109,13 @@ class LocalDaskCluster:
         """Block until `count` workers are connected (bounded); their addresses."""
         from wiredprof.cluster.task import _distributed
 
-        with _distributed().Client(self.address, timeout=timeout_s, set_as_default=False) as client:
+        security = None
+        if self.tls is not None:
+            ca, cert, key = (str(p) for p in self.tls)
+            security = _distributed().Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
+                                               require_encryption=True)
+        with _distributed().Client(self.address, timeout=timeout_s, set_as_default=False,
+                                   security=security) as client:
             try:
                 client.wait_for_workers(count, timeout=timeout_s)
             except TimeoutError:
@@ -134,6 +148,7 @@ def start_local_cluster(
     prefix: Sequence[str] = (),
     startup_timeout_s: float = 60.0,
     workdir: Path | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
 ) -> LocalDaskCluster:
     """Start a scheduler on a free port of `host` and `workers` workers; raises `DaskClusterUnavailable`.
 
@@ -144,10 +159,13 @@ def start_local_cluster(
     port = _free_port(host)
     log_file = (directory / "scheduler.log").open("wb")
     command = [*prefix, python, "-m", "distributed.cli.dask_scheduler", "--host", host, "--port", str(port),
-               "--no-dashboard", "--no-show"]
+               "--no-dashboard", "--no-show", *_tls_flags(tls)]
+    if tls is not None:
+        command += ["--protocol", "tls"]
     proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     log_file.close()
-    cluster = LocalDaskCluster(f"tcp://{host}:{port}", host, port, directory, python, tuple(prefix), proc)
+    scheme = "tls" if tls is not None else "tcp"
+    cluster = LocalDaskCluster(f"{scheme}://{host}:{port}", host, port, directory, python, tuple(prefix), tls, proc)
     try:
         deadline = time.monotonic() + startup_timeout_s
         while not _port_accepts(host, port):

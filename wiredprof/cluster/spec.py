@@ -76,6 +76,10 @@ class DaskSpec:
     def security(self) -> Any:
         """A `distributed.security.Security` for the client (None without TLS files)."""
         if not (self.ca_file or self.cert):
+            if self.scheduler.startswith(("tls://", "wss://")):
+                raise ConfigError(f"host {self.name}: {self.scheduler} is TLS: give `ca_file`, `cert` and `key` "
+                                  f"in [hosts.{self.name}] (`wiredprof hosts add {self.name} --dask ... --ca-file "
+                                  "... --cert ... --key ... --replace`)")
             return None
         for label, path in (("ca_file", self.ca_file), ("cert", self.cert), ("key", self.key)):
             if path is not None and not path.is_file():
