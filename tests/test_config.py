@@ -110,3 +110,15 @@ def test_bad_dask_host_tables(tmp_path: Path, table: str, message: str) -> None:
     with pytest.raises(ConfigError, match="") as info:
         ProjectConfig.find(tmp_path).hosts()
     assert message in str(info.value)
+
+
+def test_set_host_python_edits_only_that_key(tmp_path: Path) -> None:
+    path = tmp_path / "wiredprof.toml"
+    path.write_text('# my hosts\n[hosts.B]\naddress = "me@big"  # the big one\npython = "python3"\n')
+    config = ProjectConfig.find(tmp_path)
+    config.set_host_python("B", "/home/me/.cache/wiredprof/envs/abc/bin/python")
+    config.set_host_python("alias", "/opt/py/bin/python")  # a Host of ~/.ssh/config: a table naming itself
+    text = path.read_text()
+    assert "# my hosts" in text and 'address = "me@big"  # the big one' in text
+    assert config.hosts()["B"].python == "/home/me/.cache/wiredprof/envs/abc/bin/python"
+    assert config.hosts()["alias"] == HostEntry("alias", "alias", python="/opt/py/bin/python")

@@ -197,6 +197,16 @@ class ProjectConfig:
         hosts[entry.name] = table
         self._write(doc)
 
+    def set_host_python(self, name: str, python: str) -> None:
+        """Set only `python` of `[hosts.NAME]` (an ssh_config alias gets a table naming itself)."""
+        doc, section = self._edit()
+        hosts = _subtable(section, "hosts")
+        if name not in hosts:
+            hosts[name] = tomlkit.table()
+            hosts[name]["address"] = name
+        hosts[name]["python"] = python
+        self._write(doc)
+
     def remove_host(self, name: str) -> bool:
         """Drop `[hosts.NAME]`; False when it was not there."""
         return self._remove("hosts", name)

@@ -65,6 +65,16 @@ def _ship_error(fn: object) -> str:
     return ""
 
 
+def _needs(fn: object) -> str:
+    """What `fn` needs on another host, as JSON (`{"error": ...}` when it cannot be known)."""
+    from wiredprof.remote.requirements import stage_needs
+
+    try:
+        return json.dumps(stage_needs(fn).to_json())  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - reported by the command that asks
+        return json.dumps({"error": str(exc)})
+
+
 def _main(argv: list[str]) -> int:
     from wiredprof.adapters import wiredflow as adapter
     from wiredprof.remote.statefulness import stateful_reasons
@@ -81,7 +91,8 @@ def _main(argv: list[str]) -> int:
             fn = getattr(objects.get((r.pipeline, r.index)), "function_to_launch", None)
             names.append({"pipeline": r.pipeline, "stage": r.stage, "function": r.function,
                           "builtin": fn is None, "ship_error": _ship_error(fn) if fn is not None else "",
-                          "stateful": list(stateful_reasons(fn)) if fn is not None else []})
+                          "stateful": list(stateful_reasons(fn)) if fn is not None else [],
+                          "needs": _needs(fn) if fn is not None else ""})
         print(_MARK + json.dumps(names), flush=True)
         raise _Discovered(0)
 

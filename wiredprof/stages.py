@@ -32,6 +32,7 @@ class StageName:
     builtin: bool = False  # a wiredflow built-in stage (no callable of the user's to ship)
     ship_error: str = ""  # why its callable cannot be shipped to another host ("" when it can)
     stateful: tuple[str, ...] = ()  # why its callable keeps state between calls (it would live on the host)
+    needs: str = ""  # JSON of what its callable needs on another host (wiredprof.remote.requirements)
 
     @property
     def full(self) -> str:

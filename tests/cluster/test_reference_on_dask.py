@@ -79,3 +79,14 @@ def test_analyze_reports_the_cluster_as_the_stages_host(tmp_path: Path, own_clus
     assert hosts.pop("pipeline_3.core_logic") == "cluster" and set(hosts.values()) == {"local"}
     core = next(s for s in profile["stages"] if s["stage"] == "core_logic")
     assert core["calls"] >= 1 and core["errors"] == 0
+
+
+def test_offload_checks_the_workers_and_refuses_provision(tmp_path: Path, own_cluster: LocalDaskCluster) -> None:
+    (tmp_path / "wiredprof.toml").write_text(f'[hosts.cluster]\ndask = "{own_cluster.address}"\n')
+    flow = str(REPO / "samples" / "reference_flow.py")
+    result = wiredprof(tmp_path, "offload", "--stage", "core_logic", "--host", "cluster", flow, "--provision")
+    assert result.returncode == 2 and "is a Dask cluster" in result.stderr and result.stderr.count("\n") == 1
+    result = wiredprof(tmp_path, "offload", "--stage", "core_logic", "--host", "cluster", flow)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "pipeline_3.core_logic will run on cluster (Python" in result.stdout
+    assert 'host = "cluster"' in (tmp_path / "wiredprof.toml").read_text()

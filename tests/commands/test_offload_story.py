@@ -7,25 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from wiredprof.cli import cli
+from tests.commands.clitools import one_line_error, wp
 from wiredprof.remote.localsshd import LocalSshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def wp(*args: str):
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_line_error(result, *needles: str) -> str:
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    err = result.stderr.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    for n in needles:
-        assert n in err, err
-    return err
 
 
 @pytest.fixture

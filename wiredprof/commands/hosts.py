@@ -9,12 +9,15 @@ from typing import Any
 import click
 from tabulate import tabulate
 
+from wiredprof.commands.needs import flow_stages, needs_of, needs_report, provision_and_record, say_provisioned
 from wiredprof.config import HostEntry, ProjectConfig
-from wiredprof.errors import UnknownHostError, UsageError
+from wiredprof.errors import PythonMismatchError, UnknownHostError, UsageError
 from wiredprof.remote.executor import RemoteExecutor
 from wiredprof.remote.hosts import known_hosts, resolve_host
 from wiredprof.remote.probe import ProbeResult, load_probe, probe, save_probe
+from wiredprof.remote.hostenv import compare, inspect_host
 from wiredprof.remote.spec import parse_address
+from wiredprof.stages import StageName
 
 __all__ = ["command"]
 
@@ -146,27 +149,77 @@ def list_(project: Path | None, as_json: bool) -> None:
 @click.option("--accept-new", is_flag=True, help="Accept and record the host key if it is not known yet.")
 @click.option("--json", "as_json", is_flag=True, help="Print the probe as JSON.")
 @click.option("--no-save", is_flag=True, help="Do not save the probe under .wiredprof/hosts/.")
+@click.option("--for", "flow", type=click.Path(dir_okay=False), metavar="FLOW.py",
+              help="Also compare what FLOW's stages need (third-party distributions) with what NAME has.")
+@click.option("--stage", metavar="STAGE", help="With --for: only this stage (default: those offloaded to NAME).")
 @click.pass_obj
-def check(project: Path | None, name: str, accept_new: bool, as_json: bool, no_save: bool) -> None:
+def check(
+    project: Path | None, name: str, accept_new: bool, as_json: bool, no_save: bool, flow: str | None,
+    stage: str | None,
+) -> None:
     """Connect to NAME and measure it: Python, cores, memory, CPU speed vs here, RTT, bandwidth."""
+    if stage and not flow:
+        raise UsageError("--stage goes with --for FLOW.py")
     from wiredprof.cluster.spec import dask_host
 
     dask = dask_host(name, project)
     if dask is not None:
+        if flow:
+            raise UsageError(f"--for compares a flow's needs with an SSH host's packages; {name} is a Dask cluster: "
+                             f"`wiredprof hosts check {name}` lists its workers' Python and dask versions")
         from wiredprof.cluster.hostcli import check_dask_host
 
         click.echo(check_dask_host(dask, project, as_json, no_save))
         return
+    config = ProjectConfig.find(project)
     spec = resolve_host(name, project=project)
+    chosen: list[StageName] = []
+    if flow:
+        _, chosen = flow_stages(flow, stage, name, config)
+        needs = needs_of(chosen)
     with RemoteExecutor(spec, accept_new=accept_new) as executor:
         result = probe(executor)
-    saved = None if no_save else save_probe(result, ProjectConfig.find(project).probes_dir)
+        comparison = compare(needs, inspect_host(executor)) if flow else None
+    saved = None if no_save else save_probe(result, config.probes_dir)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        data = result.to_dict()
+        if comparison is not None:
+            data["needs"] = [{"distribution": d.name, "here": d.version, "there": there, "direct": d.direct,
+                              "state": comparison.state(d.version, there)} for d, there in comparison.rows]
+        click.echo(json.dumps(data, indent=2))
         return
     click.echo(_probe_table(result))
     if saved is not None:
         click.echo(f"saved to {saved}")
+    if comparison is not None:
+        click.echo(needs_report(comparison, chosen))
+        if not comparison.ok:
+            what = f" --stage {stage}" if stage else ""
+            click.echo(f"provide this side's versions there: wiredprof hosts provision {name} --for {flow}{what}")
+
+
+@command.command("provision")
+@click.argument("name")
+@click.option("--for", "flow", required=True, type=click.Path(dir_okay=False), metavar="FLOW.py",
+              help="The flow whose stages will run on NAME.")
+@click.option("--stage", metavar="STAGE", help="Only this stage (default: those offloaded to NAME).")
+@click.option("--offline", is_flag=True, help="Do not use NAME's package index: send wheels from here.")
+@click.option("--accept-new", is_flag=True, help="Accept and record the host key if it is not known yet.")
+@click.pass_obj
+def provision_(
+    project: Path | None, name: str, flow: str, stage: str | None, offline: bool, accept_new: bool
+) -> None:
+    """Give NAME a private environment with this side's versions of what FLOW's stages need."""
+    config = ProjectConfig.find(project)
+    spec = resolve_host(name, project=project)
+    _, chosen = flow_stages(flow, stage, name, config)
+    needs = needs_of(chosen)
+    try:
+        with RemoteExecutor(spec, accept_new=accept_new) as executor:
+            result = provision_and_record(executor, needs, config, offline=True if offline else None)
+    except PythonMismatchError as exc:
+        raise PythonMismatchError(f"{exc} (wiredprof does not install Pythons)") from None
+    say_provisioned(result, config)
 
 
 def _probe_table(r: ProbeResult) -> str:

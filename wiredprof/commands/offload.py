@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from tabulate import tabulate
@@ -58,11 +59,13 @@ def _list(config: ProjectConfig) -> None:
                    "or after the retries run it locally.")
 @click.option("--retries", type=click.IntRange(0, 100), default=0, show_default=True,
               help="Retries after a failure of the host or the link.")
+@click.option("--provision", "provision", is_flag=True,
+              help="Give the host a private environment with this side's versions of what the stage needs.")
 @click.option("--list", "list_", is_flag=True, help="List the offloaded stages.")
 @click.option("--remove", metavar="STAGE", help="Run STAGE locally again.")
 def command(
     flow: str | None, stage: str | None, host: str | None, timeout_s: float | None, on_failure: str,
-    retries: int, list_: bool, remove: str | None,
+    retries: int, provision: bool, list_: bool, remove: str | None,
 ) -> None:
     """Make STAGE run on host H over SSH; the flow, its pipelines and other stages stay as they are."""
     config = ProjectConfig.find()
@@ -100,10 +103,23 @@ def command(
         raise UsageError(f"{name} is already offloaded to {existing.host}; "
                          f"`wiredprof offload --remove {name}` first")
     entry = OffloadEntry(name, host, timeout_s, on_failure, retries)
+    if provision:
+        from wiredprof.cluster.spec import dask_host
+
+        if dask_host(host, config.root) is not None:
+            raise UsageError(f"--provision builds an environment on an SSH host; {host} is a Dask cluster, whose "
+                             "workers import from their own environment: install what the stage needs there")
+    if provision and not target.needs:
+        raise UsageError(f"--provision: what {name} needs is found from a wiredflow flow file: give FLOW.py "
+                         "(a plain-Python flow's stages exist only while it runs)")
     runtime = offload_runtime(config, {name: entry})  # preflight: reachable, key, auth, Python
     assert runtime is not None
     try:
-        hello = runtime.executor(host).hello
+        executor = runtime.executor(host)
+        hello = executor.hello
+        if target.needs:  # found from the flow file: check B has what the stage imports
+            _check_needs(executor, [target, *_offloaded_to(config, stages, host)], config, provision,
+                         f"wiredprof offload --stage {name} --host {host} {flow or ''} --provision".replace("  ", " "))
     finally:
         runtime.close()
     config.set_offload(entry)
@@ -117,6 +133,32 @@ def command(
         click.echo(f"  warning: {reason}: that state now lives on {host}, not here", err=True)
     _say_prediction(config, profile, name, host)
     click.echo(f"Run it: wiredprof run {flow or (profile.flow if profile else 'FLOW.py')}")
+
+
+def _offloaded_to(config: ProjectConfig, stages: list[StageName], host: str) -> list[StageName]:
+    offloaded = {n for n, e in config.offloads().items() if e.host == host}
+    return [s for s in stages if s.full in offloaded]
+
+
+def _check_needs(executor: Any, stages: list[StageName], config: ProjectConfig, provision: bool, fix: str) -> None:
+    """Refuse a stage that cannot import on the host (naming what it lacks), or provision the host."""
+    from wiredprof.commands.needs import needs_of, needs_report, provision_and_record, refusal, say_provisioned
+    from wiredprof.remote.hostenv import compare, inspect_host
+
+    needs = needs_of(stages)
+    comparison = compare(needs, inspect_host(executor))
+    if comparison.missing and not provision:
+        raise UsageError(refusal(comparison, f"run `{fix}`"))
+    click.echo(needs_report(comparison, stages))
+    if provision:
+        if comparison.ok:
+            click.echo(f"  {executor.host} already has {' '.join(needs.pins) or 'all it needs'}: nothing to provision")
+            return
+        say_provisioned(provision_and_record(executor, needs, config), config)
+        return
+    for d, there in comparison.different:
+        click.echo(f"  warning: {executor.host} has {d.name} {there}, this side {d.version}: results may differ; "
+                   f"--provision gives it this side's versions", err=True)
 
 
 def _say_prediction(config: ProjectConfig, profile: Profile | None, name: str, host: str) -> None:

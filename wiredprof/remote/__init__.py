@@ -17,6 +17,11 @@ statefulness  does a callable keep state between calls (that would live on B)
 session       one live worker: calls out, results back, proxies served, death noticed
 executor      RemoteExecutor (and the Executor protocol a Dask executor could follow)
 probe         cores, memory, CPU speed vs here, RTT, bandwidth of a host
+requirements  what a stage needs on a host: third-party distributions at A's versions
+wheels        wheels for a host without an index: rebuilt from A's files, or pip download
+hostenv       what B's Python is and has, compared with a stage's needs
+envdirs       the environment directories on B (run there by the worker)
+provision     a private environment on B with A's exact versions
 localsshd     a throwaway OpenSSH sshd on 127.0.0.1 (tests, demo)
 """
 

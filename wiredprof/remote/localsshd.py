@@ -122,7 +122,9 @@ def _port_accepts(port: int) -> bool:
             return False
 
 
-def _config_text(workdir: Path, port: int) -> str:
+def _config_text(workdir: Path, port: int, environment: dict[str, str] | None = None) -> str:
+    # SetEnv: what a host's own environment would say (its pip index, its cache directory).
+    setenv = [f'SetEnv {" ".join(f"{k}={v}" for k, v in environment.items())}'] if environment else []
     return "\n".join(
         [
             f"Port {port}",
@@ -139,13 +141,20 @@ def _config_text(workdir: Path, port: int) -> str:
             "MaxStartups 64",
             "MaxSessions 64",
             "LogLevel ERROR",
+            "Subsystem sftp internal-sftp",
+            *setenv,
             "",
         ]
     )
 
 
-def start_local_sshd(startup_timeout_s: float = 10.0, attempts: int = 3) -> LocalSshd:
-    """Start sshd on a free loopback port with fresh host and client keys; wait until it answers."""
+def start_local_sshd(
+    startup_timeout_s: float = 10.0, attempts: int = 3, environment: dict[str, str] | None = None
+) -> LocalSshd:
+    """Start sshd on a free loopback port with fresh host and client keys; wait until it answers.
+
+    `environment` is set in every session (sshd's SetEnv), as a host's own configuration would.
+    """
     sshd = find_sshd()
     Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation dir
     workdir = Path(tempfile.mkdtemp(prefix="wiredprof-sshd-"))
@@ -157,7 +166,7 @@ def start_local_sshd(startup_timeout_s: float = 10.0, attempts: int = 3) -> Loca
     for _ in range(attempts):
         port = _free_port()
         config = workdir / "sshd_config"
-        config.write_text(_config_text(workdir, port))
+        config.write_text(_config_text(workdir, port, environment))
         (workdir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
         with open(workdir / "sshd.log", "ab") as logf:
             proc = subprocess.Popen(

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dis
 import functools
 import inspect
 import io
@@ -188,6 +189,45 @@ class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
         return None
 
 
+class _RecordingPickler(_Pickler):
+    """Also notes the module of every function, class, module and instance type it pickles."""
+
+    def __init__(self, file: io.BytesIO, objects: LocalObjects, marked: set[int], record: set[str]) -> None:
+        super().__init__(file, objects, marked, count=False)
+        self._record = record
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.ModuleType):
+            self._record.add(obj.__name__)
+        elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
+            self._record.add(getattr(obj, "__module__", None) or "")
+            if isinstance(obj, types.FunctionType) and _travels_by_value(obj):
+                self._record.update(f"import:{name}" for name in _imported_names(obj.__code__))
+        else:
+            self._record.add(type(obj).__module__)
+        return super().reducer_override(obj)
+
+
+def _travels_by_value(fn: types.FunctionType) -> bool:
+    module = sys.modules.get(fn.__module__ or "")
+    return module is None or ship_by_value(module)
+
+
+def _imported_names(code: types.CodeType) -> set[str]:
+    """Modules a code object imports in its body (`import x` inside a function), nested code included."""
+    names: set[str] = set()
+    level: Any = 0
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "LOAD_CONST":
+            level = instruction.argval
+        elif instruction.opname == "IMPORT_NAME" and not level:
+            names.add(str(instruction.argval))
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _imported_names(const)
+    return names
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file: Any, objects: LocalObjects) -> None:
         super().__init__(file)
@@ -258,9 +298,14 @@ def register_project_modules() -> None:
 # -- dumping and loading -------------------------------------------------------------------
 
 
-def _dump(obj: Any, objects: LocalObjects, marked: set[int], count: bool = True) -> memoryview:
+def _dump(
+    obj: Any, objects: LocalObjects, marked: set[int], count: bool = True, record: set[str] | None = None
+) -> memoryview:
     out = io.BytesIO()
-    _Pickler(out, objects, marked, count).dump(obj)
+    if record is None:
+        _Pickler(out, objects, marked, count).dump(obj)
+    else:
+        _RecordingPickler(out, objects, marked, record).dump(obj)
     return out.getbuffer()
 
 
@@ -385,12 +430,16 @@ def dump_call(
             raise PickleError(f"cannot pickle the arguments of {function_name(fn)}: {exc}") from first
 
 
-def dump_function(fn: Callable[..., Any], objects: LocalObjects) -> memoryview:
-    """Pickle a callable to be kept on B; what it holds that cannot travel stays on A, or is named."""
+def dump_function(fn: Callable[..., Any], objects: LocalObjects, record: set[str] | None = None) -> memoryview:
+    """Pickle a callable to be kept on B; what it holds that cannot travel stays on A, or is named.
+
+    With `record`, the names of the modules the pickle refers to are added to it (and, as
+    `import:NAME`, the modules its functions import in their bodies); nothing is sent.
+    """
     register_project_modules()
     marked: set[int] = set()
     try:
-        return _dump(fn, objects, marked)
+        return _dump(fn, objects, marked, record=record)
     except Exception as first:  # noqa: BLE001
         budget = [_WALK_LIMIT]
         try:
@@ -401,7 +450,7 @@ def dump_function(fn: Callable[..., Any], objects: LocalObjects) -> memoryview:
                 f"cannot ship {function_name(fn)} to the remote host: {exc}", exc.path
             ) from first
         try:
-            return _dump(fn, objects, marked)
+            return _dump(fn, objects, marked, record=record)
         except Exception as exc:  # noqa: BLE001
             raise PickleError(f"cannot ship {function_name(fn)} to the remote host: {exc}") from first
 
