@@ -28,3 +28,14 @@ def test_flow_failing_before_launch(tmp_path):
     bad.write_text("import wiredflow\nraise RuntimeError('no config file')\n")
     with pytest.raises(FlowFileError, match="RuntimeError: no config file"):
         discover_stages(bad)
+
+
+def test_a_plain_flow_that_only_names_wiredflow_is_not_run(tmp_path):
+    import time
+
+    from wiredprof.discovery import discover_stages
+
+    flow = tmp_path / "plain.py"
+    flow.write_text('"""Like wiredflow, without it."""\nimport time\ntime.sleep(100)\n')
+    t0 = time.monotonic()
+    assert discover_stages(flow) == [] and time.monotonic() - t0 < 5

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tests.profiles import reference, st
-from wiredprof.planner import HostCapacity, make_plan, predict_move
-from wiredprof.profile import Competitor
+from wiredprof.planner import HostCapacity, flow_busy_cores, make_plan, predict, predict_move
+from wiredprof.profile import Competitor, PipelineStats, Profile, ThreadCpu
 
 B = HostCapacity("B", cpu_speed_ratio=4.0, memory_bytes=64 * 2**30, rtt_s=0.001, bandwidth_bytes_per_s=100e6)
 
@@ -114,3 +114,134 @@ def test_a_really_slower_cpu_gives_the_same_prediction_either_way():
     a = predict_move(s, HostCapacity("B", cpu_speed_ratio=4.0, cpu_time_ratio=4.0))
     b = predict_move(s, HostCapacity("B", cpu_speed_ratio=4.0))
     assert a == pytest.approx(b) == pytest.approx(1.5)
+
+
+# -- only what offload accepts -----------------------------------------------------------
+
+
+def test_stages_offload_refuses_are_listed_last_and_never_recommended():
+    refusals = {"pipeline_3.core_logic": "pipeline_3.core_logic is wiredflow's built-in X; only stages built "
+                                         "from your own callables can be offloaded"}
+    plan = make_plan(reference(core_cpu_ratio=1.0), [B], refusals=refusals)
+    core = next(r for r in plan.recommendations if r.stage == "pipeline_3.core_logic")
+    assert not core.recommended and not core.offloadable
+    assert core.reason.startswith("not offloadable: pipeline_3.core_logic is wiredflow's built-in X")
+    assert plan.recommendations[-1] is core and plan.best() is None
+    # The same profile without the refusal: recommended.
+    assert make_plan(reference(core_cpu_ratio=1.0), [B]).best().stage == "pipeline_3.core_logic"
+
+
+# -- call-backs to A ----------------------------------------------------------------------
+
+
+def callback_stage(callback_share: float, calls: int = 4, per_call_bytes: int = 2_000_000):
+    """A 1 s call: 0.5 s own CPU, the rest call-backs (wall), 2 call-backs a call."""
+    cb = callback_share * 1.0
+    return st("p", "core_logic", 1.0, 0.5 + 0.1 * cb, calls=calls, callbacks=2 * calls,
+              callback_s=cb * calls, callback_cpu_s=0.1 * cb * calls, callback_bytes=per_call_bytes * calls,
+              callback_pickle_s=0.01 * calls, callback_unpickle_s=0.02 * calls)
+
+
+def test_call_backs_stay_on_a_in_the_prediction():
+    s = callback_stage(0.4)
+    p = predict(s, B)
+    # own: 0.5 s CPU / 4 + 0.1 s of own wait; call-backs: 0.4 s of work here, 2 round trips,
+    # 2 MB at 100 MB/s, pickled here (0.01 s), unpickled there (0.02 s / 4).
+    assert p.compute_s == pytest.approx(0.125)
+    assert p.wait_s == pytest.approx(0.1)
+    assert p.callback_s == pytest.approx(0.4 + 2 * 0.001 + 0.02 + 0.01 + 0.005)
+    assert p.seconds == pytest.approx(0.125 + 0.1 + 0.001 + p.callback_s)
+    assert p.callbacks_per_call == 2
+
+
+def test_call_backs_that_dominate_are_not_recommended_and_said_why():
+    prof = Profile(flow="f.py", wall_s=30, pipelines=[PipelineStats("p", 1.2, 4, 1.0)],
+                   stages=[callback_stage(0.9)])
+    rec = make_plan(prof, [B]).recommendations[0]
+    assert not rec.recommended
+    assert rec.reason.startswith("not recommended: call-backs to A dominate")
+    assert "2 call-backs to A per call" in rec.reason and "stays here" in rec.reason
+    assert "no longer waits for this process's GIL" not in rec.reason
+    # A stage with few call-backs is still recommended, with them in the reason.
+    light = Profile(flow="f.py", wall_s=30, pipelines=[PipelineStats("p", 1.2, 4, 1.0)],
+                    stages=[callback_stage(0.05, per_call_bytes=1000)])
+    rec = make_plan(light, [B]).recommendations[0]
+    assert rec.recommended and "call-backs to A per call" in rec.reason
+
+
+# -- B's free capacity --------------------------------------------------------------------
+
+
+def busy_profile(spinner: bool, mode: str = "threads") -> Profile:
+    prof = reference(core_cpu_ratio=1.0, mode=mode)
+    threads = [ThreadCpu("t3", "pipeline_3", "pipeline", 24.0, 24.0),
+               ThreadCpu("t2", "pipeline_2", "pipeline", 15.0 if spinner else 3.0, 0.4)]
+    return type(prof)(**{**prof.__dict__, "threads": threads})
+
+
+def test_flow_busy_cores_after_the_move():
+    core = busy_profile(False).stage("pipeline_3.core_logic")  # 24 s of CPU in a 30 s run
+    assert flow_busy_cores(busy_profile(False), core) == pytest.approx(3.0 / 30)
+    # A busy loop in threads mode takes the GIL time the moved stage frees: nothing taken off.
+    assert flow_busy_cores(busy_profile(True), core) == pytest.approx((24.0 + 15.0) / 30)
+    # In processes mode there is no GIL to take: the moved stage's CPU leaves.
+    assert flow_busy_cores(busy_profile(True, "processes"), core) == pytest.approx(15.0 / 30)
+
+
+def test_same_machine_charges_the_flows_own_busy_cores():
+    prof = busy_profile(True)
+    core = prof.stage("pipeline_3.core_logic")
+    free = HostCapacity("B", cpu_speed_ratio=1.0, cpu_time_ratio=1.0, cores=2)
+    shared = HostCapacity("B", cpu_speed_ratio=1.0, cpu_time_ratio=1.0, cores=2, same_machine=True)
+    assert predict(core, free, prof).seconds == pytest.approx(6.0)
+    p = predict(core, shared, prof)
+    # 1.3 busy cores of the flow + the stage's worker on 2 cores: each gets 2 / 2.3 of one.
+    assert p.contention == pytest.approx(2.3 / 2)
+    assert p.seconds == pytest.approx(6.0 * 2.3 / 2)
+    # The range reaches down to the uncharged time.
+    assert p.low_s < 6.0 < p.seconds < p.high_s
+    core_rec = next(r for r in make_plan(prof, [shared]).recommendations if r.stage == core.name)
+    assert not core_rec.recommended and core_rec.reason.startswith("not recommended: slower on B")
+    assert "is this machine (same machine-id and boot id)" in core_rec.reason and "x1.15 longer" in core_rec.reason
+    # Other load the probe saw is already in its speed ratio: charged only for the flow's share.
+    loaded = HostCapacity("B", cpu_speed_ratio=1.0, cpu_time_ratio=1.0, cores=2, same_machine=True, busy_cores=1.0)
+    assert predict(core, loaded, prof).contention == pytest.approx((2 / 2.0) / (2 / 3.3))
+
+
+# -- ranges -------------------------------------------------------------------------------
+
+
+def test_the_range_grows_with_the_stage_spread_and_the_probe_spread():
+    steady = st("p", "s", 2.0, 1.0, calls=9)  # p95 == mean
+    spread = type(steady)(**{**steady.__dict__, "p95_s": 3.0})
+    host = HostCapacity("B", cpu_speed_ratio=2.0)
+    a, b = predict(steady, host), predict(spread, host)
+    assert a.seconds == pytest.approx(b.seconds) == pytest.approx(1.0)
+    assert a.high_s - a.low_s == pytest.approx(2 * 0.03 * 1.0)  # the floor
+    assert b.high_s - b.low_s > 5 * (a.high_s - a.low_s)
+    noisy = predict(steady, HostCapacity("B", cpu_speed_ratio=2.0, ratio_spread=0.2))
+    assert noisy.high_s - noisy.low_s > 5 * (a.high_s - a.low_s)
+    rec = make_plan(Profile(flow="f", wall_s=20, pipelines=[PipelineStats("p", 2.0, 9, 1.0)], stages=[spread]),
+                    [host]).recommendations[0]
+    assert rec.hit(rec.predicted_s) and rec.hit(rec.predicted_high_s)
+    assert not rec.hit(rec.predicted_high_s * 1.01) and not rec.hit(rec.predicted_low_s * 0.99)
+    d = json.loads(make_plan(reference(), [B]).to_json())["recommendations"][0]
+    assert {"predicted_low_s", "predicted_high_s", "callbacks_per_call", "offloadable"} <= set(d)
+
+
+def test_a_queued_probe_loop_counts_the_hosts_other_load_in_threads():
+    prof = busy_profile(True)
+    core = prof.stage("pipeline_3.core_logic")
+    # The loop got half a core on 2 busy cores: 3 other runnable threads, not 2.
+    host = HostCapacity("B", cpu_speed_ratio=1.0, cpu_time_ratio=0.5, cores=2, same_machine=True,
+                        busy_cores=2.0, loop_share=0.5)
+    assert predict(core, host, prof).contention == pytest.approx((2 / 4.0) / (2 / 5.3))
+
+
+def test_the_range_spans_the_probes_slowest_and_fastest_rounds():
+    s = st("p", "s", 2.0, 1.0, calls=9)
+    host = HostCapacity("B", cpu_speed_ratio=2.0, cpu_time_ratio=2.0, ratio_low=1.0, ratio_high=4.0)
+    p = predict(s, host)
+    assert p.seconds == pytest.approx(1.0)
+    assert p.low_s == pytest.approx(0.5 - 0.03, abs=1e-9)  # 2 s of CPU at x4, less the stage's own 3 %
+    assert p.high_s == pytest.approx(2.0 + 0.03, abs=1e-9)  # at x1

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from wiredprof.stages import AmbiguousStageError, StageName, UnknownStageError, resolve_stage
+from wiredprof.stages import AmbiguousStageError, StageName, UnknownStageError, offload_refusal, resolve_stage
 
 STAGES = [
     StageName("pipeline_1", "http_connector"), StageName("pipeline_1", "storage"),
@@ -36,3 +36,12 @@ def test_unknown_name_suggests_close_ones():
     assert "did you mean 'core_logic'" in str(e.value)
     with pytest.raises(UnknownStageError, match="no stage 'pipeline_9.send'"):
         resolve_stage("pipeline_9.send", STAGES)
+
+
+def test_offload_refusal_is_one_line_for_builtins_and_unshippable_callables():
+    assert offload_refusal(StageName("p", "core_logic", "heavy")) == ""
+    builtin = offload_refusal(StageName("p", "storage", "JSONStorageStage", builtin=True))
+    assert builtin == ("p.storage is wiredflow's built-in JSONStorageStage; only stages built from your own "
+                       "callables can be offloaded")
+    unshippable = offload_refusal(StageName("p", "send", "f", ship_error="a generator cannot be pickled"))
+    assert unshippable == "p.send cannot be offloaded: a generator cannot be pickled"

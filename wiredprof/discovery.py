@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from wiredprof.stages import StageName
 __all__ = ["discover_stages"]
 
 _MARK = "wiredprof-stages:"
+_IMPORTS_WIREDFLOW = re.compile(r"^\s*(from|import)\s+wiredflow\b", re.MULTILINE)
 
 
 class _Discovered(SystemExit):
@@ -32,8 +34,8 @@ def discover_stages(flow: str | os.PathLike[str], args: list[str] | None = None,
     path = Path(flow)
     if not path.is_file():
         raise FlowFileError(f"{flow}: no such flow file")
-    if "wiredflow" not in path.read_text(encoding="utf-8", errors="replace"):
-        return []  # a plain-Python flow: its stages exist only while it runs
+    if not _IMPORTS_WIREDFLOW.search(path.read_text(encoding="utf-8", errors="replace")):
+        return []  # a plain-Python flow (one that only names wiredflow): its stages exist only while it runs
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         proc = subprocess.run(

@@ -28,6 +28,7 @@ from wiredprof.adapters import plain as plain_adapter
 from wiredprof.adapters import wiredflow as wiredflow_adapter
 from wiredprof.config import OffloadEntry
 from wiredprof.errors import CallTimeoutError, ConnectError, UsageError, WorkerLostError
+from wiredprof.profiling.callbacks import offloaded_call
 from wiredprof.profiling.recorder import Recorder
 
 __all__ = ["OffloadRuntime", "RemoteStageFunction", "LINK_FAILURES"]
@@ -60,8 +61,9 @@ class RemoteStageFunction:
         for attempt in range(attempts):
             try:
                 executor = self.runtime.executor(entry.host)
-                return executor.call_with_timeout(entry.timeout_s, self.fn, *args, **kwargs) \
-                    if entry.timeout_s else executor.call(self.fn, *args, **kwargs)
+                with offloaded_call(entry.stage):  # B's call-backs to A count for this stage
+                    return executor.call_with_timeout(entry.timeout_s, self.fn, *args, **kwargs) \
+                        if entry.timeout_s else executor.call(self.fn, *args, **kwargs)
             except LINK_FAILURES as exc:
                 self.runtime.count(entry.stage, "link_failures")
                 if attempt + 1 < attempts:

@@ -6,23 +6,28 @@ Where things live: the plan in the project's configuration (wiredprof.toml or
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from wiredprof.config import OffloadEntry, ProjectConfig
+from wiredprof.discovery import discover_stages
 from wiredprof.errors import ConnectError, UsageError, WiredprofError
 from wiredprof.offload import OffloadRuntime
 from wiredprof.planner import HostCapacity
 from wiredprof.profile import Profile, load_profile
 from wiredprof.remote.probe import ProbeResult, load_probe
-from wiredprof.stages import StageName, resolve_stage
+from wiredprof.stages import StageName, offload_refusal, resolve_stage
 
 __all__ = [
     "last_profile_path",
     "save_last_profile",
     "load_last_profile",
     "host_capacity",
+    "probe_and_save",
     "check_offloads_exist",
+    "known_stages",
+    "stage_refusals",
     "offload_runtime",
     "HostUnreachableError",
 ]
@@ -57,12 +62,43 @@ def load_last_profile(config: ProjectConfig) -> Profile:
     return load_profile(path)
 
 
-def host_capacity(config: ProjectConfig, host: str) -> HostCapacity:
-    """The planner's view of `host`, from its saved probe (`wiredprof hosts check HOST`)."""
-    probe = load_probe(config.root / ".wiredprof" / "hosts", host)
+def host_capacity(
+    config: ProjectConfig, host: str, probe_missing: Callable[[str], None] | None = None
+) -> HostCapacity:
+    """The planner's view of `host`, from its saved probe (`wiredprof hosts check HOST`).
+
+    With `probe_missing`, a host that has none yet is probed now (and the probe saved);
+    `probe_missing(host)` is called first, to say so.
+    """
+    probe = load_probe(config.probes_dir, host)
+    if probe is None and probe_missing is not None:
+        probe_missing(host)
+        probe = probe_and_save(config, host)
     if probe is None:
         raise UsageError(f"host {host!r} has not been measured yet: run `wiredprof hosts check {host}` first")
     return capacity_from_probe(probe)
+
+
+def probe_and_save(config: ProjectConfig, host: str, accept_new: bool = False) -> ProbeResult:
+    """Connect to `host`, measure it (`remote.probe.probe`) and save the probe; one-line errors."""
+    from wiredprof.remote.executor import RemoteExecutor
+    from wiredprof.remote.hosts import resolve_host
+    from wiredprof.remote.probe import probe, save_probe
+
+    from wiredprof.cluster.spec import dask_host
+
+    cluster = dask_host(host, config.root)
+    try:
+        if cluster is not None:  # a Dask cluster: its own probe (wiredprof.cluster), saved the same way
+            from wiredprof.cluster.hostcli import probe_and_save_cluster
+
+            return probe_and_save_cluster(cluster, config.probes_dir)
+        with RemoteExecutor(resolve_host(host, project=config.root), accept_new=accept_new) as executor:
+            result = probe(executor)
+    except ConnectError as exc:
+        raise HostUnreachableError(f"host {host} is unreachable: {exc}") from None
+    save_probe(result, config.probes_dir)
+    return result
 
 
 def capacity_from_probe(probe: ProbeResult) -> HostCapacity:
@@ -76,7 +112,52 @@ def capacity_from_probe(probe: ProbeResult) -> HostCapacity:
         bandwidth_bytes_per_s=probe.bandwidth_bytes_per_s,
         start_s=probe.connect_s,
         probed_at=probe.probed_at,
+        busy_cores=probe.busy_cores,
+        same_machine=probe.same_machine,
+        ratio_spread=probe.ratio_spread,
+        loop_share=probe.remote_loop_cpu_s / probe.remote_loop_s if probe.remote_loop_s > 0 else 0.0,
+        noisy=probe.noisy,
+        ratio_low=probe.ratio_low,
+        ratio_high=probe.ratio_high,
     )
+
+
+# wiredflow 0.1.0's built-in stage classes: the "function" a profile records for them.
+WIREDFLOW_BUILTINS = frozenset({
+    "StageGetHTTPConnector", "StagePostHTTPConnector", "DefaultMQTTConnector", "JSONStorageStage",
+    "CSVStorageStage", "MongoStorageStage", "MQTTSendStage", "HTTPPUTSendStage", "HTTPPOSTSendStage",
+})
+
+
+def known_stages(flow: str | None, profile: Profile | None) -> tuple[list[StageName], str]:
+    """The flow's stages (from the flow file, else from the last profile) and where they came from."""
+    if flow is None and profile is not None and Path(profile.flow).is_file():
+        flow = profile.flow
+    plain = (profile is not None and profile.mode == "plain" and flow is not None
+             and Path(profile.flow).resolve() == Path(flow).resolve())
+    if flow is not None and not plain:  # a plain flow's stages exist only while it runs: its profile has them
+        same = profile is not None and profile.argv and Path(profile.flow).resolve() == Path(flow).resolve()
+        found = discover_stages(flow, profile.argv[1:] if same and profile is not None else None)
+        if found:
+            return found, flow
+    if profile is not None:
+        wiredflow = profile.mode in ("threads", "processes")
+        return [StageName(s.pipeline, s.stage, s.function, builtin=wiredflow and s.function in WIREDFLOW_BUILTINS)
+                for s in profile.stages], f"the last profile of {profile.flow}"
+    if flow is None:
+        raise UsageError("which flow? give FLOW.py, or run `wiredprof analyze FLOW.py` first")
+    raise UsageError(f"no stage found in {flow} without running it: run `wiredprof analyze {flow}` first")
+
+
+def stage_refusals(profile: Profile) -> dict[str, str]:
+    """"PIPELINE.STAGE" -> why `wiredprof offload` would refuse it, for every stage it refuses."""
+    try:
+        stages, _ = known_stages(None, profile)
+    except WiredprofError as exc:
+        log.info("could not list the flow's stages (%s); using the profile's", exc)
+        stages, _ = known_stages(None, replace(profile, flow=""))
+    refused = {s.full: offload_refusal(s) for s in stages}
+    return {name: why for name, why in refused.items() if why}
 
 
 def check_offloads_exist(entries: dict[str, OffloadEntry], stages: list[StageName], flow: str) -> None:

@@ -2,26 +2,42 @@
 
 Cost model, per call of a stage moved to host H:
 
-    predicted = cpu / speed(H) + wait_io + transfer + round trip
+    predicted = own cpu / speed(H) x contention(H) + own wait + transfer + round trip
+                + call-backs: their time on A + a round trip each + their bytes / bandwidth(H)
+                  + pickling them on both sides
     transfer  = (bytes in + bytes out) / bandwidth(H)
 
-- `cpu` is the stage's CPU time here; `speed(H)` is H's single-thread speed relative to
-  this machine, measured by `wiredprof hosts check` (the same pure-Python work timed on
-  both sides). When the probe measured it, `speed(H)` is the CPU-time ratio: this
-  machine's CPU seconds of the probe loop per wall second the loop takes on H. The time a
-  stage was runnable here but queued for a CPU (a busy machine, or a cgroup CPU quota
-  throttling it, as in a container with a CPU limit) is then not carried to H, where the
-  stage's worker has a core: the CPU seconds are what moves. (With the wall-time ratio
-  alone, a throttled stage's CPU seconds would be divided by the throttling a second time
-  and its queued time kept as if it were I/O.)
+- `own cpu` is the stage's CPU time here less what its call-backs used; `speed(H)` is H's
+  single-thread speed relative to this machine, measured by `wiredprof hosts check`
+  (the same pure-Python work timed on both sides, repeated until it agrees). When the
+  probe measured it, `speed(H)` is the CPU-time ratio: this machine's CPU seconds of the
+  probe loop per wall second the loop takes on H. The time a stage was runnable here but
+  queued for a CPU (a busy machine, or a cgroup CPU quota throttling it, as in a
+  container with a CPU limit) is then not carried to H, where the stage's worker has a
+  core: the CPU seconds are what moves.
+- Call-backs: calls the stage makes on objects that stay on this host (wiredflow's
+  storages in `db_connectors`, see `profiling/callbacks.py`) are measured per call; on H
+  each is a round trip back here, and its work stays here. When they are most of the
+  predicted time, the move is not recommended.
+- `contention(H)`: a probe reads how many of H's cores were busy. When H is this same
+  machine (same machine-id and boot id), the flow's own busy threads (which stay here)
+  share its cores with the moved stage: with more runnable threads than cores, each gets
+  cores / threads of one. The probe's loop already ran under H's other load, so only the
+  flow's own share is charged on top of it.
 - `wait_io` (I/O, sleeps) does not get faster on a faster CPU and stays as it is.
 - GIL wait disappears: on H the stage runs in a worker process of its own, and the local
   thread waits on a socket without holding the GIL. In threads mode the CPU the stage
   used leaves this process's GIL, so the other stages that waited for it while it ran
   get that wait back (up to their own GIL wait).
+- Each prediction has a range (`predicted_low_s`, `predicted_high_s`): the spread of the
+  stage's own calls (p95 over mean, for a mean of that many calls), the probe's slowest
+  and fastest rounds (a shared host's load comes and goes), and for a shared machine the
+  gap between free and charged cores. A measurement inside it is a hit.
 - The one-off start cost (connect and bootstrap) is paid once per run, reported apart.
 - A stage whose peak memory does not fit in H is never placed there; one that does not fit
   here is moved to a host where it fits, faster or not.
+- Only stages that `wiredprof offload` accepts are ranked (`stages.offload_refusal`):
+  wiredflow's built-in connectors, storages and sends are listed, never recommended.
 
 A pipeline's cycle is the sum of its stages' time per cycle; the flow's cycle is its
 slowest pipeline's, since pipelines run side by side.
@@ -29,19 +45,30 @@ slowest pipeline's, since pipelines run side by side.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from wiredprof.analysis import classify, per_cycle_s
 from wiredprof.profile import PipelineStats, Profile, StageStats
 
-__all__ = ["HostCapacity", "Recommendation", "Plan", "PLAN_SCHEMA", "make_plan", "predict_move"]
+__all__ = ["HostCapacity", "Recommendation", "Plan", "Prediction", "PLAN_SCHEMA", "make_plan", "predict",
+           "predict_move", "flow_busy_cores"]
 
 PLAN_SCHEMA = "wiredprof.plan/1"
 # Share of a host's memory a single stage may plan to use.
 MEMORY_HEADROOM = 0.9
 # A move is recommended only when it saves at least this share of the pipeline's cycle.
 MIN_GAIN_SHARE = 0.02
+# Call-backs to A above this share of the predicted time: the move is not recommended.
+CALLBACK_DOMINANT = 0.5
+# A stage's spread is at least this (p95 from a sketch with 1 % error, timers, one call only),
+# and at most this.
+MIN_STAGE_SPREAD = 0.03
+MAX_STAGE_SPREAD = 0.5
+# A thread busy this share of the run outside stages is a busy loop (it takes any freed GIL).
+SPINNER_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -59,6 +86,33 @@ class HostCapacity:
     bandwidth_bytes_per_s: float = 0.0  # 0: unknown (transfer not counted)
     start_s: float = 0.0  # connect + bootstrap, once per run
     probed_at: str = ""
+    busy_cores: float = 0.0  # cores the host's other work kept busy while it was probed
+    same_machine: bool = False  # the host is this machine (same machine-id and boot id)
+    ratio_spread: float = 0.0  # relative spread of the probe's speed ratio over its rounds
+    loop_share: float = 0.0  # share of a core the probe's loop got on the host (CPU / wall; 0: unknown)
+    noisy: bool = False  # the probe's rounds did not agree within its bound
+    ratio_low: float = 0.0  # the probe's slowest and fastest rounds' CPU-time ratio (0: unknown)
+    ratio_high: float = 0.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A stage's predicted time per call on a host, its range and its parts."""
+
+    seconds: float
+    low_s: float
+    high_s: float
+    compute_s: float = 0.0  # the stage's own CPU work on the host (contention included)
+    wait_s: float = 0.0  # its own I/O and sleeps, unchanged
+    transfer_s: float = 0.0  # arguments and result over the link, plus one round trip
+    callback_s: float = 0.0  # call-backs: work on A, a round trip each, their bytes
+    callbacks_per_call: float = 0.0
+    contention: float = 1.0  # compute slowed this much by cores shared with the flow
+    flow_busy_cores: float = 0.0  # the flow's own busy cores charged on a shared host
+
+    @property
+    def callback_share(self) -> float:
+        return self.callback_s / self.seconds if self.seconds > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -79,10 +133,19 @@ class Recommendation:
     recommended: bool = False
     reason: str = ""
     bound: str = ""
+    predicted_low_s: float = 0.0  # the prediction's range: a measurement inside it is a hit
+    predicted_high_s: float = 0.0
+    callbacks_per_call: float = 0.0  # calls back to objects that stay on this host
+    callback_s: float = 0.0  # predicted time per call spent on those call-backs
+    offloadable: bool = True  # False: `wiredprof offload` refuses this stage
 
     @property
     def stage_speedup(self) -> float:
         return self.current_s / self.predicted_s if self.predicted_s > 0 else 0.0
+
+    def hit(self, measured_s: float) -> bool:
+        """True when a measured time per call is inside the predicted range."""
+        return self.predicted_low_s <= measured_s <= self.predicted_high_s
 
 
 @dataclass(frozen=True)
@@ -115,21 +178,116 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def predict_move(stage: StageStats, host: HostCapacity) -> float:
-    """The stage's predicted time per call on `host` (see the module docstring)."""
-    calls = max(stage.calls, 1)
-    cpu = stage.cpu_s / calls
-    gil = stage.gil_wait_s / calls
-    queue = stage.cpu_queue_s / calls
-    io = max(0.0, stage.mean_s - cpu - gil - queue)
-    transfer = 0.0
-    if host.bandwidth_bytes_per_s > 0:
-        transfer = (stage.bytes_in + stage.bytes_out) / calls / host.bandwidth_bytes_per_s
-    if host.cpu_time_ratio > 0:
-        compute = cpu / host.cpu_time_ratio  # queued time stays here: the worker on H has a core
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.0f} ms" if seconds >= 0.0995 else f"{seconds * 1e3:.1f} ms"
+
+
+def flow_busy_cores(profile: Profile, moved: StageStats) -> float:
+    """Cores the flow keeps busy here once `moved` runs elsewhere (CPU seconds per second).
+
+    Every thread's CPU over the run's wall time, less the moved stage's; in threads mode a
+    busy loop (a thread busy outside stages most of the run, like wiredflow's MQTT loop)
+    takes the GIL time the moved stage frees, so then nothing is taken off.
+    """
+    wall = profile.wall_s
+    if wall <= 0:
+        return 0.0
+    if profile.threads:
+        total = sum(t.cpu_s for t in profile.threads)
+        spinner = any(t.framework_cpu_s > SPINNER_SHARE * wall for t in profile.threads)
     else:
-        compute = cpu / max(host.cpu_speed_ratio, 1e-9) + queue  # no CPU-time ratio: keep it as waiting
-    return compute + io + transfer + host.rtt_s
+        total = sum(s.cpu_s for s in profile.stages) + sum(p.framework_cpu_s for p in profile.pipelines)
+        spinner = any(p.framework_cpu_s > SPINNER_SHARE * wall for p in profile.pipelines)
+    if not (profile.mode == "threads" and spinner):
+        total -= moved.cpu_s
+    return max(0.0, total / wall)
+
+
+def mean_spread(stage: StageStats) -> float:
+    """Relative half-width of a 95 % interval for the gap between two runs' mean times per call.
+
+    From the spread of its calls: p95 - mean is about 1.645 standard deviations (a normal
+    approximation); a mean of n calls varies by sd / sqrt(n), and the prediction is set
+    against another run's mean, which varies as much: 1.96 x sqrt(2) x sd / sqrt(n).
+    """
+    if stage.calls < 2 or stage.mean_s <= 0:
+        return 0.0
+    sd = max(0.0, stage.p95_s - stage.mean_s) / 1.645
+    return 1.96 * math.sqrt(2.0) * sd / math.sqrt(stage.calls) / stage.mean_s
+
+
+def _share(cores: int, runnable: float) -> float:
+    """The share of one core a thread gets when `runnable` threads want `cores` cores."""
+    return min(1.0, cores / runnable) if runnable > 0 and cores > 0 else 1.0
+
+
+def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = None) -> Prediction:
+    """The stage's predicted time per call on `host`, with its range (see the module docstring)."""
+    calls = max(stage.calls, 1)
+    mean = stage.mean_s
+    cpu = stage.cpu_s / calls
+    cb_n = stage.callbacks / calls
+    cb_wall = min(stage.callback_s / calls, mean)
+    cb_cpu = min(stage.callback_cpu_s / calls, cpu)
+    own_wall = max(0.0, mean - cb_wall)
+    own_cpu = max(0.0, cpu - cb_cpu)
+    frac = own_wall / mean if mean > 0 else 1.0
+    gil = stage.gil_wait_s / calls * frac
+    queue = stage.cpu_queue_s / calls * frac
+    io = max(0.0, own_wall - own_cpu - gil - queue)
+    transfer = 0.0
+    bandwidth = host.bandwidth_bytes_per_s
+    if bandwidth > 0:
+        transfer = (stage.bytes_in + stage.bytes_out) / calls / bandwidth
+    if host.cpu_time_ratio > 0:
+        compute = own_cpu / host.cpu_time_ratio  # queued time stays here: the worker on H has a core
+    else:
+        compute = own_cpu / max(host.cpu_speed_ratio, 1e-9) + queue  # no CPU-time ratio: keep it as waiting
+    contention, busy = 1.0, 0.0
+    if host.same_machine and profile is not None and host.cores:
+        busy = flow_busy_cores(profile, stage)
+        # The probe already ran under the host's other load: charge only the flow's own share.
+        # That load in runnable threads: busy cores, or more when the probe's loop was queued.
+        other = host.busy_cores
+        if 0 < host.loop_share < 1:
+            other = max(other, host.cores / host.loop_share - 1.0)
+        contention = _share(host.cores, other + 1.0) / _share(host.cores, other + busy + 1.0)
+    uncharged = compute
+    compute *= contention
+    callback = 0.0
+    if cb_n > 0:
+        speed = host.cpu_time_ratio or host.cpu_speed_ratio or 1.0
+        # The work stays here; each call crosses twice; its values are pickled here (as measured
+        # here) and unpickled there (at the host's speed, sharing its cores like the compute).
+        unpickling = stage.callback_unpickle_s / calls / speed * contention
+        callback = cb_wall + cb_n * host.rtt_s + stage.callback_pickle_s / calls + unpickling
+        if bandwidth > 0:
+            callback += stage.callback_bytes / calls / bandwidth
+    seconds = compute + io + transfer + host.rtt_s + callback
+    # The range: the stage's own spread (all its parts), the probe's (its compute), and down
+    # to no charge for shared cores. With the probe's fastest and slowest rounds known, the
+    # compute spans them (a shared host's load comes and goes); else the rounds' spread.
+    rel_stage = min(MAX_STAGE_SPREAD, max(MIN_STAGE_SPREAD, mean_spread(stage)))
+    fast, slow = uncharged, compute
+    if host.cpu_time_ratio > 0 and 0 < host.ratio_low <= host.cpu_time_ratio <= host.ratio_high:
+        fast = uncharged * host.cpu_time_ratio / host.ratio_high
+        slow = compute * host.cpu_time_ratio / host.ratio_low
+        probe_rel = 0.0
+    else:
+        probe_rel = host.ratio_spread
+    delta = math.hypot(compute * math.hypot(rel_stage, probe_rel), (io + callback + transfer) * rel_stage)
+    low = max(0.0, seconds - (compute - fast) - delta)
+    high = seconds + (slow - compute) + delta
+    return Prediction(
+        seconds=seconds, low_s=low, high_s=high, compute_s=compute, wait_s=io,
+        transfer_s=transfer + host.rtt_s, callback_s=callback, callbacks_per_call=cb_n,
+        contention=contention, flow_busy_cores=busy,
+    )
+
+
+def predict_move(stage: StageStats, host: HostCapacity, profile: Profile | None = None) -> float:
+    """The stage's predicted time per call on `host` (see the module docstring)."""
+    return predict(stage, host, profile).seconds
 
 
 def _freed_gil(profile: Profile, moved: StageStats, pipes: dict[str, PipelineStats]) -> dict[str, float]:
@@ -150,14 +308,31 @@ def _freed_gil(profile: Profile, moved: StageStats, pipes: dict[str, PipelineSta
     return freed
 
 
-def _recommend(profile: Profile, stage: StageStats, host: HostCapacity) -> Recommendation:
+def _callback_text(pred: Prediction, stage: StageStats) -> str:
+    calls = max(stage.calls, 1)
+    n = pred.callbacks_per_call
+    mib = stage.callback_bytes / calls / 2**20
+    return (f"{n:.3g} call-back{'s' if n != 1 else ''} to A per call (db_connectors and the like: "
+            f"{_ms(min(stage.callback_s / calls, stage.mean_s))} of work that stays here, "
+            f"{mib:.2f} MiB over the link, a round trip each) = {_ms(pred.callback_s)} "
+            f"of the {_ms(pred.seconds)} predicted")
+
+
+def _shared_text(host: HostCapacity, pred: Prediction) -> str:
+    return (f"{host.name} is this machine (same machine-id and boot id): its {host.cores} cores are shared "
+            f"with this flow's busy threads ({pred.flow_busy_cores:.2f} cores) and other work "
+            f"({host.busy_cores:.2f} cores), so its CPU part takes x{pred.contention:.2f} longer")
+
+
+def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal: str = "") -> Recommendation:
     pipes = {p.name: p for p in profile.pipelines}
     pipe = pipes.get(stage.pipeline)
     cycles = {p.name: p.wall_s for p in profile.pipelines}
     flow_cycle = max(cycles.values(), default=0.0)
     b = classify(stage)
     current = stage.mean_s
-    predicted = predict_move(stage, host)
+    pred = predict(stage, host, profile)
+    predicted = pred.seconds
     per_cycle_calls = (per_cycle_s(stage, pipe) / current) if pipe is not None and current > 0 else 1.0
     gain = (current - predicted) * per_cycle_calls
     new_cycles = dict(cycles)
@@ -180,7 +355,13 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity) -> Recom
         predicted_flow_cycle_s=max(new_cycles.values(), default=0.0),
         start_s=host.start_s,
         bound=b.bound,
+        predicted_low_s=pred.low_s,
+        predicted_high_s=pred.high_s,
+        callbacks_per_call=pred.callbacks_per_call,
+        callback_s=pred.callback_s,
     )
+    if refusal:
+        return Recommendation(**common, offloadable=False, reason=f"not offloadable: {refusal}")
     peak = stage.rss_peak_bytes
     if host.memory_bytes and peak and peak > MEMORY_HEADROOM * host.memory_bytes:
         return Recommendation(**common, reason=f"does not fit: needs {_gib(peak)}, {host.name} has {_gib(host.memory_bytes)}")
@@ -194,7 +375,19 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity) -> Recom
         )
     if stage.host != "local":
         return Recommendation(**common, reason=f"already runs on {stage.host}")
-    if b.bound == "wait":
+    notes = []
+    if pred.callbacks_per_call > 0:
+        notes.append(_callback_text(pred, stage))
+    if pred.contention > 1.005:
+        notes.append(_shared_text(host, pred))
+    if host.noisy:
+        notes.append(f"the probe of {host.name} was noisy (speed ratio spread ±{host.ratio_spread:.0%})")
+    tail = "".join(f"; {n}" for n in notes)
+    if pred.callbacks_per_call > 0 and pred.callback_share >= CALLBACK_DOMINANT:
+        return Recommendation(
+            **common, reason=f"not recommended: call-backs to A dominate ({pred.callback_share:.0%} of its "
+                             f"predicted time on {host.name}){tail}")
+    if b.bound == "wait" and pred.callbacks_per_call == 0:
         return Recommendation(
             **common,
             reason=(f"not recommended: waits on I/O {b.wait_ratio:.0%} of its time; a faster CPU will not help"),
@@ -204,21 +397,31 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity) -> Recom
         return Recommendation(
             **common,
             reason=f"not recommended: {why} on {host.name} (x{host.cpu_speed_ratio:.2f} CPU, "
-                   f"{host.rtt_s * 1e3:.1f} ms round trip)",
+                   f"{host.rtt_s * 1e3:.1f} ms round trip){tail}",
         )
     speed = f"{host.name} runs Python x{host.cpu_speed_ratio:.2f} as fast"
     parts = [f"{b.bound}-bound ({b.cpu_ratio:.0%} CPU" + (f", {b.gil_ratio:.0%} GIL wait)" if b.gil_ratio >= 0.05 else ")"),
              speed]
-    if b.gil_ratio >= 0.05:
+    in_callbacks = min(1.0, stage.callback_s / stage.total_s) if stage.total_s > 0 else 0.0
+    own_gil = stage.gil_wait_s / max(stage.calls, 1) * (1.0 - in_callbacks)
+    if current > 0 and own_gil / current >= 0.05:
         parts.append("in a worker process of its own it no longer waits for this process's GIL")
     fits = ""
     if peak and host.memory_bytes:
         fits = f"; needs {_gib(peak)}, fits in {_gib(host.memory_bytes)}"
-    return Recommendation(**common, recommended=True, reason="; ".join(parts) + fits)
+    return Recommendation(**common, recommended=True, reason="; ".join(parts) + fits + tail)
 
 
-def make_plan(profile: Profile, hosts: list[HostCapacity], profile_path: str = "") -> Plan:
-    """Rank every (stage, host): recommended moves by gain first, then the rest with their reason."""
-    recs = [_recommend(profile, s, h) for s in profile.stages if s.calls for h in hosts]
-    recs.sort(key=lambda r: (not r.recommended, -(r.flow_cycle_s - r.predicted_flow_cycle_s), -r.gain_s))
+def make_plan(
+    profile: Profile, hosts: list[HostCapacity], profile_path: str = "", refusals: Mapping[str, str] | None = None
+) -> Plan:
+    """Rank every (stage, host): recommended moves by gain first, then the rest with their reason.
+
+    `refusals` maps "PIPELINE.STAGE" to why `wiredprof offload` refuses it (see
+    `stages.offload_refusal`); such stages are listed last and never recommended.
+    """
+    why = refusals or {}
+    recs = [_recommend(profile, s, h, why.get(s.name, "")) for s in profile.stages if s.calls for h in hosts]
+    recs.sort(key=lambda r: (not r.recommended, not r.offloadable,
+                             -(r.flow_cycle_s - r.predicted_flow_cycle_s), -r.gain_s))
     return Plan(recommendations=recs, profile=profile_path, flow=profile.flow, hosts=list(hosts))

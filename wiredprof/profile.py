@@ -82,6 +82,14 @@ class StageStats:
     rss_peak_bytes: int = 0
     retries: int = 0
     fallbacks: int = 0
+    # Calls back to objects that stay on host A (db_connectors' storages): how many, the
+    # wall and CPU seconds they took on A, and the bytes that crossed (or would cross).
+    callbacks: int = 0
+    callback_s: float = 0.0
+    callback_cpu_s: float = 0.0
+    callback_bytes: int = 0
+    callback_pickle_s: float = 0.0  # pickling those bytes here (measured on a few calls, extrapolated)
+    callback_unpickle_s: float = 0.0  # unpickling them (here; on the host, at its speed)
     last_error: ErrorInfo | None = None
     # Thread-state samples while the stage ran: {"running", "lock_wait", "io_wait"} -> count.
     state_samples: dict[str, int] = field(default_factory=dict)

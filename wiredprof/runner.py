@@ -25,6 +25,7 @@ from wiredprof.adapters import wiredflow as wiredflow_adapter
 from wiredprof.analysis import analyze
 from wiredprof.errors import FlowFileError, NoStagesError, UsageError
 from wiredprof.profile import ErrorInfo, Profile
+from wiredprof.profiling import callbacks
 from wiredprof.profiling.aggregate import build_profile
 from wiredprof.profiling.calltree import CallTreeSampler
 from wiredprof.profiling.control import RunControl, set_current_control
@@ -178,6 +179,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     set_current_control(control)
     if opts.offloads is not None:
         opts.offloads.install(rec)
+    callbacks.install(rec)  # before the import hook: it patches once wiredflow is in
     wiredflow_adapter.install_import_hook()
     threads.start()
     rec.register_thread("", "main")  # after the sampler: it learns this process's memory baseline
@@ -240,6 +242,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         rec.close()
         set_current_recorder(None)
         set_current_control(None)
+        callbacks.uninstall()  # first: its wrappers sit over the adapter's
         wiredflow_adapter.uninstall()
         if opts.offloads is not None:
             opts.offloads.uninstall()

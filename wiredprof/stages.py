@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from wiredprof.errors import UsageError
 
-__all__ = ["StageName", "resolve_stage", "UnknownStageError", "AmbiguousStageError"]
+__all__ = ["StageName", "resolve_stage", "offload_refusal", "UnknownStageError", "AmbiguousStageError"]
 
 
 class UnknownStageError(UsageError):
@@ -37,6 +37,16 @@ class StageName:
     @property
     def full(self) -> str:
         return f"{self.pipeline}.{self.stage}"
+
+
+def offload_refusal(stage: StageName) -> str:
+    """Why `wiredprof offload` refuses to move `stage` ("" when it accepts it); the planner asks too."""
+    if stage.builtin:
+        return (f"{stage.full} is wiredflow's built-in {stage.function or 'stage'}; only stages built from "
+                "your own callables can be offloaded")
+    if stage.ship_error:
+        return f"{stage.full} cannot be offloaded: {stage.ship_error}"
+    return ""
 
 
 def resolve_stage(name: str, stages: Iterable[StageName], where: str = "the flow") -> StageName:

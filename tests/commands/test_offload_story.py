@@ -15,12 +15,7 @@ pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 @pytest.fixture
-def host_b(sshd: LocalSshd, project_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("WIREDPROF_SSH_DIR", str(tmp_path / "dot-ssh"))
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    r = wp("hosts", "add", "B", "--address", f"{sshd.user}@{sshd.address}:{sshd.port}",
-           "--identity", sshd.identity, "--known-hosts", sshd.known_hosts, "--python", sys.executable)
-    assert r.exit_code == 0, r.stderr
+def host_b(unprobed_b: str) -> str:
     r = wp("hosts", "check", "B")
     assert r.exit_code == 0, r.stderr
     return "B"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,12 @@ from wiredprof.remote.probe import (
     cpu_loop_seconds,
     cpu_loop_times,
     host_facts,
+    busy_cores,
     load_probe,
+    machine_key,
     probe,
     save_probe,
+    speed_rounds,
 )
 from wiredprof.remote.spec import HostSpec
 
@@ -39,6 +43,9 @@ def test_probe_saves_and_loads(spec: HostSpec, tmp_path: Path) -> None:
                  "bandwidth_bytes_per_s", "memory_bytes", "cores"):
         assert getattr(result, name) > 0
     assert result.python.startswith("3.")
+    # The loopback sshd is this very machine; the speed loop was repeated, at least 3 rounds.
+    assert result.same_machine is True
+    assert result.speed_rounds >= 3 and result.ratio_spread >= 0 and 0 <= result.busy_cores <= result.cores + 0.5
     path = save_probe(result, tmp_path)
     assert path == tmp_path / "B.json"
     assert load_probe(tmp_path, "B") == result
@@ -61,3 +68,27 @@ def test_a_probe_saved_before_the_cpu_time_ratio_still_loads(tmp_path: Path) -> 
            "connect_s": 0.2, "platform": "Linux"}
     loaded = ProbeResult.from_dict(old)
     assert loaded.cpu_time_ratio == 0.0 and loaded.cpu_speed_ratio == 4.0
+
+
+def test_machine_key_and_busy_cores_here() -> None:
+    key = machine_key()
+    assert len(key) == 64 and key == machine_key()
+    assert open("/etc/machine-id").read().strip() not in key  # a digest, not the id itself
+    busy = busy_cores(0.05)
+    assert 0.0 <= busy <= (host_facts()["cores"] or 1) * 4 + 0.5
+
+
+@pytest.mark.ssh
+@pytest.mark.timeout(60)
+def test_speed_rounds_are_bounded_and_say_noisy(spec: HostSpec) -> None:
+    with connect(spec) as b:
+        never = speed_rounds(b, 20_000, min_rounds=2, max_rounds=3, target_spread=-1.0)
+        easy = speed_rounds(b, 20_000, min_rounds=3, max_rounds=10, target_spread=10.0, min_s=0.0)
+        t0 = time.monotonic()
+        long = speed_rounds(b, 20_000, min_rounds=3, max_rounds=200, target_spread=10.0, min_s=0.5)
+        took = time.monotonic() - t0
+    assert len(never.remote) == len(never.local) == 3 and never.noisy
+    assert len(easy.remote) == 3 and not easy.noisy
+    assert took >= 0.5 and len(long.ratios) > 3
+    low, high = long.extremes()
+    assert 0 < low <= sorted(long.ratios)[len(long.ratios) // 2] <= high

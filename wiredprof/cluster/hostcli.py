@@ -7,11 +7,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from wiredprof.cluster.probe import ClusterProbe, probe_cluster, save_cluster_probe
 from wiredprof.cluster.spec import DaskSpec, check_scheduler_address, import_distributed
 from wiredprof.config import HostEntry, ProjectConfig
 from wiredprof.errors import UsageError
+from wiredprof.remote.probe import ProbeResult
 
-__all__ = ["add_dask_host", "check_dask_host"]
+__all__ = ["add_dask_host", "check_dask_host", "measure", "probe_and_save_cluster"]
 
 
 def add_dask_host(
@@ -34,18 +36,29 @@ def add_dask_host(
     return f"added Dask host {name} ({dask}) to {config.path}; check it with `wiredprof hosts check {name}`"
 
 
+def measure(spec: DaskSpec) -> ClusterProbe:
+    """Connect to the cluster and probe it."""
+    import_distributed(spec.name)
+    from wiredprof.cluster.executor import DaskExecutor
+
+    with DaskExecutor(spec) as executor:
+        return probe_cluster(executor)
+
+
+def probe_and_save_cluster(spec: DaskSpec, directory: Path) -> ProbeResult:
+    """Probe the cluster and save it for the planner (what `plan` does for a host not yet measured)."""
+    result = measure(spec)
+    save_cluster_probe(result, directory)
+    return result.probe
+
+
 def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n else "no limit"
 
 
 def check_dask_host(spec: DaskSpec, project: Path | None, as_json: bool, no_save: bool) -> str:
     """Probe the cluster, save it for the planner, and return what to print."""
-    import_distributed(spec.name)
-    from wiredprof.cluster.executor import DaskExecutor
-    from wiredprof.cluster.probe import probe_cluster, save_cluster_probe
-
-    with DaskExecutor(spec) as executor:
-        result = probe_cluster(executor)
+    result = measure(spec)
     saved = None if no_save else save_cluster_probe(result, ProjectConfig.find(project).probes_dir)
     if as_json:
         return json.dumps(result.to_dict(), indent=2)

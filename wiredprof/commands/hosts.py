@@ -230,7 +230,11 @@ def _probe_table(r: ProbeResult) -> str:
         ["python", f"{r.python} ({r.python_executable})"],
         ["cloudpickle", cloudpickle],
         ["cpu", f"{r.cores} cores, {r.cpu_model}"],
-        ["cpu speed vs here", f"{r.cpu_speed_ratio:.2f}x (single thread)"],
+        ["cpu speed vs here", f"{r.cpu_speed_ratio:.2f}x (single thread"
+         + (f", ±{r.ratio_spread:.0%} over {r.speed_rounds} rounds" if r.speed_rounds else "")
+         + (", noisy)" if r.noisy else ")")],
+        ["load", f"{r.busy_cores:.1f} of {r.cores} cores busy, load average {r.loadavg_1m:.2f}"
+         + ("; this same machine (same machine-id and boot id)" if r.same_machine else "")],
         ["memory", _gib(r.memory_bytes)],
         ["rtt", f"{r.rtt_s * 1e3:.2f} ms median, {r.rtt_p95_s * 1e3:.2f} ms p95"],
         ["bandwidth", f"{r.bandwidth_bytes_per_s / 2**20:.0f} MiB/s"],

@@ -1,20 +1,18 @@
 """`wiredprof offload --stage STAGE --host H [FLOW.py]`: run one stage on another host from now on."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 from tabulate import tabulate
 
 from wiredprof.config import ON_FAILURE_CHOICES, OffloadEntry, ProjectConfig
-from wiredprof.discovery import discover_stages
 from wiredprof.errors import UsageError
-from wiredprof.plan import host_capacity, last_profile_path, offload_runtime
+from wiredprof.plan import host_capacity, known_stages, last_profile_path, offload_runtime
 from wiredprof.planner import make_plan
 from wiredprof.profile import Profile, load_profile
 from wiredprof.reports.text import fmt_s
-from wiredprof.stages import StageName, resolve_stage
+from wiredprof.stages import StageName, offload_refusal, resolve_stage
 
 __all__ = ["command"]
 
@@ -22,21 +20,6 @@ __all__ = ["command"]
 def _last_profile(config: ProjectConfig) -> Profile | None:
     path = last_profile_path(config)
     return load_profile(path) if path.is_file() else None
-
-
-def _known_stages(flow: str | None, profile: Profile | None) -> tuple[list[StageName], str]:
-    """The flow's stages (from the flow file, else from the last profile) and where they came from."""
-    if flow is None and profile is not None and Path(profile.flow).is_file():
-        flow = profile.flow
-    if flow is not None:
-        found = discover_stages(flow)
-        if found:
-            return found, flow
-    if profile is not None:
-        return [StageName(s.pipeline, s.stage, s.function) for s in profile.stages], f"the last profile of {profile.flow}"
-    if flow is None:
-        raise UsageError("which flow? give FLOW.py, or run `wiredprof analyze FLOW.py` first")
-    raise UsageError(f"no stage found in {flow} without running it: run `wiredprof analyze {flow}` first")
 
 
 def _list(config: ProjectConfig) -> None:
@@ -87,14 +70,12 @@ def command(
         raise UsageError(f"--timeout must be a positive number of seconds, not {timeout_s:g}")
 
     profile = _last_profile(config)
-    stages, source = _known_stages(flow, profile)
+    stages, source = known_stages(flow, profile)
     target = resolve_stage(stage, stages, where=source)
     name = target.full
-    if target.builtin:
-        raise UsageError(f"{name} is wiredflow's built-in {target.function}; only stages built from your own "
-                         "callables can be offloaded")
-    if target.ship_error:
-        raise UsageError(f"{name} cannot be offloaded: {target.ship_error}")
+    refusal = offload_refusal(target)
+    if refusal:
+        raise UsageError(refusal)
     from wiredprof.remote.hosts import require_host
 
     require_host(host, project=config.root)  # an unknown host is named with the known ones
@@ -171,7 +152,8 @@ def _say_prediction(config: ProjectConfig, profile: Profile | None, name: str, h
         click.echo(f"  no prediction: {exc}")
         return
     rec = next(r for r in make_plan(profile, [capacity]).recommendations if r.stage == name)
-    click.echo(f"  predicted: {fmt_s(rec.current_s)} -> {fmt_s(rec.predicted_s)} per call; "
+    click.echo(f"  predicted: {fmt_s(rec.current_s)} -> {fmt_s(rec.predicted_s)} per call "
+               f"({fmt_s(rec.predicted_low_s)} to {fmt_s(rec.predicted_high_s)}); "
                f"{rec.pipeline} cycle {fmt_s(rec.pipeline_cycle_s)} -> {fmt_s(rec.predicted_pipeline_cycle_s)}; "
                f"flow cycle {fmt_s(rec.flow_cycle_s)} -> {fmt_s(rec.predicted_flow_cycle_s)}")
     if not rec.recommended:

@@ -5,7 +5,7 @@ import click
 
 from wiredprof.config import ProjectConfig
 from wiredprof.errors import UsageError
-from wiredprof.plan import host_capacity, last_profile_path, load_last_profile
+from wiredprof.plan import host_capacity, last_profile_path, load_last_profile, stage_refusals
 from wiredprof.planner import make_plan
 from wiredprof.profile import load_profile
 from wiredprof.reports.plan_text import render_plan
@@ -33,5 +33,11 @@ def command(profile_path: str | None, hosts: tuple[str, ...], as_json: bool) -> 
 
     for name in names:
         require_host(name, project=config.root)  # an unknown host is named with the known ones
-    plan = make_plan(profile, [host_capacity(config, name) for name in names], profile_path)
+
+    def say_probing(name: str) -> None:
+        click.echo(f"wiredprof: host {name} has no probe yet: measuring it now (`wiredprof hosts check {name}`)...",
+                   err=True)
+
+    capacities = [host_capacity(config, name, probe_missing=say_probing) for name in names]
+    plan = make_plan(profile, capacities, profile_path, refusals=stage_refusals(profile))
     click.echo(plan.to_json() if as_json else render_plan(plan), nl=not as_json or True)

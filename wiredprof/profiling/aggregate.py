@@ -85,6 +85,12 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         bytes_out=round(acc.transfer_out / acc.transfer_samples * acc.calls) if acc.transfer_samples else acc.bytes_out,
         retries=acc.retries,
         fallbacks=acc.fallbacks,
+        callbacks=acc.callbacks,
+        callback_s=acc.callback_s,
+        callback_cpu_s=acc.callback_cpu_s,
+        callback_bytes=round(acc.callback_bytes / acc.callback_sized * acc.callbacks) if acc.callback_sized else 0,
+        callback_pickle_s=acc.callback_pickle_s / acc.callback_sized * acc.callbacks if acc.callback_sized else 0.0,
+        callback_unpickle_s=acc.callback_unpickle_s / acc.callback_sized * acc.callbacks if acc.callback_sized else 0.0,
         last_error=acc.last_error,
         state_samples={
             "running": acc.samples_running,

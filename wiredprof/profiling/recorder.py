@@ -95,6 +95,14 @@ class StageAccumulator:
     samples_lock_wait: int = 0
     samples_io_wait: int = 0
     rss_peak: int = 0  # most resident memory one call added (bytes), sampled
+    # Calls back to objects that stay on host A (see callbacks.py): count, time, sized bytes.
+    callbacks: int = 0
+    callback_s: float = 0.0
+    callback_cpu_s: float = 0.0
+    callback_sized: int = 0  # call-backs whose bytes were measured
+    callback_bytes: int = 0  # over the measured ones
+    callback_pickle_s: float = 0.0  # time pickling them took, over the measured ones
+    callback_unpickle_s: float = 0.0  # and unpickling them
     competitors: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -436,6 +444,30 @@ class Recorder:
             acc.transfer_samples += 1
             acc.transfer_in += sent
             acc.transfer_out += back
+
+    def add_callback(self, acc: StageAccumulator, wall: float, cpu: float, size: int = -1,
+                     pickle_s: float = 0.0, unpickle_s: float = 0.0) -> None:
+        """One call-back to host A made during a call of `acc` (`size` < 0: bytes not measured)."""
+        if _pid != self._owner_pid:
+            self._forward(("callback", acc.pipeline, acc.stage, wall, cpu, size, pickle_s, unpickle_s))
+            acc.callbacks += 1  # the child's copy counts too: callbacks.py samples sizes by it
+            return
+        with self._lock:
+            acc.callbacks += 1
+            acc.callback_s += wall
+            acc.callback_cpu_s += cpu
+            if size >= 0:
+                acc.callback_sized += 1
+                acc.callback_bytes += size
+                acc.callback_pickle_s += pickle_s
+                acc.callback_unpickle_s += unpickle_s
+
+    def exclude(self, wall: float, cpu: float) -> None:
+        """Keep `wall`/`cpu` seconds just spent on this thread (measuring) out of its innermost call."""
+        stack = self._local.stack
+        if stack:
+            stack[-1][1] += wall
+            stack[-1][2] += cpu
 
     def process_killed(self, pipeline: str, pid: int, signum: int) -> None:
         """A pipeline's process died from a signal: the call it was in is a failed call of its stage."""

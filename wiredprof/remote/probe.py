@@ -21,12 +21,19 @@ from wiredprof.errors import ConfigError
 from wiredprof.remote.executor import RemoteExecutor
 
 __all__ = ["SCHEMA", "ProbeResult", "probe", "host_facts", "cpu_loop_seconds", "cpu_loop_times", "save_probe",
-           "load_probe"]
+           "load_probe", "machine_key", "busy_cores", "speed_rounds", "SpeedRounds"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "wiredprof.probe/1"
 _CPU_LOOP_N = 400_000  # default for callers; probe() calibrates its own
+# The speed loop is repeated for at least MIN_SPEED_S seconds and until its rounds agree
+# within TARGET_SPREAD (interquartile range over median), at most MAX_SPEED_ROUNDS rounds or
+# about MAX_SPEED_S seconds.
+TARGET_SPREAD = 0.04
+MAX_SPEED_ROUNDS = 15
+MAX_SPEED_S = 8.0
+MIN_SPEED_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,21 @@ class ProbeResult:
     local_loop_cpu_s: float = 0.0
     remote_loop_cpu_s: float = 0.0
     cpu_time_ratio: float = 0.0  # 0: not measured (a probe saved by an older wiredprof)
+    # The host's load: cores its other work kept busy during the probe (from /proc/stat),
+    # and its 1-minute load average; whether it is this very machine (machine-id, boot id).
+    busy_cores: float = 0.0
+    loadavg_1m: float = 0.0
+    same_machine: bool = False
+    # The speed loop, repeated until its rounds agree: how many rounds, their relative
+    # spread (interquartile range over median of the per-round ratio), and whether it
+    # stayed above the bound (a noisy host or a noisy here).
+    speed_rounds: int = 0
+    ratio_spread: float = 0.0
+    noisy: bool = False
+    # The slowest and fastest rounds' CPU-time ratio (10th and 90th percentiles from 10 rounds
+    # on): the load of a shared host changes, and the prediction's range spans them.
+    ratio_low: float = 0.0
+    ratio_high: float = 0.0
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,8 +100,46 @@ class ProbeResult:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def machine_key() -> str:
+    """A digest of this machine's machine-id and boot id ("" where there are none): equal on
+    both sides only when the "host" is this same running machine (a namespace, a container)."""
+    import hashlib as _hashlib
+
+    parts = []
+    for path in ("/etc/machine-id", "/proc/sys/kernel/random/boot_id"):
+        try:
+            with open(path) as f:
+                parts.append(f.read().strip())
+        except OSError:
+            return ""
+    # A digest: the machine-id itself is meant to stay on its machine.
+    return _hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def busy_cores(window_s: float = 0.3) -> float:
+    """Cores busy with anything over `window_s` (Linux /proc/stat; 0.0 elsewhere); the caller sleeps."""
+    import time as _time
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields_ = [int(x) for x in f.readline().split()[1:]]
+        idle = fields_[3] + (fields_[4] if len(fields_) > 4 else 0)  # idle + iowait
+        return sum(fields_[:8]) - idle, sum(fields_[:8])
+
+    try:
+        busy0, total0 = read()
+        _time.sleep(window_s)
+        busy1, total1 = read()
+        ncpu = sum(1 for line in open("/proc/stat") if line.startswith("cpu") and line[3:4].isdigit())
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    if total1 <= total0:
+        return 0.0
+    return ncpu * (busy1 - busy0) / (total1 - total0)
+
+
 def host_facts() -> dict[str, Any]:
-    """Runs on the host: cores, CPU model, memory (Linux /proc, with portable fallbacks)."""
+    """Runs on the host: cores, CPU model, memory, load (Linux /proc, with portable fallbacks)."""
     import os as _os
     import platform as _platform
 
@@ -107,7 +167,12 @@ def host_facts() -> dict[str, Any]:
             memory = _os.sysconf("SC_PAGE_SIZE") * _os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError, AttributeError):
             memory = 0
-    return {"cores": cores, "cpu_model": model, "memory_bytes": memory, "platform": _platform.platform()}
+    try:
+        loadavg = _os.getloadavg()[0]
+    except (AttributeError, OSError):
+        loadavg = 0.0
+    return {"cores": cores, "cpu_model": model, "memory_bytes": memory, "platform": _platform.platform(),
+            "loadavg_1m": loadavg, "busy_cores": busy_cores(), "machine_key": machine_key()}
 
 
 def cpu_loop_seconds(n: int = _CPU_LOOP_N, rounds: int = 3) -> float:
@@ -148,6 +213,64 @@ def cpu_loop_times(n: int = _CPU_LOOP_N, rounds: int = 3) -> list[tuple[float, f
     return out
 
 
+@dataclass(frozen=True)
+class SpeedRounds:
+    """The speed loop's (wall, CPU) rounds on each side, and how well they agree."""
+
+    remote: list[tuple[float, float]]
+    local: list[tuple[float, float]]
+    spread: float
+    noisy: bool
+    ratios: list[float]
+
+    def extremes(self) -> tuple[float, float]:
+        """The per-round ratio's low and high ends (10th/90th percentiles from 10 rounds on)."""
+        if not self.ratios:
+            return 0.0, 0.0
+        if len(self.ratios) >= 10:
+            q = statistics.quantiles(self.ratios, n=10, method="inclusive")
+            return q[0], q[-1]
+        return min(self.ratios), max(self.ratios)
+
+
+def _relative_spread(values: list[float]) -> float:
+    """Interquartile range over median (0 for fewer than 3 values)."""
+    if len(values) < 3:
+        return 0.0
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    med = statistics.median(values)
+    return (q[2] - q[0]) / med if med > 0 else 0.0
+
+
+def speed_rounds(
+    executor: RemoteExecutor, n: int, min_rounds: int = 5, max_rounds: int = MAX_SPEED_ROUNDS,
+    max_s: float = MAX_SPEED_S, target_spread: float = TARGET_SPREAD, min_s: float = MIN_SPEED_S,
+) -> SpeedRounds:
+    """Time the loop there and here, one round each in turn, until the per-round ratio agrees.
+
+    The ratio is this machine's CPU seconds of the loop over its wall seconds on the host
+    (the planner's CPU-time ratio). At least `min_rounds` rounds over `min_s` seconds (a
+    shared host's load comes and goes), at most `max_rounds` rounds and about `max_s`
+    seconds; when the spread is still above `target_spread`, the result says it is noisy.
+    """
+    remote: list[tuple[float, float]] = []
+    local: list[tuple[float, float]] = []
+    ratios: list[float] = []
+    start = time.monotonic()
+    deadline = start + max_s
+    spread = 0.0
+    while len(remote) < max_rounds:
+        remote += executor.call(cpu_loop_times, n, 1)
+        local += cpu_loop_times(n, 1)
+        if remote[-1][0] > 0:
+            ratios.append(local[-1][1] / remote[-1][0])
+        spread = _relative_spread(ratios)
+        now = time.monotonic()
+        if len(ratios) >= min_rounds and (now - start >= min_s and spread <= target_spread or now > deadline):
+            break
+    return SpeedRounds(remote, local, spread, spread > target_spread, ratios)
+
+
 def _echo(data: bytes) -> bytes:
     return data
 
@@ -165,13 +288,13 @@ def probe(
     connect_s = executor.timings.ssh_s + executor.timings.worker_s or time.perf_counter() - started
     facts = executor.call(host_facts)
     n = _calibrated_n()
-    remote_times = executor.call(cpu_loop_times, n, rounds)
-    local_times = cpu_loop_times(n, rounds)
-    remote_loop = min(w for w, _ in remote_times)  # best wall time of each side
-    local_loop = min(w for w, _ in local_times)
+    speed = speed_rounds(executor, n, min_rounds=max(3, rounds))
+    remote_times, local_times = speed.remote, speed.local
+    remote_loop = statistics.median(w for w, _ in remote_times)  # medians: one slow round does not move them
+    local_loop = statistics.median(w for w, _ in local_times)
     local_cpu = statistics.median(c for _, c in local_times)
     remote_cpu = statistics.median(c for _, c in remote_times)
-    remote_wall = statistics.median(w for w, _ in remote_times)
+    remote_wall = remote_loop
     rtts = []
     executor.call(_noop)
     for _ in range(max(3, rtt_samples)):
@@ -209,6 +332,14 @@ def probe(
         local_loop_cpu_s=local_cpu,
         remote_loop_cpu_s=remote_cpu,
         cpu_time_ratio=round(local_cpu / remote_wall, 3) if remote_wall > 0 else 0.0,
+        busy_cores=round(float(facts.get("busy_cores", 0.0)), 3),
+        loadavg_1m=float(facts.get("loadavg_1m", 0.0)),
+        same_machine=bool(facts.get("machine_key")) and facts.get("machine_key") == machine_key(),
+        speed_rounds=len(remote_times),
+        ratio_spread=round(speed.spread, 4),
+        noisy=speed.noisy,
+        ratio_low=round(speed.extremes()[0], 4),
+        ratio_high=round(speed.extremes()[1], 4),
     )
 
 

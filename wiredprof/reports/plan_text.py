@@ -19,20 +19,24 @@ def render_plan(plan: Plan) -> str:
             r.host,
             fmt_s(r.current_s),
             fmt_s(r.predicted_s),
+            f"{fmt_s(r.predicted_low_s)}-{fmt_s(r.predicted_high_s)}" if r.predicted_high_s > 0 else "-",
             f"{r.stage_speedup:.2f}x" if r.predicted_s > 0 else "-",
             f"{fmt_s(r.pipeline_cycle_s)} -> {fmt_s(r.predicted_pipeline_cycle_s)}",
             f"{fmt_s(r.flow_cycle_s)} -> {fmt_s(r.predicted_flow_cycle_s)}",
         ])
     hosts = ", ".join(
-        f"{h.name} (x{h.cpu_speed_ratio:.2f} CPU, {h.rtt_s * 1e3:.1f} ms RTT"
+        f"{h.name} (x{h.cpu_speed_ratio:.2f} CPU" + (f" ±{h.ratio_spread:.0%}" if h.ratio_spread else "")
+        + (", noisy" if h.noisy else "") + f", {h.rtt_s * 1e3:.1f} ms RTT"
+        + (f", {h.cores} cores, {h.busy_cores:.1f} busy" if h.cores else "")
+        + (", this same machine" if h.same_machine else "")
         + (f", probed {h.probed_at}" if h.probed_at else "") + ")"
         for h in plan.hosts
     )
     out = [
         f"plan for {plan.flow or plan.profile}: hosts {hosts or 'none'}",
         "",
-        tabulate(rows, headers=["move", "stage", "host", "now", "there", "stage", "pipeline cycle", "flow cycle"],
-                 colalign=("left", "left", "left", "right", "right", "right", "right", "right")),
+        tabulate(rows, headers=["move", "stage", "host", "now", "there", "range", "stage", "pipeline cycle", "flow cycle"],
+                 colalign=("left", "left", "left", "right", "right", "right", "right", "right", "right")),
         "",
     ]
     best = plan.best()
