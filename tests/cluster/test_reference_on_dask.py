@@ -79,6 +79,13 @@ def test_analyze_reports_the_cluster_as_the_stages_host(tmp_path: Path, own_clus
     assert hosts.pop("pipeline_3.core_logic") == "cluster" and set(hosts.values()) == {"local"}
     core = next(s for s in profile["stages"] if s["stage"] == "core_logic")
     assert core["calls"] >= 1 and core["errors"] == 0
+    # plan measures a host that has no probe yet: the cluster probe, saved for next time
+    result = wiredprof(tmp_path, "plan", "--host", "cluster", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "has no probe yet: measuring it now" in result.stderr
+    assert json.loads(result.stdout)["hosts"][0]["name"] == "cluster"
+    saved = json.loads((tmp_path / ".wiredprof" / "hosts" / "cluster.json").read_text())
+    assert len(saved["dask"]["workers"]) == 2
 
 
 def test_offload_checks_the_workers_and_refuses_provision(tmp_path: Path, own_cluster: LocalDaskCluster) -> None:
