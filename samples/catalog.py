@@ -45,6 +45,8 @@ SAMPLES: list[SampleFlow] = [
     SampleFlow("waiting", "waiting_flow.py", ("--scale", "0.05", "--seconds", "600"), runs=2, core_cpu_s=5 * 0.05),
     SampleFlow("callback", "callback_flow.py", ("--records", "20000", "--seconds", "600"), runs=6,
                stage="report.core_logic", callback_dominated=True),
+    # Idle: its cycles take milliseconds against a 5 s schedule; the run is bounded by time.
+    SampleFlow("idle", "idle_flow.py", ("--period", "5", "--seconds", "600"), runs=1000, duration_s=20.0),
 ]
 
 

@@ -34,3 +34,52 @@ def test_no_calls_no_bottleneck():
     p = Profile(flow="f.py", wall_s=1, pipelines=[PipelineStats("p", 0, 0, 0)],
                 stages=[StageStats("p", "s", "s", 0, 0, 0, 0, 0, "local", 0)])
     assert find_bottleneck(p) is None
+
+
+def _idle_profile(threads=()):
+    from tests.profiles import st
+
+    stages = [st("http", "http_connector", 0.05, 0.02, calls=3), st("http", "storage", 0.02, 0.05, calls=3),
+              st("mqtt", "mqtt_connector", 0.0002, 0.9, calls=40), st("mqtt", "storage", 0.001, 0.3, calls=40)]
+    pipes = [PipelineStats("http", 0.07, 3, 0.8, utilisation=0.0105), PipelineStats("mqtt", 0.0012, 40, 0.2,
+                                                                                    utilisation=0.0024)]
+    return Profile(flow="f.py", wall_s=20, pipelines=pipes, stages=stages, mode="threads", threads=list(threads))
+
+
+def test_an_idle_flow_is_limited_by_its_schedule_and_names_the_busy_loop():
+    from wiredprof.profile import ThreadCpu
+
+    spinning = ThreadCpu("Thread-2 (launch_pipeline)", "mqtt", "pipeline", cpu_s=18.0, stage_cpu_s=0.01)
+    quiet = ThreadCpu("Thread-1 (launch_pipeline)", "http", "pipeline", cpu_s=0.2, stage_cpu_s=0.01)
+    b = find_bottleneck(_idle_profile([spinning, quiet]))
+    assert b.bound == "idle"
+    assert b.reason.startswith("none: the flow is limited by its schedule, not by a stage")
+    assert "the busiest, http, 1%" in b.reason
+    assert "the cost to look at: mqtt thread outside stages (framework) burns 18 s CPU in 20 s (90% of a core)" \
+        in b.reason
+    assert "Thread-1" not in b.reason and "http thread" not in b.reason
+    assert [c.name for c in b.competitors] == ["mqtt thread outside stages"]
+
+
+def test_a_busy_pipeline_is_not_idle():
+    p = reference()  # pipeline_3: 4 cycles of 6.3 s in 30 s
+    assert find_bottleneck(p).bound != "idle"
+    busy = Profile(flow="f.py", wall_s=30, pipelines=[PipelineStats(pl.name, pl.wall_s, pl.runs, pl.share,
+                                                                    utilisation=0.51) for pl in p.pipelines],
+                   stages=p.stages)
+    assert find_bottleneck(busy).bound == "cpu"
+
+
+def test_two_stages_within_noise_are_both_named():
+    from tests.profiles import st
+
+    stages = [st("p", "a", 1.00, 0.9, calls=50), st("p", "b", 0.95, 0.9, calls=50), st("p", "c", 0.1, 0.9)]
+    prof = Profile(flow="f.py", wall_s=110, pipelines=[PipelineStats("p", 2.05, 50, 1.0, utilisation=0.93)],
+                   stages=stages)
+    b = find_bottleneck(prof)
+    assert b.reason.startswith("no clear bottleneck: p.a or p.b")
+    assert b.candidates == ["p.a", "p.b"]
+    clear = Profile(flow="f.py", wall_s=110, pipelines=prof.pipelines,
+                    stages=[st("p", "a", 1.0, 0.9, calls=50), st("p", "b", 0.5, 0.9, calls=50)])
+    assert find_bottleneck(clear).candidates == []
+    assert find_bottleneck(clear).reason.startswith("p.a: ")

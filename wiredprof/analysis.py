@@ -1,16 +1,27 @@
 """Decide: the slowest pipeline, the bottleneck stage inside it, and the evidence."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from wiredprof.profile import Bottleneck, Competitor, PipelineStats, Profile, StageStats
+from wiredprof.profile import Bottleneck, Competitor, PipelineStats, Profile, StageStats, ThreadCpu
 
-__all__ = ["CPU_BOUND", "GIL_BOUND", "classify", "find_bottleneck", "analyze", "per_cycle_s"]
+__all__ = [
+    "CPU_BOUND", "GIL_BOUND", "IDLE_BELOW", "BUSY_LOOP", "classify", "find_bottleneck", "analyze", "per_cycle_s",
+    "utilisation", "busy_loops",
+]
 
 # cpu/wall at or above this: the stage is busy on the CPU most of the time it runs.
 CPU_BOUND = 0.6
 # Share of its wall time spent blocked on the GIL (or a lock) while other threads ran.
 GIL_BOUND = 0.3
+# No pipeline busy more than this share of the run: the flow waits on its schedule.
+IDLE_BELOW = 0.5
+# A thread burning this share of a core outside any stage is a busy loop worth naming (a tenth:
+# on a loaded machine a spinning thread gets only its share of a core).
+BUSY_LOOP = 0.10
+# Two candidates closer than this (relative), or than their calls' spread allows, are a tie.
+NOISE_REL = 0.10
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,45 @@ def per_cycle_s(stage: StageStats, pipeline: PipelineStats) -> float:
     return stage.mean_s
 
 
+def utilisation(p: PipelineStats, profile: Profile) -> float:
+    """Busy time over the run's wall time (derived from cycles for profiles saved without it)."""
+    if p.utilisation > 0 or profile.wall_s <= 0:
+        return p.utilisation
+    return p.wall_s * p.runs / profile.wall_s
+
+
+def _thread_label(t: ThreadCpu) -> str:
+    if t.role == "pipeline":
+        return f"{t.pipeline} thread outside stages (framework)"
+    if t.role == "mqtt-network":
+        return f"{t.pipeline} MQTT network thread outside stages (framework)"
+    if t.role == "main":
+        return "main thread outside stages (framework)"
+    return f"thread {t.thread} (user thread)"
+
+
+def busy_loops(profile: Profile) -> list[tuple[str, float]]:
+    """Threads burning CPU outside any stage (framework loops, user threads), biggest first."""
+    if profile.wall_s <= 0:
+        return []
+    loops = [(_thread_label(t), t.framework_cpu_s) for t in profile.threads
+             if t.framework_cpu_s >= BUSY_LOOP * profile.wall_s and not t.thread.startswith("wiredprof-")]
+    return sorted(loops, key=lambda x: x[1], reverse=True)
+
+
+def _spread_s(s: StageStats, t: float) -> float:
+    """Standard error of a stage's time per cycle `t`, from its calls' spread (p95 - mean)."""
+    if s.mean_s <= 0 or s.calls <= 0:
+        return 0.0
+    sd = max(0.0, s.p95_s - s.mean_s) / 1.645
+    return sd / math.sqrt(s.calls) * t / s.mean_s
+
+
+def _tie(a: float, a_se: float, b: float, b_se: float) -> bool:
+    """True when `a` and `b` (each with its standard error) are within noise of each other."""
+    return abs(a - b) <= max(NOISE_REL * max(a, b), 2 * math.hypot(a_se, b_se))
+
+
 def _competitors_text(competitors: list[Competitor], limit: int = 3) -> str:
     parts = []
     for c in competitors[:limit]:
@@ -59,26 +109,56 @@ def _competitors_text(competitors: list[Competitor], limit: int = 3) -> str:
 
 
 def find_bottleneck(profile: Profile) -> Bottleneck | None:
-    """The heaviest stage of the slowest pipeline, with the reason in one line."""
+    """The heaviest stage of the slowest pipeline, with the reason in one line.
+
+    A flow whose pipelines are all busy less than half the time has none: its schedule
+    limits it (bound "idle"). Two candidates within noise of each other are both named.
+    """
     ran = [p for p in profile.pipelines if any(s.calls for s in profile.stages if s.pipeline == p.name)]
     if not ran:
         return None
 
+    def stages_of(p: PipelineStats) -> list[StageStats]:
+        return [s for s in profile.stages if s.pipeline == p.name and s.calls]
+
     # Rank by the stages' time per cycle: a cycle that is mostly code outside any stage
     # (a framework loop) must not hide the stage that really is slow.
     def stage_time(p: PipelineStats) -> float:
-        return sum(per_cycle_s(s, p) for s in profile.stages if s.pipeline == p.name and s.calls)
+        return sum(per_cycle_s(s, p) for s in stages_of(p))
 
-    slowest = max(ran, key=stage_time)
-    stages = [s for s in profile.stages if s.pipeline == slowest.name and s.calls]
-    stage = max(stages, key=lambda s: per_cycle_s(s, slowest))
+    def stage_time_se(p: PipelineStats) -> float:
+        return math.sqrt(sum(_spread_s(s, per_cycle_s(s, p)) ** 2 for s in stages_of(p)))
+
+    ranked = sorted(ran, key=stage_time, reverse=True)
+    slowest = ranked[0]
+    stages = sorted(stages_of(slowest), key=lambda s: per_cycle_s(s, slowest), reverse=True)
+    stage = stages[0]
     t = per_cycle_s(stage, slowest)
     share = min(1.0, t / slowest.wall_s) if slowest.wall_s > 0 else 1.0
     b = classify(stage)
-    head = (
-        f"{stage.name}: {share:.0%} of the slowest pipeline's cycle "
-        f"({t:.3g} s of {slowest.wall_s:.3g} s)"
-    )
+    busiest = max(ran, key=lambda p: utilisation(p, profile))
+    if utilisation(busiest, profile) <= IDLE_BELOW:
+        return _idle(profile, busiest, stages_of(busiest))
+    candidates: list[str] = []
+    if len(ranked) > 1 and _tie(stage_time(slowest), stage_time_se(slowest),
+                                stage_time(ranked[1]), stage_time_se(ranked[1])):
+        second = ranked[1]
+        other = max(stages_of(second), key=lambda s: per_cycle_s(s, second))
+        candidates = [stage.name, other.name]
+        tie = (f"pipelines {slowest.name} and {second.name} take {stage_time(slowest):.3g} s and "
+               f"{stage_time(second):.3g} s of stage time per cycle")
+    elif len(stages) > 1 and _tie(t, _spread_s(stage, t), per_cycle_s(stages[1], slowest),
+                                  _spread_s(stages[1], per_cycle_s(stages[1], slowest))):
+        candidates = [stage.name, stages[1].name]
+        tie = f"{t:.3g} s and {per_cycle_s(stages[1], slowest):.3g} s per cycle of {slowest.name}"
+    if candidates:
+        head = (f"no clear bottleneck: {candidates[0]} or {candidates[1]} ({tie}, within the noise of their "
+                f"calls); {stage.name}")
+    else:
+        head = (
+            f"{stage.name}: {share:.0%} of the slowest pipeline's cycle "
+            f"({t:.3g} s of {slowest.wall_s:.3g} s)"
+        )
     # Competitors worth naming: at least 1 % of the stage's wall time in CPU.
     others = [c for c in stage.competitors if c.cpu_s >= 0.01 * stage.total_s]
     if b.bound == "remote":
@@ -112,6 +192,37 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
         cpu_ratio=b.cpu_ratio,
         gil_wait_ratio=b.gil_ratio,
         competitors=others[:5],
+        candidates=candidates,
+    )
+
+
+def _idle(profile: Profile, busiest: PipelineStats, stages: list[StageStats]) -> Bottleneck:
+    """The verdict for a flow no pipeline keeps busy: its schedule, and what burns CPU meanwhile."""
+    u = utilisation(busiest, profile)
+    stage = max(stages, key=lambda s: per_cycle_s(s, busiest))
+    t = per_cycle_s(stage, busiest)
+    reason = (
+        f"none: the flow is limited by its schedule, not by a stage: no pipeline is busy more than "
+        f"{IDLE_BELOW:.0%} of the time (the busiest, {busiest.name}, {u:.0%}: a cycle of {busiest.wall_s:.3g} s, "
+        f"{busiest.runs} cycles in {profile.wall_s:.3g} s; its heaviest stage {stage.name} {t:.3g} s a cycle)"
+    )
+    loops = busy_loops(profile)
+    if loops:
+        reason += "; the cost to look at: " + "; ".join(
+            f"{label} burns {cpu:.3g} s CPU in {profile.wall_s:.3g} s ({cpu / profile.wall_s:.0%} of a core)"
+            for label, cpu in loops[:3]
+        )
+    b = classify(stage)
+    return Bottleneck(
+        pipeline=stage.pipeline,
+        stage=stage.stage,
+        reason=reason,
+        bound="idle",
+        share_of_cycle=min(1.0, t / busiest.wall_s) if busiest.wall_s > 0 else 1.0,
+        cpu_ratio=b.cpu_ratio,
+        gil_wait_ratio=b.gil_ratio,
+        competitors=[Competitor(label.removesuffix(" (framework)"), round(cpu, 6), label.endswith("(framework)"))
+                     for label, cpu in loops[:5]],
     )
 
 

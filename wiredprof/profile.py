@@ -119,6 +119,7 @@ class PipelineStats:
     cpu_s: float = 0.0
     framework_cpu_s: float = 0.0  # CPU of the pipeline's threads outside any stage
     errors: int = 0
+    utilisation: float = 0.0  # busy time (its cycles) over the run's wall time
 
 
 @dataclass(frozen=True)
@@ -157,11 +158,13 @@ class Bottleneck:
     pipeline: str
     stage: str
     reason: str
-    bound: str = "cpu"  # "cpu" | "wait" | "gil"
+    bound: str = "cpu"  # "cpu" | "gil" | "wait" | "remote" | "idle" (limited by its schedule)
     share_of_cycle: float = 0.0
     cpu_ratio: float = 0.0
     gil_wait_ratio: float = 0.0
     competitors: list[Competitor] = field(default_factory=list)
+    # "PIPELINE.STAGE" of the candidates when no single one stands out of the noise (else empty)
+    candidates: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,6 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     rec = Recorder(timeline_size=opts.timeline_size)
     if opts.call_trees:
         rec.call_trees = CallTreeSampler()
-        rec.extra_handlers["calltree"] = lambda r: rec.call_trees.add_json(r[1], r[2], r[4], r[3])
     control = RunControl(opts.duration_s, opts.runs, cycles_done=rec.cycles_done)
     threads = ThreadStateSampler(rec)
     watchdog = _Watchdog(rec, control, opts)

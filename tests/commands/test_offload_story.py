@@ -28,7 +28,13 @@ def test_the_whole_story(flows: Path, host_b: str, project_dir: Path, monkeypatc
     monkeypatch.setenv("WIREDFLOW_SMALL_OUT", str(out_before))
     r = wp("analyze", flow, "--runs", "3", "-q", "-o", "before.json")
     assert r.exit_code == 0, r.stderr
-    assert "Bottleneck: pipeline_3.core_logic" in r.stdout
+    # Its pipelines run every second and finish a cycle in about a third of that: no pipeline is
+    # busy half the time, so the verdict is the schedule (issue 9), naming the heaviest stage it
+    # saw; on a loaded machine the cycle can pass half the period, and core_logic is the bottleneck.
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("Bottleneck: "))
+    assert (line.startswith("Bottleneck: none: the flow is limited by its schedule")
+            and "its heaviest stage pipeline_3.core_logic" in r.stdout) \
+        or line.startswith("Bottleneck: pipeline_3.core_logic"), line
 
     r = wp("plan", "--json")  # the last profile, all hosts
     assert r.exit_code == 0, r.stderr

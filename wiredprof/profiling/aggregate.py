@@ -1,7 +1,6 @@
 """Turns a finished run's recorder into a `Profile` (plain data, ready to save)."""
 from __future__ import annotations
 
-import math
 import platform
 import socket
 import sys
@@ -25,17 +24,6 @@ from wiredprof.profiling.threads import FRAMEWORK_SUFFIX
 __all__ = ["build_profile", "stage_stats"]
 
 
-def nearest_rank_q(q: float, n: int) -> float:
-    """The quantile DDSketch must be asked for to get the nearest-rank `q` of `n` values.
-
-    DDSketch returns the value at rank q*(n-1), rounded down: the p95 of two calls would
-    be the faster one. Nearest rank is the ceil(q*n)-th value.
-    """
-    if n <= 1:
-        return q
-    return (math.ceil(q * n) - 1) / (n - 1)
-
-
 def _queued_for_a_core(acc: StageAccumulator, not_gil: float) -> float:
     """Time the stage was runnable but waited for a core (load, a CPU quota), estimated.
 
@@ -53,9 +41,7 @@ def _queued_for_a_core(acc: StageAccumulator, not_gil: float) -> float:
 
 def stage_stats(acc: StageAccumulator) -> StageStats:
     """Freeze one accumulator into `StageStats`."""
-    p95 = 0.0
-    if acc.calls:
-        p95 = min(float(acc.sketch.get_quantile_value(nearest_rank_q(0.95, acc.calls)) or 0.0), acc.max)
+    p95 = acc.quantile(0.95)
     wait = max(0.0, acc.total - acc.cpu)
     waits = acc.samples_lock_wait + acc.samples_io_wait
     # An offloaded stage's thread waits on its host's answer: that is no GIL wait.
@@ -105,7 +91,8 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
 
 
 def _thread_rows(threads: list[ThreadInfo]) -> list[ThreadCpu]:
-    rows = [ThreadCpu(t.name, t.pipeline, t.role, round(t.cpu, 6), round(t.stage_cpu, 6)) for t in threads]
+    rows = [ThreadCpu(t.name, t.pipeline, t.role, round(max(0.0, t.cpu - t.cpu_base), 6), round(t.stage_cpu, 6))
+            for t in threads]
     return sorted(rows, key=lambda r: r.cpu_s, reverse=True)
 
 
@@ -141,9 +128,11 @@ def build_profile(
         mine = [s for s in stages if s.pipeline == name]
         if cyc is not None and cyc.timed:
             cycle_mean, runs, total, peak = cyc.total / cyc.timed, cyc.runs, cyc.total, cyc.max
+            busy_s = cycle_mean * runs  # sampled cycles counted at the mean of the timed ones
         else:  # no timed cycle finished: the stages' means are the best estimate
             cycle_mean = sum(s.mean_s for s in mine)
             runs, total, peak = (cyc.runs if cyc is not None else 0), 0.0, cycle_mean
+            busy_s = sum(s.total_s for s in mine)
         pipelines.append(
             PipelineStats(
                 name=name,
@@ -155,6 +144,7 @@ def build_profile(
                 cpu_s=sum(s.cpu_s for s in mine),
                 framework_cpu_s=sum(t.framework_cpu_s for t in threads if t.pipeline == name),
                 errors=sum(s.errors for s in mine),
+                utilisation=busy_s / wall_s if wall_s > 0 else 0.0,
             )
         )
     return Profile(

@@ -1,59 +1,66 @@
-"""Collects stage calls and pipeline cycles with memory bounded by the number of stages.
+"""The sink of every stage call and pipeline cycle of a run: per-thread call stacks, no lock per call.
 
-Each stage has a `StageAccumulator` (counters plus a DDSketch for p95); the timeline keeps
-a bounded window of recent spans. In a forked child process (wiredflow's process mode)
-the recorder forwards its records to the parent over a datagram socket, so the parent
-holds the only aggregate.
+Each thread keeps its stage calls in progress (stages nest: an MQTT connector calls its
+storage; a call's self time leaves its children's out), its row in the state table the
+sampler process reads (statetable.py), and a list of finished spans that it folds into
+its own shards of the stages' accumulators every `FOLD_EVERY` calls (accumulators.py).
+In a forked child process (wiredflow's process mode) records go to the parent instead
+(childlink.py), so the parent holds the only aggregate.
 """
 from __future__ import annotations
 
 import logging
 import os
-import pickle
 import signal
-import socket
 import threading
 import time
 import traceback
-import weakref
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from types import GeneratorType
+from typing import Any, Callable, Protocol
 
-from ddsketch import DDSketch
-
-from wiredprof.profile import ErrorInfo, TimelineSpan
+from wiredprof.profile import CallTree, ErrorInfo, TimelineSpan
+from wiredprof.profiling.accumulators import (
+    CycleAccumulator,
+    CycleShard,
+    Span,
+    StageAccumulator,
+    StageShard,
+    ThreadInfo,
+)
+from wiredprof.profiling.childlink import (
+    CallbackRecord,
+    CallTreeRecord,
+    ChildLink,
+    CycleRecord,
+    EventRecord,
+    NumberRecord,
+    Record,
+    SpanRecord,
+    ThreadsRecord,
+    TransferRecord,
+)
+from wiredprof.profiling.statetable import PREV, ROW, SAMPLED, SINCE, SLOTS, STAGE, claim_row
+from wiredprof.profiling.threadstate import Frame, ThreadLocal, ThreadState
 
 __all__ = [
     "StageAccumulator",
     "CycleAccumulator",
     "ThreadInfo",
     "Recorder",
+    "CallTrees",
     "error_info",
     "current_recorder",
     "set_current_recorder",
+    "FOLD_EVERY",
 ]
 
 log = logging.getLogger(__name__)
 
-# DDSketch: p95 within 1 % relative error, memory bounded by the range of values seen.
-# (ddsketch.add measured 0.46 us here; a reservoir would lose the tail.)
-_SKETCH_ACCURACY = 0.01
 _TIMELINE_SIZE = 5000
-_FORWARD_BATCH = 64
-_FORWARD_EVERY_S = 0.25
-
-# This process's id, kept current across fork: os.getpid() is a system call (0.1 us) and
-# add_span asks on every stage call whether it runs in a forked child.
-_pid = os.getpid()
-
-
-def _update_pid_after_fork() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_update_pid_after_fork)
+# Spans a thread keeps before folding them into its shards: large enough that the fold's
+# per-batch costs vanish, small enough that 100 threads' lists stay a few MB.
+FOLD_EVERY = 256
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -62,117 +69,21 @@ def error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(type=type(exc).__qualname__, message=str(exc), traceback=tb)
 
 
-@dataclass
-class StageAccumulator:
-    """Running totals of one stage; merging two is adding them."""
+class CallTrees(Protocol):
+    """What the recorder and the instrumentation need of a call-tree sampler (calltree.py)."""
 
-    pipeline: str
-    stage: str
-    kind: str
-    index: int = 0
-    function: str = ""
-    host: str = "local"
-    calls: int = 0
-    total: float = 0.0
-    cpu: float = 0.0
-    max: float = 0.0
-    errors: int = 0
-    sampled: int = 0
-    seen: int = 0  # calls entered, sampled or not (ordinal of the next call - 1)
-    retries: int = 0
-    fallbacks: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    # Pickled size of arguments and results, measured on sampled calls (see instrument.py).
-    transfer_samples: int = 0
-    transfer_in: int = 0
-    transfer_out: int = 0
-    last_error: ErrorInfo | None = None
-    number: int = 0  # its id in the shared thread-state table (see threads.py)
-    sketch: DDSketch = field(default_factory=lambda: DDSketch(_SKETCH_ACCURACY))
-    # Thread-state samples taken while a call of this stage was running (see threads.py).
-    samples_running: int = 0
-    samples_lock_wait: int = 0
-    samples_io_wait: int = 0
-    rss_peak: int = 0  # most resident memory one call added (bytes), sampled
-    # Calls back to objects that stay on host A (see callbacks.py): count, time, sized bytes.
-    callbacks: int = 0
-    callback_s: float = 0.0
-    callback_cpu_s: float = 0.0
-    callback_sized: int = 0  # call-backs whose bytes were measured
-    callback_bytes: int = 0  # over the measured ones
-    callback_pickle_s: float = 0.0  # time pickling them took, over the measured ones
-    callback_unpickle_s: float = 0.0  # and unpickling them
-    competitors: dict[str, float] = field(default_factory=dict)
+    def wants(self, acc: StageAccumulator, ordinal: int) -> bool: ...
 
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.pipeline, self.stage)
+    def start(self) -> Any: ...
 
-    @property
-    def name(self) -> str:
-        return f"{self.pipeline}.{self.stage}"
+    def stop(self, acc: StageAccumulator, profiler: Any, ordinal: int) -> Any: ...
 
-    @property
-    def mean(self) -> float:
-        return self.total / self.calls if self.calls else 0.0
+    def add_json(self, pipeline: str, stage: str, session_json: dict[str, Any], ordinal: int) -> None: ...
+
+    def trees(self) -> list[CallTree]: ...
 
 
-@dataclass
-class CycleAccumulator:
-    """Running totals of one pipeline's cycles (one pass over its chain)."""
-
-    pipeline: str
-    runs: int = 0
-    total: float = 0.0  # over timed cycles: those with no sampled call in them
-    max: float = 0.0
-    errors: int = 0
-    sampled: int = 0  # cycles that ran a call under the call-tree sampler (not timed)
-
-    @property
-    def timed(self) -> int:
-        return self.runs - self.sampled
-
-
-@dataclass
-class ThreadInfo:
-    """What a thread of the flow is, for attributing its CPU time."""
-
-    name: str
-    pipeline: str
-    role: str  # "pipeline", "mqtt-network", "main", "other"
-    stage_cpu: float = 0.0
-    cpu: float = 0.0  # last known total CPU of the thread
-
-
-# A stage call in progress on one thread (stages can nest: MQTT connector -> storage) is a
-# list [acc, child_wall, child_cpu]: a list costs a third of a small class's __init__.
-_Frame = list[Any]  # [StageAccumulator, float, float]
-
-
-class _ThreadState(threading.local):
-    """Per thread: its stage calls in progress and its native id (asked once, not per call)."""
-
-    def __init__(self) -> None:
-        self.stack: list[_Frame] = []
-        self.tid = threading.get_native_id()
-        self.sampled_cycle = False
-        self.slot: int | None = None  # row in the thread-state table, claimed on first use
-        self.info: ThreadInfo | None = None  # what this thread is, once registered
-        _thread_states.add(self)
-
-
-# The thread that forks goes on in the child with a new native id: fix its cached one.
-_thread_states: weakref.WeakSet[_ThreadState] = weakref.WeakSet()
-
-
-def _update_thread_ids_after_fork() -> None:
-    tid = threading.get_native_id()
-    for state in list(_thread_states):
-        state.tid = tid  # threading.local: sets it for the one thread the child has
-
-
-os.register_at_fork(after_in_child=_update_thread_ids_after_fork)
+_NO_TIMES: memoryview[float] = memoryview(bytearray(8)).cast("d")
 
 
 class Recorder:
@@ -189,41 +100,68 @@ class Recorder:
         self.clock = clock
         self.cpu_clock = cpu_clock
         self.t0 = clock()
+        self.owner_pid = os.getpid()
         self.stages: dict[tuple[str, str], StageAccumulator] = {}
         self.cycles: dict[str, CycleAccumulator] = {}
-        # Recent spans as plain tuples (the fields of TimelineSpan, in order): building a frozen
-        # dataclass per call cost 0.8 us; `timeline` builds the TimelineSpans when read.
-        self._timeline: deque[tuple[Any, ...]] = deque(maxlen=timeline_size)
-        self.timeline_seen = 0
+        # Folded spans, oldest first; `timeline` adds the ones threads still hold.
+        self._window: deque[Span] = deque(maxlen=timeline_size)
+        self._pending_lists: list[list[Span]] = []
         self.threads: dict[int, ThreadInfo] = {}  # native thread id -> info
         self.mode = "plain"
         self.killed: list[ErrorInfo] = []  # pipeline processes a signal killed
         self.stage_hosts: dict[str, str] = {}  # "PIPELINE.STAGE" -> host it runs on (offloaded)
-        self.call_trees: Any = None  # a CallTreeSampler, when call stacks are wanted
+        self.call_trees: CallTrees | None = None
         self.notes: list[str] = []
         self._lock = threading.Lock()
-        self._local = _ThreadState()
-        self._owner_pid = os.getpid()
-        self._inbox: socket.socket | None = None
-        self._outbox: socket.socket | None = None
-        self._pending: list[tuple[Any, ...]] = []
-        self._last_forward = 0.0
-        self._reader: threading.Thread | None = None
-        self._child_cycles: dict[str, int] = {}
-        self._fork_hook_registered = False
+        self._local = ThreadLocal(self.owner_pid, self._pending_lists)
+        self.link = ChildLink(self.apply, clock)
         self._numbers: dict[int, StageAccumulator] = {}
-        self._state_table: Any = None  # memoryview of int64 (tid, stage number) pairs
+        self._state_table: memoryview[int] | None = None  # int64 words (see statetable.py)
+        self._state_times: memoryview[float] = _NO_TIMES  # the same memory as doubles
         self.child_threads: dict[tuple[int, int], ThreadInfo] = {}
-        self._drained = threading.Event()
-        # Handlers for extra record kinds forwarded by children ("threads", "calltree", ...).
-        self.extra_handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {}
+        # Handlers for record types of other parts, by the record's class.
+        self.extra_handlers: dict[Any, Callable[[Any], None]] = {}
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            SpanRecord: self._apply_span,
+            CycleRecord: self._apply_cycle,
+            TransferRecord: self._apply_transfer,
+            EventRecord: self._apply_event,
+            ThreadsRecord: self._apply_threads,
+            NumberRecord: self._apply_number,
+            CallTreeRecord: self._apply_calltree,
+            CallbackRecord: self._apply_callback,
+        }
+
+    # -- reading ---------------------------------------------------------------------
+    @property
+    def in_child(self) -> bool:
+        """True in a forked child process of the run."""
+        return os.getpid() != self.owner_pid
+
+    def _spans(self) -> list[Span]:
+        spans = list(self._window)
+        for pending in list(self._pending_lists):
+            spans.extend(list(pending))
+        return spans
 
     @property
     def timeline(self) -> deque[TimelineSpan]:
         """The bounded window of recent spans, oldest first (a snapshot)."""
-        with self._lock:
-            raw = list(self._timeline)
-        return deque((TimelineSpan(*r) for r in raw), maxlen=self._timeline.maxlen)
+        maxlen = self._window.maxlen
+        raw = self._spans()
+        if maxlen is not None:
+            raw = raw[-maxlen:] if maxlen else []
+        t0 = self.t0
+        return deque(
+            (TimelineSpan(a.pipeline, a.stage, a.host, s[1] - t0, s[2], s[3], s[4], s[5])
+             for s in raw if (a := self._numbers.get(s[0])) is not None),
+            maxlen=maxlen,
+        )
+
+    @property
+    def timeline_seen(self) -> int:
+        """Spans recorded so far (the timeline keeps the last of them)."""
+        return sum(a.calls + a.sampled for a in list(self.stages.values()))
 
     # -- registration ------------------------------------------------------------
     def stage(
@@ -237,17 +175,18 @@ class Recorder:
                 acc = self.stages.get(key)
                 if acc is None:
                     where = self.stage_hosts.get(f"{pipeline}.{stage}") or host or self.host
-                    acc = StageAccumulator(pipeline, stage, kind or stage, index, function, where)
+                    acc = StageAccumulator(pipeline, stage, kind or stage, index, function, where,
+                                           self._pending_lists)
                     self.stages[key] = acc
                     self._number(acc)
         return acc
 
     def _number(self, acc: StageAccumulator) -> None:
         n = len(self._numbers) + 1
-        if os.getpid() != self._owner_pid:
+        if self.in_child:
             # Stages first seen in a child get numbers of their own and the parent learns them.
             n |= os.getpid() << 24
-            self._pending.append(("number", n, acc.pipeline, acc.stage, acc.kind, acc.index, acc.function))
+            self.link.queue(NumberRecord(n, acc.pipeline, acc.stage, acc.kind, acc.index, acc.function))
         acc.number = n
         self._numbers[n] = acc
 
@@ -263,63 +202,175 @@ class Recorder:
         out.update(self.threads)
         return out
 
-    def attach_state_table(self, table: Any) -> None:
-        """Share the (thread id, stage number) table with the thread-state sampler (None: stop).
+    def attach_state_table(self, table: memoryview[int] | None, times: memoryview[float] | None = None) -> None:
+        """Share the state table with the thread-state sampler (None: stop writing to it).
 
         Attached once per run, before any stage call: rows claimed by threads stay theirs.
         """
-        self._state_table = table
+        if table is not None and times is None:
+            times = table.cast("B").cast("d")
+        self._state_table, self._state_times = table, times if times is not None else _NO_TIMES
 
-    def _claim_slot(self) -> int:
+    def _row(self, ts: ThreadState, table: memoryview[int]) -> int:
         """This thread's row in the state table: claimed once per thread, by its native id."""
-        from wiredprof.profiling.statesampler import SLOTS
-
-        table, local = self._state_table, self._local
-        tid = local.tid
-        slot = -1
-        for probe in range(32):
-            i = (tid + probe) % SLOTS
-            if table[2 * i] in (0, tid):
-                table[2 * i] = tid
-                slot = i
-                break
-        local.slot = slot
-        return slot
-
-    def _mark(self, acc: StageAccumulator | None) -> None:
-        """Tell the state sampler which stage this thread is in (None: none)."""
-        slot = self._local.slot
-        if slot is None:
-            slot = self._claim_slot()
-        if slot >= 0:
-            self._state_table[2 * slot + 1] = acc.number if acc is not None else 0
+        ts.row = claim_row(table, ts.tid)
+        ts.table = table
+        return ts.row
 
     def register_thread(self, pipeline: str, role: str, name: str | None = None) -> None:
         """Say what the calling thread is (its CPU outside stages is framework time)."""
+        ts = self._local.ts
+        info = ts.info
+        table = self._state_table
+        if info is not None and info.pipeline == pipeline and info.role == role and (table is None or ts.table is table):
+            return  # every cycle of a pipeline says so: the common case first
         tid = threading.get_native_id()
         info = self.threads.get(tid)
         if info is None or info.role != role or info.pipeline != pipeline:
-            info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role)
-        self._local.info = info
-        if self._state_table is not None and self._local.slot is None:
-            self._claim_slot()  # the sampler learns this process before its first stage call
+            before = info.stage_cpu if info is not None else 0.0
+            base = info.cpu_base if info is not None else time.thread_time()
+            info = self.threads[tid] = ThreadInfo(name or threading.current_thread().name, pipeline, role, before,
+                                                  cpu_base=base)
+        ts.info = info
+        if table is not None and ts.table is not table:
+            self._row(ts, table)  # the sampler learns this process before its first stage call
+
+    def _shard(self, ts: ThreadState, acc: StageAccumulator) -> StageShard:
+        """This thread's first call of `acc`: its shard (and, for a thread nobody registered, its info)."""
+        shard = StageShard(acc)
+        with self._lock:
+            acc.shards.append(shard)
+        ts.shards[acc] = shard
+        ts.by_number[acc.number] = shard
+        if ts.info is None and ts.fold_here:
+            # Its CPU in stages must be known, or all of it would look like a busy loop outside them.
+            ts.info = self.threads[ts.tid] = ThreadInfo(threading.current_thread().name, acc.pipeline, "other",
+                                                        cpu_base=time.thread_time())
+        return shard
 
     # -- recording -----------------------------------------------------------------
     def current_stage(self) -> StageAccumulator | None:
         """The innermost stage running on the calling thread, or None."""
-        stack = self._local.stack
-        return stack[-1][0] if stack else None
+        stack = self._local.ts.stack
+        return stack[-1][0].acc if stack else None  # type: ignore[no-any-return]
 
-    def enter(self, acc: StageAccumulator) -> tuple[float, float]:
-        """Mark the start of a call of `acc` on this thread; returns (wall, cpu) clocks."""
-        local = self._local
-        local.stack.append([acc, 0.0, 0.0])
-        if self._state_table is not None:
-            self._mark(acc)
-        # CPU clock first: reading it costs 0.2-1 us (a system call), which must not count in
-        # the call's wall time; exit reads the wall clock first for the same reason.
-        cpu = self.cpu_clock()
-        return self.clock(), cpu
+    def enter(self, acc: StageAccumulator, sampled: bool = False) -> tuple[float, float]:
+        """Mark the start of a call of `acc` on this thread; returns (wall, cpu) clocks.
+
+        A `sampled` call (run under the call-tree sampler) shows as SAMPLED in the state
+        table: the sampler leaves it and its thread's CPU out of every figure.
+        """
+        ts = self._local.ts
+        shard = ts.shards.get(acc)
+        if shard is None:
+            shard = self._shard(ts, acc)
+        if sampled:
+            ts.sampling += 1
+            ts.fast = False
+        mark = SAMPLED if ts.sampling else acc.number
+        ts.stack.append([shard, 0.0, 0.0, mark])
+        table = self._state_table
+        if table is not None:
+            row = ts.row if ts.table is table else self._row(ts, table)
+            if row >= 0:
+                table[row + PREV] = ts.current
+                table[row + STAGE] = mark
+                ts.current = mark
+                # The wall clock first, the CPU clock inside: cpu <= wall for every call.
+                start = self.clock()
+                cpu = self.cpu_clock()
+                self._state_times[row + SINCE] = start
+                return start, cpu
+        start = self.clock()
+        return start, self.cpu_clock()
+
+    def call(self, acc: StageAccumulator, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run `fn(*args, **kwargs)` as one call of `acc` and record it: the hot path of every stage call.
+
+        `enter`, the call and `exit` in one frame, the common case inline. The call-tree
+        sampler is asked only from the ordinal it named (`acc.next_check`); a generator
+        result is timed item by item (instrument.py has both rare paths).
+        """
+        acc.seen += 1
+        trees = self.call_trees
+        if trees is not None:
+            ordinal = acc.seen
+            if ordinal >= acc.next_check and trees.wants(acc, ordinal):
+                from wiredprof.profiling.instrument import sampled_call  # imported long before: no cost
+
+                return sampled_call(self, acc, ordinal, fn, args, kwargs)
+        ts = self._local.ts
+        shard = ts.shards.get(acc)
+        if shard is None:
+            shard = self._shard(ts, acc)
+        mark = SAMPLED if ts.sampling else acc.number
+        frame: Frame = [shard, 0.0, 0.0, mark]
+        stack = ts.stack
+        stack.append(frame)
+        table = self._state_table
+        row = -1
+        if table is not None:
+            row = ts.row if ts.table is table else self._row(ts, table)
+            if row >= 0:
+                table[row + PREV] = ts.current
+                table[row + STAGE] = mark
+                ts.current = mark
+        clock, cpu_clock = self.clock, self.cpu_clock
+        start = clock()  # the CPU clock read inside the wall-clock pair: cpu <= wall
+        cpu_start = cpu_clock()
+        if row >= 0:
+            self._state_times[row + SINCE] = start
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            # Only exceptions count as stage errors; KeyboardInterrupt and the like are not the stage's.
+            self.exit(acc, start, cpu_start, exc if isinstance(exc, Exception) else None)
+            raise
+        cpu_end = cpu_clock()
+        end = clock()
+        if type(result) is GeneratorType:  # inspect.isgenerator (GeneratorType has no subclasses)
+            self.cancel()
+            acc.seen -= 1  # creating the generator is not a call; its items are
+            from wiredprof.profiling.instrument import timed_items
+
+            return timed_items(self, acc, result)
+        stack.pop()
+        # exit(), inline for the common case: a timed call in this process, no error.
+        wall = end - start
+        cpu = cpu_end - cpu_start
+        if stack:
+            parent = stack[-1]
+            parent[1] += wall
+            parent[2] += cpu
+            back = parent[3]
+        else:
+            back = 0
+        if row >= 0 and table is not None:
+            table[row + PREV] = mark
+            table[row + STAGE] = back
+            ts.current = back
+            self._state_times[row + SINCE] = end
+        wall -= frame[1]
+        if not wall > 0.0:
+            wall = 0.0
+        cpu -= frame[2]
+        if cpu > wall:  # both clocks tick in their own steps: never more CPU than wall
+            cpu = wall
+        elif not cpu > 0.0:
+            cpu = 0.0
+        if ts.fast:
+            shard.calls += 1
+            shard.total += wall
+            pending = ts.pending
+            pending.append((mark, start, wall, cpu, False, False))
+            if len(pending) >= FOLD_EVERY:
+                self._fold(ts)
+            info = ts.info
+            if info is not None:
+                info.stage_cpu += cpu
+        else:
+            self._record_rare(ts, shard, start, wall, cpu, None, False)
+        return result
 
     def exit(
         self,
@@ -329,64 +380,149 @@ class Recorder:
         error: BaseException | None = None,
         sampled: bool = False,
     ) -> None:
-        """Mark the end of the call begun by `enter`; records its self time."""
-        end, cpu_end = self.clock(), self.cpu_clock()
-        wall, cpu = end - start, cpu_end - cpu_start
-        local = self._local
-        stack = local.stack
-        tid = local.tid
+        """Mark the end of the call begun by `enter`; records its self time.
+
+        A sampled call's time is not added to its caller's children here: the caller
+        excludes the whole sampled window (profiler start and stop included) with `exclude`.
+        """
+        cpu_end = self.cpu_clock()
+        end = self.clock()
+        self._finish(self._local.ts, acc, start, end, cpu_start, cpu_end, error, sampled)
+
+    def _finish(
+        self, ts: ThreadState, acc: StageAccumulator, start: float, end: float, cpu_start: float, cpu_end: float,
+        error: BaseException | None, sampled: bool,
+    ) -> None:
+        """The end of a call: its self time, the state table, its span (in the common case, inline)."""
+        stack = ts.stack
         if stack:
-            _, child_wall, child_cpu = stack.pop()
+            shard, child_wall, child_cpu, _ = stack.pop()
         else:
-            child_wall = child_cpu = 0.0
-        if stack:
+            shard, child_wall, child_cpu = ts.shards.get(acc) or self._shard(ts, acc), 0.0, 0.0
+        if sampled:
+            ts.sampling -= 1
+            ts.fast = ts.fold_here and not ts.sampling
+        wall = end - start
+        cpu = cpu_end - cpu_start
+        if stack and not sampled:
             parent = stack[-1]
             parent[1] += wall
             parent[2] += cpu
-        if self._state_table is not None:
-            self._mark(stack[-1][0] if stack else None)
+        table = self._state_table
+        if table is not None and ts.table is table and ts.row >= 0:
+            row = ts.row
+            number = stack[-1][3] if stack else 0
+            table[row + PREV] = ts.current
+            table[row + STAGE] = number
+            ts.current = number
+            self._state_times[row + SINCE] = end
         self_wall = wall - child_wall
         if not self_wall > 0.0:  # max(0.0, x) without the builtin call
             self_wall = 0.0
         self_cpu = cpu - child_cpu
-        if not self_cpu > 0.0:
+        if self_cpu > self_wall:  # both clocks tick in their own steps: never more CPU than wall
+            self_cpu = self_wall
+        elif not self_cpu > 0.0:
             self_cpu = 0.0
-        if error is None and not sampled and _pid == self._owner_pid:
-            # add_span's path for a plain call in this process, inlined: it runs on every
-            # stage call, and the method call with seven arguments costs about 0.15 us.
-            with self._lock:
-                acc.calls += 1
-                acc.total += self_wall
-                acc.cpu += self_cpu
-                if self_wall > acc.max:
-                    acc.max = self_wall
-                acc.sketch.add(self_wall)
-                self.timeline_seen += 1
-                self._timeline.append(
-                    (acc.pipeline, acc.stage, acc.host, start - self.t0, self_wall, self_cpu, False, False)
-                )
-                info = local.info
-                if info is not None:
-                    info.stage_cpu += self_cpu
+        if error is None and not sampled and ts.fast:
+            shard.calls += 1
+            shard.total += self_wall
+            pending = ts.pending
+            pending.append((acc.number, start, self_wall, self_cpu, False, False))
+            if len(pending) >= FOLD_EVERY:
+                self._fold(ts)
+            info = ts.info
+            if info is not None:
+                info.stage_cpu += self_cpu
             return
-        err = error_info(error) if error is not None else None
-        self.add_span(acc, start, self_wall, self_cpu, err, sampled, tid)
+        self._record_rare(ts, shard, start, self_wall, self_cpu, error, sampled)
 
-    def cancel(self) -> None:
+    def _record_rare(
+        self, ts: ThreadState, shard: StageShard, start: float, wall: float, cpu: float,
+        error: BaseException | None, sampled: bool,
+    ) -> None:
+        """A failed or sampled call, a call inside a sampled one, or any call in a forked child."""
+        acc = shard.acc
+        err = error_info(error) if error is not None else None
+        sampled = sampled or ts.sampling > 0  # it ran under another call's profiler: not timed
+        if sampled:
+            ts.sampled_cycle = True  # the cycle this call is part of is not timed either
+        info = ts.info
+        if info is not None:
+            info.stage_cpu += cpu
+        if not ts.fold_here:
+            self.link.send(SpanRecord(acc.pipeline, acc.stage, acc.kind, acc.index, acc.function,
+                                      acc.host, start, wall, cpu, err, sampled))
+            # The child's copy keeps counts too: the call-tree sampler decides from them.
+            if sampled:
+                acc.sampled += 1
+            else:
+                shard.calls += 1
+                shard.total += wall
+            return
+        with self._lock:
+            if sampled:
+                acc.sampled += 1
+            if err is not None:
+                acc.errors += 1
+                acc.last_error = err
+        if not sampled:
+            shard.calls += 1
+            shard.total += wall
+        ts.pending.append((acc.number, start, wall, cpu, err is not None, sampled))
+        if len(ts.pending) >= FOLD_EVERY:
+            self._fold(ts)
+
+    def _fold(self, ts: ThreadState) -> None:
+        """Fold this thread's finished spans into its shards and the timeline window."""
+        pending = ts.pending
+        batch = pending[:]
+        pending.clear()
+        groups: dict[int, list[Span]] = {}
+        for span in batch:
+            if span[5]:
+                continue  # a sampled call: counted, never timed
+            group = groups.get(span[0])
+            if group is None:
+                groups[span[0]] = [span]
+            else:
+                group.append(span)
+        by_number = ts.by_number
+        for number, spans in groups.items():
+            shard = by_number[number]
+            shard.fold([s[2] for s in spans], [s[3] for s in spans])
+        self._window.extend(batch)
+
+    def exclude(self, wall: float, cpu: float) -> None:
+        """Count `wall`/`cpu` seconds as a child of the innermost call in progress (not its own)."""
+        stack = self._local.ts.stack
+        if stack:
+            parent = stack[-1]
+            parent[1] += wall
+            parent[2] += cpu
+
+    def cancel(self, sampled: bool = False) -> None:
         """Drop the innermost call begun on this thread without recording it."""
-        local = self._local
-        stack = local.stack
+        ts = self._local.ts
+        stack = ts.stack
         if stack:
             stack.pop()
-        if self._state_table is not None:
-            self._mark(stack[-1][0] if stack else None)
+        if sampled:
+            ts.sampling -= 1
+            ts.fast = ts.fold_here and not ts.sampling
+        table = self._state_table
+        if table is not None and ts.table is table and ts.row >= 0:
+            number = stack[-1][3] if stack else 0
+            table[ts.row + PREV] = ts.current
+            table[ts.row + STAGE] = number
+            ts.current = number
+            self._state_times[ts.row + SINCE] = self.clock()
 
-    def forward_calltree(self, acc: StageAccumulator, session: Any, ordinal: int) -> None:
-        """A child process sends a sampled call's pyinstrument session to the parent."""
-        if os.getpid() != self._owner_pid:
-            from wiredprof.profiling.calltree import compact_session_json
-
-            self.forward_extra(("calltree", acc.pipeline, acc.stage, ordinal, compact_session_json(session)))
+    def flush_thread(self) -> None:
+        """Fold the calling thread's finished spans now (a pipeline thread that ends)."""
+        ts = self._local.ts
+        if ts.fold_here and ts.pending:
+            self._fold(ts)
 
     def add_span(
         self,
@@ -396,49 +532,25 @@ class Recorder:
         cpu: float,
         error: ErrorInfo | None = None,
         sampled: bool = False,
-        tid: int = 0,
     ) -> None:
-        """Fold one finished call into its stage (or forward it from a child process)."""
-        if sampled:
-            self._local.sampled_cycle = True  # the cycle this call is part of is not timed either
-        if _pid != self._owner_pid:
-            self._forward(("span", acc.pipeline, acc.stage, acc.kind, acc.index, acc.function,
-                           acc.host, start, wall, cpu, error, sampled))
-            # The child's copy keeps counts too: the call-tree sampler decides from them.
-            if sampled:
-                acc.sampled += 1
-            else:
-                acc.calls += 1
-                acc.total += wall
-            info = self.threads.get(tid)
-            if info is not None:
-                info.stage_cpu += cpu
-            return
+        """Fold one finished call recorded elsewhere (a child process) into its stage."""
         with self._lock:
+            base = acc.base
             if sampled:
                 acc.sampled += 1
             else:
-                acc.calls += 1
-                acc.total += wall
-                acc.cpu += cpu
-                if wall > acc.max:
-                    acc.max = wall
-                acc.sketch.add(wall)
+                base.calls += 1
+                base.total += wall
+                base.fold([wall], [cpu])
             if error is not None:
                 acc.errors += 1
                 acc.last_error = error
-            self.timeline_seen += 1
-            self._timeline.append(
-                (acc.pipeline, acc.stage, acc.host, start - self.t0, wall, cpu, error is not None, sampled)
-            )
-            info = self.threads.get(tid)
-            if info is not None:
-                info.stage_cpu += cpu
+            self._window.append((acc.number, start, wall, cpu, error is not None, sampled))
 
     def add_transfer(self, acc: StageAccumulator, sent: int, back: int) -> None:
         """One call's pickled arguments and result sizes (bytes)."""
-        if os.getpid() != self._owner_pid:
-            self._forward(("transfer", acc.pipeline, acc.stage, sent, back))
+        if self.in_child:
+            self.link.send(TransferRecord(acc.pipeline, acc.stage, sent, back))
             return
         with self._lock:
             acc.transfer_samples += 1
@@ -448,8 +560,8 @@ class Recorder:
     def add_callback(self, acc: StageAccumulator, wall: float, cpu: float, size: int = -1,
                      pickle_s: float = 0.0, unpickle_s: float = 0.0) -> None:
         """One call-back to host A made during a call of `acc` (`size` < 0: bytes not measured)."""
-        if _pid != self._owner_pid:
-            self._forward(("callback", acc.pipeline, acc.stage, wall, cpu, size, pickle_s, unpickle_s))
+        if self.in_child:
+            self.link.send(CallbackRecord(acc.pipeline, acc.stage, wall, cpu, size, pickle_s, unpickle_s))
             acc.callbacks += 1  # the child's copy counts too: callbacks.py samples sizes by it
             return
         with self._lock:
@@ -462,12 +574,10 @@ class Recorder:
                 acc.callback_pickle_s += pickle_s
                 acc.callback_unpickle_s += unpickle_s
 
-    def exclude(self, wall: float, cpu: float) -> None:
-        """Keep `wall`/`cpu` seconds just spent on this thread (measuring) out of its innermost call."""
-        stack = self._local.stack
-        if stack:
-            stack[-1][1] += wall
-            stack[-1][2] += cpu
+    def forward(self, record: Record) -> None:
+        """Send a record to the parent now (from a child process; no-op in the parent)."""
+        if self.in_child:
+            self.link.send_now(record)
 
     def process_killed(self, pipeline: str, pid: int, signum: int) -> None:
         """A pipeline's process died from a signal: the call it was in is a failed call of its stage."""
@@ -486,20 +596,18 @@ class Recorder:
 
     def _stage_in_flight(self, tid: int) -> StageAccumulator | None:
         """The stage a (now dead) thread was in, from the state table it left behind."""
-        from wiredprof.profiling.statesampler import SLOTS
-
         table = self._state_table
         if table is None:
             return None
-        for i in range(SLOTS):
-            if table[2 * i] == tid and table[2 * i + 1]:
-                return self._numbers.get(table[2 * i + 1])
+        for i in range(0, SLOTS * ROW, ROW):
+            if table[i] == tid and table[i + STAGE] > 0:
+                return self._numbers.get(table[i + STAGE])
         return None
 
     def count_event(self, acc: StageAccumulator, what: str) -> None:
         """Count a retry or a local fallback of an offloaded stage."""
-        if os.getpid() != self._owner_pid:
-            self._forward(("event", acc.pipeline, acc.stage, what))
+        if self.in_child:
+            self.link.send(EventRecord(acc.pipeline, acc.stage, what))
             return
         with self._lock:
             setattr(acc, what, getattr(acc, what) + 1)
@@ -510,67 +618,57 @@ class Recorder:
         A cycle in which a call ran under the call-tree sampler counts as a run, but its
         time is kept out, as that call's is.
         """
+        ts = self._local.ts
         if sampled is None:
-            local = self._local
-            sampled = local.sampled_cycle
-            local.sampled_cycle = False
-        if os.getpid() != self._owner_pid:
-            self._forward(("cycle", pipeline, wall, failed, sampled))
+            sampled = ts.sampled_cycle
+            ts.sampled_cycle = False
+        if not ts.fold_here:
+            self.link.send(CycleRecord(pipeline, wall, failed, sampled))
             return
-        with self._lock:
-            cyc = self.cycles.get(pipeline)
-            if cyc is None:
-                cyc = self.cycles[pipeline] = CycleAccumulator(pipeline)
-            cyc.runs += 1
-            if sampled:
-                cyc.sampled += 1
-            else:
-                cyc.total += wall
-                if wall > cyc.max:
-                    cyc.max = wall
-            if failed:
-                cyc.errors += 1
+        shard = ts.cycles.get(pipeline)
+        if shard is None:
+            shard = ts.cycles[pipeline] = CycleShard()
+            with self._lock:
+                cyc = self.cycles.get(pipeline)
+                if cyc is None:
+                    cyc = self.cycles[pipeline] = CycleAccumulator(pipeline)
+                cyc.shards.append(shard)
+        shard.runs += 1
+        if sampled:
+            shard.sampled += 1
+        else:
+            shard.total += wall
+            if wall > shard.max:
+                shard.max = wall
+        if failed:
+            shard.errors += 1
 
     def cycles_done(self, pipeline: str) -> int:
         """Completed cycles of `pipeline` as seen by this process."""
-        if os.getpid() != self._owner_pid:
-            return self._child_cycles.get(pipeline, 0)
+        if self.in_child:
+            return self.link.child_cycles.get(pipeline, 0)
         cyc = self.cycles.get(pipeline)
         return cyc.runs if cyc is not None else 0
 
     # -- pipeline threads and processes ---------------------------------------------
     def on_pipeline_end(self, pipeline: str) -> None:
         """A pipeline ends on this thread: note its exact CPU; a child tells the parent its threads."""
+        self.flush_thread()
         info = self.threads.get(threading.get_native_id())
         if info is not None:
             info.cpu = max(info.cpu, self.cpu_clock())
-        if os.getpid() != self._owner_pid:
+        if self.in_child:
             threads = [(tid, t.name, t.pipeline, t.role, t.cpu, t.stage_cpu) for tid, t in self.threads.items()]
-            self._pending.append(("threads", os.getpid(), threads))
-
-    def _apply_threads(self, rec: tuple[Any, ...]) -> None:
-        _, pid, threads = rec
-        for tid, name, pipeline, role, cpu, stage_cpu in threads:
-            self.child_threads[(pid, tid)] = ThreadInfo(name, pipeline, role, stage_cpu, cpu)
+            self.link.queue(ThreadsRecord(os.getpid(), threads))
 
     # -- child processes -----------------------------------------------------------
     def open_inbox(self) -> None:
         """Before forking: a datagram socket that child processes send their records to."""
-        if self._inbox is not None:
-            return
-        self._inbox, self._outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._outbox.setblocking(True)
-        self._reader = threading.Thread(target=self._read_inbox, name="wiredprof-inbox", daemon=True)
-        self._reader.start()
-        if not self._fork_hook_registered:
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
-            self._fork_hook_registered = True
+        self.link.open_inbox(self._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
-        self._pending = []
-        self._child_cycles = {}
-        self._last_forward = self.clock()
-        self._local = _ThreadState()
+        self._local = ThreadLocal(self.owner_pid, self._pending_lists)
+        self._pending_lists[:] = [self._local.ts.pending]
         self.threads = {}
         try:
             import multiprocessing.util as mp_util
@@ -581,104 +679,63 @@ class Recorder:
         except Exception:  # pragma: no cover - multiprocessing always importable
             log.debug("no multiprocessing finalizer", exc_info=True)
 
-    def _forward(self, record: tuple[Any, ...]) -> None:
-        if record[0] == "cycle":
-            self._child_cycles[record[1]] = self._child_cycles.get(record[1], 0) + 1
-        self._pending.append(record)
-        now = self.clock()
-        if len(self._pending) >= _FORWARD_BATCH or now - self._last_forward >= _FORWARD_EVERY_S:
-            self.flush()
-
-    def forward_extra(self, record: tuple[Any, ...]) -> None:
-        """Send a record (thread CPU, call tree) from a child process to the parent."""
-        if os.getpid() != self._owner_pid:
-            self._pending.append(record)
-            self.flush()
-
     def flush(self) -> None:
-        """Send what a child process holds to the parent (no-op in the parent)."""
-        if os.getpid() == self._owner_pid or self._outbox is None or not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        self._last_forward = self.clock()
-        try:
-            self._outbox.send(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError as exc:
-            # A batch too large for one datagram: split it rather than lose it.
-            if len(batch) > 1:
-                half = len(batch) // 2
-                self._pending = batch[:half]
-                self.flush()
-                self._pending = batch[half:]
-                self.flush()
-            else:
-                log.warning("wiredprof: dropped a record from pid %d: %s", os.getpid(), exc)
+        """Send what a child process holds to the parent (in the parent: fold this thread's spans)."""
+        if self.in_child:
+            self.link.flush()
+        else:
+            self.flush_thread()
 
-    def _read_inbox(self) -> None:
-        assert self._inbox is not None
-        while True:
-            try:
-                data = self._inbox.recv(1 << 20)
-            except OSError:
-                return
-            if not data:
-                return
-            if data == b"drained":
-                self._drained.set()
-                continue
-            try:
-                self.apply(pickle.loads(data))
-            except Exception:
-                log.exception("wiredprof: bad record from a child process")
-
-    def apply(self, batch: list[tuple[Any, ...]]) -> None:
+    def apply(self, batch: list[Record]) -> None:
         """Fold records forwarded by a child process."""
+        dispatch, extra = self._dispatch, self.extra_handlers
         for rec in batch:
-            kind = rec[0]
-            if kind == "span":
-                _, pipeline, stage, skind, index, function, host, start, wall, cpu, err, sampled = rec
-                acc = self.stage(pipeline, stage, skind, index, function, host)
-                self.add_span(acc, start, wall, cpu, err, sampled)
-            elif kind == "cycle":
-                self.add_cycle(rec[1], rec[2], rec[3], rec[4])
-            elif kind == "transfer":
-                known = self.stages.get((rec[1], rec[2]))
-                if known is not None:
-                    self.add_transfer(known, rec[3], rec[4])
-            elif kind == "event":
-                target = self.stages.get((rec[1], rec[2]))
-                if target is not None:
-                    self.count_event(target, rec[3])
-            elif kind == "threads":
-                self._apply_threads(rec)
-            elif kind == "number":
-                _, number, pipeline, stage, skind, index, function = rec
-                acc = self.stage(pipeline, stage, skind, index, function)
-                self._numbers[number] = acc
-            elif kind in self.extra_handlers:
-                self.extra_handlers[kind](rec)
+            handler = dispatch.get(type(rec)) or extra.get(type(rec))
+            if handler is None and isinstance(rec, tuple) and rec and isinstance(rec[0], str):
+                handler = extra.get(rec[0])  # a kind named by a string (older callers)
+            if handler is not None:
+                handler(rec)
+
+    def _apply_span(self, r: SpanRecord) -> None:
+        acc = self.stage(r.pipeline, r.stage, r.kind, r.stage_index, r.function, r.host)
+        self.add_span(acc, r.start, r.wall, r.cpu, r.error, r.sampled)
+
+    def _apply_cycle(self, r: CycleRecord) -> None:
+        self.add_cycle(r.pipeline, r.wall, r.failed, r.sampled)
+
+    def _apply_transfer(self, r: TransferRecord) -> None:
+        acc = self.stages.get((r.pipeline, r.stage))
+        if acc is not None:
+            self.add_transfer(acc, r.sent, r.back)
+
+    def _apply_event(self, r: EventRecord) -> None:
+        acc = self.stages.get((r.pipeline, r.stage))
+        if acc is not None:
+            self.count_event(acc, r.what)
+
+    def _apply_threads(self, r: ThreadsRecord) -> None:
+        for tid, name, pipeline, role, cpu, stage_cpu in r.threads:
+            self.child_threads[(r.pid, tid)] = ThreadInfo(name, pipeline, role, stage_cpu, cpu)
+
+    def _apply_number(self, r: NumberRecord) -> None:
+        self._numbers[r.number] = self.stage(r.pipeline, r.stage, r.kind, r.stage_index, r.function)
+
+    def _apply_callback(self, r: CallbackRecord) -> None:
+        acc = self.stages.get((r.pipeline, r.stage))
+        if acc is not None:
+            self.add_callback(acc, r.wall, r.cpu, r.size, r.pickle_s, r.unpickle_s)
+
+    def _apply_calltree(self, r: CallTreeRecord) -> None:
+        if self.call_trees is not None:
+            self.call_trees.add_json(r.pipeline, r.stage, r.session, r.ordinal)
 
     def drain(self, timeout: float = 5.0) -> None:
-        """Wait until every record children sent so far has been folded (bounded).
-
-        Datagrams queue in order, so once our own marker comes out, all before it are in.
-        """
-        if self._outbox is None or self._reader is None or not self._reader.is_alive():
-            return
-        self._drained.clear()
-        self._outbox.send(b"drained")
-        if not self._drained.wait(timeout):
-            log.warning("wiredprof: records from child processes still arriving after %.0f s", timeout)
+        """Wait until every record children sent so far has been folded (bounded)."""
+        self.link.drain(timeout)
 
     def close(self) -> None:
         """Stop reading from child processes."""
-        for s in (self._outbox, self._inbox):
-            if s is not None:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-        self._inbox = self._outbox = None
+        self.link.close()
 
 
 _current: Recorder | None = None

@@ -3,24 +3,30 @@
 A sampler thread inside the flow would need the GIL to wake up, and every time it got
 it, the thread it took the GIL from would look "running": its samples would be biased
 exactly where the question is. This process (stdlib only, started by
-`ThreadStateSampler`) reads a shared table of (thread id, stage number) that the
-recorder keeps up to date, and every `interval` seconds classifies each thread that is
-inside a stage:
+`ThreadStateSampler`) reads the state table the recorder keeps up to date (statetable.py)
+and, every tick, classifies each thread that is inside a stage:
 
 - `running`: on a CPU (state R);
 - `lock_wait`: blocked in a futex (the GIL or a lock) while other threads of its process
   used CPU in that interval;
 - `io_wait`: blocked on anything else (I/O, sleep), or in a futex while nothing else ran.
 
-how much the process's resident memory grew during a call (its RSS at each tick against its
-RSS at the tick before the call began: the stage's peak memory, to 20 ms resolution).
-
 State R counts a thread that is runnable but queued for a core (a busy machine, a cgroup
 CPU quota) as well as one on a core: the share of `running` samples, against the CPU time
 the stage really got, tells how long it waited for a core (see aggregate.py).
 
-It also adds up, per stage, the CPU other threads of the same process used while the
-stage ran. It stops when its stdin closes and prints one JSON object.
+Per stage it also adds up the CPU other threads of the same process used while the stage
+ran: every tick reads every thread's CPU, and each stage is charged the part of the tick
+it overlapped (from the row's `since` and `prev`: a call that began or ended inside the
+tick gets only its share). It keeps the time it saw each stage for, so the parent can
+turn the charged CPU into a rate over the stage's whole time. It also notes how much the
+process's resident memory grew during a call (its RSS at each tick against its RSS at
+the tick before the call began: the stage's peak memory, to a tick's resolution).
+
+Its cost is bounded, whatever the number of threads: the interval grows so that ticks
+take at most `BUDGET` of one core. It ignores SIGINT (a Ctrl-C to the process group is
+for the flow), writes its figures so far to a snapshot file every second (read if it
+dies), and stops when its stdin closes, printing one JSON object.
 """
 from __future__ import annotations
 
@@ -29,10 +35,15 @@ import mmap
 import os
 import platform
 import select
+import signal
 import sys
+import time
 from typing import Any
 
-SLOTS = 512
+from wiredprof.profiling.statetable import PREV, ROW, SAMPLED, SINCE, SIZE, SLOTS, STAGE, views
+
+BUDGET = 0.02  # share of one core the sampler may use
+MAX_INTERVAL_S = 0.5
 _FUTEX = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine(), -1)
 
 
@@ -86,104 +97,128 @@ def _in_futex(tgid: int, tid: int) -> bool:
 
 
 class Sampler:
-    """Accumulates per-stage state counts and competitor CPU from successive ticks."""
+    """Accumulates per-stage state counts, competitor CPU and memory from successive ticks."""
 
-    def __init__(self, table: memoryview, own_pid: int) -> None:
+    def __init__(self, table: memoryview[int], times: memoryview[float], clock: Any = time.monotonic) -> None:
         self.table = table
-        self.own_pid = own_pid
+        self.times = times
+        self.clock = clock
         self.tgids: dict[int, int | None] = {}
-        self.last_cpu: dict[int, int] = {}  # tid -> cumulative ns
+        self.last_cpu: dict[int, int] = {}  # tid -> cumulative ns at the previous tick
         self.last_rss: dict[int, int] = {}  # tgid -> resident bytes at the previous tick
-        self.watched: set[int] = set()  # processes whose RSS is read every tick (baselines)
+        self.watched: set[int] = set()  # processes with a row in the table
         self.calls: dict[int, tuple[int, int]] = {}  # tid -> (stage number, process RSS before the call)
-        self.thread_cpu: dict[int, int] = {}  # tid -> last cumulative ns
+        self.seen_stage: dict[int, int] = {}  # tid -> the stage its row showed at the previous tick
         self.thread_tgid: dict[int, int] = {}
-        # stage number -> [running, lock, io, {(tid, its stage number): cpu s}]
+        # stage number -> [running, lock, io, {(tid, its stage number): cpu s}, rss growth, seconds seen]
         self.stages: dict[int, list[Any]] = {}
         self.ticks = 0
+        self.last_tick: float | None = None
 
-    def _active(self) -> dict[int, int]:
-        """Threads inside a stage now; every process with a row in the table is watched."""
-        t = self.table
-        out = {}
-        for i in range(SLOTS):
-            tid = t[2 * i]
+    def _rows(self) -> list[tuple[int, int, float, int]]:
+        """(tid, stage, since, prev) of every claimed row; every process with a row is watched."""
+        t, d = self.table, self.times
+        out = []
+        for i in range(0, SLOTS * ROW, ROW):
+            tid = t[i]
             if tid:
                 if tid not in self.tgids:
                     tgid = self.tgids[tid] = _tgid(tid)
                     if tgid is not None:
                         self.watched.add(tgid)
-                stage = t[2 * i + 1]
-                if stage:
-                    out[tid] = stage
+                out.append((tid, t[i + STAGE], d[i + SINCE], t[i + PREV]))
         return out
 
-    def _tasks(self, tgid: int) -> list[int]:
-        try:
-            return [int(x) for x in os.listdir(f"/proc/{tgid}/task")]
-        except OSError:
-            return []
+    def _stage(self, number: int) -> list[Any]:
+        acc = self.stages.get(number)
+        if acc is None:
+            acc = self.stages[number] = [0, 0, 0, {}, 0, 0.0]
+        return acc
 
-    def tick(self) -> None:
-        self.ticks += 1
-        active = self._active()
-        by_process: dict[int, list[int]] = {}
-        for tid in active:
-            tgid = self.tgids.get(tid)
-            if tid not in self.tgids:
-                tgid = self.tgids[tid] = _tgid(tid)
-            if tgid is not None:
-                by_process.setdefault(tgid, []).append(tid)
-        # CPU of every thread of the processes that have a thread inside a stage.
+    def _thread_cpu(self) -> dict[int, dict[int, float]]:
+        """CPU seconds each thread of each watched process used since the previous tick."""
         deltas: dict[int, dict[int, float]] = {}
-        for tgid in by_process:
+        for tgid in list(self.watched):
+            try:
+                tids = [int(x) for x in os.listdir(f"/proc/{tgid}/task")]
+            except OSError:
+                self.watched.discard(tgid)
+                continue
             d = deltas[tgid] = {}
-            for tid in self._tasks(tgid):
+            for tid in tids:
                 ns = _cpu_ns(tgid, tid)
                 if ns is None:
                     continue
                 prev = self.last_cpu.get(tid)
                 self.last_cpu[tid] = ns
-                self.thread_cpu[tid] = ns
                 self.thread_tgid[tid] = tgid
                 if prev is not None and ns > prev:
                     d[tid] = (ns - prev) / 1e9
-        for tgid, tids in by_process.items():
-            d = deltas[tgid]
-            rss = _rss(tgid)
-            before = self.last_rss.get(tgid, rss)
-            for tid in tids:
-                stage = active[tid]
-                acc = self.stages.get(stage)
-                if acc is None:
-                    acc = self.stages[stage] = [0, 0, 0, {}, 0]
-                if rss is not None:
-                    # Memory the call added: the process's RSS now over its RSS just before the call.
-                    call = self.calls.get(tid)
-                    if call is None or call[0] != stage:
-                        call = self.calls[tid] = (stage, before if before is not None else rss)
-                    acc[4] = max(acc[4], rss - call[1])
-                others = {t: x for t, x in d.items() if t != tid}
-                state = _state(tgid, tid)
-                if state == "R":
-                    acc[0] += 1
-                elif others and _in_futex(tgid, tid):
-                    acc[1] += 1
-                else:
-                    acc[2] += 1
+        return deltas
+
+    def tick(self) -> None:
+        now = self.clock()
+        previous, self.last_tick = self.last_tick, now
+        self.ticks += 1
+        rows = self._rows()
+        deltas = self._thread_cpu()
+        if previous is None or now <= previous:
+            for tid, stage, _since, _prev in rows:
+                self.seen_stage[tid] = stage
+            return
+        dt = now - previous
+        current = {tid: stage for tid, stage, _s, _p in rows}
+        sampled = {tid for tid, stage in current.items() if stage == SAMPLED}
+        rss_now: dict[int, int | None] = {}
+        for tid, stage, since, prev in rows:
+            tgid = self.tgids.get(tid)
+            if tgid is None:
+                continue
+            # The parts of this tick each stage of this thread overlapped.
+            parts: list[tuple[int, float]] = []
+            if since <= previous:
+                parts.append((stage, dt))
+            else:
+                parts.append((stage, max(0.0, now - since)))
+                if prev > 0 and self.seen_stage.get(tid) == prev:
+                    parts.append((prev, min(dt, since - previous)))  # ended inside this tick
+            self.seen_stage[tid] = stage
+            others = {t: x for t, x in deltas.get(tgid, {}).items() if t != tid and t not in sampled}
+            for number, overlap in parts:
+                if number <= 0 or overlap <= 0.0:
+                    continue
+                acc = self._stage(number)
+                acc[5] += overlap
+                share = overlap / dt
                 comp = acc[3]
                 for t, x in others.items():
-                    key = (t, active.get(t, 0))  # which thread, and the stage it was in (0: none)
-                    comp[key] = comp.get(key, 0.0) + x
-        self.end_tick(active, by_process)
-
-    def end_tick(self, active: dict[int, int], by_process: dict[int, list[int]]) -> None:
-        """Forget finished calls and remember each process's RSS for the next call's baseline."""
+                    key = (t, max(0, current.get(t, 0)))  # which thread, and the stage it was in (0: none)
+                    comp[key] = comp.get(key, 0.0) + x * share
+            if stage <= 0:
+                continue
+            acc = self._stage(stage)
+            if tgid not in rss_now:
+                rss_now[tgid] = _rss(tgid)
+            rss = rss_now[tgid]
+            if rss is not None:
+                # Memory the call added: the process's RSS now over its RSS just before the call.
+                call = self.calls.get(tid)
+                if call is None or call[0] != stage:
+                    before = self.last_rss.get(tgid, rss)
+                    call = self.calls[tid] = (stage, before)
+                acc[4] = max(acc[4], rss - call[1])
+            state = _state(tgid, tid)
+            if state == "R":
+                acc[0] += 1
+            elif others and _in_futex(tgid, tid):
+                acc[1] += 1
+            else:
+                acc[2] += 1
         for tid in list(self.calls):
-            if tid not in active:
+            if current.get(tid, 0) <= 0:
                 del self.calls[tid]
-        for tgid in self.watched | set(by_process):
-            rss = _rss(tgid)
+        for tgid in self.watched:
+            rss = rss_now[tgid] if tgid in rss_now else _rss(tgid)
             if rss is None:
                 self.last_rss.pop(tgid, None)
             else:
@@ -193,33 +228,67 @@ class Sampler:
         return {
             "ticks": self.ticks,
             "stages": {
-                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4]]
+                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4], v[5]]
                 for k, v in self.stages.items()
             },
-            "threads": {str(t): [self.thread_tgid.get(t, 0), ns / 1e9] for t, ns in self.thread_cpu.items()},
+            "threads": {str(t): [self.thread_tgid.get(t, 0), ns / 1e9] for t, ns in self.last_cpu.items()},
         }
 
 
+def next_wait(interval: float, tick_cpu_s: float) -> float:
+    """Seconds to the next tick: a fixed budget, so with many threads ticks come less often."""
+    return min(MAX_INTERVAL_S, max(interval, tick_cpu_s / BUDGET))
+
+
+def _write_snapshot(path: str, data: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the flow; we stop when stdin closes
     path, interval = argv[0], float(argv[1])
+    snapshot = argv[2] if len(argv) > 2 else None
     with open(path, "r+b") as f:
-        mm = mmap.mmap(f.fileno(), SLOTS * 16)
-    table = memoryview(mm).cast("q")
-    sampler = Sampler(table, os.getpid())
+        mm = mmap.mmap(f.fileno(), SIZE)
+    table, times = views(mm)
+    sampler = Sampler(table, times)
     stdin: Any = sys.stdin.buffer
     print("ready", flush=True)
+    wait = interval
+    started = time.monotonic()
+    last_snapshot = started
+    spent = 0.0
     while True:
-        ready, _, _ = select.select([stdin], [], [], interval)
+        ready, _, _ = select.select([stdin], [], [], wait)
         if ready and not stdin.read1(4096):  # EOF: the run is over
             break
+        cpu0 = time.process_time()
         try:
             sampler.tick()
         except Exception as exc:  # keep sampling; report the first problem
             print(f"sampler: {exc!r}", file=sys.stderr)
+        cost = time.process_time() - cpu0
+        spent += cost
+        wait = next_wait(interval, cost)
+        now = time.monotonic()
+        if snapshot is not None and now - last_snapshot >= 1.0:
+            last_snapshot = now
+            data = sampler.result()
+            data.update(partial_at_s=now - started, cpu_s=spent)
+            try:
+                _write_snapshot(snapshot, data)
+            except OSError as exc:
+                print(f"sampler: snapshot: {exc!r}", file=sys.stderr)
     sampler.tick()
-    sys.stdout.write(json.dumps(sampler.result()) + "\n")
+    data = sampler.result()
+    data.update(cpu_s=spent, wall_s=time.monotonic() - started)
+    sys.stdout.write(json.dumps(data) + "\n")
     sys.stdout.flush()
     table.release()
+    times.release()
     mm.close()
     return 0
 

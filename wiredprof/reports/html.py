@@ -18,7 +18,7 @@ from pyinstrument.renderers.base import FrameRenderer, ProcessorList
 from pyinstrument.session import Session
 
 from wiredprof import __version__
-from wiredprof.analysis import classify
+from wiredprof.analysis import classify, utilisation
 from wiredprof.profile import Bottleneck, CallTree, Profile
 from wiredprof.reports.base import ERROR_COLOR, kind_of, no_call_tree_reason, profile_colors, stage_kinds
 from wiredprof.reports.text import fmt_pct, fmt_s
@@ -149,6 +149,7 @@ _BOUND_TEXT = {
     "cpu": "CPU-bound: a faster CPU shortens it",
     "wait": "wait-bound (I/O, sleep): a faster CPU will not help",
     "gil": "GIL-bound: waits while other threads run Python",
+    "idle": "idle: limited by the flow's schedule, not by a stage",
 }
 
 
@@ -177,7 +178,8 @@ def _bottleneck(p: Profile) -> str:
             f"<li>{_e(c.name)}: {_e(fmt_s(c.cpu_s))} CPU{' (framework)' if c.framework else ''}</li>"
             for c in b.competitors
         )
-        comp = f'<div class="competitors"><h3>Who held the GIL meanwhile</h3><ul>{items}</ul></div>'
+        title = "Busy loops burning CPU meanwhile" if b.bound == "idle" else "Who held the GIL meanwhile"
+        comp = f'<div class="competitors"><h3>{title}</h3><ul>{items}</ul></div>'
     return (
         '<section class="bottleneck"><h2>Bottleneck</h2>'
         f'<p class="bn-name">{_e(b.pipeline)}.<b>{_e(b.stage)}</b> <span class="bound '
@@ -197,12 +199,16 @@ def _pipelines(p: Profile) -> str:
     rows = []
     for pl in sorted(p.pipelines, key=lambda x: x.wall_s, reverse=True):
         cls = ' class="hl"' if b is not None and pl.name == b.pipeline else ""
+        busy = utilisation(pl, p)
         cells = [
             f"<td>{_e(pl.name)}</td>",
             f'<td class="num">{_e(fmt_s(pl.wall_s))}</td>',
             f'<td class="num">{pl.runs}</td>',
             f'<td class="num">{_e(fmt_pct(pl.share))} <span class="minibar"><i '
             f'style="width:{min(1.0, pl.share) * 100:.0f}%">'
+            "</i></span></td>",
+            f'<td class="num">{_e(fmt_pct(busy))} <span class="minibar"><i '
+            f'style="width:{min(1.0, busy) * 100:.0f}%">'
             "</i></span></td>",
             f'<td class="num">{_e(fmt_s(pl.cpu_s))}</td>',
             f'<td class="num">{_e(fmt_s(pl.framework_cpu_s))}</td>',
@@ -212,10 +218,12 @@ def _pipelines(p: Profile) -> str:
     return (
         "<section><h2>Pipelines</h2>"
         + _table(
-            ["pipeline", "cycle", "cycles", "share", "stage cpu", "framework cpu", "errors"],
+            ["pipeline", "cycle", "cycles", "share", "busy", "stage cpu", "framework cpu", "errors"],
             rows,
-            {1, 2, 3, 4, 5, 6},
+            {1, 2, 3, 4, 5, 6, 7},
         )
+        + '<p class="muted">busy: the share of the run the pipeline spent in its cycles (utilisation); '
+        "a flow whose pipelines are all busy half the time or less is limited by its schedule.</p>"
         + "</section>"
     )
 

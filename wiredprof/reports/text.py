@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from wiredprof.analysis import classify
+from wiredprof.analysis import classify, utilisation
 from wiredprof.profile import Profile
 from wiredprof.reports.base import no_call_tree_reason
 
@@ -41,13 +41,14 @@ def _header(p: Profile) -> str:
 
 def _pipelines_table(p: Profile) -> str:
     rows = [
-        [pl.name, fmt_s(pl.wall_s), pl.runs, fmt_pct(pl.share), fmt_s(pl.cpu_s), fmt_s(pl.framework_cpu_s), pl.errors]
+        [pl.name, fmt_s(pl.wall_s), pl.runs, fmt_pct(pl.share), fmt_pct(utilisation(pl, p)), fmt_s(pl.cpu_s),
+         fmt_s(pl.framework_cpu_s), pl.errors]
         for pl in sorted(p.pipelines, key=lambda x: x.wall_s, reverse=True)
     ]
     return str(tabulate(
         rows,
-        headers=["pipeline", "cycle", "cycles", "share", "stage cpu", "framework cpu", "errors"],
-        colalign=("left", "right", "right", "right", "right", "right", "right"),
+        headers=["pipeline", "cycle", "cycles", "share", "busy", "stage cpu", "framework cpu", "errors"],
+        colalign=("left", "right", "right", "right", "right", "right", "right", "right"),
     ))
 
 
@@ -89,8 +90,8 @@ def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
     out = [_header(p), "", _pipelines_table(p), "", _stages_table(p), ""]
     if any(s.sampled_calls for s in p.stages):
         out.append("calls N+Ms: N timed calls, M more sampled for call stacks (kept out of the timings)")
-    out.append("wait: wall minus CPU; of it, gil wait: blocked on the GIL while other threads ran; "
-               "core wait: ready but queued for a free core")
+    out.append("busy: the share of the run a pipeline spent in its cycles; wait: wall minus CPU; of it, "
+               "gil wait: blocked on the GIL while other threads ran; core wait: ready but queued for a free core")
     out.append("")
     b = p.bottleneck
     if b is None:

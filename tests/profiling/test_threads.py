@@ -1,0 +1,92 @@
+"""The thread-state sampler process as the recorder sees it: it outlives a Ctrl-C, and when it dies
+the profile says which figures are missing (issue 9)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+
+from wiredprof.profiling.aggregate import build_profile
+from wiredprof.profiling.instrument import timed_call
+from wiredprof.profiling.recorder import Recorder
+from tests.samples._run import pid_alive as _alive
+from wiredprof.profiling.threads import SAMPLER_FIGURES, ThreadStateSampler, proc_available
+
+pytestmark = pytest.mark.skipif(not proc_available(), reason="needs Linux /proc")
+
+
+def _run(rec: Recorder, seconds: float) -> None:
+    acc = rec.stage("p", "s")
+    rec.register_thread("p", "pipeline")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        timed_call(rec, acc, time.sleep, 0.005)
+
+
+@contextmanager
+def sampling() -> Iterator[tuple[Recorder, ThreadStateSampler, subprocess.Popen[bytes]]]:
+    """A recorder with its sampler process running; stopped (and folded) on leaving."""
+    rec = Recorder()
+    sampler = ThreadStateSampler(rec)
+    sampler.start()
+    proc = sampler._proc
+    assert proc is not None
+    try:
+        yield rec, sampler, proc
+    finally:
+        sampler.stop()
+
+
+def test_a_ctrl_c_to_the_process_group_is_not_for_the_sampler() -> None:
+    with sampling() as (rec, sampler, proc):
+        os.kill(proc.pid, signal.SIGINT)
+        _run(rec, 0.5)
+        assert _alive(proc.pid)
+    assert not _alive(proc.pid)
+    assert sampler.missing == [] and not rec.notes
+    acc = rec.stages[("p", "s")]
+    assert acc.samples_running + acc.samples_lock_wait + acc.samples_io_wait > 0
+
+
+def test_a_dead_sampler_leaves_its_last_snapshot_and_a_note() -> None:
+    with sampling() as (rec, sampler, proc):
+        _run(rec, 1.6)  # the sampler writes a snapshot every second
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _run(rec, 0.3)
+    acc = rec.stages[("p", "s")]
+    assert acc.samples_io_wait > 0  # from the snapshot
+    assert sampler.missing == [f"{f} (partial)" for f in SAMPLER_FIGURES]
+    note = next(n for n in rec.notes if "thread-state sampler" in n)
+    assert f"(pid {proc.pid}) was killed by SIGKILL" in note and "cover only its first" in note
+    assert note in build_profile(rec, "f.py", 2.0).notes
+
+
+def test_a_sampler_dead_before_its_first_snapshot_means_missing_figures() -> None:
+    with sampling() as (rec, sampler, proc):
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        _run(rec, 0.1)
+    assert sampler.missing == list(SAMPLER_FIGURES)
+    note = next(n for n in rec.notes if "thread-state sampler" in n)
+    assert "are missing (shown as 0, not measured)" in note and "gil wait" in note and "framework cpu" in note
+
+
+def test_competitor_cpu_becomes_a_rate_over_the_stages_whole_time() -> None:
+    """The sampler saw the stage for 0.5 s and charged 0.2 s of another thread's CPU then; the stage
+    ran 2 s in all: 0.8 s of competitor CPU, never CPU from before the stage began."""
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    other = rec.stage("p", "other")
+    acc.base.calls, acc.base.total = 4, 2.0
+    report = {"ticks": 10, "threads": {}, "stages": {
+        str(acc.number): [3, 0, 1, [[4242, other.number, 0.2], [4243, 0, 0.1]], 0, 0.5],
+    }}
+    ThreadStateSampler(rec)._fold(report)
+    assert acc.competitors == {"p.other": pytest.approx(0.8), "thread 4243": pytest.approx(0.4)}
+    assert (acc.samples_running, acc.samples_io_wait) == (3, 1)
