@@ -36,7 +36,7 @@ from wiredprof.remote import HostSpec, connect  # noqa: E402
 from wiredprof.remote.bootstrap import bootstrap_command  # noqa: E402
 from wiredprof.remote.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
 from wiredprof.remote.serialize import LocalObjects, dump_call, dump_function, load_value  # noqa: E402
-from wiredprof.remote.worker import HEADER, MAGIC, Kind, encode_json  # noqa: E402
+from wiredprof.remote.worker import FRAME_MAGIC, HEADER, MAGIC, Kind, encode_json  # noqa: E402
 
 MiB = 1024 * 1024
 CIPHER = "aes128-gcm@openssh.com"
@@ -145,7 +145,7 @@ class SshSubprocessWorker:
 
     def send(self, kind: int, ident: int, payload: bytes | memoryview) -> None:
         view = memoryview(payload)
-        self._write(HEADER.pack(kind, ident, view.nbytes))
+        self._write(HEADER.pack(FRAME_MAGIC, kind, ident, view.nbytes))
         self._write(view)
 
     def _exact(self, n: int) -> bytearray:
@@ -159,7 +159,7 @@ class SshSubprocessWorker:
         return buf
 
     def read(self) -> tuple[int, int, bytearray]:
-        kind, ident, length = HEADER.unpack(self._exact(HEADER.size))
+        _, kind, ident, length = HEADER.unpack(self._exact(HEADER.size))
         return kind, ident, self._exact(length)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:

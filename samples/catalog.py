@@ -47,6 +47,10 @@ SAMPLES: list[SampleFlow] = [
                stage="report.core_logic", callback_dominated=True),
     # Idle: its cycles take milliseconds against a 5 s schedule; the run is bounded by time.
     SampleFlow("idle", "idle_flow.py", ("--period", "5", "--seconds", "600"), runs=1000, duration_s=20.0),
+    # Launched from a multiprocessing.Pool worker beside a mock API, as wiredflow's demos are; runs until stopped.
+    SampleFlow("pool_demo", "pool_demo_flow.py", ("--seconds", "600"), runs=3, duration_s=30.0),
+    # Four launch_flow calls in a row, each `--seconds` long: bounded by its own time.
+    SampleFlow("storages", "storages_flow.py", ("--seconds", "3"), runs=1000, duration_s=60.0),
 ]
 
 

@@ -112,6 +112,85 @@ def test_bad_dask_host_tables(tmp_path: Path, table: str, message: str) -> None:
     assert message in str(info.value)
 
 
+def test_link_limits_per_host_reach_the_host_spec(tmp_path):
+    from wiredprof.remote.hosts import resolve_host
+
+    (tmp_path / "wiredprof.toml").write_text(
+        '[hosts.B]\naddress = "me@big:2222"\ndead_after_s = 5\nmax_frame_mb = 64\n')
+    spec = resolve_host("B", project=tmp_path, ssh_dir=tmp_path)
+    assert spec.dead_after_s == 5.0 and spec.max_frame_bytes == 64 << 20
+    assert ProjectConfig.find(tmp_path).hosts()["B"].dead_after_s == 5.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", '"15"', "true"])
+def test_bad_dead_after_is_refused(tmp_path, value):
+    (tmp_path / "wiredprof.toml").write_text(f'[hosts.B]\naddress = "me@big"\ndead_after_s = {value}\n')
+    with pytest.raises(ConfigError, match="dead_after_s` must be a positive number"):
+        ProjectConfig.find(tmp_path).hosts()
+
+
+def test_a_config_that_is_not_utf8_is_one_clear_error(tmp_path):
+    (tmp_path / "wiredprof.toml").write_bytes(b'[hosts.B]\naddress = "m\xe9@big"\n')
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        ProjectConfig.find(tmp_path).hosts()
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        ProjectConfig.find(tmp_path).add_host(HostEntry("C", "u@c"))
+
+
+def test_a_config_that_is_a_directory_is_one_clear_error(tmp_path):
+    (tmp_path / "wiredprof.toml").mkdir()
+    with pytest.raises(ConfigError, match="is not a file"):
+        ProjectConfig.find(tmp_path)
+
+
+def test_a_misspelt_top_level_table_is_named(tmp_path):
+    (tmp_path / "wiredprof.toml").write_text('[ofload."p.s"]\nhost = "B"\n')
+    with pytest.raises(ConfigError, match="unknown table.*ofload"):
+        ProjectConfig.find(tmp_path).offloads()
+
+
+def test_rewrites_keep_comments_and_permissions(tmp_path):
+    path = tmp_path / "wiredprof.toml"
+    path.write_text('# my hosts\n[hosts.B]\naddress = "me@big"  # the big one\n')
+    path.chmod(0o640)
+    ProjectConfig.find(tmp_path).add_host(HostEntry("C", "u@c"))
+    assert path.stat().st_mode & 0o777 == 0o640
+    text = path.read_text()
+    assert "# my hosts" in text and "# the big one" in text and "[hosts.C]" in text
+    assert not list(tmp_path.glob(".wiredprof-*"))  # no temporary file left
+
+
+def test_rewrites_go_through_a_symlink(tmp_path):
+    real = tmp_path / "shared" / "wiredprof.toml"
+    real.parent.mkdir()
+    real.write_text('[hosts.B]\naddress = "me@big"\n')
+    real.chmod(0o600)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "wiredprof.toml").symlink_to(real)
+    config = ProjectConfig.find(project)
+    config.set_offload(OffloadEntry("p.s", "B", timeout_s=60))
+    assert (project / "wiredprof.toml").is_symlink()
+    assert "[offload" in real.read_text() and real.stat().st_mode & 0o777 == 0o600
+    assert config.remove_offload("p.s") and (project / "wiredprof.toml").is_symlink()
+
+
+def test_retry_means_retries(tmp_path):
+    path = tmp_path / "wiredprof.toml"
+    path.write_text('[offload."p.s"]\nhost = "B"\non_failure = "retry"\n')
+    assert ProjectConfig.find(tmp_path).offloads()["p.s"].retries == 2
+    path.write_text('[offload."p.s"]\nhost = "B"\non_failure = "retry"\nretries = 0\n')
+    with pytest.raises(ConfigError, match='"retry" needs `retries` >= 1'):
+        ProjectConfig.find(tmp_path).offloads()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0"])
+def test_bad_timeouts_are_refused(tmp_path, value):
+    (tmp_path / "wiredprof.toml").write_text(f'[offload."p.s"]\nhost = "B"\ntimeout_s = {value}\n')
+    with pytest.raises(ConfigError, match="timeout_s` must be a positive number"):
+        ProjectConfig.find(tmp_path).offloads()
+
+
 def test_set_host_python_edits_only_that_key(tmp_path: Path) -> None:
     path = tmp_path / "wiredprof.toml"
     path.write_text('# my hosts\n[hosts.B]\naddress = "me@big"  # the big one\npython = "python3"\n')

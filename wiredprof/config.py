@@ -8,8 +8,10 @@ tables matter here: `[hosts.NAME]` (where a stage may run) and `[offload."PIPELI
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
+import stat
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -31,7 +33,10 @@ HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST_KEYS = ("address", "identity", "python", "known_hosts")
 # A Dask cluster as a host: its scheduler, and the TLS files Dask's `Security` takes.
 _DASK_KEYS = ("dask", "ca_file", "cert", "key")
-_OFFLOAD_KEYS = ("host", "timeout_s", "on_failure", "retries")
+_HOST_NUMBERS = ("dead_after_s", "max_frame_mb")
+_OFFLOAD_KEYS = ("host", "timeout_s", "on_failure", "retries", "idempotent")
+_TOP_KEYS = ("hosts", "offload")
+DEFAULT_RETRIES = {"fail": 0, "retry": 2, "local": 0}
 
 
 @dataclass(frozen=True)
@@ -43,14 +48,17 @@ class HostEntry:
     identity: str | None = None
     python: str | None = None
     known_hosts: str | None = None
+    dead_after_s: float | None = None  # a silent link fails calls in flight after this
+    max_frame_mb: float | None = None  # the largest message either side accepts
     dask: str | None = None  # scheduler address: the host is a Dask cluster, `address` is ""
     ca_file: str | None = None
     cert: str | None = None
     key: str | None = None
 
-    def to_table(self) -> dict[str, str]:
+    def to_table(self) -> dict[str, str | float]:
         """The TOML table (only the keys that are set)."""
-        return {k: v for k in (*_HOST_KEYS, *_DASK_KEYS) if (v := getattr(self, k)) not in (None, "")}
+        return {k: v for k in (*_HOST_KEYS, *_HOST_NUMBERS, *_DASK_KEYS)
+                if (v := getattr(self, k)) not in (None, "")}
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class OffloadEntry:
     timeout_s: float | None = None
     on_failure: str = "fail"
     retries: int = 0
+    idempotent: bool = False  # True: may run again after B started it (at most once otherwise)
 
     def to_table(self) -> dict[str, Any]:
         """The TOML table."""
@@ -70,6 +79,7 @@ class OffloadEntry:
             table["timeout_s"] = self.timeout_s
         table["on_failure"] = self.on_failure
         table["retries"] = self.retries
+        table["idempotent"] = self.idempotent
         return table
 
 
@@ -100,6 +110,8 @@ class ProjectConfig:
         here = Path(start or Path.cwd()).resolve()
         for directory in (here, *here.parents):
             own = directory / CONFIG_NAME
+            if own.exists() and not own.is_file():
+                raise ConfigError(f"{own} is not a file (a directory?): remove or rename it")
             if own.is_file():
                 return cls(own)
             pyproject = directory / PYPROJECT
@@ -119,6 +131,12 @@ class ProjectConfig:
             raw = raw.get("tool", {}).get("wiredprof", {})
         if not isinstance(raw, dict):
             raise ConfigError(f"{self.path}: [tool.wiredprof] must be a table")
+        unknown = sorted(set(raw) - set(_TOP_KEYS))
+        if unknown:
+            raise ConfigError(
+                f"{self.path}: unknown table(s) {', '.join(unknown)}; wiredprof reads only "
+                f"{', '.join(_TOP_KEYS)} (a misspelling?)"
+            )
         return raw
 
     def hosts(self) -> dict[str, HostEntry]:
@@ -134,18 +152,22 @@ class ProjectConfig:
             raise ConfigError(f"{where} must be a table")
         if "dask" in table:
             return _dask_host(where, name, table)
-        unknown = sorted(set(table) - set(_HOST_KEYS))
+        allowed = (*_HOST_KEYS, *_HOST_NUMBERS)
+        unknown = sorted(set(table) - set(allowed))
         if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_HOST_KEYS)}"
-            )
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
         for key in _HOST_KEYS:
             if key in table and not isinstance(table[key], str):
                 raise ConfigError(f"{where}: `{key}` must be a string")
+        for key in _HOST_NUMBERS:
+            if key in table and not _positive_number(table[key]):
+                raise ConfigError(f"{where}: `{key}` must be a positive number")
         if not table.get("address"):
             raise ConfigError(f"{where}: `address` is required (user@host:port or a Host of ~/.ssh/config)")
+        numbers = {k: float(table[k]) if k in table else None for k in _HOST_NUMBERS}
         return HostEntry(
-            name, table["address"], table.get("identity"), table.get("python"), table.get("known_hosts")
+            name, table["address"], table.get("identity"), table.get("python"), table.get("known_hosts"),
+            dead_after_s=numbers["dead_after_s"], max_frame_mb=numbers["max_frame_mb"],
         )
 
     def offloads(self) -> dict[str, OffloadEntry]:
@@ -168,17 +190,22 @@ class ProjectConfig:
         if not isinstance(host, str) or not host:
             raise ConfigError(f"{where}: `host` is required")
         timeout = table.get("timeout_s")
-        if timeout is not None and (
-            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-        ):
+        if timeout is not None and not _positive_number(timeout):
             raise ConfigError(f"{where}: `timeout_s` must be a positive number")
         on_failure = table.get("on_failure", "fail")
         if on_failure not in ON_FAILURE_CHOICES:
             raise ConfigError(f"{where}: `on_failure` must be one of {', '.join(ON_FAILURE_CHOICES)}")
-        retries = table.get("retries", 0)
+        retries = table.get("retries", DEFAULT_RETRIES[on_failure])
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigError(f"{where}: `retries` must be a whole number >= 0")
-        return OffloadEntry(stage, host, float(timeout) if timeout is not None else None, on_failure, retries)
+        if on_failure == "retry" and retries < 1:
+            raise ConfigError(f'{where}: on_failure = "retry" needs `retries` >= 1 (or use "fail")')
+        idempotent = table.get("idempotent", False)
+        if not isinstance(idempotent, bool):
+            raise ConfigError(f"{where}: `idempotent` must be true or false")
+        return OffloadEntry(
+            stage, host, float(timeout) if timeout is not None else None, on_failure, retries, idempotent
+        )
 
     # -- writing (tomlkit keeps the user's comments) -----------------------------------------
     def add_host(self, entry: HostEntry, replace: bool = False) -> None:
@@ -238,25 +265,62 @@ class ProjectConfig:
 
     def _edit(self) -> tuple[tomlkit.TOMLDocument, Any]:
         try:
-            doc = tomlkit.parse(self.path.read_text()) if self.path.is_file() else tomlkit.document()
+            text = self.path.read_text(encoding="utf-8") if self.path.is_file() else ""
+            doc = tomlkit.parse(text) if text else tomlkit.document()
         except tomlkit.exceptions.ParseError as exc:
             raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{self.path}: not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8") from None
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
         if not self.in_pyproject:
             return doc, doc
         tool = _subtable(doc, "tool")
         return doc, _subtable(tool, "wiredprof")
 
     def _write(self, doc: tomlkit.TOMLDocument) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".wiredprof-", dir=self.path.parent)
+        """Replace the file atomically, through a symlink, keeping its mode and owner."""
+        target = Path(os.path.realpath(self.path))
         try:
-            with os.fdopen(fd, "w") as f:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            old = target.stat() if target.exists() else None
+            fd, tmp = tempfile.mkstemp(prefix=".wiredprof-", dir=target.parent)
+        except OSError as exc:
+            raise ConfigError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
                 f.write(tomlkit.dumps(doc))
-            os.replace(tmp, self.path)
+                f.flush()
+                os.fsync(f.fileno())
+            if old is not None:
+                os.chmod(tmp, stat.S_IMODE(old.st_mode))
+                if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                    try:
+                        os.chown(tmp, old.st_uid, old.st_gid)
+                    except PermissionError:
+                        log.warning("%s: cannot keep its owner %d:%d", self.path, old.st_uid, old.st_gid)
+            else:
+                os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, target)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise ConfigError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        log.info("wrote %s", self.path)
+        log.info("wrote %s", target)
+
+
+def _positive_number(value: Any) -> bool:
+    return (
+        not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _dask_host(where: str, name: str, table: dict[str, Any]) -> HostEntry:
@@ -288,5 +352,7 @@ def _read(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None

@@ -8,15 +8,22 @@ run: for those, the last profile is the source of truth.
 """
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
 import runpy
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import IO
 
 from wiredprof.errors import FlowFileError
+from wiredprof.proctree import alive, descendants
+from wiredprof.profiling import child as child_join
 from wiredprof.stages import StageName
 
 __all__ = ["discover_stages"]
@@ -30,27 +37,126 @@ class _Discovered(SystemExit):
 
 
 def discover_stages(flow: str | os.PathLike[str], args: list[str] | None = None, timeout_s: float = 60.0) -> list[StageName]:
-    """The stages of a wiredflow flow file (empty for a flow that does not use wiredflow)."""
+    """The stages of a wiredflow flow file (empty for a flow that does not use wiredflow).
+
+    The child runs in a session of its own; once it has named the stages (or failed, or
+    run out of time), it and every process it started are stopped, by process group and
+    by PID: nothing is left behind.
+    """
     path = Path(flow)
     if not path.is_file():
         raise FlowFileError(f"{flow}: no such flow file")
     if not _IMPORTS_WIREDFLOW.search(path.read_text(encoding="utf-8", errors="replace")):
         return []  # a plain-Python flow (one that only names wiredflow): its stages exist only while it runs
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    env.pop(child_join.ENV, None)
+    env.pop(child_join.DISCOVERY_ENV, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wiredprof.discovery", str(path), *(args or [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+        start_new_session=True,
+    )
+    found: list[str] = []
+    err_tail: collections.deque[str] = collections.deque(maxlen=20)
+    named = threading.Event()
+    readers = [
+        threading.Thread(target=_read_marks, args=(proc.stdout, found, named), daemon=True),
+        threading.Thread(target=_read_tail, args=(proc.stderr, err_tail), daemon=True),
+    ]
+    for t in readers:
+        t.start()
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "wiredprof.discovery", str(path), *(args or [])],
-            capture_output=True, text=True, timeout=timeout_s, env=env, stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        raise FlowFileError(f"{flow}: did not reach launch_flow within {timeout_s:.0f} s") from None
-    for line in proc.stdout.splitlines():
-        if line.startswith(_MARK):
-            return [StageName(**{**d, "stateful": tuple(d.get("stateful", ()))}) for d in json.loads(line[len(_MARK):])]
+        deadline = time.monotonic() + timeout_s
+        while not named.is_set() and proc.poll() is None and time.monotonic() < deadline:
+            named.wait(0.1)
+        if named.is_set() and json.loads(found[0]).get("pid") == proc.pid:
+            try:  # named by the script's own process, which leaves by itself (its clean-ups run)
+                proc.wait(timeout=_EXIT_GRACE_S)
+            except subprocess.TimeoutExpired:
+                pass
+        timed_out = not named.is_set() and proc.poll() is None
+    finally:
+        _stop_process_tree(proc)
+        for t in readers:
+            t.join(timeout=2.0)
+    if found:
+        stages = json.loads(found[0])["stages"]
+        return [StageName(**{**d, "stateful": tuple(d.get("stateful", ()))}) for d in stages]
+    if timed_out:
+        raise FlowFileError(f"{flow}: did not reach launch_flow within {timeout_s:.0f} s "
+                            "(its processes were stopped)")
     if proc.returncode not in (0, None):
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        last = (list(err_tail) or ["(no output)"])[-1]
         raise FlowFileError(f"{flow} failed before launching its flow: {last}")
     return []
+
+
+_EXIT_GRACE_S = 2.0
+
+
+def _read_marks(stream: IO[bytes] | None, found: list[str], named: threading.Event) -> None:
+    assert stream is not None
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        if line.startswith(_MARK) and not found:
+            found.append(line[len(_MARK):])
+            named.set()
+
+
+def _read_tail(stream: IO[bytes] | None, tail: collections.deque[str]) -> None:
+    assert stream is not None
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").strip()
+        if line:
+            tail.append(line)
+
+
+def _stop_process_tree(proc: subprocess.Popen[bytes]) -> None:
+    """End the discovery child and everything it started: its process group, then any straggler by PID."""
+    pids = descendants(proc.pid) if proc.poll() is None else []
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if _gone(proc, pids, within_s=1.0):
+            break
+    try:
+        proc.wait(timeout=2.0)
+    except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL was sent
+        pass
+
+
+def _gone(proc: subprocess.Popen[bytes], pids: list[int], within_s: float) -> bool:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if proc.poll() is not None and not any(alive(p) for p in pids) and not _groupalive(proc.pid):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _groupalive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover
+        return True
+    # A group of zombies only still "exists": look for a live member.
+    return any(alive(int(n)) and _pgid(int(n)) == pgid for n in os.listdir("/proc") if n.isdigit())
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def _ship_error(fn: object) -> str:
@@ -77,11 +183,13 @@ def _needs(fn: object) -> str:
         return json.dumps({"error": str(exc)})
 
 
-def _main(argv: list[str]) -> int:
+def patch_launch_flow(main_pid: int) -> None:
+    """Make `launch_flow` print the flow's stages instead of running it (in this process and, via
+    `WIREDPROF_DISCOVERY`, in processes it spawns). The script's own process then leaves; any
+    other (a pool worker) returns, and the parent stops the whole tree once it has the names.
+    """
     from wiredprof.adapters import wiredflow as adapter
     from wiredprof.remote.statefulness import stateful_reasons
-
-    flow = Path(argv[0]).resolve()
 
     def launch_flow(self, execution_seconds=None):  # type: ignore[no-untyped-def]
         self.initialize_internal_structure()
@@ -95,8 +203,10 @@ def _main(argv: list[str]) -> int:
                           "builtin": fn is None, "ship_error": _ship_error(fn) if fn is not None else "",
                           "stateful": list(stateful_reasons(fn)) if fn is not None else [],
                           "needs": _needs(fn) if fn is not None else ""})
-        print(_MARK + json.dumps(names), flush=True)
-        raise _Discovered(0)
+        print(_MARK + json.dumps({"pid": os.getpid(), "stages": names}), flush=True)
+        if os.getpid() == main_pid:
+            raise _Discovered(0)
+        return None
 
     def patch_on_import() -> None:
         from wiredflow.main.flow import FlowProcessor
@@ -105,6 +215,13 @@ def _main(argv: list[str]) -> int:
 
     adapter.after_import_hooks.append(patch_on_import)
     adapter.install_import_hook(instrument_stages=False)
+
+
+def _main(argv: list[str]) -> int:
+    flow = Path(argv[0]).resolve()
+    os.environ[child_join.DISCOVERY_ENV] = str(os.getpid())
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in [child_join.BOOT_DIR, os.environ.get("PYTHONPATH")] if p)
+    patch_launch_flow(os.getpid())
     sys.argv = [str(flow), *argv[1:]]
     sys.path[0] = str(flow.parent)
     try:

@@ -23,8 +23,15 @@ __all__ = [
     "PickleError",
     "RemoteError",
     "MissingModuleError",
+    "LinkError",
     "WorkerLostError",
+    "LinkSilentError",
+    "FrameError",
     "CallTimeoutError",
+    "CircuitOpenError",
+    "NotSshError",
+    "WorkerStartError",
+    "link_failure",
 ]
 
 
@@ -94,8 +101,45 @@ class AuthError(UsageError):
     """The server refused every key we could offer."""
 
 
-class ConnectError(WiredprofError):
+class LinkError(WiredprofError):
+    """A failure of wiredprof's transport, never of the stage's own code: host or link lost,
+    link silent, bad frame, timeout, no connection.
+
+    `started` says whether host B had started the call: False (certainly not: it may be
+    retried or run locally), True (it had), None (unknown: it may have). Only calls with
+    `started is False` are re-run, unless the offload entry says `idempotent = true`.
+    """
+
+    started: bool | None = None
+
+    def __init__(self, message: str, started: bool | None = None) -> None:
+        super().__init__(message)
+        self.started = started
+
+
+class ConnectError(LinkError):
     """The host could not be reached or the SSH session could not be set up."""
+
+    started: bool | None = False
+
+    def __init__(self, message: str, started: bool | None = False) -> None:
+        super().__init__(message, started)
+
+
+class NotSshError(ConnectError):
+    """The address answers but does not speak SSH: a wrong port, most likely (bad input, exit 2)."""
+
+    exit_code = 2
+
+
+class WorkerStartError(ConnectError):
+    """The worker's Python started on the host but ended before the worker ran (exit 2: check `python`)."""
+
+    exit_code = 2
+
+
+class CircuitOpenError(ConnectError):
+    """Too many link failures in a row: calls skip the host for a cool-down."""
 
 
 class PythonMismatchError(UsageError):
@@ -137,9 +181,28 @@ class MissingModuleError(RemoteError):
         super().__init__(message, "ModuleNotFoundError", remote_traceback, host)
 
 
-class WorkerLostError(WiredprofError):
+class WorkerLostError(LinkError):
     """The remote worker died or the link dropped while calls were pending."""
 
 
-class CallTimeoutError(WiredprofError, TimeoutError):
+class LinkSilentError(WorkerLostError):
+    """Nothing came from the host for longer than its `dead_after_s`: the link is dead."""
+
+
+class FrameError(WorkerLostError):
+    """A frame with a bad magic, an unknown kind or a length over the limit: the session ends."""
+
+
+class CallTimeoutError(LinkError, TimeoutError):
     """A remote call did not finish within its timeout."""
+
+
+def link_failure(exc: BaseException) -> LinkError | None:
+    """`exc` as a wiredprof link failure, or None when it is anything else.
+
+    A stage's own exception is never one, even when its type is a wiredprof class (a stage
+    may itself use wiredprof): the session marks re-raised remote exceptions as the stage's.
+    """
+    if isinstance(exc, LinkError) and getattr(exc, "wiredprof_origin", None) != "stage":
+        return exc
+    return None

@@ -8,10 +8,15 @@ on that copy: arguments are built exactly as locally (`relevant_info`, `db_conne
 the decorated function is swapped.
 
 Failures: an exception raised by the stage's own code on the host is the stage's result
-and surfaces at once, with its original type (wiredflow then reacts as to any stage
-failure). A failure of the host or the link (worker died, connection lost, timeout) is
-retried `retries` times, then either fails the stage or, with `on_failure = "local"`,
-runs it here. Every retry and fallback is counted in the profile.
+and surfaces at once, with its original type and the remote traceback (wiredflow then
+reacts as to any stage failure): never retried, never run locally, whatever its type
+(`FileNotFoundError` included). Only wiredprof's own link failures (`LinkError`: worker
+lost, link lost or silent, bad frame, no connection, timeout) follow the policy: retried
+`retries` times, then the stage fails or, with `on_failure = "local"`, runs here.
+
+At most once: a call is re-run (on B or here) only when B certainly never started it
+(B acknowledges each start), unless the entry says `idempotent = true`. Every retry
+(before / after a start), fallback, timeout and link loss is counted in the profile.
 """
 from __future__ import annotations
 
@@ -19,31 +24,40 @@ import copy
 import functools
 import logging
 import os
+import pickle
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
 from wiredprof.adapters import plain as plain_adapter
 from wiredprof.adapters import wiredflow as wiredflow_adapter
 from wiredprof.config import OffloadEntry
-from wiredprof.errors import CallTimeoutError, ConnectError, UsageError, WorkerLostError
+from wiredprof.errors import CallTimeoutError, CircuitOpenError, LinkError, UsageError, link_failure
 from wiredprof.profiling.callbacks import offloaded_call
 from wiredprof.profiling.recorder import Recorder
 
-__all__ = ["OffloadRuntime", "RemoteStageFunction", "LINK_FAILURES"]
+__all__ = ["OffloadRuntime", "RemoteStageFunction", "LINK_FAILURES", "EVENTS"]
 
 log = logging.getLogger(__name__)
 
-# Failures of the host or the link, never of the stage's own code.
-LINK_FAILURES: tuple[type[BaseException], ...] = (WorkerLostError, ConnectError, CallTimeoutError, EOFError, OSError)
+# Failures of the host or the link, never of the stage's own code: wiredprof's own classes only.
+LINK_FAILURES: tuple[type[BaseException], ...] = (LinkError,)
+# What the profile counts per offloaded stage.
+EVENTS = ("retries", "retries_after_start", "fallbacks", "timeouts", "link_losses")
+# How long past the run's deadline a remote call may still be waited for.
+_RUN_GRACE_MIN_S = 10.0
 
 
 @dataclass
 class _Counters:
-    retries: int = 0
-    fallbacks: int = 0
-    link_failures: int = 0
+    retries: int = 0  # re-sent after a link failure, B had not started it
+    retries_after_start: int = 0  # re-sent although B had (maybe) started it: idempotent only
+    fallbacks: int = 0  # run here instead
+    timeouts: int = 0
+    link_losses: int = 0  # any other link failure: worker or link lost, silent, bad frame, no connection
 
 
 class RemoteStageFunction:
@@ -57,17 +71,21 @@ class RemoteStageFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         entry = self.entry
-        attempts = 1 + entry.retries
-        for attempt in range(attempts):
+        for attempt in range(1 + entry.retries):
             try:
-                executor = self.runtime.executor(entry.host)
                 with offloaded_call(entry.stage):  # B's call-backs to A count for this stage
-                    return executor.call_with_timeout(entry.timeout_s, self.fn, *args, **kwargs) \
-                        if entry.timeout_s else executor.call(self.fn, *args, **kwargs)
-            except LINK_FAILURES as exc:
-                self.runtime.count(entry.stage, "link_failures")
-                if attempt + 1 < attempts:
-                    self.runtime.count(entry.stage, "retries")
+                    return self.runtime.call(entry, self.fn, args, kwargs)
+            except BaseException as exc:
+                link = link_failure(exc)
+                if link is None:
+                    raise  # the stage's own exception (or bad input): at once, never re-run
+                self.runtime.count(entry.stage, "timeouts" if isinstance(link, CallTimeoutError) else "link_losses")
+                if link.started is not False and not entry.idempotent:
+                    log.warning("wiredprof: %s on %s failed (%s); not run again: it may have run there "
+                                "(set idempotent = true in its [offload] entry to allow it)", entry.stage, entry.host, exc)
+                    raise
+                if attempt < entry.retries and not isinstance(link, CircuitOpenError):
+                    self.runtime.count(entry.stage, "retries" if link.started is False else "retries_after_start")
                     log.warning("wiredprof: %s on %s failed (%s); retry %d of %d",
                                 entry.stage, entry.host, exc, attempt + 1, entry.retries)
                     continue
@@ -90,6 +108,32 @@ class OffloadRuntime:
         self.counters: dict[str, _Counters] = {name: _Counters() for name in entries}
         self.rec: Recorder | None = None
         self._remotes: dict[tuple[str, int], RemoteStageFunction] = {}
+        self.deadline: float | None = None  # monotonic: no call is waited for past this
+
+    def call(self, entry: OffloadEntry, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """One attempt of `fn` on the entry's host, bounded by its timeout and the run's end."""
+        future = self.executor(entry.host).submit_call(fn, args, kwargs, timeout=entry.timeout_s,
+                                                       idempotent=entry.idempotent)
+        wait = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        try:
+            return future.result(timeout=wait)
+        except FutureTimeout:
+            raise CallTimeoutError(
+                f"{entry.stage} on {entry.host} was still running when the run's time was up", started=None
+            ) from None
+
+    def for_spawned_process(self) -> tuple[bytes, bytes]:
+        """This plan for a spawned process of the run: (entries, connect), each pickled by reference.
+
+        `connect` must be importable there (a module-level callable): plain pickle, not
+        cloudpickle, whose by-value registrations would drag this process's state along.
+        """
+        return pickle.dumps(self.entries), pickle.dumps(self._connect)
+
+    @classmethod
+    def from_spawned(cls, entries: bytes, connect: bytes) -> OffloadRuntime:
+        """The run's offloads in a spawned process (its executors connect from there, lazily)."""
+        return cls(pickle.loads(entries), pickle.loads(connect))
 
     # -- executors: one per (process, host), made lazily so forked pipelines get their own
     def executor(self, host: str) -> Any:
@@ -106,7 +150,7 @@ class OffloadRuntime:
         c = self.counters.setdefault(stage, _Counters())
         setattr(c, what, getattr(c, what) + 1)
         rec = self.rec
-        if rec is not None and what in ("retries", "fallbacks"):
+        if rec is not None and what in EVENTS:
             pipeline, _, name = stage.partition(".")
             acc = rec.stages.get((pipeline, name))
             if acc is not None:
@@ -119,6 +163,12 @@ class OffloadRuntime:
         if rec is not None:
             for name, entry in self.entries.items():
                 rec.stage_hosts[name] = entry.host
+        from wiredprof.profiling.control import current_control
+
+        control = current_control()
+        if control is not None and control.deadline is not None:
+            # Same clock in every process; `run`/`analyze` never wait on B far past --duration.
+            self.deadline = control.deadline + max(_RUN_GRACE_MIN_S, 0.25 * (control.duration_s or 0.0))
         wiredflow_adapter.method_hooks.append(self._wiredflow_hook)
         plain_adapter.callable_hooks.append(self._plain_hook)
 

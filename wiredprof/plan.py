@@ -174,6 +174,21 @@ def check_offloads_exist(entries: dict[str, OffloadEntry], stages: list[StageNam
             ) from None
 
 
+class _HostConnector:
+    """Connects to a host of the project (a plain object: it travels to spawned processes by reference)."""
+
+    def __init__(self, project: Any, accept_new: bool) -> None:
+        self.project = project
+        self.accept_new = accept_new
+
+    def __call__(self, host: str) -> Any:
+        from wiredprof.remote import connect
+
+        # Lazy: a pipeline process connects at its first call, and a host that is down
+        # there is then retried with backoff by the same executor (its circuit breaker).
+        return connect(host, project=self.project, accept_new=self.accept_new, lazy=True)
+
+
 def offload_runtime(
     config: ProjectConfig, entries: dict[str, OffloadEntry] | None = None, accept_new: bool = False
 ) -> OffloadRuntime | None:
@@ -182,20 +197,13 @@ def offload_runtime(
     Connecting up front reports an unknown host, an untrusted key, an auth failure or a
     Python mismatch before the flow starts, in one line.
     """
-    from wiredprof.remote import connect
-
     entries = config.offloads() if entries is None else entries
     if not entries:
         return None
-    project = config.root
-
-    def connect_host(host: str) -> Any:
-        return connect(host, project=project, accept_new=accept_new)
-
-    runtime = OffloadRuntime(entries, connect=connect_host)
+    runtime = OffloadRuntime(entries, connect=_HostConnector(config.root, accept_new))
     for host in sorted({e.host for e in entries.values()}):
         try:
-            runtime.executor(host)
+            runtime.executor(host).connect()
         except ConnectError as exc:
             runtime.close()
             raise HostUnreachableError(f"host {host} is unreachable: {exc}") from None

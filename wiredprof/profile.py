@@ -20,10 +20,12 @@ __all__ = [
     "StageStats",
     "PipelineStats",
     "TimelineSpan",
+    "OffloadEvent",
     "ThreadCpu",
     "Competitor",
     "Bottleneck",
     "CallTree",
+    "FlowInfo",
     "Profile",
     "load_profile",
 ]
@@ -80,8 +82,11 @@ class StageStats:
     bytes_in: int = 0
     bytes_out: int = 0
     rss_peak_bytes: int = 0
-    retries: int = 0
-    fallbacks: int = 0
+    retries: int = 0  # offloaded: re-sent after a link failure, B had not started it
+    fallbacks: int = 0  # offloaded: run here after a link failure
+    retries_after_start: int = 0  # offloaded, idempotent: re-sent although B had (maybe) started it
+    timeouts: int = 0  # offloaded: calls past their timeout
+    link_losses: int = 0  # offloaded: worker or link lost, link silent, bad frame, no connection
     # Calls back to objects that stay on host A (db_connectors' storages): how many, the
     # wall and CPU seconds they took on A, and the bytes that crossed (or would cross).
     callbacks: int = 0
@@ -95,6 +100,7 @@ class StageStats:
     state_samples: dict[str, int] = field(default_factory=dict)
     # CPU other threads used while the stage ran (GIL competition in threads mode).
     competitors: list[Competitor] = field(default_factory=list)
+    flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
 
     @property
     def name(self) -> str:
@@ -119,6 +125,7 @@ class PipelineStats:
     cpu_s: float = 0.0
     framework_cpu_s: float = 0.0  # CPU of the pipeline's threads outside any stage
     errors: int = 0
+    flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
     utilisation: float = 0.0  # busy time (its cycles) over the run's wall time
 
 
@@ -184,6 +191,30 @@ class CallTree:
 
 
 @dataclass(frozen=True)
+class OffloadEvent:
+    """A retry, local fallback, timeout or link loss of an offloaded stage, when it happened."""
+
+    start_s: float  # since the flow started
+    pipeline: str
+    stage: str
+    host: str
+    what: str  # "retries" | "retries_after_start" | "fallbacks" | "timeouts" | "link_losses"
+
+
+@dataclass(frozen=True)
+class FlowInfo:
+    """One `launch_flow` call of the script (a script may run several flows, one after another)."""
+
+    number: int  # 1, 2, ... in launch order
+    pipelines: list[str]  # as named in this profile (a name an earlier flow used gets `#N`)
+    mode: str  # "threads" | "processes"
+    start_s: float  # since the run started
+    wall_s: float
+    pid: int = 0  # the process that called launch_flow (a pool worker, say)
+    ended: bool = True  # False: still running when the run ended
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything one run of a flow measured."""
 
@@ -207,6 +238,11 @@ class Profile:
     call_trees: list[CallTree] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     memory_bytes: int = 0  # memory the flow could use on its host (the machine's or its cgroup's)
+    offload_events: list[OffloadEvent] = field(default_factory=list)  # the last 1000
+    flows: list[FlowInfo] = field(default_factory=list)
+    stopped_by: str = ""  # "SIGINT" | "SIGTERM" when a signal stopped the run (status "stopped")
+    # Figures this profile lacks and why, e.g. {"thread states": "the sampler process died"}.
+    missing: dict[str, str] = field(default_factory=dict)
 
     def stage(self, name: str) -> StageStats:
         """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
@@ -272,6 +308,10 @@ class Profile:
             call_trees=[CallTree(**c) for c in d.get("call_trees", [])],
             environment=dict(d.get("environment", {})),
             memory_bytes=int(d.get("memory_bytes", 0)),
+            offload_events=[OffloadEvent(**e) for e in d.get("offload_events", [])],
+            flows=[FlowInfo(**f) for f in d.get("flows", [])],
+            stopped_by=str(d.get("stopped_by", "")),
+            missing=dict(d.get("missing", {})),
         )
 
 

@@ -6,17 +6,27 @@ bounded: wiredflow's own loops are told to stop at the deadline or after `--runs
 cycles; plain flows stop at their next `wiredprof.pipeline(...)`; a flow that ignores
 both is interrupted once a grace period has passed. Whatever happens inside the flow, the
 measurements taken so far become a `Profile`.
+
+The flow may run in processes it starts itself, however it starts them (a
+`multiprocessing.Pool` worker that calls `launch_flow`, spawn or forkserver children):
+forked ones inherit the instrumentation, spawned ones join through `profiling/child.py`,
+and all send their records to this process. The stop conditions are shared with all of
+them. Once every flow has stopped, a script still waiting on something else (a demo
+server in a pool's other worker) is ended; at the end no process the run started is left
+(`proctree.py`). With `handle_signals`, Ctrl-C or SIGTERM stops the flow within
+`STOP_GRACE_S` and the profile says "stopped"; a second one exits at once.
 """
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 import runpy
 import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -24,8 +34,10 @@ from typing import Any, Callable
 from wiredprof.adapters import wiredflow as wiredflow_adapter
 from wiredprof.analysis import analyze
 from wiredprof.errors import FlowFileError, NoStagesError, UsageError
-from wiredprof.profile import ErrorInfo, Profile
+from wiredprof.profile import ErrorInfo, FlowInfo, Profile
+from wiredprof.proctree import ProcessTree
 from wiredprof.profiling import callbacks
+from wiredprof.profiling import child as child_join
 from wiredprof.profiling.aggregate import build_profile
 from wiredprof.profiling.calltree import CallTreeSampler
 from wiredprof.profiling.control import RunControl, set_current_control
@@ -37,6 +49,11 @@ __all__ = ["RunOptions", "Progress", "run_flow", "DEFAULT_DURATION_S"]
 log = logging.getLogger(__name__)
 
 DEFAULT_DURATION_S = 60.0
+STOP_GRACE_S = 2.0  # after Ctrl-C or SIGTERM, the flow's loops have this long to end
+LINGER_S = 1.0  # once every flow stopped, the script may go on this long before it is ended
+TREE_GRACE_S = 2.0  # SIGTERM, then SIGKILL after this, for processes the flow left running
+_TICK_S = 0.1
+_UNBLOCK_S = 3.0  # a script still running this long after it was ended gets its processes ended
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,10 @@ class RunOptions:
     offloads: Any = None  # an OffloadRuntime: stages that run on other hosts
     unbounded: bool = False  # run as long as the flow does (`wiredprof run` with no limit)
     notes: list[str] = field(default_factory=list)
+    # Ctrl-C / SIGTERM stop the flow and the profile is kept; a second one exits the process
+    # at once (os._exit): for the command line, not for a library caller.
+    handle_signals: bool = False
+    console: Any = None  # where wiredprof's own lines go while the flow's output may be redirected (stderr)
 
     def validated(self) -> RunOptions:
         if self.duration_s is not None and not (self.duration_s > 0):
@@ -77,20 +98,88 @@ class RunOptions:
         return self
 
 
-class _Watchdog:
-    """Reports progress and, past the deadline plus grace, interrupts a flow that will not stop."""
+class _RunOver(KeyboardInterrupt):
+    """Raised in the main thread to end a flow script that outlives its run."""
 
-    def __init__(self, rec: Recorder, control: RunControl, opts: RunOptions) -> None:
+
+class _Signals:
+    """Ctrl-C and SIGTERM during a run: the first asks every process to stop, a second exits at once."""
+
+    def __init__(self, control: RunControl, hard_exit: Callable[[int], None]) -> None:
+        self.control = control
+        self.hard_exit = hard_exit
+        self.signum: int | None = None
+        self.at = 0.0
+        self.installed = False
+        self._ending = False
+        self._saved: dict[int, Any] = {}
+
+    def install(self, handle: bool) -> None:
+        if handle and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+            self.installed = True
+
+    def uninstall(self) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        self._saved.clear()
+        self.installed = False
+
+    def end_script(self) -> None:
+        """Make the flow script's main thread leave (a KeyboardInterrupt), wherever it waits."""
+        self._ending = True
+        main = threading.main_thread()
+        if self.installed and main.ident is not None:
+            signal.pthread_kill(main.ident, signal.SIGINT)
+        else:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self._ending and signum == signal.SIGINT and self.signum is None:
+            self._ending = False
+            raise _RunOver()
+        if self.signum is None:
+            self.signum = signum
+            self.at = self.control.clock()
+            self.control.request_stop()
+            if self._ending:  # the run was ending anyway: leave now
+                self._ending = False
+                raise _RunOver()
+            return
+        if self._ending and signum == signal.SIGINT:
+            self._ending = False
+            raise _RunOver()
+        self.hard_exit(self.signum)
+
+
+class _Watchdog:
+    """Reports progress and ends a flow script that will not stop by itself.
+
+    It ends the script: past the deadline plus grace (a stage that never returns);
+    `STOP_GRACE_S` after Ctrl-C or SIGTERM; and `LINGER_S` after every flow of the run
+    stopped while the script still waits for something else (a pool's demo server).
+    """
+
+    def __init__(self, rec: Recorder, control: RunControl, opts: RunOptions, signals: _Signals,
+                 tree: ProcessTree) -> None:
         self.rec = rec
+        self.tree = tree
+        self._ended_at = 0.0
+        self._tree_stopped = False
         self.control = control
         self.opts = opts
+        self.signals = signals
         self.interrupted = False
+        self.ended_by = ""  # "deadline" | "signal" | "flows stopped"
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wiredprof-watchdog", daemon=True)
         grace = opts.grace_s
         if grace is None:
-            grace = max(30.0, 0.5 * (opts.duration_s or 0.0))
+            grace = max(5.0, 0.5 * (opts.duration_s or 0.0))
         self.hard_deadline = control.deadline + grace if control.deadline is not None else None
+        self._flows_idle_since: float | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -109,17 +198,63 @@ class _Watchdog:
             stopping=self.control.stop_requested,
         )
 
+    def must_stop_waiting(self) -> bool:
+        """True once waiting for the flow's threads should end (see `_wait_for_threads`)."""
+        now = self.control.clock()
+        if self.signals.signum is not None and now >= self.signals.at + STOP_GRACE_S:
+            return True
+        return self.interrupted or (self.hard_deadline is not None and now >= self.hard_deadline)
+
     def _run(self) -> None:
-        while not self._done.wait(self.opts.progress_every_s):
-            if self.opts.progress is not None:
+        next_progress = self.control.clock() + self.opts.progress_every_s
+        while not self._done.wait(_TICK_S):
+            now = self.control.clock()
+            if self.opts.progress is not None and now >= next_progress:
+                next_progress = now + self.opts.progress_every_s
                 try:
                     self.opts.progress(self.snapshot())
                 except Exception:
                     log.debug("progress callback failed", exc_info=True)
-            if self.hard_deadline is not None and self.control.clock() >= self.hard_deadline and not self.interrupted:
+            if self.interrupted:
+                if not self._tree_stopped and now >= self._ended_at + _UNBLOCK_S:
+                    # The script is still stuck (a pool joining a worker that will not die):
+                    # end the run's processes, which releases it.
+                    self._tree_stopped = True
+                    self.tree.keep.update(_end_multiprocessing_helpers(self.tree))
+                    self.tree.stop(TREE_GRACE_S)
+                continue
+            try:
+                reason = self._why_end(now)
+            except Exception:  # the run's files are going away: the run is ending
+                log.debug("watchdog check failed", exc_info=True)
+                continue
+            if reason:
                 self.interrupted = True
+                self._ended_at = now
+                self.ended_by = reason
                 self.control.request_stop()
-                os.kill(os.getpid(), signal.SIGINT)
+                self.signals.end_script()
+
+    def _why_end(self, now: float) -> str:
+        control = self.control
+        if self.signals.signum is not None:
+            if now >= self.signals.at + STOP_GRACE_S:
+                return "signal"
+            flows = control.flows()  # every flow stopped already: no need to wait longer
+            return "signal" if flows and control.flows_running() == 0 else ""
+        if self.hard_deadline is not None and now >= self.hard_deadline:
+            return "deadline"
+        if not (control.stop_requested or control.runs is not None):
+            return ""
+        flows = control.flows()
+        if flows and control.flows_running() == 0:
+            if self._flows_idle_since is None:
+                self._flows_idle_since = now
+            if now - self._flows_idle_since >= LINGER_S:
+                return "flows stopped"
+        else:
+            self._flows_idle_since = None
+        return ""
 
 
 def _user_threads(before: set[threading.Thread]) -> list[threading.Thread]:
@@ -165,7 +300,9 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         rec.call_trees = CallTreeSampler()
     control = RunControl(opts.duration_s, opts.runs, cycles_done=rec.cycles_done)
     threads = ThreadStateSampler(rec)
-    watchdog = _Watchdog(rec, control, opts)
+    tree = ProcessTree()
+    signals = _Signals(control, lambda signum: _hard_exit(signum, tree, threads, control, opts.console))
+    watchdog = _Watchdog(rec, control, opts, signals, tree)
     notes = list(opts.notes)
     status, error = "ok", None
     before = set(threading.enumerate())
@@ -174,14 +311,22 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     saved_main = sys.modules.get("__main__")
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    threads.start()  # before the flow's environment is set: the sampler is not part of the flow
+    if threads.pid is not None:
+        tree.keep.add(threads.pid)
+    run_dir = control.share()
+    saved_env = _set_environment(child_join.child_environment(
+        rec.open_inbox(), control.child_config(), opts.call_trees, threads.table_path,
+        _offloads_file(opts.offloads, run_dir)))
     set_current_recorder(rec)
     set_current_control(control)
     if opts.offloads is not None:
         opts.offloads.install(rec)
     callbacks.install(rec)  # before the import hook: it patches once wiredflow is in
     wiredflow_adapter.install_import_hook()
-    threads.start()
     rec.register_thread("", "main")  # after the sampler: it learns this process's memory baseline
+    tree.start()
+    signals.install(opts.handle_signals)
     watchdog.start()
     sys.argv = argv
     saved_stdout = sys.stdout
@@ -191,23 +336,31 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         sys.path[0] = str(path.parent)
     else:
         sys.path.insert(0, str(path.parent))
+    left_running: list[int] = []
     try:
         try:
-            runpy.run_path(str(path), run_name="__main__")
-            _wait_for_threads(before, watchdog)
-        except SystemExit as exc:
-            _wait_for_threads(before, watchdog)
-            code = exc.code
-            if code not in (None, 0) and not control.stop_requested:
-                status = "failed"
-                notes.append(f"the flow exited with status {code}")
+            try:
+                runpy.run_path(str(path), run_name="__main__")
+                _wait_for_threads(before, watchdog)
+            except SystemExit as exc:
+                _wait_for_threads(before, watchdog)
+                code = exc.code
+                if code not in (None, 0) and not control.stop_requested:
+                    status = "failed"
+                    notes.append(f"the flow exited with status {code}")
         except KeyboardInterrupt:
-            status = "stopped"
-            notes.append(
-                "the flow did not stop at the deadline and was interrupted"
-                if watchdog.interrupted
-                else "interrupted (Ctrl-C): the report covers what ran until then"
-            )
+            control.request_stop()  # the flow's other threads and processes too
+            if watchdog.ended_by == "flows stopped" and signals.signum is None:
+                notes.append("every flow had stopped but the script went on (waiting for another process); "
+                             "wiredprof ended it")
+            elif signals.signum is None:
+                status = "stopped"
+                notes.append(
+                    "the flow did not stop at the deadline and was interrupted"
+                    if watchdog.interrupted
+                    else "interrupted (Ctrl-C): the report covers what ran until then"
+                )
+            _wait_for_threads(before, watchdog, STOP_GRACE_S)
         except BaseException as exc:  # the flow's own failure: report it, never lose the profile
             if not any(a.calls or a.sampled or a.errors for a in rec.stages.values()) and not rec.cycles:
                 where = _where(exc, path)
@@ -229,6 +382,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
                 error = error_info(exc)
     finally:
         wall = time.perf_counter() - t0
+        control.request_stop()
         sys.argv = saved_argv
         sys.stdout = saved_stdout
         if saved_path0 is not None and sys.path:
@@ -236,17 +390,33 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
         watchdog.stop()
+        tree.keep.update(_end_multiprocessing_helpers(tree))
+        left_running = tree.stop(TREE_GRACE_S)
+        tree.close()
+        flows = _flow_infos(control)
+        signals.uninstall()
+        _restore_environment(saved_env)
         threads.stop()
         rec.drain()
         rec.close()
         set_current_recorder(None)
         set_current_control(None)
-        callbacks.uninstall()  # first: its wrappers sit over the adapter's
+        control.unshare()
+        callbacks.uninstall()  # before the adapter's: its wrappers sit over them
         wiredflow_adapter.uninstall()
         if opts.offloads is not None:
             opts.offloads.uninstall()
             opts.offloads.close()
 
+    stopped_by = ""
+    if signals.signum is not None:
+        status = "stopped"
+        stopped_by = signal.Signals(signals.signum).name
+        what = "Ctrl-C (SIGINT)" if signals.signum == signal.SIGINT else stopped_by
+        notes.append(f"stopped by {what}: the report covers what ran until then")
+    if left_running:
+        notes.append(f"wiredprof ended {len(left_running)} process(es) the flow left running "
+                     f"(pids {', '.join(map(str, left_running[:8]))})")
     if rec.killed:
         status = "failed"
         error = error or rec.killed[0]
@@ -255,10 +425,17 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     if left:
         notes.append(f"{len(left)} thread(s) of the flow were still running when the report was made")
     if not any(a.calls or a.sampled or a.errors for a in rec.stages.values()):
+        if stopped_by:
+            raise NoStagesError(f"{flow} was stopped ({stopped_by}) after {wall:.1f} s, before any pipeline stage ran")
         raise NoStagesError(
             f"{flow} ran for {wall:.1f} s but no pipeline stage was seen: build it with wiredflow, "
             "or mark stages with wiredprof.stage(...) (see README)"
         )
+    if flows:
+        modes = sorted({f.mode for f in flows})
+        rec.mode = modes[0]
+        if len(modes) > 1:
+            notes.append(f"the script's flows ran in different modes: {', '.join(modes)}")
     limits = {"duration_s": opts.duration_s, "runs": opts.runs, "call_trees": opts.call_trees}
     profile = build_profile(
         rec,
@@ -272,7 +449,101 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         call_trees=rec.call_trees.trees() if rec.call_trees is not None else None,
         started_at=started_at,
     )
+    profile = _with_flows(profile, flows)
+    missing = dict(profile.missing)
+    if threads.lost:
+        missing[", ".join(threads.missing)] = threads.lost
+    profile = replace(profile, stopped_by=stopped_by, missing=missing)
     return analyze(profile)
+
+
+def _end_multiprocessing_helpers(tree: ProcessTree) -> set[int]:
+    """Stop a forkserver the run started (the next run needs one that joins it); keep the resource tracker.
+
+    multiprocessing's resource tracker serves this process beyond the run (it unlinks
+    semaphores at exit) and ends with it: killing it makes multiprocessing relaunch it and
+    print tracebacks. Returns the PIDs to keep.
+    """
+    keep: set[int] = set()
+    try:
+        from multiprocessing import forkserver, resource_tracker
+
+        pid = resource_tracker._resource_tracker._pid  # type: ignore[attr-defined]
+        if pid is not None:
+            keep.add(int(pid))
+        server: Any = forkserver._forkserver  # type: ignore[attr-defined]
+        if server._forkserver_pid is not None and server._forkserver_pid in tree.members():
+            server._stop()
+    except Exception:  # noqa: BLE001 - private parts of multiprocessing: best effort
+        log.debug("could not stop multiprocessing's helpers", exc_info=True)
+    return keep
+
+
+def _offloads_file(runtime: Any, run_dir: str) -> str | None:
+    """The offload plan in the run's directory, for processes that are spawned rather than forked."""
+    if runtime is None or not hasattr(runtime, "for_spawned_process"):
+        return None
+    try:
+        data = pickle.dumps(runtime.for_spawned_process())
+    except Exception as exc:  # noqa: BLE001 - forked processes still get the plan
+        log.warning("wiredprof: spawned processes will run every stage locally: %s", exc)
+        return None
+    path = os.path.join(run_dir, "offloads.pickle")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def _set_environment(values: dict[str, str]) -> dict[str, str | None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    return saved
+
+
+def _restore_environment(saved: dict[str, str | None]) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _flow_infos(control: RunControl) -> list[FlowInfo]:
+    """The run's `launch_flow` calls, as the profile shows them."""
+    try:
+        entries = control.flows()
+    except OSError:
+        return []
+    now = control.clock()
+    return [
+        FlowInfo(e.number, list(e.pipelines.values()), e.mode, max(0.0, e.start - control.started),
+                 max(0.0, (e.end if e.end is not None else now) - e.start), e.pid, e.end is not None)
+        for e in entries
+    ]
+
+
+def _with_flows(profile: Profile, flows: list[FlowInfo]) -> Profile:
+    """Each pipeline and stage row says which flow it belongs to; rows in launch order."""
+    if not flows:
+        return profile
+    number = {p: f.number for f in flows for p in f.pipelines}
+    pipelines = sorted((replace(p, flow=number.get(p.name, 1)) for p in profile.pipelines), key=lambda p: p.flow)
+    stages = sorted((replace(s, flow=number.get(s.pipeline, 1)) for s in profile.stages), key=lambda s: s.flow)
+    return replace(profile, pipelines=pipelines, stages=stages, flows=flows)
+
+
+def _hard_exit(signum: int, tree: ProcessTree, threads: ThreadStateSampler, control: RunControl,
+               console: Any) -> None:
+    """A second Ctrl-C: end every process of the run and leave now, without a report."""
+    try:
+        out = console or sys.stderr
+        out.write("\nwiredprof: interrupted again: stopped at once, no profile saved\n")
+        out.flush()
+        tree.stop(grace_s=0.0, sig=signal.SIGKILL)
+        threads.kill()
+        control.unshare()
+    finally:
+        os._exit(128 + signum)
 
 
 def _first_stage_error(rec: Recorder) -> ErrorInfo | None:
@@ -282,10 +553,11 @@ def _first_stage_error(rec: Recorder) -> ErrorInfo | None:
     return None
 
 
-def _wait_for_threads(before: set[threading.Thread], watchdog: _Watchdog) -> None:
-    """`python flow.py` waits for the flow's non-daemon threads; so do we, up to the hard deadline."""
+def _wait_for_threads(before: set[threading.Thread], watchdog: _Watchdog, at_most_s: float | None = None) -> None:
+    """`python flow.py` waits for the flow's non-daemon threads; so do we, within the run's limits."""
+    end = watchdog.control.clock() + at_most_s if at_most_s is not None else None
     for t in _user_threads(before):
         while t.is_alive():
-            if watchdog.hard_deadline is not None and watchdog.control.clock() >= watchdog.hard_deadline:
+            if watchdog.must_stop_waiting() or (end is not None and watchdog.control.clock() >= end):
                 return
-            t.join(timeout=0.2)
+            t.join(timeout=0.1)

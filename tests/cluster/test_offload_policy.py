@@ -24,17 +24,19 @@ pytestmark = [pytest.mark.dask, pytest.mark.timeout(120)]
 STAGE = "pipeline_3.core_logic"
 
 
-def runtime_on(address: str, on_failure: str, retries: int = 0) -> OffloadRuntime:
-    entry = OffloadEntry(STAGE, "cluster", on_failure=on_failure, retries=retries)
+def runtime_on(address: str, on_failure: str, retries: int = 0, idempotent: bool = False) -> OffloadRuntime:
+    entry = OffloadEntry(STAGE, "cluster", on_failure=on_failure, retries=retries, idempotent=idempotent)
     spec = DaskSpec("cluster", address, connect_timeout_s=3)
     return OffloadRuntime({STAGE: entry}, connect=lambda host: DaskExecutor(spec))
 
 
+@pytest.mark.parametrize("on_failure", ["fail", "local"])
 def test_worker_killed_mid_call_fails_the_stage_and_it_never_runs_twice(
-    own_cluster: LocalDaskCluster, tmp_path: Path
+    own_cluster: LocalDaskCluster, tmp_path: Path, on_failure: str
 ) -> None:
+    """At most once: the call started on the worker, so not even `local` runs it again here."""
     marks = tmp_path / "starts"
-    runtime = runtime_on(own_cluster.address, "fail")
+    runtime = runtime_on(own_cluster.address, on_failure)
     try:
         remote = runtime._remote(runtime.entries[STAGE], mark_and_sleep)
 
@@ -49,6 +51,31 @@ def test_worker_killed_mid_call_fails_the_stage_and_it_never_runs_twice(
         killer.join(30)
         time.sleep(3)  # Dask re-runs the task on the other worker: refused before the stage
         assert len(marks.read_text().split()) == 1
+        assert runtime.counters[STAGE].fallbacks == 0 and runtime.counters[STAGE].link_losses == 1
+    finally:
+        runtime.close()
+
+
+def test_an_idempotent_stage_is_run_again_by_dask_on_another_worker(
+    own_cluster: LocalDaskCluster, tmp_path: Path
+) -> None:
+    marks = tmp_path / "starts"
+    runtime = runtime_on(own_cluster.address, "local", idempotent=True)
+    try:
+        remote = runtime._remote(runtime.entries[STAGE], mark_and_sleep)
+        killed: list[int] = []
+
+        def kill_when_started() -> None:
+            (pid,) = _wait_started(marks, 1)
+            own_cluster.kill_worker(pid)
+            killed.append(pid)
+
+        killer = threading.Thread(target=kill_when_started)
+        killer.start()
+        second = remote(str(marks), 2.0)
+        killer.join(30)
+        assert second != killed[0] and second != os.getpid()  # the other worker, not here
+        assert len(marks.read_text().split()) == 2 and runtime.counters[STAGE].fallbacks == 0
     finally:
         runtime.close()
 

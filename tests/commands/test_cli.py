@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,50 @@ def test_python_dash_m_and_exit_code_2_in_a_real_process(tmp_path):
     )
     assert r.returncode == 2
     assert r.stderr.strip() == f"wiredprof: error: {tmp_path / 'nope.py'}: no such flow file"
+
+
+@pytest.mark.parametrize("command", ["analyze", "run"])
+def test_an_unwritable_output_path_is_refused_before_the_run(flows, tmp_path, command):
+    started = time.monotonic()
+    result = _invoke(command, str(flows / "plain_small.py"), "--duration", "30", "-o",
+                     str(tmp_path / "no" / "such" / "dir" / "p.json"))
+    _assert_one_line_error(result, "does not exist")
+    assert time.monotonic() - started < 20  # it did not run the flow first
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "soon"])
+def test_offload_refuses_a_timeout_that_is_not_a_positive_number(value):
+    result = _invoke("offload", "--stage", "core_logic", "--host", "B", "--timeout", value)
+    _assert_one_line_error(result, "--timeout must be a positive, finite number")
+
+
+def test_a_misspelt_table_in_the_config_is_one_line(project_dir):
+    (project_dir / "wiredprof.toml").write_text('[ofload."p.s"]\nhost = "B"\n')
+    _assert_one_line_error(_invoke("offload", "--list"), "unknown table(s) ofload")
+
+
+def test_a_config_that_is_not_utf8_is_one_line(project_dir):
+    (project_dir / "wiredprof.toml").write_bytes(b'[hosts.B]\naddress = "m\xe9@big"\n')
+    _assert_one_line_error(_invoke("offload", "--list"), "not UTF-8")
+
+
+def test_a_config_that_is_a_directory_is_one_line(project_dir):
+    (project_dir / "wiredprof.toml").mkdir()
+    _assert_one_line_error(_invoke("offload", "--list"), "is not a file")
+
+
+def test_offload_default_timeout_is_ten_times_p95_at_least_a_minute():
+    import dataclasses
+
+    from tests.profiles import reference
+    from wiredprof.commands.offload import default_timeout
+
+    profile = reference()  # core_logic: p95 6 s
+    assert default_timeout(profile, "pipeline_3.core_logic") == (60.0, "10x its p95 of 6 s, at least 60 s")
+    slow = dataclasses.replace(profile, stages=[dataclasses.replace(s, p95_s=42.3) if s.stage == "core_logic" else s
+                                                for s in profile.stages])
+    assert default_timeout(slow, "pipeline_3.core_logic")[0] == 423.0
+    assert default_timeout(None, "pipeline_3.core_logic") == (600.0, "no profile of this stage yet")
 
 
 def test_the_command_list_matches_each_command_and_imports_none_of_them():

@@ -10,6 +10,8 @@ from wiredflow.main.build import FlowBuilder
 # from A, while sys.argv on host B is the worker's.
 FAIL = "--fail" in sys.argv
 KILL = "--kill" in sys.argv  # the core logic's process dies from SIGKILL, as under the OOM killer
+MISSING_FILE = "--fail-missing-file" in sys.argv  # core logic raises FileNotFoundError (an OSError)
+RUNS = os.environ.get("WIREDFLOW_SMALL_RUNS")  # a file: one line per core logic execution, wherever it ran
 
 
 def spin(n):
@@ -32,10 +34,16 @@ def store(data, **kwargs):
 def core_logic(relevant_info, db_connectors, **kwargs):
     if os.environ.get("WIREDFLOW_SMALL_MARKER"):
         open(os.environ["WIREDFLOW_SMALL_MARKER"], "w").close()
+    if RUNS:
+        with open(RUNS, "a") as f:
+            f.write(f"{os.getpid()}\n")
     if KILL:
         os.kill(os.getpid(), 9)
     if FAIL:
         raise RuntimeError("core logic failed on purpose")
+    if MISSING_FILE:
+        with open("/nonexistent/wiredprof-test/input.csv") as f:
+            return f.read()
     return {"checksum": spin(2_000_000), "pid": os.getpid(), "pipelines": sorted(db_connectors)}
 
 

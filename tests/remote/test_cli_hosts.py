@@ -16,6 +16,8 @@ pytestmark = [pytest.mark.ssh, pytest.mark.timeout(90)]
 
 def run(project: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["hosts", "-C", str(project), *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
     return result.exit_code, result.output
 
 
@@ -172,3 +174,43 @@ def test_add_goes_under_tool_wiredprof_when_pyproject_has_it(tmp_path: Path) -> 
     text = (tmp_path / "pyproject.toml").read_text()
     assert "[tool.wiredprof.hosts.B]" in text and "# hosts below" in text
     assert not (tmp_path / "wiredprof.toml").exists()
+
+
+def test_check_a_port_that_speaks_no_ssh_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        run(tmp_path, "add", "B", "--address", f"me@127.0.0.1:{port}")
+        code, out = run(tmp_path, "check", "B")
+    assert code == 2 and "does not speak SSH" in out and out.count("\n") == 1, out
+    assert "Traceback" not in out
+
+
+def test_check_a_worker_dying_during_start_up_is_one_line(tmp_path: Path, sshd: LocalSshd) -> None:
+    import sys
+
+    # Says the right version line, then dies before the worker runs.
+    dies = tmp_path / "python-that-dies"
+    dies.write_text(
+        "#!/bin/sh\n"
+        f"echo 'wiredprof-worker {sys.version_info[0]} {sys.version_info[1]} {sys.version_info[2]} $$ /x'\n"
+        "echo 'out of memory, say' >&2\nexit 3\n"
+    )
+    dies.chmod(0o755)
+    add_b(tmp_path, sshd, str(dies))
+    code, out = run(tmp_path, "check", "B")
+    assert code == 2 and out.count("\n") == 1, out
+    assert "ended during start-up" in out and "exit status 3" in out and "out of memory, say" in out
+    assert "Aborted" not in out
+
+
+def test_a_python_path_with_a_space_works(tmp_path: Path, sshd: LocalSshd, python_b: str) -> None:
+    spaced = tmp_path / "my pythons" / "python3"
+    spaced.parent.mkdir()
+    spaced.symlink_to(python_b)
+    add_b(tmp_path, sshd, str(spaced))
+    code, out = run(tmp_path, "check", "B", "--no-save")
+    assert code == 0, out

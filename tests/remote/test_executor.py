@@ -508,3 +508,17 @@ def test_proxied_objects_are_released_when_b_drops_them(b: Any) -> None:
     assert b.call(touch, kept)  # the same object passed again while B still holds it
     assert objects_left(1) == 1
     assert b.call(hold) is True and not kept.locked()  # still reachable from B, later
+
+
+def _fails_on_b(x: int) -> int:
+    doubled = x * 2
+    raise StageFailed(f"the batch of {doubled} is bad")  # this very line must show in the traceback
+
+
+def test_remote_traceback_names_the_real_file_and_shows_the_source_line(b: Any) -> None:
+    with pytest.raises(StageFailed) as info:
+        b.call(_fails_on_b, 4)
+    tb = info.value.remote_traceback  # type: ignore[attr-defined]
+    assert f'File "{__file__}", line' in tb and "in _fails_on_b" in tb
+    assert 'raise StageFailed(f"the batch of {doubled} is bad")  # this very line' in tb
+    assert "<dynamic-code>" not in tb

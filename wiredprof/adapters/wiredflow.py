@@ -24,6 +24,7 @@ import importlib.machinery
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
@@ -69,6 +70,7 @@ class StageRef:
 # so forked children inherit it (ids survive fork).
 _stages: dict[int, StageRef] = {}
 _originals: list[tuple[Any, str, Any]] = []
+_mqtt_connectors: dict[str, StageRef] = {}  # pipeline -> its MQTT connector (index 0)
 _local = threading.local()
 # Called with (stage ref, stage object, bound method); returns the callable to run
 # instead, or None (offload swaps in a remote proxy here).
@@ -104,20 +106,49 @@ def _function_name(stage: Any) -> str:
     return type(stage).__name__
 
 
-def map_stages(processing_pool: dict[str, Any]) -> list[StageRef]:
-    """Name every stage of every pipeline: kind, plus an index where the kind repeats."""
+def map_stages(processing_pool: dict[str, Any], names: dict[str, str] | None = None) -> list[StageRef]:
+    """Name every stage of every pipeline: kind, plus an index where the kind repeats.
+
+    `names` maps a pipeline's own name to its name in the profile (a later flow of the
+    same script reusing a pipeline name gets `#N`). The ref is kept on the stage object
+    too, so it travels with the object when a spawned process receives it pickled.
+    """
     refs = []
     for pipeline_name, pipeline in processing_pool.items():
+        qualified = (names or {}).get(str(pipeline_name), str(pipeline_name))
+        _set_attr(pipeline.action, _PIPELINE_ATTR, qualified)
         stages = list(pipeline.action.init_stages)
         kinds = [stage_kind(s) for s in stages]
         seen: dict[str, int] = {}
         for index, (stage, kind) in enumerate(zip(stages, kinds)):
             seen[kind] = seen.get(kind, 0) + 1
             name = kind if seen[kind] == 1 else f"{kind}_{seen[kind]}"
-            ref = StageRef(str(pipeline_name), index, kind, name, _function_name(stage))
+            ref = StageRef(qualified, index, kind, name, _function_name(stage))
             _stages[id(stage)] = ref
+            _set_attr(stage, _REF_ATTR, ref)
             refs.append(ref)
     return refs
+
+
+_REF_ATTR = "_wiredprof_ref"
+_PIPELINE_ATTR = "_wiredprof_pipeline"
+
+
+def _set_attr(obj: Any, attr: str, value: Any) -> None:
+    try:
+        setattr(obj, attr, value)
+    except (AttributeError, TypeError):  # __slots__: the id map still knows it in this process
+        pass
+
+
+def _ref_of(stage: Any) -> StageRef | None:
+    ref: StageRef | None = getattr(stage, _REF_ATTR, None)
+    return ref if ref is not None else _stages.get(id(stage))
+
+
+def _pipeline_of(action: Any) -> str:
+    """The pipeline's name in the profile (its own name, or `NAME#N` in a later flow)."""
+    return str(getattr(action, _PIPELINE_ATTR, None) or action.pipeline_name)
 
 
 def _accumulator(rec: Recorder, ref: StageRef) -> Any:
@@ -128,7 +159,7 @@ def _wrap_stage_method(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def stage_method(self: Any, *args: Any, **kwargs: Any) -> Any:
         rec = current_recorder()
-        ref = _stages.get(id(self))
+        ref = _ref_of(self)
         if rec is None or ref is None:
             return original(self, *args, **kwargs)
         target: Callable[..., Any] = functools.partial(original, self)
@@ -143,10 +174,11 @@ def _wrap_on_message(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def mqtt_on_message(client: Any, userdata: Any, message: Any) -> Any:
         rec = current_recorder()
-        saver = _stages.get(id(getattr(userdata, "db_saver", None)))
+        saver = _ref_of(getattr(userdata, "db_saver", None))
         if rec is None or saver is None:
             return original(client, userdata, message)
-        ref = next((r for r in _stages.values() if r.pipeline == saver.pipeline and r.index == 0), None)
+        ref = _mqtt_connectors.get(saver.pipeline) or next(
+            (r for r in _stages.values() if r.pipeline == saver.pipeline and r.index == 0), None)
         if ref is None:
             return original(client, userdata, message)
         rec.register_thread(ref.pipeline, "mqtt-network")
@@ -169,6 +201,10 @@ def _wrap_perform_action(original: Callable[..., Any]) -> Callable[..., Any]:
         rec = current_recorder()
         if rec is None:
             return original(self, *args, **kwargs)
+        pipeline = _pipeline_of(self)
+        control = current_control()
+        if control is not None and control.should_stop(pipeline):
+            return None  # wiredflow runs a first cycle unconditionally, even after a stop
         start = rec.clock()
         failed = False
         try:
@@ -177,7 +213,7 @@ def _wrap_perform_action(original: Callable[..., Any]) -> Callable[..., Any]:
             failed = True
             raise
         finally:
-            rec.add_cycle(str(self.pipeline_name), rec.clock() - start, failed)
+            rec.add_cycle(pipeline, rec.clock() - start, failed)
 
     return perform_action
 
@@ -188,8 +224,17 @@ def _wrap_initialize(original: Callable[..., Any]) -> Callable[..., Any]:
         result = original(self)
         rec = current_recorder()
         if rec is not None:
-            map_stages(self.processing_pool)
             rec.mode = "threads" if getattr(self, "use_threads", True) else "processes"
+            control = current_control()
+            names = None
+            if control is not None:
+                entry = control.register_flow([str(n) for n in self.processing_pool], rec.mode)
+                self._wiredprof_flow = entry.number
+                names = entry.pipelines
+            map_stages(self.processing_pool, names)
+            for ref in _stages.values():
+                if ref.index == 0 and ref.kind == "mqtt_connector":
+                    _mqtt_connectors[ref.pipeline] = ref
             for ref in _stages.values():
                 _accumulator(rec, ref)  # every stage shows up, even one never called
             if rec.mode == "processes":
@@ -206,7 +251,7 @@ def _wrap_launch_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
         rec = current_recorder()
         if rec is None:
             return original(pipeline, timeout_timer, failures_checker)
-        name = str(pipeline.pipeline_name)
+        name = _pipeline_of(pipeline.action)
         _local.pipeline = name
         rec.register_thread(name, "pipeline")
         try:
@@ -216,6 +261,42 @@ def _wrap_launch_pipeline(original: Callable[..., Any]) -> Callable[..., Any]:
             rec.flush()
 
     return launch_pipeline
+
+
+def _wrap_launch_flow(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def launch_flow(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            control = current_control()
+            number = getattr(self, "_wiredprof_flow", None)
+            if control is not None and number is not None:
+                try:
+                    control.end_flow(number)
+                except OSError:  # the run is over and its files are gone
+                    log.debug("wiredprof: could not mark flow #%s as ended", number, exc_info=True)
+
+    return launch_flow
+
+
+class _StoppableTime:
+    """The `time` module as wiredflow's loops see it: their sleeps end as soon as the run should stop.
+
+    wiredflow sleeps up to 10 s between polls (and 10 s before a core logic's first run):
+    Ctrl-C and --duration must not wait for that.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        control = current_control()
+        if control is None:
+            time.sleep(seconds)
+        else:
+            control.sleep(seconds, _current_pipeline())
 
 
 def _watched_process_class(original: type) -> type:
@@ -239,6 +320,8 @@ def _watched_process_class(original: type) -> type:
                     log.exception("wiredprof: could not record a killed pipeline process")
 
     WatchedProcess.__name__ = WatchedProcess.__qualname__ = original.__name__
+    # Found by this name when pickled (spawn start method): the patched attribute below.
+    WatchedProcess.__module__ = "wiredflow.main.flow"
     return WatchedProcess
 
 
@@ -309,11 +392,14 @@ def instrument() -> None:
         if method in cls.__dict__:
             _patch(cls, method, _wrap_stage_method)
     from wiredflow.main import flow
-    from wiredflow.main.actions import action_interface
+    from wiredflow.main.actions import action_input_http, action_interface, actions_full
     from wiredflow.main.actions.stages import mqtt_stage
     from wiredflow.wiredtimer import timer
 
     _patch(flow.FlowProcessor, "initialize_internal_structure", _wrap_initialize)
+    _patch(flow.FlowProcessor, "launch_flow", _wrap_launch_flow)
+    _patch(actions_full, "time", lambda original: _StoppableTime())
+    _patch(action_input_http, "time", lambda original: _StoppableTime())
     _patch(flow, "launch_pipeline", _wrap_launch_pipeline)
     _patch(flow, "Process", _watched_process_class)
     _patch(action_interface.Action, "perform_action", _wrap_perform_action)
@@ -330,6 +416,7 @@ def uninstall() -> None:
         owner, attr, original = _originals.pop()
         setattr(owner, attr, original)
     _stages.clear()
+    _mqtt_connectors.clear()
     _remove_import_hook()
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
-from wiredprof.commands.output import emit_profile, output_options
+from wiredprof.commands.output import check_writable, emit_profile, output_options
 from wiredprof.config import ProjectConfig
 from wiredprof.discovery import discover_stages
 from wiredprof.errors import UsageError
@@ -17,7 +18,7 @@ from wiredprof.plan import check_offloads_exist, offload_runtime, save_last_prof
 from wiredprof.profile import Profile
 from wiredprof.runner import DEFAULT_DURATION_S, Progress, RunOptions, run_flow
 
-__all__ = ["command", "progress_printer", "run_with_plan", "parse_duration"]
+__all__ = ["command", "progress_printer", "run_with_plan", "parse_duration", "exit_for"]
 
 
 def progress_printer(stream: Any = None) -> Callable[[Progress], None]:
@@ -112,10 +113,19 @@ def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan:
                 where = ", ".join(f"{e.stage} -> {e.host}" for e in entries.values())
                 click.echo(f"wiredprof: offloaded: {where}", err=True)
     progress = opts.progress
+    console = None
+    if flow_log is not None and opts.console is None:
+        try:  # wiredprof's own lines still reach the terminal while the flow's go to the log
+            console = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        except (OSError, ValueError, AttributeError):
+            console = None
     try:
         with flow_output_to(flow_log):
-            profile = run_flow(flow, flow_args, RunOptions(**{**opts.__dict__, "offloads": runtime}))
+            profile = run_flow(flow, flow_args, RunOptions(**{
+                **opts.__dict__, "offloads": runtime, "console": opts.console or console}))
     finally:
+        if console is not None:
+            console.close()
         if progress is not None and hasattr(progress, "done"):
             progress.done()
     try:
@@ -123,6 +133,23 @@ def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan:
     except OSError as exc:
         click.echo(f"wiredprof: could not keep the last profile in {config.root}: {exc.strerror}", err=True)
     return profile
+
+
+def exit_for(profile: Profile) -> None:
+    """Leave with the run's exit code: 130 after Ctrl-C, 143 after SIGTERM, 1 when the flow failed.
+
+    A flow thread still inside a stage after a stop cannot be interrupted; the process
+    leaves without waiting for it (the report is out already).
+    """
+    code = {"SIGINT": 130, "SIGTERM": 143}.get(profile.stopped_by, 1 if profile.status == "failed" else 0)
+    flow_threads = [t for t in threading.enumerate()
+                    if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    if flow_threads:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if code:
+        sys.exit(code)
 
 
 @click.command("analyze", context_settings={"ignore_unknown_options": True})
@@ -156,12 +183,14 @@ def command(
     Arguments after the flow file (after `--` if they look like options) go to the flow.
     Stages offloaded with `wiredprof offload` run on their host, as `wiredprof run` does.
     """
+    check_writable(output, html_path, trace_path)  # before the run, not after it
     opts = RunOptions(
         duration_s=parse_duration(duration),
         runs=runs,
         call_trees=not no_call_tree,
         progress=None if quiet or as_json else progress_printer(),
         flow_stdout_to_stderr=as_json,
+        handle_signals=True,
     )
     profile = run_with_plan(flow, list(flow_args), opts, apply_plan=not local_only, quiet=quiet or as_json,
                             flow_log=flow_log)
@@ -172,5 +201,4 @@ def command(
             raise UsageError(f"cannot write {output}: {exc.strerror}") from None
         click.echo(f"wiredprof: saved the profile to {output}", err=True)
     emit_profile(profile, as_json, html_path, trace_path)
-    if profile.status == "failed":
-        sys.exit(1)
+    exit_for(profile)

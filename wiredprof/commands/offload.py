@@ -1,12 +1,13 @@
 """`wiredprof offload --stage STAGE --host H [FLOW.py]`: run one stage on another host from now on."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import click
 from tabulate import tabulate
 
-from wiredprof.config import ON_FAILURE_CHOICES, OffloadEntry, ProjectConfig
+from wiredprof.config import DEFAULT_RETRIES, ON_FAILURE_CHOICES, OffloadEntry, ProjectConfig
 from wiredprof.errors import UsageError
 from wiredprof.plan import host_capacity, known_stages, last_profile_path, offload_runtime
 from wiredprof.planner import make_plan
@@ -14,7 +15,33 @@ from wiredprof.profile import Profile, load_profile
 from wiredprof.reports.text import fmt_s
 from wiredprof.stages import StageName, offload_refusal, resolve_stage
 
-__all__ = ["command"]
+__all__ = ["command", "default_timeout"]
+
+# With no profile to go by, a call may take this long before it counts as lost.
+_TIMEOUT_WITHOUT_PROFILE_S = 600.0
+_TIMEOUT_MIN_S = 60.0
+_TIMEOUT_P95_FACTOR = 10.0
+
+
+def default_timeout(profile: Profile | None, name: str) -> tuple[float, str]:
+    """The per-call timeout `offload` records when none is given, and why: 10x p95, at least 60 s."""
+    stage = next((s for s in profile.stages if s.name == name and s.calls), None) if profile else None
+    if stage is None:
+        return _TIMEOUT_WITHOUT_PROFILE_S, "no profile of this stage yet"
+    timeout = float(max(_TIMEOUT_MIN_S, math.ceil(_TIMEOUT_P95_FACTOR * stage.p95_s)))
+    return timeout, f"{_TIMEOUT_P95_FACTOR:g}x its p95 of {fmt_s(stage.p95_s)}, at least {_TIMEOUT_MIN_S:g} s"
+
+
+def _timeout_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"--timeout must be a positive, finite number of seconds, not {value!r}")
+    return seconds
 
 
 def _last_profile(config: ProjectConfig) -> Profile | None:
@@ -27,28 +54,32 @@ def _list(config: ProjectConfig) -> None:
     if not entries:
         click.echo(f"no stage is offloaded ({config.path})")
         return
-    rows = [[e.stage, e.host, f"{e.timeout_s:g} s" if e.timeout_s else "-", e.on_failure, e.retries]
-            for e in entries.values()]
-    click.echo(tabulate(rows, headers=["stage", "host", "timeout", "on failure", "retries"]))
+    rows = [[e.stage, e.host, f"{e.timeout_s:g} s" if e.timeout_s else "-", e.on_failure, e.retries,
+             "yes" if e.idempotent else "no"] for e in entries.values()]
+    click.echo(tabulate(rows, headers=["stage", "host", "timeout", "on failure", "retries", "idempotent"]))
 
 
 @click.command("offload")
 @click.argument("flow", required=False, type=click.Path(dir_okay=False))
 @click.option("--stage", metavar="STAGE", help="PIPELINE.STAGE, or a stage name unique in the flow.")
 @click.option("--host", metavar="H", help="A host of the inventory or of ~/.ssh/config.")
-@click.option("--timeout", "timeout_s", type=float, metavar="SECONDS", help="Fail a call that takes longer on the host.")
+@click.option("--timeout", "timeout_s", callback=_timeout_option, metavar="SECONDS",
+              help="Fail a call that takes longer on the host (default: 10x the stage's p95 in the last "
+                   "profile, at least 60 s).")
 @click.option("--on-failure", type=click.Choice(ON_FAILURE_CHOICES), default="fail", show_default=True,
-              help="When the host or the link fails (never the stage's own error): fail the stage, "
-                   "or after the retries run it locally.")
-@click.option("--retries", type=click.IntRange(0, 100), default=0, show_default=True,
-              help="Retries after a failure of the host or the link.")
+              help="When the host or the link fails (never the stage's own error): fail the stage, retry "
+                   "then fail, or after the retries run it locally.")
+@click.option("--retries", type=click.IntRange(0, 100), default=None,
+              help="Retries after a failure of the host or the link (default 2 with --on-failure retry, else 0).")
+@click.option("--idempotent", is_flag=True,
+              help="The stage may run twice: allow a retry or local run even after the host started a call.")
 @click.option("--provision", "provision", is_flag=True,
               help="Give the host a private environment with this side's versions of what the stage needs.")
 @click.option("--list", "list_", is_flag=True, help="List the offloaded stages.")
 @click.option("--remove", metavar="STAGE", help="Run STAGE locally again.")
 def command(
     flow: str | None, stage: str | None, host: str | None, timeout_s: float | None, on_failure: str,
-    retries: int, provision: bool, list_: bool, remove: str | None,
+    retries: int | None, idempotent: bool, provision: bool, list_: bool, remove: str | None,
 ) -> None:
     """Make STAGE run on host H over SSH; the flow, its pipelines and other stages stay as they are."""
     config = ProjectConfig.find()
@@ -66,8 +97,9 @@ def command(
         return
     if not stage or not host:
         raise UsageError("give --stage STAGE and --host H (or --list, --remove STAGE)")
-    if timeout_s is not None and timeout_s <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, not {timeout_s:g}")
+    retries = DEFAULT_RETRIES[on_failure] if retries is None else retries
+    if on_failure == "retry" and retries < 1:
+        raise UsageError("--on-failure retry needs --retries 1 or more (or use --on-failure fail)")
 
     profile = _last_profile(config)
     stages, source = known_stages(flow, profile)
@@ -83,7 +115,10 @@ def command(
     if existing is not None:
         raise UsageError(f"{name} is already offloaded to {existing.host}; "
                          f"`wiredprof offload --remove {name}` first")
-    entry = OffloadEntry(name, host, timeout_s, on_failure, retries)
+    timeout_why = "given"
+    if timeout_s is None:
+        timeout_s, timeout_why = default_timeout(profile, name)
+    entry = OffloadEntry(name, host, timeout_s, on_failure, retries, idempotent)
     if provision:
         from wiredprof.cluster.spec import dask_host
 
@@ -109,7 +144,9 @@ def command(
                f"the rest of the flow stays here. Saved in {config.path}.")
     policy = f"on a failure of {host} or the link: {retries} retr{'y' if retries == 1 else 'ies'}, then "
     policy += "run it locally" if on_failure == "local" else "fail the stage (the flow sees it as a stage error)"
-    click.echo(f"  {policy}" + (f"; calls time out after {timeout_s:g} s" if timeout_s else ""))
+    click.echo(f"  {policy}; " + ("a call may run again after it started on the host (idempotent)" if idempotent
+                                  else "a call that started on the host never runs again (at most once)"))
+    click.echo(f"  calls time out after {timeout_s:g} s ({timeout_why}; --timeout to change)")
     for reason in target.stateful:
         click.echo(f"  warning: {reason}: that state now lives on {host}, not here", err=True)
     _say_prediction(config, profile, name, host)

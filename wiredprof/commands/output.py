@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from wiredprof.errors import UsageError
 from wiredprof.profile import Profile
 from wiredprof.reports.text import render_text
 
-__all__ = ["emit_profile", "output_options"]
+__all__ = ["emit_profile", "output_options", "check_writable"]
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -27,6 +28,21 @@ def output_options(fn: F) -> F:
                       help="Write one self-contained HTML page: timeline and call tree.")(fn)
     fn = click.option("--json", "as_json", is_flag=True, help="Print the wiredprof.profile/1 JSON object.")(fn)
     return fn
+
+
+def check_writable(*paths: str | None) -> None:
+    """Before a run: each output path can be written (its folder exists, it is no folder itself)."""
+    for path in paths:
+        if not path:
+            continue
+        target = Path(path)
+        folder = target.parent if str(target.parent) else Path(".")
+        if target.is_dir():
+            raise UsageError(f"cannot write {path}: it is a directory; give a file name")
+        if not folder.is_dir():
+            raise UsageError(f"cannot write {path}: folder {folder} does not exist; create it or choose another path")
+        if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+            raise UsageError(f"cannot write {path}: permission denied")
 
 
 def _write(path: str, text: str) -> None:

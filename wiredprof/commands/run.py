@@ -5,9 +5,11 @@ import sys
 
 import click
 
-from wiredprof.commands.analyze import parse_duration, progress_printer, run_with_plan
-from wiredprof.commands.output import emit_profile
+from wiredprof.commands.analyze import exit_for, parse_duration, progress_printer, run_with_plan
+from wiredprof.commands.output import check_writable, emit_profile
+from wiredprof.reports.base import offload_counts, offload_summary
 from wiredprof.reports.text import fmt_s
+from wiredprof.errors import UsageError
 from wiredprof.runner import RunOptions
 
 __all__ = ["command"]
@@ -26,24 +28,28 @@ def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: i
 
     A failure on the host surfaces inside its stage, as a local exception would.
     """
+    check_writable(output)  # before the run, not after it
     opts = RunOptions(
         duration_s=parse_duration(duration),
         runs=runs,
         unbounded=duration is None and runs is None,
         call_trees=show_profile,
         progress=progress_printer() if sys.stderr.isatty() else None,
+        handle_signals=True,
     )
     profile = run_with_plan(flow, list(flow_args), opts)
     if output:
-        profile.save(output)
+        try:
+            profile.save(output)
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     if show_profile:
         emit_profile(profile, False, None, None)
     else:
         for s in profile.stages:
             if s.host != "local":
-                extra = f", {s.retries} retries, {s.fallbacks} run locally" if s.retries or s.fallbacks else ""
+                extra = f"; offload events: {offload_summary(s)}" if any(offload_counts(s)) else ""
                 click.echo(f"wiredprof: {s.name} ran on {s.host}: {s.calls} calls, mean {fmt_s(s.mean_s)}, "
                            f"{s.errors} errors{extra}", err=True)
         click.echo(f"wiredprof: the flow ended: {profile.status} after {fmt_s(profile.wall_s)}", err=True)
-    if profile.status == "failed":
-        sys.exit(1)
+    exit_for(profile)

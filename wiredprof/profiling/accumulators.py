@@ -154,6 +154,9 @@ class StageAccumulator(_Sharded):
         self.next_check = 2  # the call-tree sampler is asked again at this ordinal (it moves it)
         self.retries = 0
         self.fallbacks = 0
+        self.retries_after_start = 0
+        self.timeouts = 0
+        self.link_losses = 0
         self.bytes_in = 0
         self.bytes_out = 0
         # Pickled size of arguments and results, measured on sampled calls (see instrument.py).

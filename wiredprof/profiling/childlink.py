@@ -1,8 +1,10 @@
-"""What a forked child process of the flow sends to the parent's recorder, and how.
+"""What a child process of the flow sends to the parent's recorder, and how.
 
-Records are small typed tuples (pickled in batches over a datagram socket pair opened
-before the fork); the parent's reader thread hands each batch to the recorder, which
-dispatches on the record's type.
+Records are small typed tuples, pickled in batches over a datagram socket bound at an
+abstract Unix address (Linux's abstract namespace: no file to clean up) before any process
+of the flow starts. Forked children inherit the outbox; spawned ones connect to the address
+(see profiling/child.py). The parent's reader thread hands each batch to the recorder,
+which dispatches on the record's type.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pickle
 import socket
 import threading
 import time
+import weakref
 from typing import Any, Callable, NamedTuple, Union
 
 from wiredprof.profile import ErrorInfo
@@ -121,7 +124,7 @@ Record = Union[SpanRecord, CycleRecord, TransferRecord, EventRecord, ThreadsReco
 
 
 class ChildLink:
-    """The parent's inbox and, in a forked child, the outbox of records to it."""
+    """The parent's inbox and, in a child process, the outbox of records to it."""
 
     def __init__(self, apply: Callable[[list[Record]], None], clock: Callable[[], float] = time.perf_counter) -> None:
         self._apply = apply
@@ -133,56 +136,96 @@ class ChildLink:
         self._pending: list[Record] = []
         self._last_forward = 0.0
         self._drained = threading.Event()
+        self._lock = threading.Lock()  # around the swap of `_pending`: several threads of a child forward
         self.child_cycles: dict[str, int] = {}
+        self.address = ""  # the inbox's abstract address, for spawned processes
+        self._after_fork_in_child: Callable[[], None] | None = None
 
     @property
     def open(self) -> bool:
         return self._inbox is not None
 
-    def open_inbox(self, after_fork_in_child: Callable[[], None]) -> None:
-        """Before forking: the socket pair, the reader thread, and the child's fork hook."""
+    @property
+    def linked(self) -> bool:
+        """True once records have somewhere to go (the inbox is open, or a spawned child connected)."""
+        return self._outbox is not None
+
+    def open_inbox(self, after_fork_in_child: Callable[[], None] | None = None) -> str:
+        """Before any process of the flow starts: the inbox, its reader thread; returns its address.
+
+        `after_fork_in_child` runs in each forked child (one fork hook for every link: see below).
+        """
         if self._inbox is not None:
-            return
-        self._inbox, self._outbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            return self.address
+        address = f"\0wiredprof-{os.getpid()}-{os.urandom(6).hex()}"
+        inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        inbox.bind(address)
+        self._outbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._outbox.connect(address)
         self._outbox.setblocking(True)
+        self._inbox = inbox
+        self.address = address
+        self._after_fork_in_child = after_fork_in_child
+        _links.add(self)
         self._reader = threading.Thread(target=self._read_inbox, name="wiredprof-inbox", daemon=True)
         self._reader.start()
+        return address
 
-        def in_child() -> None:
-            self._pending = []
-            self.child_cycles = {}
-            self._last_forward = self._clock()
-            after_fork_in_child()
+    def connect(self, address: str, owner_pid: int) -> None:
+        """In a spawned process of the run: send every record to the inbox at `address` of `owner_pid`."""
+        outbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            outbox.connect(address)
+        except OSError:
+            outbox.close()
+            raise
+        self.owner_pid = owner_pid
+        self._outbox = outbox
+        self.address = address
+        self.after_fork()
 
-        os.register_at_fork(after_in_child=in_child)
+    def after_fork(self) -> None:
+        """In a child: nothing of the parent's is pending, and no lock is held by a thread that is gone."""
+        self._pending = []
+        self._lock = threading.Lock()
+        self.child_cycles = {}
+        self._last_forward = self._clock()
 
     def send(self, record: Record) -> None:
         """Queue a record in a child; sent in batches (64 records or every 0.25 s)."""
-        if type(record) is CycleRecord:
-            self.child_cycles[record.pipeline] = self.child_cycles.get(record.pipeline, 0) + 1
-        self._pending.append(record)
-        now = self._clock()
-        if len(self._pending) >= _FORWARD_BATCH or now - self._last_forward >= _FORWARD_EVERY_S:
+        with self._lock:
+            if type(record) is CycleRecord:
+                self.child_cycles[record.pipeline] = self.child_cycles.get(record.pipeline, 0) + 1
+            self._pending.append(record)
+            now = self._clock()
+            due = len(self._pending) >= _FORWARD_BATCH or now - self._last_forward >= _FORWARD_EVERY_S
+        if due:
             self.flush()
 
     def send_now(self, record: Record) -> None:
-        self._pending.append(record)
+        with self._lock:
+            self._pending.append(record)
         self.flush()
 
     def queue(self, record: Record) -> None:
         """Queue a record to go with the next batch."""
-        self._pending.append(record)
+        with self._lock:
+            self._pending.append(record)
 
     def flush(self) -> None:
         """Send what a child process holds to the parent (no-op in the parent)."""
-        if os.getpid() == self.owner_pid or self._outbox is None or not self._pending:
+        if os.getpid() == self.owner_pid or self._outbox is None:
             return
-        batch, self._pending = self._pending, []
-        self._last_forward = self._clock()
+        with self._lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            self._last_forward = self._clock()
         self._send_batch(batch)
 
     def _send_batch(self, batch: list[Record]) -> None:
-        assert self._outbox is not None
+        if self._outbox is None:
+            return
         try:
             self._outbox.send(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as exc:
@@ -226,6 +269,11 @@ class ChildLink:
 
     def close(self) -> None:
         """Stop reading from child processes."""
+        if self._inbox is not None:
+            try:
+                self._inbox.shutdown(socket.SHUT_RDWR)  # wakes the reader blocked in recv
+            except OSError:
+                pass
         for s in (self._outbox, self._inbox):
             if s is not None:
                 try:
@@ -233,3 +281,18 @@ class ChildLink:
                 except OSError:
                     pass
         self._inbox = self._outbox = None
+
+
+# Every link with an open inbox; one fork hook for all of them (a hook per link would pile up over many runs).
+_links: weakref.WeakSet[ChildLink] = weakref.WeakSet()
+
+
+def _links_after_fork() -> None:
+    for link in list(_links):
+        if link._outbox is not None:
+            link.after_fork()
+            if link._after_fork_in_child is not None:
+                link._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_links_after_fork)

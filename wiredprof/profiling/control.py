@@ -1,19 +1,47 @@
-"""When a profiled flow should stop: after `--duration` seconds, or once a pipeline ran `--runs` cycles.
+"""When a profiled flow should stop: after `--duration` seconds, once a pipeline ran `--runs` cycles, or on request.
 
 The deadline uses CLOCK_MONOTONIC, which is the same clock in every process of the
-machine, so forked pipeline processes stop on time without being told.
+machine, so pipeline processes stop on time without being told. A stop request (Ctrl-C,
+SIGTERM) must reach every process of the run however it was started, so it is a byte in
+a small shared file that each process maps (forked children inherit the mapping, spawned
+ones map it by path). The same file's directory holds the registry of the run's flows:
+each `launch_flow` call, in whatever process, gets the next flow number there.
 """
 from __future__ import annotations
 
+import fcntl
+import json
+import mmap
+import os
+import tempfile
 import threading
 import time
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
-__all__ = ["RunControl", "current_control", "set_current_control"]
+from wiredprof.proctree import alive
+
+__all__ = ["RunControl", "FlowEntry", "current_control", "set_current_control"]
+
+_SIZE = 4096
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """One `launch_flow` call of the run: its number, pipelines (as named in the profile) and lifetime."""
+
+    number: int
+    pipelines: dict[str, str]  # the flow's own pipeline name -> its name in the profile
+    pid: int
+    mode: str
+    start: float  # CLOCK_MONOTONIC
+    end: float | None = None
 
 
 class RunControl:
-    """The stop conditions of one profiled run."""
+    """The stop conditions of one profiled run, shared by every process of it."""
 
     def __init__(
         self,
@@ -21,22 +49,96 @@ class RunControl:
         runs: int | None = None,
         cycles_done: Callable[[str], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        started: float | None = None,
     ) -> None:
         self.clock = clock
         self.duration_s = duration_s
         self.runs = runs
-        self.started = clock()
+        self.started = clock() if started is None else started
         self.deadline = self.started + duration_s if duration_s is not None else None
         self._cycles_done = cycles_done or (lambda pipeline: 0)
         self._stop = threading.Event()
+        self._shared: mmap.mmap | None = None
+        self.shared_path: str | None = None
+        self._flows_local: list[FlowEntry] = []
+        self._lock = threading.Lock()
 
+    # -- sharing with other processes ------------------------------------------------
+    def share(self) -> str:
+        """Create the shared file (before any process of the flow starts); returns its directory."""
+        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        run_dir = tempfile.mkdtemp(prefix="wiredprof-run-", dir=shm)
+        path = os.path.join(run_dir, "control")
+        with open(path, "wb") as f:
+            f.truncate(_SIZE)
+        self._map(path)
+        return run_dir
+
+    def _map(self, path: str) -> None:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            self._shared = mmap.mmap(fd, _SIZE)
+        finally:
+            os.close(fd)
+        self.shared_path = path
+
+    def child_config(self) -> dict[str, Any]:
+        """What a spawned process needs to rebuild this control (see `from_config`)."""
+        return {"path": self.shared_path, "started": self.started, "duration_s": self.duration_s, "runs": self.runs}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], cycles_done: Callable[[str], int] | None = None) -> RunControl:
+        """The run's control in a spawned process (CLOCK_MONOTONIC is the machine's: the deadline holds)."""
+        control = cls(config.get("duration_s"), config.get("runs"), cycles_done, started=config.get("started"))
+        if config.get("path"):
+            control._map(str(config["path"]))
+        return control
+
+    def unshare(self) -> None:
+        """Remove the shared file and its directory (the run is over)."""
+        path, self.shared_path = self.shared_path, None
+        if self._shared is not None:
+            try:
+                self._shared.close()
+            except BufferError:  # pragma: no cover - nothing exports views of it
+                pass
+            self._shared = None
+        if path is not None:
+            run_dir = Path(path).parent
+            for f in run_dir.iterdir():
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
+            try:
+                run_dir.rmdir()
+            except OSError:
+                pass
+
+    # -- stopping ---------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Stop every pipeline of this process at its next boundary."""
+        """Stop every pipeline of every process of the run at its next boundary."""
         self._stop.set()
+        shared = self._shared
+        if shared is not None:
+            try:
+                shared[0] = 1
+            except ValueError:  # closed: the run is over anyway
+                pass
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop.is_set() or (self.deadline is not None and self.clock() >= self.deadline)
+        if self._stop.is_set():
+            return True
+        shared = self._shared
+        if shared is not None:
+            try:
+                if shared[0]:
+                    self._stop.set()
+                    return True
+            except ValueError:
+                pass
+        return self.deadline is not None and self.clock() >= self.deadline
 
     def should_stop(self, pipeline: str | None = None) -> bool:
         """True once the run is over, or once `pipeline` completed its `--runs` cycles."""
@@ -49,6 +151,74 @@ class RunControl:
         if self.should_stop(pipeline):
             return True
         return self.deadline is not None and self.clock() + seconds >= self.deadline
+
+    def sleep(self, seconds: float, pipeline: str | None = None) -> None:
+        """Sleep like `time.sleep`, but wake up as soon as the run should stop."""
+        end = self.clock() + max(0.0, float(seconds))
+        while not self.should_stop(pipeline):
+            left = end - self.clock()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, _POLL_S))
+
+    # -- the flows of the run -----------------------------------------------------------
+    def _flows_file(self) -> Path | None:
+        return Path(self.shared_path).parent / "flows.json" if self.shared_path else None
+
+    def _edit_flows(self, edit: Callable[[list[FlowEntry]], Any], write: bool = True) -> Any:
+        """Read (and change and write) the registry of flows under a lock every process respects."""
+        path = self._flows_file()
+        if path is None:
+            with self._lock:
+                return edit(self._flows_local)
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            with os.fdopen(os.dup(fd), "r+", encoding="utf-8") as f:
+                text = f.read()
+                flows = [FlowEntry(**d) for d in json.loads(text)] if text.strip() else []
+                result = edit(flows)
+                if write:
+                    f.seek(0)
+                    f.truncate()
+                    f.write(json.dumps([e.__dict__ for e in flows]))
+            return result
+        finally:
+            os.close(fd)  # releases the lock
+
+    def register_flow(self, pipelines: list[str], mode: str) -> FlowEntry:
+        """Number a `launch_flow` call; a pipeline name an earlier flow used gets `#N` (its flow's number)."""
+
+        def add(flows: list[FlowEntry]) -> FlowEntry:
+            number = len(flows) + 1
+            used = {q for e in flows for q in e.pipelines.values()}
+            names = {p: p if p not in used else f"{p}#{number}" for p in pipelines}
+            entry = FlowEntry(number, names, os.getpid(), mode, self.clock())
+            flows.append(entry)
+            return entry
+
+        result: FlowEntry = self._edit_flows(add)
+        return result
+
+    def end_flow(self, number: int) -> None:
+        """Its `launch_flow` call returned (or raised)."""
+        now = self.clock()
+
+        def end(flows: list[FlowEntry]) -> None:
+            for i, e in enumerate(flows):
+                if e.number == number:
+                    flows[i] = FlowEntry(**{**e.__dict__, "end": now})
+
+        self._edit_flows(end)
+
+    def flows(self) -> list[FlowEntry]:
+        """Every flow of the run so far, in launch order."""
+        result: list[FlowEntry] = self._edit_flows(lambda flows: list(flows), write=False)
+        return result
+
+    def flows_running(self) -> int:
+        """Flows whose `launch_flow` has not returned, in a process still alive."""
+        return sum(1 for e in self.flows() if e.end is None and alive(e.pid))
 
 
 _current: RunControl | None = None

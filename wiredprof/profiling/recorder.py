@@ -4,8 +4,9 @@ Each thread keeps its stage calls in progress (stages nest: an MQTT connector ca
 storage; a call's self time leaves its children's out), its row in the state table the
 sampler process reads (statetable.py), and a list of finished spans that it folds into
 its own shards of the stages' accumulators every `FOLD_EVERY` calls (accumulators.py).
-In a forked child process (wiredflow's process mode) records go to the parent instead
-(childlink.py), so the parent holds the only aggregate.
+In a child process of the flow (forked by wiredflow's process mode, or spawned and joined
+to the run by profiling/child.py) records go to the parent instead (childlink.py), so the
+parent holds the only aggregate.
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ _TIMELINE_SIZE = 5000
 # Spans a thread keeps before folding them into its shards: large enough that the fold's
 # per-batch costs vanish, small enough that 100 threads' lists stay a few MB.
 FOLD_EVERY = 256
+_OFFLOAD_EVENTS = 1000  # offload events kept with their time (timeline marks)
 
 
 def error_info(exc: BaseException) -> ErrorInfo:
@@ -100,6 +102,8 @@ class Recorder:
         self.clock = clock
         self.cpu_clock = cpu_clock
         self.t0 = clock()
+        # Offload events (retry, fallback, timeout, link loss) with their time, for timeline marks.
+        self.offload_events: deque[tuple[float, str, str, str, str]] = deque(maxlen=_OFFLOAD_EVENTS)
         self.owner_pid = os.getpid()
         self.stages: dict[tuple[str, str], StageAccumulator] = {}
         self.cycles: dict[str, CycleAccumulator] = {}
@@ -135,7 +139,7 @@ class Recorder:
     # -- reading ---------------------------------------------------------------------
     @property
     def in_child(self) -> bool:
-        """True in a forked child process of the run."""
+        """True in a child process of the run (forked, or spawned and connected to the parent)."""
         return os.getpid() != self.owner_pid
 
     def _spans(self) -> list[Span]:
@@ -605,12 +609,13 @@ class Recorder:
         return None
 
     def count_event(self, acc: StageAccumulator, what: str) -> None:
-        """Count a retry or a local fallback of an offloaded stage."""
+        """Count an event of an offloaded stage: a retry, a local fallback, a timeout, a link loss."""
         if self.in_child:
             self.link.send(EventRecord(acc.pipeline, acc.stage, what))
             return
         with self._lock:
             setattr(acc, what, getattr(acc, what) + 1)
+            self.offload_events.append((self.clock() - self.t0, acc.pipeline, acc.stage, acc.host, what))
 
     def add_cycle(self, pipeline: str, wall: float, failed: bool = False, sampled: bool | None = None) -> None:
         """Fold one finished cycle of `pipeline` (ended on this thread, unless forwarded).
@@ -662,9 +667,24 @@ class Recorder:
             self.link.queue(ThreadsRecord(os.getpid(), threads))
 
     # -- child processes -----------------------------------------------------------
-    def open_inbox(self) -> None:
-        """Before forking: a datagram socket that child processes send their records to."""
-        self.link.open_inbox(self._after_fork_in_child)
+    @property
+    def inbox_address(self) -> str:
+        """The address of the inbox every process of the run sends its records to ("" before one is open)."""
+        return self.link.address
+
+    def open_inbox(self) -> str:
+        """Before any process of the flow starts: the datagram socket every descendant sends its records to.
+
+        Its address reaches processes that are spawned rather than forked (see profiling/child.py);
+        forked ones inherit the outbox.
+        """
+        return self.link.open_inbox(self._after_fork_in_child)
+
+    def connect_to_parent(self, address: str, owner_pid: int) -> None:
+        """In a spawned process of the run: forward every record to the run's recorder at `address`."""
+        self.link.connect(address, owner_pid)
+        self.owner_pid = owner_pid
+        self._after_fork_in_child()
 
     def _after_fork_in_child(self) -> None:
         self._local = ThreadLocal(self.owner_pid, self._pending_lists)

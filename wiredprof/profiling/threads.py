@@ -52,6 +52,26 @@ class ThreadStateSampler:
         self.ticks = 0
         self.cpu_s = 0.0  # the sampler process's own CPU time
         self.missing: list[str] = []  # figures the profile lacks because the sampler failed
+        self.lost = ""  # why those figures are missing or partial ("" when they are not)
+
+    @property
+    def table_path(self) -> str | None:
+        """The shared (thread id, stage number) table, for processes that map it by path."""
+        return self._path if self._proc is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        """The sampler process's id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    def kill(self) -> None:
+        """End the sampler process now, without its report."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            self.rec.attach_state_table(None)
+            self._cleanup()
 
     def start(self) -> None:
         """Start sampling (a note in the profile says why, when it cannot)."""
@@ -80,6 +100,8 @@ class ThreadStateSampler:
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != b"ready":
             self.rec.notes.append("thread states not sampled: the sampler process did not start")
+            self.missing = list(SAMPLER_FIGURES)
+            self.lost = "the thread-state sampler process did not start"
             self._cleanup()
             return
         self.rec.attach_state_table(*views(self._mm))
@@ -123,6 +145,7 @@ class ThreadStateSampler:
 
     def _note_missing(self, pid: int, problem: str, snapshot: dict[str, Any]) -> None:
         figures = ", ".join(SAMPLER_FIGURES)
+        self.lost = f"the thread-state sampler process (pid {pid}) {problem}"
         if snapshot:
             upto = float(snapshot.get("partial_at_s", 0.0))
             self.missing = [f"{f} (partial)" for f in SAMPLER_FIGURES]

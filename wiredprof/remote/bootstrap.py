@@ -21,10 +21,19 @@ from typing import Any
 import cloudpickle
 import paramiko
 
-from wiredprof.errors import ConnectError, PythonMismatchError
+from wiredprof.errors import ConnectError, PythonMismatchError, WorkerStartError
 from wiredprof.remote import worker as worker_module
-from wiredprof.remote.frames import FrameChannel
-from wiredprof.remote.worker import HEADER, MAGIC, Kind, decode_json, encode_json
+from wiredprof.remote.frames import FrameChannel, LinkClosed
+from wiredprof.remote.worker import (
+    DEFAULT_DEAD_AFTER_S,
+    DEFAULT_MAX_FRAME,
+    FRAME_MAGIC,
+    HEADER,
+    MAGIC,
+    Kind,
+    decode_json,
+    encode_json,
+)
 
 __all__ = ["WorkerHello", "BOOTSTRAP", "bootstrap_command", "start_worker"]
 
@@ -64,8 +73,12 @@ class WorkerHello:
 
 
 def bootstrap_command(python: str) -> str:
-    """The exact command line exec'd on B (`exec` spares the shell's extra process)."""
-    return f"exec {python} -c {shlex.quote(BOOTSTRAP)}"
+    """The exact command line exec'd on B (`exec` spares the shell's extra process).
+
+    The interpreter path is shell-quoted (spaces and all); a leading `~/` still means B's home.
+    """
+    quoted = f'"$HOME"/{shlex.quote(python[2:])}' if python.startswith("~/") else shlex.quote(python)
+    return f"exec {quoted} -c {shlex.quote(BOOTSTRAP)}"
 
 
 def _worker_source() -> bytes:
@@ -105,9 +118,47 @@ def start_worker(
     python: str,
     timeout_s: float = 20.0,
     max_threads: int = 32,
+    max_frame: int = DEFAULT_MAX_FRAME,
+    dead_after_s: float = DEFAULT_DEAD_AFTER_S,
 ) -> tuple[paramiko.Channel, FrameChannel, WorkerHello]:
-    """Exec the bootstrap, check the Python version, ship the worker (and cloudpickle if needed)."""
+    """Exec the bootstrap, check the Python version, ship the worker (and cloudpickle if needed).
+
+    Any failure on the way is a `ConnectError` (or `PythonMismatchError`) in one line, with
+    what the host printed; the channel is closed.
+    """
     channel = transport.open_session(window_size=_WINDOW, max_packet_size=_MAX_PACKET, timeout=timeout_s)
+    try:
+        return _start(channel, host, python, timeout_s, max_threads, max_frame, dead_after_s)
+    except (LinkClosed, TimeoutError, ValueError, KeyError, OSError, paramiko.SSHException) as exc:
+        why = "no answer in time" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+        tail = _stderr_tail(channel)
+        raise WorkerStartError(
+            f"host {host}: the worker ended during start-up ({why}{_exit_status(channel)}): {tail or 'no output'}; "
+            f"check that `{python}` there runs a plain Python {sys.version_info.major}.{sys.version_info.minor}"
+        ) from None
+    except BaseException:
+        channel.close()
+        raise
+
+
+def _exit_status(channel: paramiko.Channel) -> str:
+    if channel.exit_status_ready():
+        code = channel.recv_exit_status()
+        channel.close()
+        return f", exit status {code}" if code >= 0 else ", killed"
+    channel.close()
+    return ""
+
+
+def _start(
+    channel: paramiko.Channel,
+    host: str,
+    python: str,
+    timeout_s: float,
+    max_threads: int,
+    max_frame: int,
+    dead_after_s: float,
+) -> tuple[paramiko.Channel, FrameChannel, WorkerHello]:
     deadline = time.monotonic() + timeout_s
     channel.settimeout(0.5)
     channel.exec_command(bootstrap_command(python))
@@ -119,11 +170,18 @@ def start_worker(
     parts = line.decode(errors="replace").split()
     if len(parts) < 5 or parts[0] != MAGIC:
         stderr = _stderr_tail(channel)
+        status = channel.recv_exit_status() if channel.exit_status_ready() else None
         channel.close()
-        raise ConnectError(
-            f"host {host}: could not start `{python}` there: {stderr or 'no output'}; "
-            f"set `python` in [hosts.{host}] to a Python "
-            f"{sys.version_info.major}.{sys.version_info.minor} path"
+        if status in (126, 127):  # the shell's "not executable" / "not found"
+            raise ConnectError(
+                f"host {host}: could not start `{python}` there: {stderr or 'no output'}; "
+                f"set `python` in [hosts.{host}] to a Python "
+                f"{sys.version_info.major}.{sys.version_info.minor} path"
+            )
+        died = f"exit status {status}" if status is not None and status >= 0 else "no exit status"
+        raise WorkerStartError(
+            f"host {host}: `{python}` started but ended before the worker ran ({died}): "
+            f"{stderr or 'no output'}"
         )
     remote = tuple(int(p) for p in parts[1:4])
     if remote[:2] != tuple(sys.version_info[:2]):
@@ -136,10 +194,17 @@ def start_worker(
             f"to a Python {sys.version_info.major}.{sys.version_info.minor} on that host"
         )
     source = _worker_source()
-    setup = encode_json({"cloudpickle": cloudpickle.__version__, "max_threads": max_threads})
-    frames = FrameChannel(channel)
+    setup = encode_json(
+        {
+            "cloudpickle": cloudpickle.__version__,
+            "max_threads": max_threads,
+            "max_frame": max_frame,
+            "dead_after": dead_after_s,
+        }
+    )
+    frames = FrameChannel(channel, max_frame)
     # Source and setup in one go: B answers HELLO, then READY, or first asks for cloudpickle.
-    channel.sendall(b"%d\n" % len(source) + source + HEADER.pack(Kind.SETUP, 0, len(setup)) + setup)
+    channel.sendall(b"%d\n" % len(source) + source + HEADER.pack(FRAME_MAGIC, Kind.SETUP, 0, len(setup)) + setup)
     kind, _, payload = frames.read_frame(deadline)
     if kind != Kind.HELLO:
         raise ConnectError(f"host {host}: worker sent frame {kind} instead of its hello")

@@ -26,6 +26,7 @@ class CallConveniences:
         kwargs: dict[str, Any] | None = None,
         *,
         timeout: float | None = None,
+        idempotent: bool = False,
     ) -> Future[T]:
         raise NotImplementedError
 

@@ -7,7 +7,9 @@
 
 The executor owns at most one live `WorkerSession`; if the worker died or the link
 dropped, the next call connects again (and ships its callables again, so state kept on B
-starts over, which is logged).
+starts over, which is logged). Reconnects back off exponentially with jitter; after a few
+link failures in a row a circuit breaker makes calls fail at once (`CircuitOpenError`,
+a call that never started) for a cool-down, instead of each paying a connect attempt.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 
+from wiredprof.errors import CircuitOpenError, ConnectError, link_failure
 from wiredprof.remote.bootstrap import WorkerHello, start_worker
+from wiredprof.remote.breaker import Breaker
 from wiredprof.remote.calls import CallConveniences
 from wiredprof.remote.session import OutputSink, WorkerSession
 from wiredprof.remote.spec import HostSpec
@@ -78,6 +82,7 @@ class RemoteExecutor(CallConveniences):
         self._session: WorkerSession | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self.breaker = Breaker()
 
     @property
     def host(self) -> str:
@@ -98,12 +103,26 @@ class RemoteExecutor(CallConveniences):
             if session is not None and session.alive:
                 return session
             if session is not None:
+                self._session = None
                 session.close()
+                self.breaker.failure()
                 log.warning(
                     "reconnecting to %s: callables are shipped again, so state they kept there starts over",
                     self.host,
                 )
-            self._session = self._connect()
+            wait = self.breaker.wait_s()
+            if wait > 0 and self.breaker.failures >= self.breaker.threshold:
+                raise CircuitOpenError(
+                    f"host {self.host}: {self.breaker.failures} link failures in a row; calls skip it "
+                    f"for {wait:.1f} s more, then one connect is tried"
+                )
+            if wait > 0:
+                time.sleep(wait)  # backoff, bounded by the breaker's cap
+            try:
+                self._session = self._connect()
+            except ConnectError:
+                self.breaker.failure()
+                raise
             return self._session
 
     def _connect(self) -> WorkerSession:
@@ -117,6 +136,8 @@ class RemoteExecutor(CallConveniences):
                 self.spec.python,
                 timeout_s=self.spec.connect_timeout_s,
                 max_threads=self.max_threads,
+                max_frame=self.spec.max_frame_bytes,
+                dead_after_s=self.spec.dead_after_s,
             )
         except BaseException:
             transport.close()
@@ -132,6 +153,7 @@ class RemoteExecutor(CallConveniences):
             hello,
             output=self.output,
             restart_on_timeout=self.restart_on_timeout,
+            dead_after_s=self.spec.dead_after_s,
         )
 
     def connect(self) -> RemoteExecutor:
@@ -141,7 +163,19 @@ class RemoteExecutor(CallConveniences):
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         """Run `fn(*args, **kwargs)` on the host; the executor's `call_timeout` applies."""
-        return self.session().submit(fn, args, kwargs, self.call_timeout)
+        return self._watched(self.session().submit(fn, args, kwargs, self.call_timeout))
+
+    def _watched(self, future: Future[T]) -> Future[T]:
+        future.add_done_callback(self._settled)
+        return future
+
+    def _settled(self, future: Future[Any]) -> None:
+        # Any answer from B (a result or the stage's own exception) means the host is back.
+        if not self.breaker.failures:
+            return  # the common case, without a lock
+        exc = future.exception()
+        if exc is None or link_failure(exc) is None:
+            self.breaker.success()
 
     def submit_call(
         self,
@@ -150,10 +184,15 @@ class RemoteExecutor(CallConveniences):
         kwargs: dict[str, Any] | None = None,
         *,
         timeout: float | None = None,
+        idempotent: bool = False,
     ) -> Future[T]:
-        """Like `submit`, with its own timeout (seconds) for this call."""
-        return self.session().submit(
-            fn, args, kwargs or {}, timeout if timeout is not None else self.call_timeout
+        """Like `submit`, with its own timeout (seconds) for this call.
+
+        `idempotent` changes nothing here: a call is sent to B once, and whether it may run
+        again after a link failure is the offload runtime's decision (B acknowledges starts).
+        """
+        return self._watched(
+            self.session().submit(fn, args, kwargs or {}, timeout if timeout is not None else self.call_timeout)
         )
 
     @staticmethod

@@ -14,9 +14,9 @@ from typing import Callable
 
 import paramiko
 
-from wiredprof.remote.worker import HEADER
+from wiredprof.remote.worker import DEFAULT_MAX_FRAME, FRAME_MAGIC, HEADER, Kind, frame_problem
 
-__all__ = ["FrameChannel", "LinkClosed", "PayloadStream"]
+__all__ = ["FrameChannel", "LinkClosed", "BadFrame", "PayloadStream"]
 
 _RECV_CHUNK = 4 * 1024 * 1024
 _SMALL_FRAME = 16 * 1024
@@ -27,18 +27,30 @@ class LinkClosed(EOFError):
     """The channel reached EOF or failed: the worker is gone."""
 
 
-class FrameChannel:
-    """Send and receive whole frames on one channel; sends are serialized by a lock."""
+class BadFrame(LinkClosed):
+    """A frame header with a bad magic, an unknown kind or a length over the limit."""
 
-    def __init__(self, channel: paramiko.Channel) -> None:
+
+class FrameChannel:
+    """Send and receive whole frames on one channel; sends are serialized by a lock.
+
+    `last_recv` / `last_sent` (monotonic seconds) move with every chunk, not every frame,
+    so a long transfer is never mistaken for a silent link.
+    """
+
+    def __init__(self, channel: paramiko.Channel, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.channel = channel
+        self.max_frame = max_frame
         self._send_lock = threading.Lock()
         self._rbuf = bytearray()
+        self.last_recv = self.last_sent = time.monotonic()
 
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
-        """Send one frame; raises `LinkClosed` when the channel is gone."""
+        """Send one frame; raises `LinkClosed` when the channel is gone, ValueError when too large."""
         view = memoryview(payload).cast("B")
-        head = HEADER.pack(kind, ident, view.nbytes)
+        if view.nbytes > self.max_frame:
+            raise ValueError(f"a frame of {view.nbytes} bytes is over the limit of {self.max_frame} bytes")
+        head = HEADER.pack(FRAME_MAGIC, kind, ident, view.nbytes)
         try:
             with self._send_lock:
                 if view.nbytes <= _SMALL_FRAME:  # one SSH packet for a small frame, not two
@@ -48,6 +60,7 @@ class FrameChannel:
                     self.channel.sendall(view)  # type: ignore[arg-type]  # slices, not copies
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise LinkClosed(str(exc) or type(exc).__name__) from exc
+        self.last_sent = time.monotonic()
 
     def _recv_exact(self, n: int, deadline: float | None, idle: Callable[[], None] | None) -> bytearray:
         # Small reads ask the channel for more than needed and keep the rest, so a small
@@ -75,6 +88,7 @@ class FrameChannel:
                 raise LinkClosed(str(exc) or type(exc).__name__) from exc
             if not chunk:
                 raise LinkClosed("channel closed")
+            self.last_recv = time.monotonic()
             take = min(len(chunk), want)
             view[pos : pos + take] = chunk[:take] if take < len(chunk) else chunk
             if take < len(chunk):
@@ -92,8 +106,14 @@ class FrameChannel:
     def read_header(
         self, deadline: float | None = None, idle: Callable[[], None] | None = None
     ) -> tuple[int, int, int]:
-        """Block for the next frame's (kind, id, payload length); read or stream the payload next."""
-        kind, ident, length = HEADER.unpack(self._recv_exact(HEADER.size, deadline, idle))
+        """Block for the next frame's (kind, id, payload length); read or stream the payload next.
+
+        Raises `BadFrame` before anything is allocated for a corrupt or oversized frame.
+        """
+        magic, kind, ident, length = HEADER.unpack(self._recv_exact(HEADER.size, deadline, idle))
+        problem = frame_problem(magic, kind, length, self.max_frame, Kind.FROM_B)
+        if problem is not None:
+            raise BadFrame(problem)
         return int(kind), int(ident), int(length)
 
     def read_payload(

@@ -101,6 +101,16 @@ def _spec_from(
     )
 
 
+def _link_limits(entry: HostEntry) -> dict[str, object]:
+    """The inventory's `dead_after_s` / `max_frame_mb` as HostSpec fields (only those set)."""
+    limits: dict[str, object] = {}
+    if entry.dead_after_s is not None:
+        limits["dead_after_s"] = entry.dead_after_s
+    if entry.max_frame_mb is not None:
+        limits["max_frame_bytes"] = int(entry.max_frame_mb * (1 << 20))
+    return limits
+
+
 def _chain(hops: list[str], ssh_config: paramiko.SSHConfig, ssh_dir: Path, depth: int) -> HostSpec:
     # "a,b" means: reach b through a, then the target through b.
     previous = _chain(hops[:-1], ssh_config, ssh_dir, depth + 1) if len(hops) > 1 else None
@@ -134,7 +144,7 @@ def resolve_host(
             python=entry.python,
             known_hosts_file=entry.known_hosts,
             base=config.root,
-        )
+        ).with_(**_link_limits(entry))
     if name in ssh_config_aliases(ssh_config):
         return _spec_from(name, name, ssh_config, directory)
     raise UnknownHostError(name, sorted(set(entries) | set(ssh_config_aliases(ssh_config))))

@@ -48,6 +48,8 @@ class LocalSshd:
     pid: int
     host_key_fingerprint: str
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # Process groups of earlier listeners (see stop_listener), whose sessions may live on.
+    _old_groups: list[int] = field(default_factory=list, repr=False)
 
     @property
     def log_path(self) -> Path:
@@ -58,10 +60,45 @@ class LocalSshd:
         """True while the sshd listener process runs."""
         return self._proc is not None and self._proc.poll() is None
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop sshd and every process of its group (sessions, workers) by PID; bounded."""
+    def stop_listener(self, timeout_s: float = 5.0) -> None:
+        """Stop only the listening sshd: new connections are refused, open sessions live on."""
         proc, self._proc = self._proc, None
         if proc is None:
+            return
+        self._old_groups.append(proc.pid)
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout_s)
+
+    def start_listener(self, startup_timeout_s: float = 10.0) -> None:
+        """Start the listener again on the same port, with the same keys and configuration."""
+        if self._proc is not None:
+            return
+        proc = _spawn(self.workdir)
+        deadline = time.monotonic() + startup_timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if _port_accepts(self.port):
+                self._proc = proc
+                self.pid = proc.pid
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+        raise SshdUnavailable(f"sshd did not come back on port {self.port}")
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop sshd and every process of its group (sessions, workers) by PID; bounded."""
+        for group in self._old_groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        self._old_groups.clear()
+        proc, self._proc = self._proc, None
+        if proc is None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
             return
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
@@ -155,7 +192,7 @@ def start_local_sshd(
 
     `environment` is set in every session (sshd's SetEnv), as a host's own configuration would.
     """
-    sshd = find_sshd()
+    find_sshd()  # fails early, with how to install it
     Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation dir
     workdir = Path(tempfile.mkdtemp(prefix="wiredprof-sshd-"))
     write_ed25519_key(workdir / "ssh_host_ed25519_key", comment="host")
@@ -168,14 +205,7 @@ def start_local_sshd(
         config = workdir / "sshd_config"
         config.write_text(_config_text(workdir, port, environment))
         (workdir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
-        with open(workdir / "sshd.log", "ab") as logf:
-            proc = subprocess.Popen(
-                [sshd, "-D", "-e", "-f", str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=logf,
-                stderr=logf,
-                start_new_session=True,
-            )
+        proc = _spawn(workdir)
         deadline = time.monotonic() + startup_timeout_s
         while time.monotonic() < deadline and proc.poll() is None:
             if _port_accepts(port):
@@ -197,6 +227,18 @@ def start_local_sshd(
         proc.wait(timeout=5)
     shutil.rmtree(workdir, ignore_errors=True)
     raise SshdUnavailable(f"sshd did not come up after {attempts} attempts: {last_error.strip()}")
+
+
+def _spawn(workdir: Path) -> subprocess.Popen[bytes]:
+    """sshd in the foreground, in a process group of its own, logging to workdir/sshd.log."""
+    with open(workdir / "sshd.log", "ab") as logf:
+        return subprocess.Popen(
+            [find_sshd(), "-D", "-e", "-f", str(workdir / "sshd_config")],
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=logf,
+            start_new_session=True,
+        )
 
 
 def _fingerprint(b64: str) -> str:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import collections
 import dis
 import functools
 import inspect
@@ -170,7 +171,25 @@ class _StaysOnA(pickle.PicklingError):
     """Raised while pickling an object that must stay on A and is not yet marked to."""
 
 
+def _code_reduce_keeping_file(code: types.CodeType) -> Any:
+    """cloudpickle's reducer for a code object, keeping its real file name.
+
+    cloudpickle writes "<dynamic-code>" (for deterministic payloads); with the real name a
+    traceback on B names the file and line, and A fills in the source line from its copy.
+    """
+    ctor, args = _CLOUDPICKLE_CODE_REDUCE(code)
+    return ctor, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+
+
+_CLOUDPICKLE_CODE_REDUCE: Any = getattr(getattr(cloudpickle, "cloudpickle", None), "_code_reduce", None)
+
+
 class _Pickler(cloudpickle.Pickler):  # type: ignore[misc]
+    if _CLOUDPICKLE_CODE_REDUCE is not None:
+        dispatch_table = collections.ChainMap(
+            {types.CodeType: _code_reduce_keeping_file}, cloudpickle.Pickler.dispatch_table
+        )
+
     def __init__(self, file: io.BytesIO, objects: LocalObjects, marked: set[int], count: bool = True) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self._objects = objects

@@ -2,15 +2,22 @@
 
 A receiver thread reads every frame and routes it: results and failures to the caller's
 `Future`, output to the output sink, proxy requests to a small pool that runs them on A.
-When the channel ends (worker killed, link dropped) every pending call fails at once with
-`WorkerLostError`; per-call deadlines are checked by the same thread between frames.
+When the channel ends (worker killed, link dropped), a frame is corrupt, or nothing at all
+came from B for `dead_after_s` (a frozen link: no FIN, no RST), every pending call fails
+at once with a `WorkerLostError`; per-call deadlines are checked by a watchdog thread.
+
+Failures are of two kinds and never confused: a stage's own exception comes back re-raised
+with its type and marked `wiredprof_origin = "stage"`; everything else is a `LinkError`
+whose `started` says whether B had begun the call (B acknowledges each start).
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
+import linecache
 import logging
+import re
 import sys
 import threading
 import time
@@ -21,9 +28,17 @@ from typing import Any, Callable
 
 import paramiko
 
-from wiredprof.errors import CallTimeoutError, MissingModuleError, PickleError, RemoteError, WorkerLostError
+from wiredprof.errors import (
+    CallTimeoutError,
+    FrameError,
+    LinkSilentError,
+    MissingModuleError,
+    PickleError,
+    RemoteError,
+    WorkerLostError,
+)
 from wiredprof.remote.bootstrap import WorkerHello
-from wiredprof.remote.frames import FrameChannel, LinkClosed
+from wiredprof.remote.frames import BadFrame, FrameChannel, LinkClosed
 from wiredprof.remote.serialize import (
     LocalObjects,
     dump_call,
@@ -33,9 +48,9 @@ from wiredprof.remote.serialize import (
     load_stream,
     load_value,
 )
-from wiredprof.remote.worker import Kind, decode_json
+from wiredprof.remote.worker import DEFAULT_DEAD_AFTER_S, Kind, decode_json
 
-__all__ = ["WorkerSession", "OutputSink", "RemoteTraceback", "print_output"]
+__all__ = ["WorkerSession", "OutputSink", "RemoteTraceback", "print_output", "with_source_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +60,28 @@ OutputSink = Callable[[str, str, str], None]
 _TICK_S = 0.2
 _STREAM_MIN_BYTES = 1 << 20
 _MAX_FUNCTIONS = 1024
+
+
+_FRAME_LINE = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+), in ')
+
+
+def with_source_lines(text: str) -> str:
+    """A traceback from B with the source lines B could not show filled in from this side.
+
+    Code shipped by value keeps its file name from A, but the file is only here; a frame
+    whose line B did show (a module installed there) is left as it is.
+    """
+    lines = text.splitlines()
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        frame = _FRAME_LINE.match(line)
+        shown = i + 1 < len(lines) and lines[i + 1].startswith("    ")
+        if frame is not None and not shown:
+            source = linecache.getline(frame["file"], int(frame["line"])).strip()
+            if source:
+                out.append(f"    {source}")
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
 
 
 def print_output(host: str, stream: str, text: str) -> None:
@@ -75,6 +112,7 @@ class _Pending:
     name: str
     fn_key: tuple[Any, ...]
     deadline: float | None
+    started: bool = False  # B acknowledged that the call began
 
 
 @dataclass
@@ -104,8 +142,10 @@ class WorkerSession:
         output: OutputSink | None = None,
         proxy_threads: int = 8,
         restart_on_timeout: bool = False,
+        dead_after_s: float = DEFAULT_DEAD_AFTER_S,
     ) -> None:
         self.host = host
+        self.dead_after_s = dead_after_s
         self.restart_on_timeout = restart_on_timeout
         self.transport = transport
         self.channel = channel
@@ -124,6 +164,7 @@ class WorkerSession:
         self._fn_ids = itertools.count(1)
         self._closed = threading.Event()
         self._lost_reason: str | None = None
+        self._lost_cls: type[WorkerLostError] = WorkerLostError
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         self._proxy_pool = ThreadPoolExecutor(
             max_workers=proxy_threads, thread_name_prefix=f"wiredprof-proxy-{host}"
@@ -134,6 +175,7 @@ class WorkerSession:
             threading.Thread(target=self._receive_loop, name=f"wiredprof-recv-{host}", daemon=True),
             threading.Thread(target=self._stderr_loop, name=f"wiredprof-stderr-{host}", daemon=True),
             threading.Thread(target=self._watchdog_loop, name=f"wiredprof-deadlines-{host}", daemon=True),
+            threading.Thread(target=self._heartbeat_loop, name=f"wiredprof-heartbeat-{host}", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -163,12 +205,17 @@ class WorkerSession:
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         if self._closed.is_set():
-            future.set_exception(self._lost_error(1))
+            future.set_exception(self._lost_error(1, started=False))
             return future
         key = _fn_key(fn)
         fn_id = self._define(fn, key)
         try:
             payload = dump_call(fn, fn_id, args, kwargs, self.objects)
+            if len(payload) > self.frames.max_frame:
+                raise PickleError(
+                    f"the call to {function_name(fn)} is {len(payload)} bytes pickled, over the frame limit of "
+                    f"{self.frames.max_frame} bytes: send less, or raise `max_frame_mb` in [hosts.{self.host}]"
+                )
         except BaseException:
             self._call_done(key)
             raise
@@ -180,12 +227,20 @@ class WorkerSession:
                 self._pending[call_id] = _Pending(future, function_name(fn), key, deadline)
         if lost:
             self._call_done(key)
-            future.set_exception(self._lost_error(1))
+            future.set_exception(self._lost_error(1, started=False))
             return future
         try:
             self.frames.send(Kind.CALL, call_id, payload)
         except LinkClosed as exc:
-            self._mark_lost(f"sending failed: {exc}")
+            # sendall raised, so B never got the whole frame: this call certainly did not start.
+            with self._lock:
+                mine = self._pending.pop(call_id, None)
+            if mine is not None:
+                self._call_done(key)
+                self._mark_lost(f"sending failed: {exc}")
+                future.set_exception(self._lost_error(1, started=False))
+            else:
+                self._mark_lost(f"sending failed: {exc}")
         return future
 
     def _define(self, fn: Callable[..., Any], key: tuple[Any, ...]) -> int:
@@ -242,7 +297,14 @@ class WorkerSession:
                     self._finish_streamed(kind, ident, length)
                     continue
                 payload = self.frames.read_payload(length)
-                if kind == Kind.RESULT or kind == Kind.FAILURE:
+                if kind == Kind.STARTED:
+                    with self._lock:
+                        started = self._pending.get(ident)
+                        if started is not None:
+                            started.started = True
+                elif kind == Kind.HEARTBEAT_B:
+                    pass  # its arrival moved frames.last_recv
+                elif kind == Kind.RESULT or kind == Kind.FAILURE:
                     self._finish(kind, ident, payload)
                 elif kind == Kind.OUTPUT:
                     stream = "stdout" if payload[:1] == b"\x01" else "stderr"
@@ -254,8 +316,14 @@ class WorkerSession:
                         self.objects.release(int(ref), int(received))
                 else:
                     log.warning("host %s sent an unexpected frame kind %d", self.host, kind)
+        except BadFrame as exc:
+            reason = f"bad frame from the host: {exc}; the session was ended"
+            self._mark_lost(reason, FrameError)
+            self._abort()
+            return
         except LinkClosed as exc:
             reason = str(exc)
+            self._threads[1].join(0.5)  # the worker's last words (stderr) end with the channel
         except Exception as exc:  # noqa: BLE001 - any receiver failure ends the session
             log.exception("receiver for %s failed", self.host)
             reason = f"receiver failed: {exc!r}"
@@ -264,6 +332,38 @@ class WorkerSession:
     def _watchdog_loop(self) -> None:
         while not self._closed.wait(_TICK_S):
             self._expire_deadlines()
+            silent = time.monotonic() - self.frames.last_recv
+            if silent > self.dead_after_s:
+                self._mark_lost(
+                    f"nothing came from it for {silent:.1f} s, over dead_after_s = {self.dead_after_s:g}: "
+                    "the link is dead or frozen",
+                    LinkSilentError,
+                )
+                self._abort()
+
+    def _heartbeat_loop(self) -> None:
+        # Its own thread: a send blocks while the link is frozen, and the watchdog must not.
+        every = self.dead_after_s / 3.0
+        while not self._closed.wait(min(every, 1.0)):
+            if time.monotonic() - self.frames.last_sent >= every:
+                try:
+                    self.frames.send(Kind.HEARTBEAT, 0)
+                except LinkClosed:
+                    return
+
+    def _abort(self) -> None:
+        """Close the channel and the connection without waiting on a peer that may never answer."""
+
+        threading.Thread(target=self._close_link, name=f"wiredprof-abort-{self.host}", daemon=True).start()
+
+    def _close_link(self) -> None:
+        # Closing sends a message; on a link that is already gone that fails, which is fine.
+        try:
+            self.channel.close()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        finally:
+            self.transport.close()
 
     def _expire_deadlines(self) -> None:
         now = time.monotonic()
@@ -279,8 +379,12 @@ class WorkerSession:
                 if self.restart_on_timeout
                 else "it may still run there, and its result will be dropped"
             )
+            begun = "it had started there" if pending.started else "the host had not acknowledged its start"
             pending.future.set_exception(
-                CallTimeoutError(f"call {pending.name} on host {self.host} did not finish in time; {fate}")
+                CallTimeoutError(
+                    f"call {pending.name} on host {self.host} did not finish in time ({begun}); {fate}",
+                    started=True if pending.started else None,
+                )
             )
         if expired and self.restart_on_timeout:
             # A thread cannot be stopped from outside; ending the worker process can.
@@ -340,7 +444,7 @@ class WorkerSession:
             pending.future.set_exception(error)
 
     def _rebuild(self, info: dict[str, Any], name: str) -> BaseException:
-        tb = str(info.get("traceback", ""))
+        tb = with_source_lines(str(info.get("traceback", "")))
         phase = info.get("phase")
         type_name = f"{info.get('module')}.{info.get('type')}"
         if phase in ("load", "define") and info.get("missing_module"):
@@ -360,6 +464,11 @@ class WorkerSession:
                 f"the result of {name} on host {self.host} cannot be pickled back: "
                 f"{info.get('type')}: {info.get('message')}"
             )
+        if phase == "size":
+            return PickleError(
+                f"the result of {name} on host {self.host} is too large to send back: {info.get('message')}; "
+                f"return less, or raise `max_frame_mb` in [hosts.{self.host}]"
+            )
         exc: Any = None
         if info.get("pickled"):
             try:
@@ -377,6 +486,11 @@ class WorkerSession:
             try:
                 setattr(exc, "remote_traceback", tb)
                 setattr(exc, "remote_host", self.host)
+            except AttributeError:
+                pass
+        if info.get("origin", "stage") == "stage":
+            try:  # the stage's own exception, even when its type is a wiredprof link error
+                setattr(exc, "wiredprof_origin", "stage")
             except AttributeError:
                 pass
         exc.__cause__ = RemoteTraceback(tb, self.host)
@@ -417,31 +531,35 @@ class WorkerSession:
             self._stderr_tail.append(partial.decode("utf-8", "replace"))
 
     # -- ending ---------------------------------------------------------------------------
-    def _lost_error(self, count: int) -> WorkerLostError:
+    def _lost_error(self, count: int, started: bool | None) -> WorkerLostError:
         status = ""
         if self.channel.exit_status_ready():
             code = self.channel.recv_exit_status()
             status = f", exit status {code}" if code >= 0 else ", killed"
         tail = " | ".join(list(self._stderr_tail)[-3:])
-        return WorkerLostError(
+        begun = {True: "it had started there", False: "it never started there",
+                 None: "it may have started there"}[started]
+        return self._lost_cls(
             f"the worker on host {self.host} (pid {self.hello.pid}) is gone ({self._lost_reason}{status})"
             + (f"; its last output: {tail}" if tail else "")
-            + (f"; {count} pending call(s) failed" if count else "")
-            + "; the next call reconnects"
+            + (f"; {count} pending call(s) failed ({begun})" if count else "")
+            + "; the next call reconnects",
+            started=started,
         )
 
-    def _mark_lost(self, reason: str) -> None:
+    def _mark_lost(self, reason: str, cls: type[WorkerLostError] = WorkerLostError) -> None:
         with self._lock:
             if self._lost_reason is None:
                 self._lost_reason = reason
+                self._lost_cls = cls
             pending = list(self._pending.values())
             self._pending.clear()
         self._closed.set()
-        if pending:
-            error = self._lost_error(len(pending))
-            for item in pending:
-                if not item.future.done():
-                    item.future.set_exception(error)
+        # A call B never acknowledged may still have started (the ack may be lost with the link).
+        for item in pending:
+            self._call_done(item.fn_key)
+            if not item.future.done():
+                item.future.set_exception(self._lost_error(len(pending), True if item.started else None))
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the worker and the connection; pending calls fail with `WorkerLostError`."""
@@ -451,13 +569,10 @@ class WorkerSession:
             except LinkClosed:
                 pass
         self._mark_lost("closed by this side")
-        try:
-            self.channel.close()
-        finally:
-            self.transport.close()
+        self._close_link()
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout_s)
+                thread.join(min(timeout_s, 1.0))
         self._proxy_pool.shutdown(wait=False)
 
 

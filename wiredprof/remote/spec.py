@@ -7,9 +7,19 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-__all__ = ["HostSpec", "ssh_dir", "parse_address", "SYSTEM_KNOWN_HOSTS"]
+__all__ = ["HostSpec", "ssh_dir", "parse_address", "SYSTEM_KNOWN_HOSTS", "default_max_frame"]
 
 SYSTEM_KNOWN_HOSTS = (Path("/etc/ssh/ssh_known_hosts"), Path("/etc/ssh/ssh_known_hosts2"))
+_MAX_FRAME_CAP = 1 << 30
+
+
+def default_max_frame() -> int:
+    """The largest frame either side accepts by default: 1 GiB, or an eighth of this host's memory."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return _MAX_FRAME_CAP
+    return max(16 << 20, min(_MAX_FRAME_CAP, memory // 8))
 
 
 def ssh_dir(override: str | os.PathLike[str] | None = None) -> Path:
@@ -60,6 +70,8 @@ class HostSpec:
     ssh_dir: Path = field(default_factory=ssh_dir)
     proxy_jump: HostSpec | None = None
     connect_timeout_s: float = 15.0
+    dead_after_s: float = 15.0  # a link silent this long fails the calls in flight
+    max_frame_bytes: int = field(default_factory=default_max_frame)
 
     @property
     def user_known_hosts(self) -> tuple[Path, ...]:

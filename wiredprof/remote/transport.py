@@ -18,14 +18,17 @@ from typing import Callable
 
 import paramiko
 
-from wiredprof.errors import AuthError, ConnectError, HostKeyChangedError, UnknownHostKeyError
+from wiredprof.errors import AuthError, ConnectError, HostKeyChangedError, NotSshError, UnknownHostKeyError
 from wiredprof.remote.spec import HostSpec
 
 __all__ = ["HostKeyPolicy", "open_transport", "PassphrasePrompt", "KEEPALIVE_S"]
 
 log = logging.getLogger(__name__)
+# paramiko logs its transport thread's failures with tracebacks; wiredprof reports them in one line.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 KEEPALIVE_S = 15
+_BANNER_TIMEOUT_S = 5.0
 _PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr")
 _DEFAULT_KEYS = ("id_ed25519", "id_ecdsa", "id_rsa")
 
@@ -136,6 +139,7 @@ def open_transport(
     sock: socket.socket | paramiko.Channel
     sock = _jump_channel(spec, accept_new, prompt) if spec.proxy_jump else _tcp_socket(spec)
     transport = paramiko.Transport(sock)
+    transport.banner_timeout = min(spec.connect_timeout_s, _BANNER_TIMEOUT_S)
     policy = HostKeyPolicy(spec, accept_new=accept_new)
     try:
         options = transport.get_security_options()
@@ -151,6 +155,11 @@ def open_transport(
         try:
             transport.start_client(timeout=spec.connect_timeout_s)
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            if "banner" in str(exc).lower():
+                raise NotSshError(
+                    f"host {spec.name}: {spec.hostname}:{spec.port} accepts connections but does not speak SSH "
+                    f"(no SSH banner within {transport.banner_timeout:g} s): check the port in its address"
+                ) from None
             raise ConnectError(
                 f"host {spec.name}: SSH handshake with {spec.hostname}:{spec.port} failed: {exc}"
             ) from None

@@ -21,6 +21,7 @@ import pickle
 import struct
 import sys
 import threading
+import time
 import traceback
 import weakref
 from typing import Any, BinaryIO, Callable
@@ -28,15 +29,23 @@ from typing import Any, BinaryIO, Callable
 __all__ = [
     "HEADER",
     "MAGIC",
+    "FRAME_MAGIC",
+    "DEFAULT_MAX_FRAME",
+    "DEFAULT_DEAD_AFTER_S",
     "Kind",
+    "frame_problem",
     "serve",
     "encode_json",
     "decode_json",
 ]
 
 MAGIC = "wiredprof-worker"
-# kind (u8), id (u32: a call, a function or a proxy request), payload length (u64)
-HEADER = struct.Struct("!BIQ")
+# magic (4 bytes), kind (u8), id (u32: a call, a function or a proxy request), payload length (u64).
+# Both sides check magic, kind and length before allocating anything for the payload.
+HEADER = struct.Struct("!4sBIQ")
+FRAME_MAGIC = b"wpF1"
+DEFAULT_MAX_FRAME = 1 << 30
+DEFAULT_DEAD_AFTER_S = 15.0
 _OUTPUT_FLUSH_BYTES = 8192
 _PROXY_POLL_S = 1.0
 _SMALL_FRAME = 65536
@@ -53,6 +62,7 @@ class Kind:
     CLOSE = 7
     FORGET = 8  # id = function id to drop
     MODULES = 9  # json: {name: [is_pkg, source]}, the answer to NEED_MODULES
+    HEARTBEAT = 10  # A is alive (sent when A has sent nothing else for a while)
     HELLO = 101  # json: pid, python, executable, cloudpickle version (or null), platform
     READY = 102  # json: cloudpickle version in use and whether it was shipped
     RESULT = 103  # id = call id; payload = pickled result
@@ -61,6 +71,22 @@ class Kind:
     PROXY_CALL = 106  # id = proxy request id; payload = pickled (op, ref, name, args, kwargs)
     NEED_MODULES = 108  # json: [names] B lacks (or has in another version than A)
     RELEASE = 109  # json: {ref: proxies received}, for refs whose every proxy B has dropped
+    STARTED = 110  # id = call id: B is about to run it (sent before the stage's code runs)
+    HEARTBEAT_B = 111  # B is alive
+
+    FROM_A = frozenset({1, 2, 3, 4, 5, 7, 8, 9, 10})
+    FROM_B = frozenset({101, 102, 103, 104, 105, 106, 108, 109, 110, 111})
+
+
+def frame_problem(magic: bytes, kind: int, length: int, max_frame: int, kinds: frozenset[int]) -> str | None:
+    """Why a frame header is bad (checked before its payload is read), or None."""
+    if magic != FRAME_MAGIC:
+        return "bad magic %r (not a wiredprof frame: the stream is corrupt)" % (magic,)
+    if kind not in kinds:
+        return "unknown frame kind %d" % kind
+    if length > max_frame:
+        return "a frame claims %d bytes, over the limit of %d bytes" % (length, max_frame)
+    return None
 
 
 def encode_json(obj: Any) -> bytes:
@@ -71,18 +97,6 @@ def encode_json(obj: Any) -> bytes:
 def decode_json(data: bytes | bytearray | memoryview) -> Any:
     """Decode a handshake message."""
     return json.loads(bytes(data).decode())
-
-
-def _read_exact(rfile: BinaryIO, n: int) -> bytearray | None:
-    buf = bytearray(n)
-    view = memoryview(buf)
-    pos = 0
-    while pos < n:
-        got = rfile.readinto(view[pos:])  # type: ignore[attr-defined]
-        if not got:
-            return None
-        pos += got
-    return buf
 
 
 class _SourceImporter:
@@ -184,11 +198,16 @@ class _Server:
         self.cloudpickle: Any = None
         self.Proxy: type | None = None
         self.pickler_cls: Any = None
+        self.max_frame = DEFAULT_MAX_FRAME
+        self.dead_after = DEFAULT_DEAD_AFTER_S
+        self.last_recv = time.monotonic()
 
     # -- wire ---------------------------------------------------------------------------
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
         view = memoryview(payload).cast("B")
-        head = HEADER.pack(kind, ident, view.nbytes)
+        if view.nbytes > self.max_frame:
+            raise ValueError("a frame of %d bytes is over the limit of %d bytes" % (view.nbytes, self.max_frame))
+        head = HEADER.pack(FRAME_MAGIC, kind, ident, view.nbytes)
         with self.send_lock:
             if view.nbytes <= _SMALL_FRAME:  # one write, so sshd sends one packet
                 self._write(memoryview(head + view.tobytes()))
@@ -201,12 +220,29 @@ class _Server:
             written = os.write(self.wfd, view)
             view = view[written:]
 
+    def _read_exact(self, n: int) -> bytearray | None:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        pos = 0
+        while pos < n:
+            got = self.rfile.readinto(view[pos:])  # type: ignore[attr-defined]
+            if not got:
+                return None
+            self.last_recv = time.monotonic()
+            pos += got
+        return buf
+
     def read_frame(self) -> tuple[int, int, bytearray] | None:
-        head = _read_exact(self.rfile, HEADER.size)
+        """The next frame from A; None at EOF or on a bad frame (which ends the worker)."""
+        head = self._read_exact(HEADER.size)
         if head is None:
             return None
-        kind, ident, length = HEADER.unpack(head)
-        payload = _read_exact(self.rfile, length) if length else bytearray()
+        magic, kind, ident, length = HEADER.unpack(head)
+        problem = frame_problem(magic, kind, length, self.max_frame, Kind.FROM_A)
+        if problem is not None:
+            _say("bad frame from host A: %s; the worker ends" % problem)
+            return None
+        payload = self._read_exact(length) if length else bytearray()
         if payload is None:
             return None
         return kind, ident, payload
@@ -239,12 +275,31 @@ class _Server:
         self.Proxy = _make_proxy_class(self)
         self.pickler_cls = _make_pickler_class(cloudpickle, self.Proxy)
         self.max_threads = max(2, int(setup.get("max_threads", 32)))
+        self.max_frame = int(setup.get("max_frame", DEFAULT_MAX_FRAME))
+        self.dead_after = float(setup.get("dead_after", DEFAULT_DEAD_AFTER_S))
+        for target in (self._heartbeat_loop, self._silence_loop):
+            threading.Thread(target=target, name="wiredprof-heartbeat", daemon=True).start()
         sys.stdout = _Output(self, 1)
         sys.stderr = _Output(self, 2)
         self.send(
             Kind.READY, 0, encode_json({"cloudpickle": cloudpickle.__version__, "shipped": bool(modules)})
         )
         return True
+
+    def _heartbeat_loop(self) -> None:
+        while not self.closed.wait(self.dead_after / 3.0):
+            try:
+                self.send(Kind.HEARTBEAT_B, 0)
+            except OSError:
+                return
+
+    def _silence_loop(self) -> None:
+        # Its own thread: the heartbeat sender may block on a full pipe when A is frozen.
+        while not self.closed.wait(min(1.0, self.dead_after / 10.0)):
+            silent = time.monotonic() - self.last_recv
+            if silent > self.dead_after:
+                _say("nothing from host A for %.1f s (dead_after %.1f s): the worker ends" % (silent, self.dead_after))
+                _exit(self)
 
     # -- pickling ----------------------------------------------------------------------
     def dumps(self, obj: Any) -> memoryview:
@@ -278,6 +333,7 @@ class _Server:
                 self.functions.pop(ident, None)
             elif kind == Kind.CLOSE:
                 return
+            # HEARTBEAT: receiving it was the point (last_recv)
 
     def _hand_off_reading(self) -> bool:
         """Make another thread the reader; False when all `max_threads` are busy."""
@@ -355,11 +411,17 @@ class _Server:
                 return
             if fn is None:
                 raise LookupError("function %d was never defined on this worker" % fn_id)
+            self.send(Kind.STARTED, call_id)  # from here on the call counts as started on B
             phase = "run"
             result = fn(*args, **kwargs)
             _flush_output()
             phase = "dump"
             data = self.dumps(result)
+            if data.nbytes > self.max_frame:
+                phase = "size"
+                raise ValueError(
+                    "the result is %d bytes pickled, over the frame limit of %d bytes" % (data.nbytes, self.max_frame)
+                )
         except BaseException as exc:
             _flush_output()
             try:
@@ -429,6 +491,8 @@ def _failure_info(exc: BaseException, phase: str, server: _Server) -> dict[str, 
         "traceback": text,
         "pickled": pickled,
         "phase": phase,
+        # The stage's own exception (never retried) vs wiredprof's (loading, pickling, size).
+        "origin": "stage" if phase == "run" else "wiredprof",
         "missing_module": getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None,
     }
 
@@ -574,6 +638,14 @@ def serve(rfile: BinaryIO, wfile: BinaryIO) -> None:
             server.run()
     finally:
         _exit(server)
+
+
+def _say(text: str) -> None:
+    """One line on the worker's real stderr (the channel's), which A keeps as its last output."""
+    try:
+        os.write(2, ("wiredprof worker: %s\n" % text).encode("utf-8", "replace"))
+    except OSError:
+        pass
 
 
 def _exit(server: _Server) -> None:

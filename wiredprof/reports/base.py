@@ -9,11 +9,46 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from wiredprof.profile import Profile
+from wiredprof.profile import Profile, StageStats
 
 __all__ = [
     "KIND_COLORS", "ERROR_COLOR", "stage_kinds", "kind_of", "kind_colors", "profile_colors", "no_call_tree_reason",
+    "OFFLOAD_EVENTS", "OFFLOAD_EVENT_ONE", "offloaded_stages", "offload_counts", "offload_summary",
 ]
+
+# What can happen to a call of an offloaded stage, as the profile counts it, and how reports say it.
+OFFLOAD_EVENTS: dict[str, tuple[str, str]] = {
+    "retries": ("retries", "#1f77b4"),  # re-sent: the host had not started it
+    "retries_after_start": ("retries after start", "#9467bd"),  # idempotent stages only
+    "fallbacks": ("run locally", "#2ca02c"),
+    "timeouts": ("timeouts", "#ff7f0e"),
+    "link_losses": ("link losses", "#8c564b"),
+}
+# One event, as a timeline mark's hover text says it.
+OFFLOAD_EVENT_ONE = {
+    "retries": "retried (the host had not started the call)",
+    "retries_after_start": "retried after the host started it (idempotent)",
+    "fallbacks": "run locally instead",
+    "timeouts": "timed out",
+    "link_losses": "link lost",
+}
+
+
+def offloaded_stages(profile: Profile) -> list[StageStats]:
+    """The stages that ran on another host."""
+    return [s for s in profile.stages if s.host not in ("", "local", profile.host)]
+
+
+def offload_counts(stage: StageStats) -> list[int]:
+    """The stage's offload event counts, in `OFFLOAD_EVENTS` order."""
+    return [int(getattr(stage, key, 0)) for key in OFFLOAD_EVENTS]
+
+
+def offload_summary(stage: StageStats) -> str:
+    """Like "2 retries, 1 run locally" (the non-zero counts), or "none"."""
+    parts = [f"{n} {label}" for n, (label, _) in zip(offload_counts(stage), OFFLOAD_EVENTS.values()) if n]
+    return ", ".join(parts) or "none"
+
 
 # wiredflow's stage kinds, in colours that stay apart for colour-blind readers
 # (Tableau 10 family). Red is kept for errors.

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from tabulate import tabulate
 
 from wiredprof.profile import Profile
+from wiredprof.reports.base import OFFLOAD_EVENTS, offload_counts, offloaded_stages
 from wiredprof.reports.text import fmt_s
 
 __all__ = ["Change", "compare_profiles", "render_comparison"]
@@ -90,4 +91,29 @@ def render_comparison(old: Profile, new: Profile, changes: list[Change]) -> str:
         tabulate(stages, headers=["stage", "old mean", "new mean", "change", "host"],
                  colalign=("left", "right", "right", "right", "left")),
     ]
+    events = _offload_events(old, new)
+    if events:
+        out += ["", events]
     return "\n".join(out) + "\n"
+
+
+def _offload_events(old: Profile, new: Profile) -> str:
+    """Retries, local runs, timeouts and link losses of offloaded stages, old -> new ('' when none)."""
+    before = {s.name: offload_counts(s) for s in offloaded_stages(old)}
+    after = {s.name: offload_counts(s) for s in offloaded_stages(new)}
+    names = list(before) + [n for n in after if n not in before]
+    if not names:
+        return ""
+    zero = [0] * len(OFFLOAD_EVENTS)
+    rows = []
+    for name in names:
+        a, b = before.get(name), after.get(name)
+        rows.append([name, *(_old_new(x, y) for x, y in zip(a or zero, b or zero))]
+                    if a is not None and b is not None else
+                    [name, *(f"{x} -> -" if b is None else f"- -> {y}" for x, y in zip(a or zero, b or zero))])
+    headers = ["offloaded stage", *(label for label, _ in OFFLOAD_EVENTS.values())]
+    return str(tabulate(rows, headers=headers, colalign=("left",) + ("right",) * len(OFFLOAD_EVENTS)))
+
+
+def _old_new(old: int, new: int) -> str:
+    return str(new) if old == new else f"{old} -> {new}"

@@ -20,7 +20,16 @@ from pyinstrument.session import Session
 from wiredprof import __version__
 from wiredprof.analysis import classify, utilisation
 from wiredprof.profile import Bottleneck, CallTree, Profile
-from wiredprof.reports.base import ERROR_COLOR, kind_of, no_call_tree_reason, profile_colors, stage_kinds
+from wiredprof.reports.base import (
+    ERROR_COLOR,
+    OFFLOAD_EVENTS,
+    kind_of,
+    no_call_tree_reason,
+    offload_counts,
+    offloaded_stages,
+    profile_colors,
+    stage_kinds,
+)
 from wiredprof.reports.text import fmt_pct, fmt_s
 from wiredprof.reports.timeline import render_timeline_svg
 
@@ -141,6 +150,9 @@ def _header(p: Profile) -> str:
         out.append(f'<p class="flow-error">The flow failed: {_e(p.error.one_line())}</p>')
     if p.notes:
         out.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in p.notes) + "</ul>")
+    if p.missing:
+        out.append('<ul class="notes missing">' + "".join(
+            f"<li>missing: {_e(what)} ({_e(why)})</li>" for what, why in p.missing.items()) + "</ul>")
     out.append("</header>")
     return "".join(out)
 
@@ -194,14 +206,34 @@ def _table(headers: list[str], rows: list[str], numeric: set[int]) -> str:
     return f'<table class="data"><thead><tr>{ths}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _flow_tag(p: Profile, number: int) -> str:
+    """`flow #N` before a pipeline or stage name, when the script ran several flows."""
+    return f'<span class="flow">flow #{number}</span> ' if len(p.flows) > 1 else ""
+
+
+def _flows(p: Profile) -> str:
+    """The script's `launch_flow` calls (only when there are several)."""
+    if len(p.flows) < 2:
+        return ""
+    rows = [
+        f"<tr><td>flow #{f.number}</td><td class=\"num\">{_e(fmt_s(f.start_s))}</td>"
+        f"<td class=\"num\">{_e(fmt_s(f.wall_s))}{'' if f.ended else ' (running)'}</td><td>{_e(f.mode)}</td>"
+        f"<td>{_e(', '.join(f.pipelines))}</td></tr>"
+        for f in p.flows
+    ]
+    return (f"<section><h2>Flows</h2><p class=\"caption\">{len(p.flows)} launch_flow calls in this script, "
+            "kept apart: a pipeline name an earlier flow used gets #N.</p>"
+            + _table(["flow", "started", "ran", "mode", "pipelines"], rows, {1, 2}) + "</section>")
+
+
 def _pipelines(p: Profile) -> str:
     b = p.bottleneck
     rows = []
-    for pl in sorted(p.pipelines, key=lambda x: x.wall_s, reverse=True):
+    for pl in sorted(p.pipelines, key=lambda x: (x.flow, -x.wall_s)):
         cls = ' class="hl"' if b is not None and pl.name == b.pipeline else ""
         busy = utilisation(pl, p)
         cells = [
-            f"<td>{_e(pl.name)}</td>",
+            f"<td>{_flow_tag(p, pl.flow)}{_e(pl.name)}</td>",
             f'<td class="num">{_e(fmt_s(pl.wall_s))}</td>',
             f'<td class="num">{pl.runs}</td>',
             f'<td class="num">{_e(fmt_pct(pl.share))} <span class="minibar"><i '
@@ -248,7 +280,7 @@ def _stages(p: Profile, colors: dict[str, str]) -> str:
         host = _e(s.host) if s.host in ("", "local", p.host) else f'<span class="remote">{_e(s.host)}</span>'
         color = colors.get(kind_of(kinds, s.pipeline, s.stage), "#999")
         cells = [
-            '<td><span class="swatch" '
+            f'<td>{_flow_tag(p, s.flow)}<span class="swatch" '
             f'style="background:{color}"></span>{_e(s.pipeline)}.<b>{_e(s.stage)}</b></td>',
             f"<td>{_e(s.kind)}</td>",
             f"<td>{host}</td>",
@@ -272,6 +304,24 @@ def _stages(p: Profile, colors: dict[str, str]) -> str:
         + _table(_STAGE_HEADERS, rows, {3, 4, 5, 6, 7, 8, 9, 11})
         + note
         + "</section>"
+    )
+
+
+def _offloads(p: Profile) -> str:
+    """Per offloaded stage: retries, local runs, timeouts, link losses (nothing when no stage is offloaded)."""
+    stages = offloaded_stages(p)
+    if not stages:
+        return ""
+    rows = []
+    for s in stages:
+        counts = "".join(f'<td class="num{" err" if n else ""}">{n}</td>' for n in offload_counts(s))
+        rows.append(f'<tr><td>{_e(s.name)}</td><td><span class="remote">{_e(s.host)}</span></td>{counts}</tr>')
+    headers = ["offloaded stage", "host", *(label for label, _ in OFFLOAD_EVENTS.values())]
+    return (
+        "<section><h2>Offloaded stages</h2>"
+        + _table(headers, rows, set(range(2, 2 + len(OFFLOAD_EVENTS))))
+        + '<p class="caption">retries: re-sent, the host had not started the call; retries after start: '
+        "idempotent stages only; each event is also marked on the timeline.</p></section>"
     )
 
 
@@ -428,6 +478,7 @@ figure.timeline {{ margin:0; }} figure.timeline svg {{ width:100%; height:auto; 
 details.other-tree {{ margin-top:10px; }} details.other-tree > summary {{ cursor:pointer; font-weight:600; }}
 .errors pre {{ background:#fdf3f2; border:1px solid #f5c6c2; padding:8px 10px; overflow-x:auto;
   font-size:12px; }}
+.flow {{ color:var(--muted); font-size:12px; }}
 footer {{ color:var(--muted); font-size:12px; margin-top:18px; text-align:center; }}
 """
 
@@ -439,8 +490,10 @@ def render_html(profile: Profile) -> str:
         [
             _header(profile),
             _bottleneck(profile),
+            _flows(profile),
             _pipelines(profile),
             _stages(profile, colors),
+            _offloads(profile),
             _timeline(profile),
             _call_trees(profile),
             _errors(profile),

@@ -5,7 +5,7 @@ from tabulate import tabulate
 
 from wiredprof.analysis import classify, utilisation
 from wiredprof.profile import Profile
-from wiredprof.reports.base import no_call_tree_reason
+from wiredprof.reports.base import OFFLOAD_EVENTS, no_call_tree_reason, offload_counts, offloaded_stages
 
 __all__ = ["render_text", "fmt_s", "fmt_pct"]
 
@@ -39,24 +39,45 @@ def _header(p: Profile) -> str:
     return f"wiredprof: {p.flow}: {fmt_s(p.wall_s)} in {p.mode} mode{bound}, status {p.status}"
 
 
+def _several_flows(p: Profile) -> bool:
+    return len(p.flows) > 1
+
+
+def _flow_cell(several: bool, number: int) -> list[object]:
+    return [f"#{number}"] if several else []
+
+
+def _flows_table(p: Profile) -> str:
+    """The script's `launch_flow` calls, one row each (shown when there are several)."""
+    rows = [[f"#{f.number}", fmt_s(f.start_s), fmt_s(f.wall_s) + ("" if f.ended else " (running)"), f.mode,
+             ", ".join(f.pipelines)] for f in p.flows]
+    return str(tabulate(rows, headers=["flow", "started", "ran", "mode", "pipelines"],
+                        colalign=("left", "right", "right", "left", "left")))
+
+
 def _pipelines_table(p: Profile) -> str:
+    several = _several_flows(p)
     rows = [
-        [pl.name, fmt_s(pl.wall_s), pl.runs, fmt_pct(pl.share), fmt_pct(utilisation(pl, p)), fmt_s(pl.cpu_s),
-         fmt_s(pl.framework_cpu_s), pl.errors]
-        for pl in sorted(p.pipelines, key=lambda x: x.wall_s, reverse=True)
+        _flow_cell(several, pl.flow)
+        + [pl.name, fmt_s(pl.wall_s), pl.runs, fmt_pct(pl.share), fmt_pct(utilisation(pl, p)), fmt_s(pl.cpu_s),
+           fmt_s(pl.framework_cpu_s), pl.errors]
+        for pl in sorted(p.pipelines, key=lambda x: (x.flow, -x.wall_s))
     ]
     return str(tabulate(
         rows,
-        headers=["pipeline", "cycle", "cycles", "share", "busy", "stage cpu", "framework cpu", "errors"],
-        colalign=("left", "right", "right", "right", "right", "right", "right", "right"),
+        headers=(["flow"] if several else []) + ["pipeline", "cycle", "cycles", "share", "busy", "stage cpu",
+                                                 "framework cpu", "errors"],
+        colalign=(("left",) if several else ()) + ("left", "right", "right", "right", "right", "right", "right",
+                                                   "right"),
     ))
 
 
 def _stages_table(p: Profile) -> str:
     rows = []
+    several = _several_flows(p)
     for s in p.stages:
         b = classify(s)
-        rows.append([
+        rows.append(_flow_cell(several, s.flow) + [
             s.name,
             s.calls if not s.sampled_calls else f"{s.calls}+{s.sampled_calls}s",
             fmt_s(s.total_s),
@@ -72,10 +93,22 @@ def _stages_table(p: Profile) -> str:
         ])
     return str(tabulate(
         rows,
-        headers=["stage", "calls", "total", "mean", "p95", "cpu", "wait", "gil wait", "core wait", "bound",
-                 "errors", "host"],
-        colalign=("left",) + ("right",) * 10 + ("left",),
+        headers=(["flow"] if several else []) + ["stage", "calls", "total", "mean", "p95", "cpu", "wait", "gil wait",
+                                                 "core wait", "bound", "errors", "host"],
+        colalign=(("left",) if several else ()) + ("left",) + ("right",) * 10 + ("left",),
     ))
+
+
+def _offload_table(p: Profile) -> list[str]:
+    """Retries, local runs, timeouts and link losses of each offloaded stage (nothing when none is)."""
+    stages = offloaded_stages(p)
+    if not stages:
+        return []
+    rows = [[s.name, s.host, *offload_counts(s)] for s in stages]
+    headers = ["offloaded stage", "host", *(label for label, _ in OFFLOAD_EVENTS.values())]
+    table = tabulate(rows, headers=headers, colalign=("left", "left") + ("right",) * len(OFFLOAD_EVENTS))
+    return [str(table), "retries: re-sent, the host had not started the call; retries after start: "
+            "idempotent stages only", ""]
 
 
 def _tree_body(text: str) -> list[str]:
@@ -87,12 +120,16 @@ def _tree_body(text: str) -> list[str]:
 
 def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
     """Header, pipelines, stages, the bottleneck line, its call tree, errors and notes."""
-    out = [_header(p), "", _pipelines_table(p), "", _stages_table(p), ""]
+    out = [_header(p), ""]
+    if _several_flows(p):
+        out += [f"{len(p.flows)} flows (launch_flow calls) in this script, kept apart:", _flows_table(p), ""]
+    out += [_pipelines_table(p), "", _stages_table(p), ""]
     if any(s.sampled_calls for s in p.stages):
         out.append("calls N+Ms: N timed calls, M more sampled for call stacks (kept out of the timings)")
     out.append("busy: the share of the run a pipeline spent in its cycles; wait: wall minus CPU; of it, "
                "gil wait: blocked on the GIL while other threads ran; core wait: ready but queued for a free core")
     out.append("")
+    out.extend(_offload_table(p))
     b = p.bottleneck
     if b is None:
         out.append("Bottleneck: none found (no stage finished a call)")
@@ -124,6 +161,10 @@ def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
         if p.error is not None and not failing:
             out.append(f"  the flow: {p.error.one_line()}")
             out.extend("    " + ln for ln in p.error.traceback.rstrip().splitlines())
+    if p.missing:
+        out.append("")
+        out.append("Missing figures:")
+        out.extend(f"  - {what}: {why}" for what, why in p.missing.items())
     if p.notes:
         out.append("")
         out.append("Notes:")

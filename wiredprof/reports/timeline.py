@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wiredprof.profile import Profile, TimelineSpan
-from wiredprof.reports.base import ERROR_COLOR, kind_of, profile_colors, stage_kinds
+from wiredprof.reports.base import (
+    ERROR_COLOR,
+    OFFLOAD_EVENT_ONE,
+    OFFLOAD_EVENTS,
+    kind_of,
+    profile_colors,
+    stage_kinds,
+)
 from wiredprof.reports.text import fmt_s
 
 __all__ = [
@@ -277,8 +284,27 @@ class _Canvas:
         for lane, ly in zip(lanes, lane_tops):
             for bar in lane.bars:
                 self._bar(bar, lane, ly + _LANE_PAD + bar.row * _ROW_H, t0, span, colors)
+        self._offload_marks(profile, lanes, lane_tops, t0, span)
         p.append("</g>")
         return bottom + _AXIS_H
+
+    def _offload_marks(self, profile: Profile, lanes: list[Lane], tops: list[float], t0: float, span: float) -> None:
+        """A small diamond at the top of the stage's lane for each retry, local run, timeout, link loss."""
+        where = {(lane.pipeline, lane.host): top for lane, top in zip(lanes, tops)}
+        local = {lane.pipeline: top for lane, top in zip(lanes, tops) if not lane.remote}
+        for ev in profile.offload_events:
+            top = where.get((ev.pipeline, ev.host), local.get(ev.pipeline))
+            if top is None or not t0 <= ev.start_s <= t0 + span:
+                continue
+            color = OFFLOAD_EVENTS.get(ev.what, (ev.what, "#555555"))[1]
+            said = OFFLOAD_EVENT_ONE.get(ev.what, ev.what)
+            x, y = self.x(ev.start_s, t0, span), top + 3
+            self.parts.append(
+                f'<g class="offload-event" data-what="{_esc(ev.what)}" data-stage="{_esc(ev.stage)}">'
+                f"<title>{_esc(f'{ev.pipeline}.{ev.stage} on {ev.host}: {said} at {ev.start_s:.3f} s')}</title>"
+                f'<path d="M{_n(x)} {_n(y - 5)} L{_n(x + 5)} {_n(y)} L{_n(x)} {_n(y + 5)} L{_n(x - 5)} {_n(y)} Z" '
+                f'fill="{color}" stroke="#fff" stroke-width="1"/></g>'
+            )
 
     def _bar(self, bar: Bar, lane: Lane, y: float, t0: float, span: float, colors: dict[str, str]) -> None:
         s = bar.span
@@ -351,6 +377,9 @@ class _Canvas:
                     "raised an error",
                 )
             )
+        for what in sorted(m for m in marks if m in OFFLOAD_EVENTS):
+            label, color = OFFLOAD_EVENTS[what]
+            items.append((f'<path d="M7 -9 L12 -4 L7 1 L2 -4 Z" fill="{color}"/>', f"offload: {label}"))
         if "remote" in marks:
             items.append(
                 (
@@ -410,6 +439,7 @@ def render_timelines_svg(panels: Sequence[tuple[str, Profile]], *, width: int = 
     marks = {"sampled"} if any(s.sampled for s in spans) else set()
     marks |= {"error"} if any(s.error for s in spans) else set()
     marks |= {"remote"} if any(lane.remote for lane_list in lanes for lane in lane_list) else set()
+    marks |= {ev.what for _, p in panels for ev in p.offload_events}
     y = canvas.legend(y, colors, marks)
     label = "Timeline of stage calls: " + "; ".join(title or p.flow for title, p in panels)
     return canvas.svg(y + 6, label)
