@@ -28,8 +28,13 @@ the MQTT loop on A and not on B, and its speed-up is more than the raw ratio.
 (300 MiB x ...) below the core logic's working set (``--core-memory-mb``, 500 MiB): the
 stage fails on A, the planner places it on B where it fits, and the flow succeeds there.
 
+``--target dask`` also runs B as a Dask cluster in the same run: a real ``dask scheduler``
+and one ``dask worker`` inside B's network namespace (the same unthrottled CPU), the inventory's
+``[hosts.B] dask = "tcp://..."``; the same "before" profile, then ``hosts check``, ``plan``,
+``offload`` and ``analyze`` against it, reported next to the SSH target's figures.
+
     PYTHONPATH=$PWD python -m benchmarks.reference [--scale 0.1] [--repeat 1] [--json]
-        [--processes | --threads] [--memory-variant] [--quick] [--report PATH]
+        [--processes | --threads] [--memory-variant] [--quick] [--target ssh|dask] [--report PATH]
 
 Refuses with one line (exit 2) where the kernel does not allow the simulation.
 """
@@ -81,6 +86,8 @@ TARGET_STAGE_SPEEDUP = 3.8
 TARGET_SHARE_OF_RAW = 0.95
 TARGET_PIPELINE_SPEEDUP = 3.3
 TARGET_PREDICTION_PCT = 10.0
+# Targets of issue 13: the Dask target's stage speed-up against the SSH target's, same run.
+TARGET_DASK_SHARE_OF_SSH = 0.95
 # Memory variant: A's limit and the core logic's working set (scaled down from 4 GB / 64 GB).
 MEMORY_LIMIT_MB = 300
 CORE_MEMORY_MB = 500
@@ -365,6 +372,7 @@ class Settings:
     core_memory_mb: int = 0
     memory_limit_mb: int = 0
     keep: Path | None = None
+    target: str = "ssh"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def flow_args(self, memory_mb: int = 0) -> list[str]:
@@ -397,7 +405,7 @@ def analyze_args(s: Settings, out: str, flow_log: str, memory_mb: int = 0) -> li
 
 
 def one_repeat(k: int, s: Settings, hosts: SimHosts, runner: PerProcessCpu | SingleQuota,
-               root: Path) -> dict[str, Any]:
+               root: Path, cluster: Any = None) -> dict[str, Any]:
     """Raw ratio, analyze on A, check B, plan, offload, analyze with the plan applied."""
     log(f"repeat {k + 1}/{s.repeat}: load average {loadavg()}")
     steps: list[Step] = []
@@ -411,10 +419,35 @@ def one_repeat(k: int, s: Settings, hosts: SimHosts, runner: PerProcessCpu | Sin
     check = run_step(work, ["hosts", "check", "B", "--json"], runner=runner, timeout=180, steps=steps)
     probe = json.loads(check.stdout)
     log(f"hosts check B: cpu_speed_ratio {probe['cpu_speed_ratio']:.2f}x, rtt {probe['rtt_s'] * 1e3:.2f} ms")
+    out = plan_offload_compare(k, s, work, runner, steps, ratio, probe, load0)
+    if cluster is not None:
+        out["dask"] = dask_leg(k, s, cluster, runner, root, work / "before.json", ratio, load0)
+    return out
+
+
+def dask_leg(k: int, s: Settings, cluster: Any, runner: PerProcessCpu | SingleQuota, root: Path,
+             before_path: Path, ratio: dict[str, Any], load0: list[float]) -> dict[str, Any]:
+    """The same before profile, then B as a Dask cluster: check, plan, offload, analyze."""
+    steps: list[Step] = []
+    work = root / f"repeat{k + 1}-dask"
+    work.mkdir(parents=True)
+    (work / "wiredprof.toml").write_text(f"[hosts.B]\ndask = {json.dumps(cluster.address)}\n")
+    shutil.copy(before_path, work / "before.json")
+    log(f"repeat {k + 1}: B as a Dask cluster at {cluster.address}")
+    check = run_step(work, ["hosts", "check", "B", "--json"], runner=runner, timeout=300, steps=steps)
+    probe = json.loads(check.stdout)
+    log(f"hosts check B (Dask): cpu_speed_ratio {probe['cpu_speed_ratio']:.2f}x, "
+        f"task round trip {probe['rtt_s'] * 1e3:.2f} ms")
+    return plan_offload_compare(k, s, work, runner, steps, ratio, probe, load0)
+
+
+def plan_offload_compare(k: int, s: Settings, work: Path, runner: PerProcessCpu | SingleQuota, steps: list[Step],
+                         ratio: dict[str, Any], probe: dict[str, Any], load0: list[float]) -> dict[str, Any]:
+    """After `hosts check B`: plan, offload core_logic to B, analyze with the plan applied, compare."""
     plan_step = run_step(work, ["plan", "before.json", "--json"], runner=None, timeout=60, steps=steps)
     plan = json.loads(plan_step.stdout)
     run_step(work, ["offload", "--stage", "core_logic", "--host", "B", str(SAMPLE)], runner=None,
-             timeout=60, steps=steps)
+             timeout=120, steps=steps)
     run_step(work, analyze_args(s, "after.json", "after.log"), runner=runner,
              timeout=s.analyze_timeout(), steps=steps)
     cmp_step = run_step(work, ["compare", "before.json", "after.json"], runner=None, timeout=60,
@@ -422,6 +455,14 @@ def one_repeat(k: int, s: Settings, hosts: SimHosts, runner: PerProcessCpu | Sin
     before = json.loads((work / "before.json").read_text())
     after = json.loads((work / "after.json").read_text())
     return summarize_repeat(k, ratio, probe, plan, before, after, steps, cmp_step.stdout, load0, work)
+
+
+def start_dask_b(hosts: SimHosts) -> Any:
+    """A real Dask scheduler and one worker inside B's network namespace, reachable from A."""
+    from wiredprof.cluster.localcluster import start_local_cluster
+
+    return start_local_cluster(workers=1, nthreads=2, host=hosts.b.address,
+                               prefix=("ip", "netns", "exec", hosts.b.netns))
 
 
 def recommendation(plan: dict[str, Any], stage: str = STAGE, host: str = "B") -> dict[str, Any] | None:
@@ -515,12 +556,15 @@ def run(s: Settings, argv: list[str]) -> dict[str, Any]:
             runner = PerProcessCpu(hosts.a, os.cpu_count() or 1) if s.processes else SingleQuota(hosts.a)
             runner.start()
             measuring: dict[str, Any] = {}
+            cluster = start_dask_b(hosts) if s.target == "dask" else None
             try:
-                repeats = [one_repeat(k, s, hosts, runner, root) for k in range(s.repeat)]
+                repeats = [one_repeat(k, s, hosts, runner, root, cluster) for k in range(s.repeat)]
                 if s.memory_variant:
                     measuring = memory_measuring_run(s, hosts, runner, root)
             finally:
                 runner.stop()
+                if cluster is not None:
+                    cluster.stop()
             result["simulation"] = simulation_dict(hosts, info, runner, s)
             quota = hosts.a.quota_us if not s.processes else runner.quota_us
         if s.memory_variant:
@@ -530,6 +574,8 @@ def run(s: Settings, argv: list[str]) -> dict[str, Any]:
             shutil.rmtree(root, ignore_errors=True)
     result["repeats"] = repeats
     result.update(aggregate(repeats))
+    if s.target == "dask":
+        result["dask"] = dask_figures(result, [r["dask"] for r in repeats])
     result["machine"]["loadavg_end"] = loadavg()
     result["elapsed_s"] = time.perf_counter() - t_start
     return result
@@ -580,6 +626,21 @@ def aggregate(repeats: list[dict[str, Any]]) -> dict[str, Any]:
         "pipeline_speedup_met": bool(out["pipeline_speedup"] and out["pipeline_speedup"] >= TARGET_PIPELINE_SPEEDUP),
         "prediction_met": bool(out["prediction_error_pct"] is not None
                                and abs(out["prediction_error_pct"]) <= TARGET_PREDICTION_PCT),
+    }
+    return out
+
+
+def dask_figures(ssh: dict[str, Any], legs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Dask target's medians, and its targets against the SSH target's (issue 13)."""
+    out = aggregate(legs)
+    ssh_speedup, speedup, error = ssh.get("stage_speedup"), out.get("stage_speedup"), out.get("prediction_error_pct")
+    out["share_of_ssh_stage_speedup"] = speedup / ssh_speedup if speedup and ssh_speedup else None
+    out["targets"] = {
+        "share_of_ssh_stage_speedup_min": TARGET_DASK_SHARE_OF_SSH,
+        "prediction_error_pct_max": TARGET_PREDICTION_PCT,
+        "share_of_ssh_met": bool(out["share_of_ssh_stage_speedup"]
+                                 and out["share_of_ssh_stage_speedup"] >= TARGET_DASK_SHARE_OF_SSH),
+        "prediction_met": bool(error is not None and abs(error) <= TARGET_PREDICTION_PCT),
     }
     return out
 
@@ -820,6 +881,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--memory-limit-mb", type=int, default=MEMORY_LIMIT_MB, help=argparse.SUPPRESS)
     ap.add_argument("--core-memory-mb", type=int, default=CORE_MEMORY_MB, help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="tiny scale, one repeat: a smoke run")
+    ap.add_argument("--target", choices=("ssh", "dask"), default="ssh",
+                    help="dask: also run B as a Dask scheduler and worker in B's namespace, side by side")
     add_report_option(ap, DEFAULT_REPORT)
     ap.add_argument("--keep", type=Path, default=None, help="keep the work directories (profiles, logs) here")
     args = ap.parse_args(argv)
@@ -832,12 +895,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _slim_repeat(r: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in r.items() if k not in ("before", "after", "plan")}
+    if isinstance(out.get("dask"), dict):
+        out["dask"] = _slim_repeat(out["dask"])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     s = Settings(scale=args.scale, repeat=args.repeat, processes=args.processes, runs=args.runs,
                  quick=args.quick, memory_variant=args.memory_variant, keep=args.keep,
-                 core_memory_mb=args.core_memory_mb, memory_limit_mb=args.memory_limit_mb)
+                 core_memory_mb=args.core_memory_mb, memory_limit_mb=args.memory_limit_mb, target=args.target)
     try:
         result = run(s, argv)
     except SimHostsUnavailable as exc:
@@ -855,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
         result["timeline_image"] = str(report.with_name(image)) if image else None
         log(f"wrote {report}")
     slim = {k: v for k, v in result.items() if k != "repeats"}
-    slim["repeats"] = [{k: v for k, v in r.items() if k not in ("before", "after", "plan")} for r in result["repeats"]]
+    slim["repeats"] = [_slim_repeat(r) for r in result["repeats"]]
     if isinstance(slim.get("memory_variant"), dict):
         slim["memory_variant"] = {k: v for k, v in slim["memory_variant"].items() if k != "profiles"}
     if args.json:
@@ -910,6 +980,38 @@ def write_timeline(result: dict[str, Any], png: Path) -> tuple[str | None, str]:
         svg_path = png.with_suffix(".svg")
         svg_path.write_text(svg)
         return svg_path.name, f"repeat {rep['repeat']}; PNG not written ({type(exc).__name__}: {exc})"
+
+
+def dask_section(result: dict[str, Any]) -> list[str]:
+    """The Dask target next to the SSH target (`--target dask`)."""
+    d, sp, t = result["dask"], result["dask"]["spread"], result["dask"]["targets"]
+    ssh = result["spread"]
+    share = d.get("share_of_ssh_stage_speedup")
+    probe = next((r["dask"]["probe"] for r in result["repeats"] if r.get("dask")), {})
+    return [
+        "## B as a Dask cluster (`--target dask`), in the same run", "",
+        "The same \"before\" profile on A; then B is a real `dask scheduler` and one `dask worker` (2 threads) "
+        "inside B's network namespace, on B's unthrottled CPU, added as `[hosts.B] dask = \"tcp://...\"`; "
+        "`wiredprof hosts check B`, `plan`, `offload` and `analyze` as for SSH. Every call pays Dask's task "
+        f"round trip plus wiredprof's at-most-once start handshake: {probe.get('rtt_s', 0) * 1e3:.1f} ms measured "
+        "by the probe (the planner's round trip).", "",
+        "| figure | SSH target | Dask target | target | |",
+        "|---|---|---|---|---|",
+        f"| core_logic stage speed-up | {_range(ssh['stage_speedup'], _x)} | {_range(sp['stage_speedup'], _x)} | "
+        f"≥ {100 * TARGET_DASK_SHARE_OF_SSH:.0f} % of SSH's | "
+        f"{'–' if share is None else f'{100 * share:.1f} %'} {_ok(t['share_of_ssh_met'])} |",
+        f"| pipeline_3 cycle speed-up | {_range(ssh['pipeline_speedup'], _x)} | "
+        f"{_range(sp['pipeline_speedup'], _x)} | | |",
+        f"| planner's prediction error (first call excluded) | {_range(ssh['prediction_error_pct'], _pct)} | "
+        f"{_range(sp['prediction_error_pct'], _pct)} | within ±{TARGET_PREDICTION_PCT:.0f} % | "
+        f"{_ok(t['prediction_met'])} |",
+        f"| core_logic per call on B: predicted / measured | {_range(ssh['predicted_stage_s'], _s)} / "
+        f"{_range(ssh['measured_stage_s'], _s)} | {_range(sp['predicted_stage_s'], _s)} / "
+        f"{_range(sp['measured_stage_s'], _s)} | | |",
+        f"| first call on B (connect, ship the callable) | {_range(ssh['stage_on_b_first_call_s'], _s)} | "
+        f"{_range(sp['stage_on_b_first_call_s'], _s)} | | |",
+        "",
+    ]
 
 
 def render_report(result: dict[str, Any], image: str | None, image_note: str) -> str:
@@ -1001,6 +1103,8 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
             f"round trip {rep['probe']['rtt_s'] * 1e3:.2f} ms; the one-off connection is planned apart "
             f"({_s(rec.get('start_s'))}).")
         add("")
+    if result.get("dask"):
+        L += dask_section(result)
     # -- timeline
     add("## Timelines before and after")
     add("")

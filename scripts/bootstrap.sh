@@ -32,6 +32,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.wiredprof-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[wiredflow,test]'
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[wiredflow,test,dask]'
   touch "$stamp"
 fi

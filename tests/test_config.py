@@ -88,6 +88,30 @@ def test_bad_host_name_refused(tmp_path: Path) -> None:
         ProjectConfig.find(tmp_path).add_host(HostEntry("no spaces", "a@b"))
 
 
+def test_a_dask_host_table(tmp_path: Path) -> None:
+    (tmp_path / "wiredprof.toml").write_text(
+        '[hosts.cluster]\ndask = "tls://sched:8786"\nca_file = "ca.pem"\ncert = "c.pem"\nkey = "c.key"\n'
+    )
+    entry = ProjectConfig.find(tmp_path).hosts()["cluster"]
+    assert entry.dask == "tls://sched:8786" and entry.address == "" and entry.key == "c.key"
+    assert entry.to_table() == {"dask": "tls://sched:8786", "ca_file": "ca.pem", "cert": "c.pem", "key": "c.key"}
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('dask = "tcp://s:1"\naddress = "u@h"', "unknown key(s) address for a Dask host"),
+        ('dask = ""', "`dask` must be a non-empty string"),
+        ('dask = "tcp://s:1"\ncert = "c.pem"', "give both `cert` and `key`"),
+    ],
+)
+def test_bad_dask_host_tables(tmp_path: Path, table: str, message: str) -> None:
+    (tmp_path / "wiredprof.toml").write_text(f"[hosts.cluster]\n{table}\n")
+    with pytest.raises(ConfigError, match="") as info:
+        ProjectConfig.find(tmp_path).hosts()
+    assert message in str(info.value)
+
+
 def test_link_limits_per_host_reach_the_host_spec(tmp_path):
     from wiredprof.remote.hosts import resolve_host
 

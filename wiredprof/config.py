@@ -31,6 +31,8 @@ PYPROJECT = "pyproject.toml"
 ON_FAILURE_CHOICES = ("fail", "retry", "local")
 HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST_KEYS = ("address", "identity", "python", "known_hosts")
+# A Dask cluster as a host: its scheduler, and the TLS files Dask's `Security` takes.
+_DASK_KEYS = ("dask", "ca_file", "cert", "key")
 _HOST_NUMBERS = ("dead_after_s", "max_frame_mb")
 _OFFLOAD_KEYS = ("host", "timeout_s", "on_failure", "retries", "idempotent")
 _TOP_KEYS = ("hosts", "offload")
@@ -48,10 +50,15 @@ class HostEntry:
     known_hosts: str | None = None
     dead_after_s: float | None = None  # a silent link fails calls in flight after this
     max_frame_mb: float | None = None  # the largest message either side accepts
+    dask: str | None = None  # scheduler address: the host is a Dask cluster, `address` is ""
+    ca_file: str | None = None
+    cert: str | None = None
+    key: str | None = None
 
     def to_table(self) -> dict[str, str | float]:
         """The TOML table (only the keys that are set)."""
-        return {k: v for k in (*_HOST_KEYS, *_HOST_NUMBERS) if (v := getattr(self, k)) is not None}
+        return {k: v for k in (*_HOST_KEYS, *_HOST_NUMBERS, *_DASK_KEYS)
+                if (v := getattr(self, k)) not in (None, "")}
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,8 @@ class ProjectConfig:
         where = f"{self.path}: [hosts.{name}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{where} must be a table")
+        if "dask" in table:
+            return _dask_host(where, name, table)
         allowed = (*_HOST_KEYS, *_HOST_NUMBERS)
         unknown = sorted(set(table) - set(allowed))
         if unknown:
@@ -155,9 +164,10 @@ class ProjectConfig:
                 raise ConfigError(f"{where}: `{key}` must be a positive number")
         if not table.get("address"):
             raise ConfigError(f"{where}: `address` is required (user@host:port or a Host of ~/.ssh/config)")
-        numbers = {k: float(table[k]) for k in _HOST_NUMBERS if k in table}
+        numbers = {k: float(table[k]) if k in table else None for k in _HOST_NUMBERS}
         return HostEntry(
-            name, table["address"], table.get("identity"), table.get("python"), table.get("known_hosts"), **numbers
+            name, table["address"], table.get("identity"), table.get("python"), table.get("known_hosts"),
+            dead_after_s=numbers["dead_after_s"], max_frame_mb=numbers["max_frame_mb"],
         )
 
     def offloads(self) -> dict[str, OffloadEntry]:
@@ -311,6 +321,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _dask_host(where: str, name: str, table: dict[str, Any]) -> HostEntry:
+    """A `[hosts.NAME]` table with `dask = "tcp://SCHEDULER:PORT"`."""
+    unknown = sorted(set(table) - set(_DASK_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)} for a Dask host; allowed: {', '.join(_DASK_KEYS)}"
+        )
+    for key in _DASK_KEYS:
+        if key in table and (not isinstance(table[key], str) or not table[key]):
+            raise ConfigError(f"{where}: `{key}` must be a non-empty string")
+    if ("cert" in table) != ("key" in table):
+        raise ConfigError(f"{where}: give both `cert` and `key` (the client's TLS certificate and its key)")
+    return HostEntry(
+        name, "", dask=table["dask"], ca_file=table.get("ca_file"), cert=table.get("cert"), key=table.get("key")
+    )
 
 
 def _subtable(parent: Any, key: str) -> Any:

@@ -117,7 +117,8 @@ class OffloadRuntime:
 
     def call(self, entry: OffloadEntry, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One attempt of `fn` on the entry's host, bounded by its timeout and the run's end."""
-        future = self.executor(entry.host).submit_call(fn, args, kwargs, timeout=entry.timeout_s)
+        future = self.executor(entry.host).submit_call(fn, args, kwargs, timeout=entry.timeout_s,
+                                                       idempotent=entry.idempotent)
         wait = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         try:
             return future.result(timeout=wait)

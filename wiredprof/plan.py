@@ -85,9 +85,15 @@ def probe_and_save(config: ProjectConfig, host: str, accept_new: bool = False) -
     from wiredprof.remote.hosts import resolve_host
     from wiredprof.remote.probe import probe, save_probe
 
-    spec = resolve_host(host, project=config.root)
+    from wiredprof.cluster.spec import dask_host
+
+    cluster = dask_host(host, config.root)
     try:
-        with RemoteExecutor(spec, accept_new=accept_new) as executor:
+        if cluster is not None:  # a Dask cluster: its own probe (wiredprof.cluster), saved the same way
+            from wiredprof.cluster.hostcli import probe_and_save_cluster
+
+            return probe_and_save_cluster(cluster, config.probes_dir)
+        with RemoteExecutor(resolve_host(host, project=config.root), accept_new=accept_new) as executor:
             result = probe(executor)
     except ConnectError as exc:
         raise HostUnreachableError(f"host {host} is unreachable: {exc}") from None

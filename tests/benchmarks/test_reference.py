@@ -53,6 +53,32 @@ def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
     assert out["timeline_image"] and Path(out["timeline_image"]).is_file()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_quick_run_with_the_dask_target_side_by_side(tmp_path: Path) -> None:
+    """`--target dask`: B also as a real Dask scheduler and worker in B's namespace, same run."""
+    report = tmp_path / "reference.md"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.reference", "--quick", "--json", "--target", "dask",
+         "--report", str(report)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=410)
+    if proc.returncode == 2 and "cannot simulate hosts" in proc.stderr:
+        pytest.skip(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    dask = out["dask"]
+    for key in ("stage_speedup", "pipeline_speedup", "predicted_stage_s", "measured_stage_s",
+                "share_of_ssh_stage_speedup"):
+        assert isinstance(dask[key], float) and dask[key] > 0, key
+    assert isinstance(dask["prediction_error_pct"], float)
+    assert set(dask["targets"]) >= {"share_of_ssh_met", "prediction_met"}
+    leg = out["repeats"][0]["dask"]
+    assert [s["cmd"].split()[1] for s in leg["steps"]][:4] == ["hosts", "plan", "offload", "analyze"]
+    assert leg["probe"]["rtt_s"] > 0 and leg["probe"]["cores"] == 2
+    assert "## B as a Dask cluster (`--target dask`), in the same run" in report.read_text()
+
+
 def test_refuses_in_one_line_without_the_kernel_features(tmp_path: Path) -> None:
     """Where the simulation is impossible the command exits 2 with one line (here: a missing sshd)."""
     code = ("import sys, benchmarks.simhosts as sh, benchmarks.reference as r\n"

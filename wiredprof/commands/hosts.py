@@ -42,7 +42,11 @@ def command(ctx: click.Context, project: Path | None) -> None:
 
 @command.command("add")
 @click.argument("name")
-@click.option("--address", required=True, help="user@host:port, or a Host alias of ~/.ssh/config.")
+@click.option("--address", help="user@host:port, or a Host alias of ~/.ssh/config.")
+@click.option("--dask", "dask", metavar="tcp://HOST:PORT", help="A Dask cluster's scheduler instead of an SSH host.")
+@click.option("--ca-file", help="Dask over TLS: the CA certificate file.")
+@click.option("--cert", help="Dask over TLS: this client's certificate file.")
+@click.option("--key", help="Dask over TLS: this client's private key file.")
 @click.option("--identity", help="Private key file (optional: the agent and ~/.ssh/config work too).")
 @click.option("--python", "python", help="Python on the host (default python3); same major.minor as here.")
 @click.option(
@@ -53,13 +57,24 @@ def command(ctx: click.Context, project: Path | None) -> None:
 def add(
     project: Path | None,
     name: str,
-    address: str,
+    address: str | None,
+    dask: str | None,
+    ca_file: str | None,
+    cert: str | None,
+    key: str | None,
     identity: str | None,
     python: str | None,
     known_hosts_file: str | None,
     replace: bool,
 ) -> None:
     """Add host NAME to the project's inventory (nothing secret is written)."""
+    if dask is not None or ca_file or cert or key:
+        from wiredprof.cluster.hostcli import add_dask_host
+
+        click.echo(add_dask_host(project, name, address, dask, ca_file, cert, key, replace))
+        return
+    if address is None:
+        raise UsageError("give --address USER@HOST[:PORT] (an SSH host) or --dask tcp://HOST:PORT (a Dask cluster)")
     try:
         parse_address(address)
     except ValueError as exc:
@@ -145,6 +160,17 @@ def check(
     """Connect to NAME and measure it: Python, cores, memory, CPU speed vs here, RTT, bandwidth."""
     if stage and not flow:
         raise UsageError("--stage goes with --for FLOW.py")
+    from wiredprof.cluster.spec import dask_host
+
+    dask = dask_host(name, project)
+    if dask is not None:
+        if flow:
+            raise UsageError(f"--for compares a flow's needs with an SSH host's packages; {name} is a Dask cluster: "
+                             f"`wiredprof hosts check {name}` lists its workers' Python and dask versions")
+        from wiredprof.cluster.hostcli import check_dask_host
+
+        click.echo(check_dask_host(dask, project, as_json, no_save))
+        return
     config = ProjectConfig.find(project)
     spec = resolve_host(name, project=project)
     chosen: list[StageName] = []

@@ -108,9 +108,9 @@ def command(
     refusal = offload_refusal(target)
     if refusal:
         raise UsageError(refusal)
-    from wiredprof.remote.hosts import resolve_host
+    from wiredprof.remote.hosts import require_host
 
-    resolve_host(host, project=config.root)  # an unknown host is named with the known ones
+    require_host(host, project=config.root)  # an unknown host is named with the known ones
     existing = config.offloads().get(name)
     if existing is not None:
         raise UsageError(f"{name} is already offloaded to {existing.host}; "
@@ -119,6 +119,12 @@ def command(
     if timeout_s is None:
         timeout_s, timeout_why = default_timeout(profile, name)
     entry = OffloadEntry(name, host, timeout_s, on_failure, retries, idempotent)
+    if provision:
+        from wiredprof.cluster.spec import dask_host
+
+        if dask_host(host, config.root) is not None:
+            raise UsageError(f"--provision builds an environment on an SSH host; {host} is a Dask cluster, whose "
+                             "workers import from their own environment: install what the stage needs there")
     if provision and not target.needs:
         raise UsageError(f"--provision: what {name} needs is found from a wiredflow flow file: give FLOW.py "
                          "(a plain-Python flow's stages exist only while it runs)")

@@ -29,10 +29,10 @@ def command(profile_path: str | None, hosts: tuple[str, ...], as_json: bool) -> 
     if not names:
         raise UsageError("no hosts to plan for: `wiredprof hosts add B --address USER@HOST`, "
                          "then `wiredprof hosts check B`")
-    from wiredprof.remote.hosts import resolve_host
+    from wiredprof.remote.hosts import require_host
 
     for name in names:
-        resolve_host(name, project=config.root)  # an unknown host is named with the known ones
+        require_host(name, project=config.root)  # an unknown host is named with the known ones
 
     def say_probing(name: str) -> None:
         click.echo(f"wiredprof: host {name} has no probe yet: measuring it now (`wiredprof hosts check {name}`)...",

@@ -65,7 +65,15 @@ def connect(
     `options` go to `RemoteExecutor` (`prompt`, `max_threads`).
     """
     if isinstance(host, str):
+        from wiredprof.cluster.spec import dask_host
         from wiredprof.remote.hosts import resolve_host
+
+        dask = dask_host(host, project)
+        if dask is not None:  # a Dask cluster: the same Executor protocol (wiredprof.cluster)
+            from wiredprof.cluster.executor import DaskExecutor
+
+            cluster = DaskExecutor(dask, call_timeout=call_timeout)
+            return cluster if lazy else cluster.connect()  # type: ignore[return-value]
 
         spec = resolve_host(host, project=project, ssh_dir=ssh_dir)
     else:

@@ -14,7 +14,6 @@ a call that never started) for a cool-down, instead of each paying a connect att
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 from wiredprof.errors import CircuitOpenError, ConnectError, link_failure
 from wiredprof.remote.bootstrap import WorkerHello, start_worker
 from wiredprof.remote.breaker import Breaker
+from wiredprof.remote.calls import CallConveniences
 from wiredprof.remote.session import OutputSink, WorkerSession
 from wiredprof.remote.spec import HostSpec
 from wiredprof.remote.statefulness import stateful_reasons
@@ -54,7 +54,7 @@ class ConnectTimings:
         return f"ConnectTimings(ssh_s={self.ssh_s:.3f}, worker_s={self.worker_s:.3f})"
 
 
-class RemoteExecutor:
+class RemoteExecutor(CallConveniences):
     """Runs callables on the host described by `spec`, over one SSH connection."""
 
     def __init__(
@@ -184,29 +184,16 @@ class RemoteExecutor:
         kwargs: dict[str, Any] | None = None,
         *,
         timeout: float | None = None,
+        idempotent: bool = False,
     ) -> Future[T]:
-        """Like `submit`, with its own timeout (seconds) for this call."""
+        """Like `submit`, with its own timeout (seconds) for this call.
+
+        `idempotent` changes nothing here: a call is sent to B once, and whether it may run
+        again after a link failure is the offload runtime's decision (B acknowledges starts).
+        """
         return self._watched(
             self.session().submit(fn, args, kwargs or {}, timeout if timeout is not None else self.call_timeout)
         )
-
-    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run `fn(*args, **kwargs)` on the host and return its result (or raise its exception)."""
-        return self.submit(fn, *args, **kwargs).result()
-
-    def call_with_timeout(self, timeout: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """`call` that raises `CallTimeoutError` when the host takes longer than `timeout` seconds."""
-        return self.submit_call(fn, args, kwargs, timeout=timeout).result()
-
-    def wrap(self, fn: Callable[..., T], timeout: float | None = None) -> Callable[..., T]:
-        """A local stand-in for `fn` whose calls run on the host (what offloading a stage installs)."""
-
-        @functools.wraps(fn)
-        def remote(*args: Any, **kwargs: Any) -> T:
-            return self.submit_call(fn, args, kwargs, timeout=timeout).result()
-
-        setattr(remote, "__wiredprof_remote__", (self.host, fn))
-        return remote
 
     @staticmethod
     def stateful_reasons(fn: Callable[..., Any]) -> tuple[str, ...]:

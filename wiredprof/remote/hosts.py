@@ -16,10 +16,10 @@ from pathlib import Path
 import paramiko
 
 from wiredprof.config import HostEntry, ProjectConfig
-from wiredprof.errors import ConfigError, UnknownHostError
+from wiredprof.errors import ConfigError, UnknownHostError, UsageError
 from wiredprof.remote.spec import HostSpec, parse_address, ssh_dir as default_ssh_dir
 
-__all__ = ["KnownHost", "resolve_host", "known_hosts", "load_ssh_config", "ssh_config_aliases"]
+__all__ = ["KnownHost", "resolve_host", "require_host", "known_hosts", "load_ssh_config", "ssh_config_aliases"]
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,8 @@ def resolve_host(
     ssh_config = load_ssh_config(directory)
     entries = config.hosts()
     entry: HostEntry | None = entries.get(name)
+    if entry is not None and entry.dask:
+        raise UsageError(f"host {name} is a Dask cluster ({entry.dask}), not an SSH host")
     if entry is not None:
         return _spec_from(
             name,
@@ -148,6 +150,12 @@ def resolve_host(
     raise UnknownHostError(name, sorted(set(entries) | set(ssh_config_aliases(ssh_config))))
 
 
+def require_host(name: str, project: str | os.PathLike[str] | None = None) -> None:
+    """`UnknownHostError` (listing the known hosts) unless `name` is an SSH or a Dask host."""
+    if not any(h.name == name for h in known_hosts(project)):
+        resolve_host(name, project=project)
+
+
 def known_hosts(
     project: str | os.PathLike[str] | None = None, ssh_dir: str | os.PathLike[str] | None = None
 ) -> list[KnownHost]:
@@ -157,7 +165,7 @@ def known_hosts(
     ssh_config = load_ssh_config(directory)
     listed: list[KnownHost] = []
     for name, entry in config.hosts().items():
-        listed.append(KnownHost(name, config.path.name, entry.address, entry.python or "python3"))
+        listed.append(KnownHost(name, config.path.name, entry.dask or entry.address, entry.python or "python3"))
     seen = {h.name for h in listed}
     for alias in ssh_config_aliases(ssh_config):
         if alias not in seen:

@@ -504,23 +504,8 @@ class WorkerSession:
 
     def _serve_proxy(self, req_id: int, payload: bytearray) -> None:
         """Run on A a method call that B made on a proxied object, and answer."""
-        try:
-            op, ref, name, args, kwargs = load_value(payload, self.objects)
-            target = self.objects.get(ref)
-            if op == "call":
-                value = getattr(target, name)(*args, **kwargs)
-            elif op == "getattr":
-                value = getattr(target, name)
-            elif op == "setattr":
-                setattr(target, name, args[0])
-                value = None
-            else:
-                raise ValueError(f"unknown proxy operation {op!r}")
-            data = dump_value(value, self.objects, f"the result of {name}")
-            kind = Kind.PROXY_REPLY
-        except BaseException as exc:  # noqa: BLE001 - travels back to B and is raised there
-            data = dump_value(_proxy_failure(exc), self.objects)
-            kind = Kind.PROXY_FAIL
+        ok, data = answer_proxy_call(payload, self.objects)
+        kind = Kind.PROXY_REPLY if ok else Kind.PROXY_FAIL
         try:
             self.frames.send(kind, req_id, data)
         except LinkClosed:
@@ -589,6 +574,27 @@ class WorkerSession:
             if thread is not threading.current_thread():
                 thread.join(min(timeout_s, 1.0))
         self._proxy_pool.shutdown(wait=False)
+
+
+def answer_proxy_call(payload: bytes | bytearray, objects: LocalObjects) -> tuple[bool, memoryview]:
+    """Run here a call B made on a proxied object: (True, pickled result) or (False, pickled failure).
+
+    Shared by the SSH session and the Dask channel (wiredprof.cluster)."""
+    try:
+        op, ref, name, args, kwargs = load_value(payload, objects)
+        target = objects.get(ref)
+        if op == "call":
+            value = getattr(target, name)(*args, **kwargs)
+        elif op == "getattr":
+            value = getattr(target, name)
+        elif op == "setattr":
+            setattr(target, name, args[0])
+            value = None
+        else:
+            raise ValueError(f"unknown proxy operation {op!r}")
+        return True, dump_value(value, objects, f"the result of {name}")
+    except BaseException as exc:  # noqa: BLE001 - travels back to B and is raised there
+        return False, dump_value(_proxy_failure(exc), objects)
 
 
 def _proxy_failure(exc: BaseException) -> dict[str, Any]:
