@@ -31,12 +31,17 @@ PIPELINES = (4, 20, 100)
 
 
 def _calls(n: int, seconds: float, profiled: bool, extra_loops: int = 0) -> tuple[int, float]:
-    """Stage calls one run completed, and this process's CPU seconds for it."""
+    """Stage calls one run completed, and this process's CPU seconds while its pipelines ran.
+
+    The CPU is the flow's own measure, from its pipelines' start to their end: what the
+    profiler adds per call there, without its start-up and its analysis after the run.
+    On a shared machine the calls move with the share of the cores the process gets;
+    the CPU per call much less.
+    """
     with tempfile.TemporaryDirectory(prefix="wiredprof-throughput-") as tmp:
         out = Path(tmp) / "calls.txt"
         args = ["--pipelines", str(n), "--seconds", str(seconds), "--out", str(out),
                 "--extra-loops", str(extra_loops)]
-        cpu0 = time.process_time()
         if profiled:
             run_flow(FLOW, args, RunOptions(duration_s=seconds + 60, flow_stdout_to_stderr=True))
         else:
@@ -46,8 +51,8 @@ def _calls(n: int, seconds: float, profiled: bool, extra_loops: int = 0) -> tupl
                 runpy.run_path(str(FLOW), run_name="__main__")
             finally:
                 sys.argv = saved
-        cpu = time.process_time() - cpu0
-        return int(out.read_text()), cpu
+        calls, cpu = out.read_text().split()
+        return int(calls), float(cpu)
 
 
 def _loops_per_us() -> float:
@@ -150,7 +155,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"a little Python, {tp['seconds']:g} s per run, unprofiled (`runpy`, as `python` runs it) and under "
         "`run_flow` as `wiredprof analyze` runs it (call trees on, the thread-state sampler process running), "
         f"in this same process, {tp['rounds']} round(s), order alternating. CPU per call is this process's "
-        "CPU time over the calls (the sampler process not included: see below).",
+        "CPU time from the pipelines' start to their end over the calls (the profiler's start-up and analysis "
+        "after the run not included, nor the sampler process: see below).",
         "",
         "| pipelines | stage calls unprofiled | stage calls profiled | profiled / unprofiled | CPU per call, "
         "unprofiled | CPU per call, profiled |",

@@ -300,3 +300,65 @@ def test_a_sampled_call_and_its_profiler_stay_out_of_its_caller_and_of_calls_ins
     assert rec.cycles["p"].timed == 0
     timed_call(rec, leaf, leaf_work)  # the profiler is gone: timed again
     assert (leaf.calls, leaf.total) == (1, 1.0)
+
+
+def test_short_calls_read_the_cpu_clock_on_one_call_in_16_and_estimate_the_others() -> None:
+    from wiredprof.profiling.accumulators import CPU_EVERY_CALL_S, CPU_READ_EVERY
+
+    reads = []
+    wall, cpu = FakeClock(), FakeClock()
+
+    def cpu_clock() -> float:
+        reads.append(cpu.t)
+        return cpu.t
+
+    rec = Recorder(clock=wall, cpu_clock=cpu_clock)
+    acc = rec.stage("p", "short")
+
+    def short_call() -> None:  # 1 ms of wall, 10 % of it on the CPU: under CPU_EVERY_CALL_S
+        wall.t += 0.001
+        cpu.t += 0.0001
+
+    assert 0.0001 < CPU_EVERY_CALL_S
+    for _ in range(2 * CPU_READ_EVERY):
+        timed_call(rec, acc, short_call)
+    assert len(reads) == 2 * 2  # the 1st and the 17th calls: two reads each
+    assert acc.calls == 2 * CPU_READ_EVERY
+    assert acc.cpu == pytest.approx(2 * CPU_READ_EVERY * 0.0001)  # the others at the measured 10 %
+    assert all(s.cpu_s <= s.wall_s for s in rec.timeline)
+
+    long_acc = rec.stage("p", "long")
+    reads.clear()
+
+    def long_call() -> None:  # CPU_EVERY_CALL_S or more on the CPU: read on every call
+        wall.t += 0.01
+        cpu.t += 2 * CPU_EVERY_CALL_S
+
+    for _ in range(5):
+        timed_call(rec, long_acc, long_call)
+    assert len(reads) == 5 * 2
+    assert long_acc.cpu == pytest.approx(5 * 2 * CPU_EVERY_CALL_S)
+
+
+def test_spans_of_threads_that_ended_are_folded_when_the_profile_is_read() -> None:
+    rec, wall, cpu = make()
+    acc = rec.stage("p", "s")
+
+    def work() -> None:
+        wall.t += 0.5
+        cpu.t += 0.25
+
+    def pipeline() -> None:
+        for _ in range(3):
+            timed_call(rec, acc, work)
+
+    t = threading.Thread(target=pipeline)
+    t.start()
+    t.join()
+    assert len(rec._pending_lists) == 2  # this thread's list, and the ended thread's, not folded yet
+    assert (acc.calls, acc.cpu, acc.max) == (3, 0.75, 0.5)  # read through its list
+    rec.settle()
+    assert len(rec._pending_lists) == 1  # the ended thread's list is gone, its spans folded
+    assert (acc.calls, acc.total, acc.cpu, acc.max) == (3, 1.5, 0.75, 0.5)
+    assert acc.quantile(0.95) == pytest.approx(0.5, rel=0.01)
+    assert len(rec.timeline) == 3

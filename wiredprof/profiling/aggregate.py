@@ -114,6 +114,7 @@ def build_profile(
     started_at: datetime | None = None,
 ) -> Profile:
     """Everything the recorder holds, as a `Profile` without a bottleneck (see analysis)."""
+    rec.settle()
     accs = sorted(rec.stages.values(), key=lambda a: (a.pipeline, a.index, a.stage))
     order: list[str] = []
     for a in accs:

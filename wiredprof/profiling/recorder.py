@@ -16,7 +16,10 @@ import signal
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
+from itertools import groupby
+from operator import itemgetter
 from types import GeneratorType
 from typing import Any, Callable, Protocol
 
@@ -86,6 +89,18 @@ class CallTrees(Protocol):
 
 
 _NO_TIMES: memoryview[float] = memoryview(bytearray(8)).cast("d")
+_NUMBER, _WALL, _CPU, _SAMPLED_FLAG = itemgetter(0), itemgetter(2), itemgetter(3), itemgetter(5)  # of a Span
+_NO_TREES_RECHECK = 1024  # calls before a stage looks again whether a call-tree sampler came
+
+
+def _fold_by_stage(batch: list[Span], shard_of: Callable[[int], StageShard | None]) -> None:
+    """Fold timed spans into the shard of each one's stage: sorted and grouped in C, not span by span."""
+    batch.sort(key=_NUMBER)
+    for number, spans in groupby(batch, _NUMBER):
+        shard = shard_of(number)
+        if shard is not None:
+            group = list(spans)
+            shard.fold(list(map(_WALL, group)), map(_CPU, group))
 
 
 class Recorder:
@@ -114,10 +129,12 @@ class Recorder:
         self.mode = "plain"
         self.killed: list[ErrorInfo] = []  # pipeline processes a signal killed
         self.stage_hosts: dict[str, str] = {}  # "PIPELINE.STAGE" -> host it runs on (offloaded)
-        self.call_trees: CallTrees | None = None
+        self._call_trees: CallTrees | None = None
         self.notes: list[str] = []
         self._lock = threading.Lock()
-        self._local = ThreadLocal(self.owner_pid, self._pending_lists)
+        # Each thread's state (weakly: it goes when its thread ends) with its spans not folded yet.
+        self._owners: list[tuple[weakref.ref[ThreadState], list[Span]]] = []
+        self._local = ThreadLocal(self.owner_pid, self._pending_lists, self._owners)
         self.link = ChildLink(self.apply, clock)
         self._numbers: dict[int, StageAccumulator] = {}
         self._state_table: memoryview[int] | None = None  # int64 words (see statetable.py)
@@ -135,6 +152,17 @@ class Recorder:
             CallTreeRecord: self._apply_calltree,
             CallbackRecord: self._apply_callback,
         }
+
+    @property
+    def call_trees(self) -> CallTrees | None:
+        """The call-tree sampler the stage calls ask (None: no call trees)."""
+        return self._call_trees
+
+    @call_trees.setter
+    def call_trees(self, trees: CallTrees | None) -> None:
+        self._call_trees = trees
+        for acc in list(self.stages.values()):  # stages that stopped asking ask again at their next call
+            acc.next_check = min(acc.next_check, acc.seen + 1)
 
     # -- reading ---------------------------------------------------------------------
     @property
@@ -215,9 +243,9 @@ class Recorder:
             times = table.cast("B").cast("d")
         self._state_table, self._state_times = table, times if times is not None else _NO_TIMES
 
-    def _row(self, ts: ThreadState, table: memoryview[int]) -> int:
-        """This thread's row in the state table: claimed once per thread, by its native id."""
-        ts.row = claim_row(table, ts.tid)
+    def _row(self, ts: ThreadState, table: memoryview[int] | None) -> int:
+        """This thread's row in the state table: claimed once per thread, by its native id (-1: none)."""
+        ts.row = claim_row(table, ts.tid) if table is not None else -1
         ts.table = table
         return ts.row
 
@@ -293,45 +321,57 @@ class Recorder:
 
         `enter`, the call and `exit` in one frame, the common case inline. The call-tree
         sampler is asked only from the ordinal it named (`acc.next_check`); a generator
-        result is timed item by item (instrument.py has both rare paths).
+        result is timed item by item (instrument.py has both rare paths). The CPU clock
+        is read on the calls `shard.skip` says (see accumulators.CPU_READ_EVERY); on the
+        others the call's CPU is its wall time at the stage's measured CPU share.
         """
-        acc.seen += 1
-        trees = self.call_trees
-        if trees is not None:
-            ordinal = acc.seen
-            if ordinal >= acc.next_check and trees.wants(acc, ordinal):
+        seen = acc.seen = acc.seen + 1
+        if seen >= acc.next_check:
+            trees = self._call_trees
+            if trees is None:
+                acc.next_check = seen + _NO_TREES_RECHECK
+            elif trees.wants(acc, seen):
                 from wiredprof.profiling.instrument import sampled_call  # imported long before: no cost
 
-                return sampled_call(self, acc, ordinal, fn, args, kwargs)
+                return sampled_call(self, acc, seen, fn, args, kwargs)
         ts = self._local.ts
         shard = ts.shards.get(acc)
         if shard is None:
             shard = self._shard(ts, acc)
-        mark = SAMPLED if ts.sampling else acc.number
+        mark = SAMPLED if ts.sampling else shard.number
         frame: Frame = [shard, 0.0, 0.0, mark]
         stack = ts.stack
         stack.append(frame)
-        table = self._state_table
-        row = -1
-        if table is not None:
-            row = ts.row if ts.table is table else self._row(ts, table)
-            if row >= 0:
-                table[row + PREV] = ts.current
-                table[row + STAGE] = mark
-                ts.current = mark
-        clock, cpu_clock = self.clock, self.cpu_clock
-        start = clock()  # the CPU clock read inside the wall-clock pair: cpu <= wall
-        cpu_start = cpu_clock()
+        if ts.table is not self._state_table:
+            self._row(ts, self._state_table)
+        row = ts.row
+        if row >= 0:
+            table: memoryview[int] = ts.table  # type: ignore[assignment]  # set with the row
+            table[row + PREV] = ts.current
+            table[row + STAGE] = mark
+            ts.current = mark
+        clock = self.clock
+        skip = shard.skip
+        if skip:
+            shard.skip = skip - 1
+            cpu_start = -1.0
+            start = clock()
+        else:
+            start = clock()  # the CPU clock read inside the wall-clock pair: cpu <= wall
+            cpu_start = self.cpu_clock()
         if row >= 0:
             self._state_times[row + SINCE] = start
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             # Only exceptions count as stage errors; KeyboardInterrupt and the like are not the stage's.
-            self.exit(acc, start, cpu_start, exc if isinstance(exc, Exception) else None)
+            self.exit(acc, start, cpu_start if not skip else None, exc if isinstance(exc, Exception) else None)
             raise
-        cpu_end = cpu_clock()
-        end = clock()
+        if skip:
+            end = clock()
+        else:
+            cpu_end = self.cpu_clock()
+            end = clock()
         if type(result) is GeneratorType:  # inspect.isgenerator (GeneratorType has no subclasses)
             self.cancel()
             acc.seen -= 1  # creating the generator is not a call; its items are
@@ -339,9 +379,23 @@ class Recorder:
 
             return timed_items(self, acc, result)
         stack.pop()
-        # exit(), inline for the common case: a timed call in this process, no error.
+        # exit(), inline for the common case: a call in this process, no error.
         wall = end - start
-        cpu = cpu_end - cpu_start
+        self_wall = wall - frame[1]
+        if not self_wall > 0.0:  # max(0.0, x) without the builtin call
+            self_wall = 0.0
+        if skip:
+            cpu = self_wall * shard.ratio
+            self_cpu = cpu
+            cpu += frame[2]
+        else:
+            cpu = cpu_end - cpu_start
+            self_cpu = cpu - frame[2]
+            if self_cpu > self_wall:  # both clocks tick in their own steps: never more CPU than wall
+                self_cpu = self_wall
+            elif not self_cpu > 0.0:
+                self_cpu = 0.0
+            shard.cpu_was_read(self_wall, self_cpu)
         if stack:
             parent = stack[-1]
             parent[1] += wall
@@ -349,38 +403,30 @@ class Recorder:
             back = parent[3]
         else:
             back = 0
-        if row >= 0 and table is not None:
+        if row >= 0:
             table[row + PREV] = mark
             table[row + STAGE] = back
             ts.current = back
             self._state_times[row + SINCE] = end
-        wall -= frame[1]
-        if not wall > 0.0:
-            wall = 0.0
-        cpu -= frame[2]
-        if cpu > wall:  # both clocks tick in their own steps: never more CPU than wall
-            cpu = wall
-        elif not cpu > 0.0:
-            cpu = 0.0
         if ts.fast:
             shard.calls += 1
-            shard.total += wall
+            shard.total += self_wall
             pending = ts.pending
-            pending.append((mark, start, wall, cpu, False, False))
+            pending.append((mark, start, self_wall, self_cpu, False, False))
             if len(pending) >= FOLD_EVERY:
                 self._fold(ts)
             info = ts.info
             if info is not None:
-                info.stage_cpu += cpu
+                info.stage_cpu += self_cpu
         else:
-            self._record_rare(ts, shard, start, wall, cpu, None, False)
+            self._record_rare(ts, shard, start, self_wall, self_cpu, None, False)
         return result
 
     def exit(
         self,
         acc: StageAccumulator,
         start: float,
-        cpu_start: float,
+        cpu_start: float | None,
         error: BaseException | None = None,
         sampled: bool = False,
     ) -> None:
@@ -388,14 +434,15 @@ class Recorder:
 
         A sampled call's time is not added to its caller's children here: the caller
         excludes the whole sampled window (profiler start and stop included) with `exclude`.
+        `cpu_start` None: the CPU clock was not read at the start (see `call`).
         """
-        cpu_end = self.cpu_clock()
+        cpu_end = self.cpu_clock() if cpu_start is not None else 0.0
         end = self.clock()
         self._finish(self._local.ts, acc, start, end, cpu_start, cpu_end, error, sampled)
 
     def _finish(
-        self, ts: ThreadState, acc: StageAccumulator, start: float, end: float, cpu_start: float, cpu_end: float,
-        error: BaseException | None, sampled: bool,
+        self, ts: ThreadState, acc: StageAccumulator, start: float, end: float, cpu_start: float | None,
+        cpu_end: float, error: BaseException | None, sampled: bool,
     ) -> None:
         """The end of a call: its self time, the state table, its span (in the common case, inline)."""
         stack = ts.stack
@@ -407,7 +454,11 @@ class Recorder:
             ts.sampling -= 1
             ts.fast = ts.fold_here and not ts.sampling
         wall = end - start
-        cpu = cpu_end - cpu_start
+        if cpu_start is None:  # CPU not read: the stage's measured share of the self time
+            own = wall - child_wall
+            cpu = (own if own > 0.0 else 0.0) * shard.ratio + child_cpu
+        else:
+            cpu = cpu_end - cpu_start
         if stack and not sampled:
             parent = stack[-1]
             parent[1] += wall
@@ -428,6 +479,8 @@ class Recorder:
             self_cpu = self_wall
         elif not self_cpu > 0.0:
             self_cpu = 0.0
+        if cpu_start is not None and not sampled:
+            shard.cpu_was_read(self_wall, self_cpu)
         if error is None and not sampled and ts.fast:
             shard.calls += 1
             shard.total += self_wall
@@ -478,24 +531,22 @@ class Recorder:
             self._fold(ts)
 
     def _fold(self, ts: ThreadState) -> None:
-        """Fold this thread's finished spans into its shards and the timeline window."""
+        """Fold this thread's finished spans into its shards and the timeline window.
+
+        Grouped by stage with C-level sorting and `groupby`: no Python step per span.
+        """
         pending = ts.pending
         batch = pending[:]
         pending.clear()
-        groups: dict[int, list[Span]] = {}
-        for span in batch:
-            if span[5]:
-                continue  # a sampled call: counted, never timed
-            group = groups.get(span[0])
-            if group is None:
-                groups[span[0]] = [span]
-            else:
-                group.append(span)
-        by_number = ts.by_number
-        for number, spans in groups.items():
-            shard = by_number[number]
-            shard.fold([s[2] for s in spans], [s[3] for s in spans])
         self._window.extend(batch)
+        if any(map(_SAMPLED_FLAG, batch)):
+            batch = [span for span in batch if not span[5]]  # a sampled call: counted, never timed
+        by_number = ts.by_number
+        if len(by_number) == 1:
+            for shard in by_number.values():
+                shard.fold(list(map(_WALL, batch)), map(_CPU, batch))
+            return
+        _fold_by_stage(batch, by_number.get)
 
     def exclude(self, wall: float, cpu: float) -> None:
         """Count `wall`/`cpu` seconds as a child of the innermost call in progress (not its own)."""
@@ -527,6 +578,30 @@ class Recorder:
         ts = self._local.ts
         if ts.fold_here and ts.pending:
             self._fold(ts)
+
+    def settle(self) -> None:
+        """Fold the spans of this thread and of threads that ended, before reading the totals.
+
+        A thread folds its own spans; once it has ended nobody else writes its list, and
+        its spans go into their stages' common shards here. Reading a stage then scans only
+        live threads' lists, instead of every list for every figure of every stage.
+        """
+        if self.in_child:
+            return
+        self.flush_thread()
+        with self._lock:
+            live = []
+            for ref, pending in self._owners:
+                if ref() is not None:
+                    live.append((ref, pending))
+                    continue
+                batch = pending[:]
+                pending.clear()
+                self._window.extend(batch)
+                _fold_by_stage([span for span in batch if not span[5]],
+                               lambda n: acc.base if (acc := self._numbers.get(n)) is not None else None)
+                self._pending_lists[:] = [p for p in self._pending_lists if p is not pending]
+            self._owners[:] = live
 
     def add_span(
         self,
@@ -687,7 +762,8 @@ class Recorder:
         self._after_fork_in_child()
 
     def _after_fork_in_child(self) -> None:
-        self._local = ThreadLocal(self.owner_pid, self._pending_lists)
+        self._owners = []
+        self._local = ThreadLocal(self.owner_pid, self._pending_lists, self._owners)
         self._pending_lists[:] = [self._local.ts.pending]
         self.threads = {}
         try:

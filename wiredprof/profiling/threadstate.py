@@ -47,9 +47,12 @@ class ThreadState:
 class ThreadLocal(threading.local):
     """Per thread: one `ThreadState` (a threading.local attribute costs 5x a slot: read it once)."""
 
-    def __init__(self, owner_pid: int, pending_lists: list[list[Span]]) -> None:
+    def __init__(self, owner_pid: int, pending_lists: list[list[Span]],
+                 owners: list[tuple[weakref.ref[ThreadState], list[Span]]] | None = None) -> None:
         self.ts = ThreadState(os.getpid() == owner_pid)
         pending_lists.append(self.ts.pending)  # the recorder reads every thread's spans not folded yet
+        if owners is not None:  # and folds those of threads that ended (their state goes with them)
+            owners.append((weakref.ref(self.ts), self.ts.pending))
 
     @property
     def tid(self) -> int:
