@@ -54,6 +54,7 @@ import wiredprof  # noqa: E402
 from benchmarks import _throughput  # noqa: E402
 from benchmarks._report import add_report_option  # noqa: E402
 from wiredprof.profile import TimelineSpan  # noqa: E402
+from wiredprof.profiling.accumulators import CPU_EVERY_CALL_S, CPU_READ_EVERY  # noqa: E402
 from wiredprof.profiling.calltree import CallTreeSampler  # noqa: E402
 from wiredprof.profiling.recorder import Recorder, set_current_recorder  # noqa: E402
 
@@ -731,7 +732,10 @@ def reading(result: dict[str, Any]) -> list[str]:
         f"of thread CPU when the same trivial call repeats, {wp['deep']['added_cpu_us']:.2f} us around a chain of "
         f"{DEEP_DEPTH} calls, and {wp['cpu_1ms']['added_cpu_us']:.1f} us next to a 1 ms CPU stage "
         f"({wp['cpu_1ms']['slowdown_cpu_pct']:.2f} % of it).",
-        f"- Of the hot call, reading both clocks at both ends takes {clocks:.0f} ns; no lock is taken (each thread "
+        f"- Of the hot call, reading both clocks at both ends would take {clocks:.0f} ns: the wall clock is read at "
+        f"both ends of every call, the thread CPU clock (a system call) on one call in {CPU_READ_EVERY} of a stage "
+        f"using less than {CPU_EVERY_CALL_S * 1e3:g} ms of CPU a call (the others get the stage's measured CPU share), "
+        "on every call of others; no lock is taken (each thread "
         "writes its own shard of a stage's totals) and the p95 histogram is updated in batches, "
         f"{b['fold of a batch of spans, per span']:.0f} ns a span. Counted cumulatively, `Recorder.call` (the whole "
         f"hot path) takes {b['Recorder.call']:.0f} ns, `timed_call` around it {b['timed_call']:.0f} ns, the "

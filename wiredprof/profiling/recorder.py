@@ -21,7 +21,7 @@ from collections import deque
 from itertools import groupby
 from operator import itemgetter
 from types import GeneratorType
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from wiredprof.profile import CallTree, ErrorInfo, TimelineSpan
 from wiredprof.profiling.accumulators import (
@@ -46,6 +46,10 @@ from wiredprof.profiling.childlink import (
 )
 from wiredprof.profiling.statetable import PREV, ROW, SAMPLED, SINCE, SLOTS, STAGE, claim_row
 from wiredprof.profiling.threadstate import Frame, ThreadLocal, ThreadState
+
+if TYPE_CHECKING:  # the sampler's types only: the plain API does not import pyinstrument
+    from pyinstrument import Profiler
+    from pyinstrument.session import Session
 
 __all__ = [
     "StageAccumulator",
@@ -79,9 +83,9 @@ class CallTrees(Protocol):
 
     def wants(self, acc: StageAccumulator, ordinal: int) -> bool: ...
 
-    def start(self) -> Any: ...
+    def start(self) -> Profiler: ...
 
-    def stop(self, acc: StageAccumulator, profiler: Any, ordinal: int) -> Any: ...
+    def stop(self, acc: StageAccumulator, profiler: Profiler, ordinal: int) -> Session | None: ...
 
     def add_json(self, pipeline: str, stage: str, session_json: dict[str, Any], ordinal: int) -> None: ...
 
