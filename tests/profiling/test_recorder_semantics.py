@@ -362,3 +362,26 @@ def test_spans_of_threads_that_ended_are_folded_when_the_profile_is_read() -> No
     assert (acc.calls, acc.total, acc.cpu, acc.max) == (3, 1.5, 0.75, 0.5)
     assert acc.quantile(0.95) == pytest.approx(0.5, rel=0.01)
     assert len(rec.timeline) == 3
+
+
+@pytest.mark.parametrize("spread", [0.05, 3.0])  # values in few buckets, and in more buckets than values
+def test_p95_within_1_percent_whether_the_values_fill_few_buckets_or_many(spread: float) -> None:
+    import math
+    import random
+
+    from wiredprof.profiling.accumulators import StageAccumulator, StageShard
+
+    rng = random.Random(7)
+    walls = [rng.lognormvariate(-9, spread) for _ in range(1000)] + [0.0] * 10
+    acc = StageAccumulator("p", "s")
+    shard = StageShard(acc)
+    acc.shards.append(shard)
+    for start in range(0, len(walls), 256):
+        batch = walls[start:start + 256]
+        shard.calls += len(batch)
+        shard.total += sum(batch)
+        shard.fold(list(batch), [0.0] * len(batch))
+    exact = sorted(walls)[math.ceil(0.95 * len(walls)) - 1]
+    assert acc.quantile(0.95) == pytest.approx(exact, rel=0.01)
+    assert acc.quantile(0.001) == 0.0  # the zero-length calls
+    assert acc.max == max(walls)

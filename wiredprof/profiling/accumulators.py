@@ -42,9 +42,9 @@ CPU_READ_EVERY = 16
 # p95 within 1 % relative error. Values fall into logarithmic buckets, the same ones
 # DDSketch uses: key = ceil(log(v) / log(gamma)), the bucket (gamma^(k-1), gamma^k]. A
 # batch is sorted (in C) and counted one bucket it fills at a time, with one bisection
-# each: 0.06-0.5 us a value here, as the values fill fewer or more buckets (DDSketch.add
-# took 0.45 us; computing each value's key, even with `map`s of C functions, 0.45 us:
-# math.log alone takes 0.25 us here, log2 0.07 us).
+# each: 0.06-0.5 us a value here, as the values fill fewer or more buckets; values spread
+# over more buckets than there are values get each its key, by `map`s of C functions
+# (0.45 us a value, as DDSketch.add; math.log alone takes 0.25 us here, log2 0.07 us).
 SKETCH_ACCURACY = 0.01
 _GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
 _PER_LOG2_GAMMA = 1.0 / math.log2(_GAMMA)
@@ -108,7 +108,13 @@ def count_into(hist: Counter[int], walls: list[float]) -> None:
     i = bisect_right(walls, 1e-9)  # self times are clamped at zero: those and the tiny ones
     if i:
         hist[_KEY_MIN] += i
+    if i == n:
+        return
     ceil, log2, per, bounds, bisect = math.ceil, math.log2, _PER_LOG2_GAMMA, _BOUNDS, bisect_right
+    if ceil(log2(walls[-1]) * per) - ceil(log2(walls[i]) * per) > n - i:
+        # Spread over more buckets than values: each value's key, computed and counted in C.
+        hist.update(map(ceil, map(per.__mul__, map(log2, walls[i:] if i else walls))))
+        return
     while i < n:
         key = ceil(log2(walls[i]) * per)
         j = bisect(walls, bounds[key - _KEY_MIN], i)

@@ -114,16 +114,17 @@ class CallTreeSampler:
             self.spent_cpu_s += max(0.0, time.thread_time() - started)
 
     def stop(self, acc: StageAccumulator, profiler: Profiler, ordinal: int) -> Session | None:
-        """Stop sampling this call and fold its session into the stage's tree."""
+        """Stop sampling this call and fold its session into the stage's tree (charged to the budget too)."""
         try:
-            session = profiler.stop()
-        except Exception:  # a profiler that failed must never break the user's stage
-            log.debug("pyinstrument stop failed", exc_info=True)
-            return None
+            try:
+                session = profiler.stop()
+            except Exception:  # a profiler that failed must never break the user's stage
+                log.debug("pyinstrument stop failed", exc_info=True)
+                return None
+            self.add(acc.pipeline, acc.stage, session, ordinal)
+            return session
         finally:
             self._charge(profiler)
-        self.add(acc.pipeline, acc.stage, session, ordinal)
-        return session
 
     def add(self, pipeline: str, stage: str, session: Session, ordinal: int) -> None:
         with self._lock:
