@@ -733,7 +733,8 @@ def reading(result: dict[str, Any]) -> list[str]:
         f"{DEEP_DEPTH} calls, and {wp['cpu_1ms']['added_cpu_us']:.1f} us next to a 1 ms CPU stage "
         f"({wp['cpu_1ms']['slowdown_cpu_pct']:.2f} % of it).",
         f"- Of the hot call, reading both clocks at both ends would take {clocks:.0f} ns: the wall clock is read at "
-        f"both ends of every call, the thread CPU clock (a system call) on one call in {CPU_READ_EVERY} of a stage "
+        f"both ends of every call, the thread CPU clock (a system call), after a stage's first {CPU_READ_EVERY} "
+        f"calls on a thread, on one call in {CPU_READ_EVERY} of a stage "
         f"using less than {CPU_EVERY_CALL_S * 1e3:g} ms of CPU a call (the others get the stage's measured CPU share), "
         "on every call of others; no lock is taken (each thread "
         "writes its own shard of a stage's totals) and the p95 histogram is updated in batches, "

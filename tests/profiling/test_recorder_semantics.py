@@ -320,11 +320,15 @@ def test_short_calls_read_the_cpu_clock_on_one_call_in_16_and_estimate_the_other
         cpu.t += 0.0001
 
     assert 0.0001 < CPU_EVERY_CALL_S
+    for _ in range(CPU_READ_EVERY):
+        timed_call(rec, acc, short_call)
+    assert len(reads) == CPU_READ_EVERY * 2  # a stage's first calls: two reads each
+    reads.clear()
     for _ in range(2 * CPU_READ_EVERY):
         timed_call(rec, acc, short_call)
-    assert len(reads) == 2 * 2  # the 1st and the 17th calls: two reads each
-    assert acc.calls == 2 * CPU_READ_EVERY
-    assert acc.cpu == pytest.approx(2 * CPU_READ_EVERY * 0.0001)  # the others at the measured 10 %
+    assert len(reads) == 2 * 2  # then one call in CPU_READ_EVERY: two reads each
+    assert acc.calls == 3 * CPU_READ_EVERY
+    assert acc.cpu == pytest.approx(3 * CPU_READ_EVERY * 0.0001)  # the others at the measured 10 %
     assert all(s.cpu_s <= s.wall_s for s in rec.timeline)
 
     long_acc = rec.stage("p", "long")

@@ -32,9 +32,9 @@ __all__ = [
 ]
 
 # The thread CPU clock is a system call (0.5 us a read here, twice that in what it evicts
-# from the caches): read on every call of a stage whose calls use 0.2 ms of CPU or more
-# (where two reads are under 1 %), on one call in 16 of others, whose CPU is then the
-# stage's measured CPU share of its wall time. The CPU those calls use is small by
+# from the caches): read on a thread's first 16 calls of a stage, then on every call of a
+# stage whose calls use 0.2 ms of CPU or more (where two reads are under 1 %), on one call
+# in 16 of others, whose CPU is then the stage's measured CPU share of its wall time. The CPU those calls use is small by
 # construction, and so is what an estimate can be wrong by.
 CPU_EVERY_CALL_S = 0.0002
 CPU_READ_EVERY = 16
@@ -74,8 +74,8 @@ class StageShard:
         self.max = 0.0
         self.hist: Counter[int] = Counter()  # bucket index -> calls
         self.sampled = 0
-        # The CPU clock is read on every call of a stage that uses CPU_EVERY_CALL_S or more a
-        # call, on one call in CPU_READ_EVERY of others (see recorder.py): `skip` calls to go
+        # The CPU clock is read on the first CPU_READ_EVERY calls, then on every call of a stage
+        # that uses CPU_EVERY_CALL_S or more a call, on one call in CPU_READ_EVERY of others: `skip` calls to go
         # before the next read, and the self CPU over self wall of the calls it was read on.
         self.skip = 0
         self.ratio = 0.0
@@ -88,7 +88,7 @@ class StageShard:
         self.cpu_read += cpu
         if self.cpu_wall > 0.0:
             self.ratio = self.cpu_read / self.cpu_wall
-        self.skip = 0 if cpu >= CPU_EVERY_CALL_S else CPU_READ_EVERY - 1
+        self.skip = 0 if cpu >= CPU_EVERY_CALL_S or self.calls < CPU_READ_EVERY else CPU_READ_EVERY - 1
 
     def fold(self, walls: list[float], cpus: Iterable[float]) -> None:
         """Add a batch of timed calls' wall and CPU times (calls and total are counted already)."""
