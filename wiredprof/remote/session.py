@@ -391,6 +391,8 @@ class WorkerSession:
             for call_id, pending in list(self._pending.items()):
                 if pending.deadline is not None and now > pending.deadline:
                     expired.append((call_id, self._pending.pop(call_id)))
+            if expired:
+                self._settled.notify_all()
         for call_id, pending in expired:
             self._call_done(pending.fn_key)
             fate = (
