@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wiredprof.adapters import plain as plain_adapter
 from wiredprof.adapters import wiredflow as wiredflow_adapter
@@ -38,6 +38,9 @@ from wiredprof.offload.entries import OffloadEntry
 from wiredprof.errors import CallTimeoutError, CircuitOpenError, LinkError, UsageError, link_failure
 from wiredprof.profiling.callbacks import offloaded_call
 from wiredprof.profiling.recorder import Recorder
+
+if TYPE_CHECKING:  # the protocol's module imports paramiko: not at run time
+    from wiredprof.remote.executor import Executor
 
 __all__ = ["OffloadRuntime", "RemoteStageFunction", "LINK_FAILURES", "EVENTS"]
 
@@ -105,10 +108,10 @@ class RemoteStageFunction:
 class OffloadRuntime:
     """The offloads of one run: hooks into the adapters and one executor per host and process."""
 
-    def __init__(self, entries: dict[str, OffloadEntry], connect: Callable[[str], Any]) -> None:
+    def __init__(self, entries: dict[str, OffloadEntry], connect: Callable[[str], Executor]) -> None:
         self.entries = entries
         self._connect = connect
-        self._executors: dict[tuple[int, str], Any] = {}
+        self._executors: dict[tuple[int, str], Executor] = {}
         self._lock = threading.Lock()
         self.counters: dict[str, _Counters] = {name: _Counters() for name in entries}
         self.rec: Recorder | None = None
@@ -141,7 +144,7 @@ class OffloadRuntime:
         return cls(pickle.loads(entries), pickle.loads(connect))
 
     # -- executors: one per (process, host), made lazily so forked pipelines get their own
-    def executor(self, host: str) -> Any:
+    def executor(self, host: str) -> Executor:
         key = (os.getpid(), host)
         ex = self._executors.get(key)
         if ex is None:
