@@ -14,7 +14,9 @@ from typing import Any
 
 from tabulate import tabulate
 
-__all__ = ["add_report_option", "write_report", "say_targets", "log_stderr", "markdown_table"]
+__all__ = ["add_report_option", "write_report", "say_targets", "log_stderr", "markdown_table", "quick_json_main"]
+
+Log = Callable[[str], None]
 
 
 def add_report_option(parser: argparse.ArgumentParser, default: Path, what: str = "the Markdown report") -> None:
@@ -48,3 +50,38 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 def log_stderr(msg: str) -> None:
     """A benchmark's progress line, on stderr (stdout stays for --json)."""
     print(msg, file=sys.stderr, flush=True)
+
+
+def quick_json_main(
+    argv: list[str] | None,
+    *,
+    prog: str,
+    description: str,
+    quick_help: str,
+    default_report: Path,
+    run: Callable[[bool, Log, list[str]], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    summary: Callable[[dict[str, Any], Log], None] | None = None,
+) -> int:
+    """The `main` of a benchmark with `--quick`, `--json` and `--report [FILE]`.
+
+    `run(quick, log, argv)` measures and returns the result (with its "targets"); with
+    `--report` it is rendered (`render`) and written with its JSON beside it; then
+    `summary(result, log)`, one line per target, and the JSON on stdout with `--json`.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    add_report_option(parser, default_report, "the Markdown report, and its numbers as JSON beside it,")
+    args = parser.parse_args(argv)
+    result = run(args.quick, log_stderr, list(sys.argv[1:] if argv is None else argv))
+    if args.report is not None:
+        result["report"] = str(args.report)
+        numbers = write_report(args.report, render(result), result)
+        log_stderr(f"report written to {args.report} (and its numbers to {numbers.name})")
+    if summary is not None:
+        summary(result, log_stderr)
+    say_targets(result, log_stderr)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0

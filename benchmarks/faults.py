@@ -36,10 +36,8 @@ executions of non-idempotent calls, and the recovery time (fault -> next call an
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
-import json
 import os
 import platform
 import signal
@@ -59,7 +57,7 @@ from typing import Any, Callable, Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import add_report_option, log_stderr, markdown_table, say_targets, write_report  # noqa: E402
+from benchmarks._report import markdown_table, quick_json_main  # noqa: E402
 from wiredprof.offload.entries import DEFAULT_RETRIES, OffloadEntry  # noqa: E402
 from wiredprof.errors import (  # noqa: E402
     CircuitOpenError,
@@ -700,25 +698,16 @@ def render_markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/faults.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one fault of most kinds, a short flow: the smoke run")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    add_report_option(parser, DEFAULT_REPORT, "the Markdown report (and its numbers as JSON beside it)")
-    args = parser.parse_args(argv)
-    argv_used = list(sys.argv[1:] if argv is None else argv)
-    log = log_stderr
-    result = run(args.quick, log, argv_used)
-    if args.report:
-        write_report(args.report, render_markdown(result), result)
-        log(f"report written to {args.report}")
+def _summary(result: dict[str, Any], log: Callable[[str], None]) -> None:
     log(f"{result['faults_injected']} faults, {result['calls']} calls, {result['hung']} hung, "
         f"{result['wrong_results']} wrong, {result['double_executions']} double executions, "
         f"recovery p50 {result['recovery_s']['p50']} s max {result['recovery_s']['max']} s")
-    say_targets(result, log)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return quick_json_main(argv, prog="benchmarks/faults.py", description=__doc__.split("\n")[0],
+                           quick_help="one fault of most kinds, a short flow: the smoke run",
+                           default_report=DEFAULT_REPORT, run=run, render=render_markdown, summary=_summary)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,7 @@ sampler's own CPU against the number of threads (see _throughput.py).
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import shlex
 import statistics
@@ -50,7 +48,7 @@ if __package__ in (None, ""):
 import wiredprof  # noqa: E402
 from benchmarks import _throughput  # noqa: E402
 from benchmarks._machine import loadavg, machine_info as _machine_info  # noqa: E402
-from benchmarks._report import add_report_option, log_stderr, say_targets, write_report  # noqa: E402
+from benchmarks._report import quick_json_main  # noqa: E402
 from wiredprof.profile import TimelineSpan  # noqa: E402
 from wiredprof.profiling.calltree import CallTreeSampler  # noqa: E402
 from wiredprof.profiling.recorder import Recorder, set_current_recorder  # noqa: E402
@@ -913,27 +911,11 @@ def run(quick: bool, log: Callable[[str], None], argv: list[str]) -> dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="benchmarks/overhead.py",
+    return quick_json_main(
+        argv, prog="benchmarks/overhead.py",
         description="Cost per stage call of wiredprof's instrumentation vs cProfile, yappi, pyinstrument.",
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="few rounds, 10^5 calls for memory: checks the benchmark runs (seconds)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    add_report_option(parser, DEFAULT_REPORT, "the Markdown report, and its numbers as JSON beside it,")
-    args = parser.parse_args(argv)
-    argv_used = list(sys.argv[1:] if argv is None else argv)
-    log = log_stderr
-    result = run(args.quick, log, argv_used)
-    if args.report is not None:
-        path = args.report
-        result["report"] = str(path)
-        numbers = write_report(path, render_markdown(result), result)
-        log(f"report written to {path} (and its numbers to {numbers.name})")
-    say_targets(result, log)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return 0
+        quick_help="few rounds, 10^5 calls for memory: checks the benchmark runs (seconds)",
+        default_report=DEFAULT_REPORT, run=run, render=render_markdown)
 
 
 if __name__ == "__main__":
