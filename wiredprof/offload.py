@@ -133,7 +133,7 @@ class OffloadRuntime:
             worker = getattr(future, "worker", "")  # set by executors of several workers (Dask)
             if rec is not None and worker:
                 workercalls.note_call(rec, entry.stage, worker, start, rec.clock() - start,
-                                      future.done() and future.exception() is None)
+                                      float(getattr(future, "remote_s", 0.0)))
 
     def for_spawned_process(self) -> tuple[bytes, bytes]:
         """This plan for a spawned process of the run: (entries, connect), each pickled by reference.

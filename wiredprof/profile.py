@@ -62,6 +62,7 @@ class WorkerShare:
     worker: str
     calls: int
     total_s: float  # wall seconds of those calls, as seen here
+    remote_s: float = 0.0  # of which the worker ran the stage itself (the rest: getting there and back)
 
 
 @dataclass(frozen=True)

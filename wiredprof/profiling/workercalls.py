@@ -28,29 +28,32 @@ _SLACK_S = 0.005  # a note starts this much before its span at most (clock steps
 
 
 class WorkerCallRecord(NamedTuple):
-    """One offloaded call: its stage, the worker that ran it, start (the recorder's clock) and wall."""
+    """One offloaded call: its stage, the worker that ran it, start (the recorder's clock), wall here,
+    and the seconds the worker itself measured running it."""
 
     pipeline: str
     stage: str
     worker: str
     start: float
     wall: float
-    ok: bool
+    remote: float
 
 
 class WorkerCalls:
     """Per stage and worker: calls and seconds; and the recent notes, for the timeline."""
 
     def __init__(self) -> None:
-        self.totals: dict[tuple[str, str], dict[str, list[float]]] = {}  # (pipeline, stage) -> worker -> [n, s]
+        # (pipeline, stage) -> worker -> [calls, seconds here, seconds on the worker]
+        self.totals: dict[tuple[str, str], dict[str, list[float]]] = {}
         self.recent: deque[WorkerCallRecord] = deque(maxlen=_RECENT)
         self._lock = threading.Lock()
 
     def add(self, r: WorkerCallRecord) -> None:
         with self._lock:
-            per = self.totals.setdefault((r.pipeline, r.stage), {}).setdefault(r.worker, [0.0, 0.0])
+            per = self.totals.setdefault((r.pipeline, r.stage), {}).setdefault(r.worker, [0.0, 0.0, 0.0])
             per[0] += 1
             per[1] += r.wall
+            per[2] += r.remote
             self.recent.append(r)
 
 
@@ -73,10 +76,10 @@ def install(rec: Recorder) -> None:
     rec.extra_handlers[WorkerCallRecord] = table.add
 
 
-def note_call(rec: Recorder, stage: str, worker: str, start: float, wall: float, ok: bool) -> None:
-    """`PIPELINE.STAGE` ran on `worker` from `start` (rec.clock()) for `wall` seconds."""
+def note_call(rec: Recorder, stage: str, worker: str, start: float, wall: float, remote: float) -> None:
+    """`PIPELINE.STAGE` ran on `worker` from `start` (rec.clock()) for `wall` seconds, `remote` of them there."""
     pipeline, _, name = stage.partition(".")
-    record = WorkerCallRecord(pipeline, name, worker, start, wall, ok)
+    record = WorkerCallRecord(pipeline, name, worker, start, wall, remote)
     if rec.in_child:
         rec.link.send(cast(Any, record))
     else:
@@ -97,7 +100,8 @@ def with_workers(
     for s in stages:
         per = totals.get((s.pipeline, s.stage))
         if per:
-            shares = [WorkerShare(w, int(n), round(t, 6)) for w, (n, t) in sorted(per.items(), key=lambda kv: -kv[1][1])]
+            ranked = sorted(per.items(), key=lambda kv: -kv[1][1])
+            shares = [WorkerShare(w, int(n), round(t, 6), round(r, 6)) for w, (n, t, r) in ranked]
             s = replace(s, workers=shares)
         out_stages.append(s)
     by_stage: dict[tuple[str, str], list[WorkerCallRecord]] = {}
