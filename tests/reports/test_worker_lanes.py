@@ -79,3 +79,16 @@ def test_the_rendered_png_shows_core_logic_in_each_worker_lane(on_two_workers: P
     for label in ("pipeline_3 @ B / 10.1.0.7:40111", "pipeline_3 @ B / 10.1.0.8:40222"):
         assert core_logic_pixels(label) > 20, f"no core_logic bar drawn in the lane {label}"
     assert core_logic_pixels("pipeline_3") == 0  # it left its pipeline's own lane
+
+
+def test_the_text_report_lists_each_workers_calls(on_two_workers: Profile) -> None:
+    from wiredprof.profile import WorkerShare
+    from wiredprof.reports.text import render_text
+
+    stages = [replace(s, workers=[WorkerShare(W1, 3, 6.2, 5.9), WorkerShare(W2, 2, 4.1, 3.95)])
+              if s.host == "B" else s for s in on_two_workers.stages]
+    text = render_text(replace(on_two_workers, stages=stages))
+    rows = [line.split() for line in text.splitlines() if line.startswith("pipeline_3.core_logic  tcp://")]
+    assert rows == [["pipeline_3.core_logic", W1, "3", "6.2", "s", "5.9", "s"],
+                    ["pipeline_3.core_logic", W2, "2", "4.1", "s", "3.95", "s"]]
+    assert "worker" not in render_text(on_two_workers)  # no worker known: no table

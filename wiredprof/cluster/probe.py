@@ -4,8 +4,8 @@ and Python and package versions against this side's.
 
 The speed rounds are the SSH probe's own (`wiredprof.remote.probe.speed_rounds`), run as tasks
 pinned to each worker in turn. The saved file is a `wiredprof.probe/1` document, what the planner
-reads (the slowest worker's speed and the smallest memory limit, since a call may land on any
-worker; the task round trip as RTT; `slots`: calls that run side by side at full speed), with
+reads (the workers' mean time per call, from their speeds, and the smallest memory limit,
+since a call may land on any worker; the task round trip as RTT; `slots`: calls that run side by side at full speed), with
 a `dask` section per worker.
 """
 
@@ -114,8 +114,8 @@ def probe_cluster(
     Every worker alone first: its threads, memory and machine, and its speed with the SSH
     probe's own interleaved rounds (a round there, a round here, until they agree), so a
     worker's ratio is as steady as an SSH host's. Then the SSH probe through the executor (a
-    task on any worker: round trips with wiredprof's at-most-once handshake, bandwidth),
-    with the slowest worker's rounds as the cluster's speed.
+    task on any worker: round trips with wiredprof's at-most-once handshake, bandwidth);
+    the cluster's speed is the workers' mean time per call (a call may land on any of them).
     """
     register_project_modules()
     client = executor.client
@@ -149,9 +149,13 @@ def probe_cluster(
         warnings.append(f"the workers run Python {', '.join(pythons)}, this side {here}: pickled stages need "
                         "the same major.minor")
     warnings += [f"{name} {t} on the workers, {h} here" for name, (h, t) in versions.items() if h != t]
-    # A call may land on any worker: plan with the slowest one and the smallest memory limit.
-    slowest = min(range(len(workers)), key=lambda i: workers[i].cpu_time_ratio or workers[i].cpu_speed_ratio)
-    base = probe(cast(Any, executor), rtt_samples, bandwidth_bytes, rounds, speed=speeds[slowest])
+    # A call may land on any worker: the mean time per call over the workers (the harmonic mean
+    # of their speeds), the range from the slowest round of any to the fastest of any, and the
+    # smallest memory limit.
+    time_ratio = _harmonic([w.cpu_time_ratio for w in workers])
+    typical = min(range(len(workers)), key=lambda i: abs(workers[i].cpu_time_ratio - time_ratio))
+    base = probe(cast(Any, executor), rtt_samples, bandwidth_bytes, rounds, speed=speeds[typical])
+    extremes = [s.extremes() for s in speeds]
     cores, slots = cluster_parallelism(workers)
     cluster = replace(
         base,
@@ -160,8 +164,18 @@ def probe_cluster(
         slots=slots,
         cpu_model=f"Dask cluster, {len(workers)} worker(s)",
         memory_bytes=min((w.memory_limit or w.host_memory) for w in workers),
+        cpu_speed_ratio=round(_harmonic([w.cpu_speed_ratio for w in workers]), 3),
+        cpu_time_ratio=round(time_ratio, 3),
+        ratio_low=round(min(low for low, _ in extremes), 4),
+        ratio_high=round(max(high for _, high in extremes), 4),
+        noisy=any(s.noisy for s in speeds),
     )
     return ClusterProbe(cluster, workers, versions, here, warnings)
+
+
+def _harmonic(ratios: list[float]) -> float:
+    """The speed ratio whose time per call is the mean of the workers' (0 when one is unknown)."""
+    return len(ratios) / sum(1.0 / r for r in ratios) if ratios and all(r > 0 for r in ratios) else 0.0
 
 
 def cluster_parallelism(workers: list[WorkerProbe]) -> tuple[int, int]:
