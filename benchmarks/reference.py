@@ -1011,6 +1011,13 @@ def dask_section(result: dict[str, Any]) -> list[str]:
         f"| first call on B (connect, ship the callable) | {_range(ssh['stage_on_b_first_call_s'], _s)} | "
         f"{_range(sp['stage_on_b_first_call_s'], _s)} | | |",
         "",
+        "How the cluster's speed is measured: each worker with the SSH probe's own speed rounds (a round on "
+        "the worker, a round here, in turn, until their ratio agrees), the cluster's ratio the workers' mean "
+        "time per call. Before (the previous report: Dask +45.5 %, SSH +51.2 %, load average 5 to 9), each "
+        "worker ran 3 rounds of the loop apart from this side's 3, so the two sides of its ratio were "
+        "measured under different loads; the rest of both errors is the load changing between the probe "
+        "and the run, which no probe foresees (the prediction's range shows it).",
+        "",
     ]
 
 
