@@ -70,8 +70,8 @@ def steady_mean(profile: dict[str, Any], name: str) -> tuple[float, int]:
 
 def predictions(work: Path) -> dict[str, Any]:
     """The planner's prediction for MOVED on the cluster, with the model and with the stage alone there."""
-    from wiredprof.plan import capacity_from_probe
-    from wiredprof.planner import predict
+    from wiredprof.placement.capacity import capacity_from_probe
+    from wiredprof.placement.model import predict
     from wiredprof.profile import load_profile
     from wiredprof.remote.probe import load_probe
 
@@ -88,7 +88,7 @@ def predictions(work: Path) -> dict[str, Any]:
 
 
 def one_shape(root: Path, workers: int, threads: int, s: argparse.Namespace) -> dict[str, Any]:
-    from wiredprof.cluster.localcluster import start_local_cluster
+    from wiredprof.testing.localcluster import start_local_cluster
 
     work = root / f"w{workers}x{threads}"
     work.mkdir()
@@ -144,7 +144,7 @@ def report(result: dict[str, Any]) -> str:
         f"- **Flow:** `samples/concurrent_flow.py`: pipeline_a and pipeline_b each call `heavy` ({result['heavy_s']} s "
         f"of CPU here, then a {result['pause_s']} s pause), `--runs {result['runs']}`. `{ALREADY}` runs on the "
         f"cluster in both profiles; `{MOVED}` runs here in the first and is then offloaded to the cluster.",
-        "- **Cluster:** a real `dask scheduler` and workers on 127.0.0.1 (`wiredprof.cluster.localcluster`), "
+        "- **Cluster:** a real `dask scheduler` and workers on 127.0.0.1 (`wiredprof.testing.localcluster`), "
         "on this machine's cores.",
         "",
         f"| workers x threads | slots | other calls in flight | slow-down | {MOVED} here | predicted alone "

@@ -13,7 +13,7 @@ import pytest
 
 from tests.commands.clitools import one_line_error, wp
 from tests.remote.hostb import tiny_here
-from wiredprof.cluster.localcluster import LocalDaskCluster, start_local_cluster
+from wiredprof.testing.localcluster import LocalDaskCluster, start_local_cluster
 
 pytest.importorskip("wiredflow")
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(240)]

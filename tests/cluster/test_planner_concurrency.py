@@ -8,7 +8,7 @@ import pytest
 
 from tests.profiles import st
 from wiredprof.cluster.probe import WorkerProbe, cluster_parallelism
-from wiredprof.planner import HostCapacity, make_plan, predict, side_by_side
+from wiredprof.placement.model import HostCapacity, make_plan, predict, side_by_side
 from wiredprof.profile import PipelineStats, Profile
 
 

@@ -12,8 +12,8 @@ import pytest
 from tests.reports.pngread import read_png
 from wiredprof.profile import Profile
 from wiredprof.reports.base import profile_colors
-from wiredprof.reports.chromium import find_chromium
-from wiredprof.reports.timeline import render_timeline_svg, timeline_lanes, write_png
+from wiredprof.reports.timeline import render_timeline_svg, timeline_lanes
+from wiredprof.testing.chromium import find_chromium, write_png
 
 SVG = "{http://www.w3.org/2000/svg}"
 W1, W2 = "tcp://10.1.0.7:40111", "tcp://10.1.0.8:40222"

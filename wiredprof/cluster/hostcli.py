@@ -15,6 +15,7 @@ from wiredprof.remote.hostenv import Comparison
 from wiredprof.remote.probe import ProbeResult
 from wiredprof.remote.requirements import StageNeeds
 from wiredprof.stages import StageName
+from wiredprof.statedir import probes_dir
 
 __all__ = ["add_dask_host", "check_dask_host", "measure", "probe_and_save_cluster"]
 
@@ -70,7 +71,7 @@ def check_dask_host(
     `needs` (what a flow's stages need, and those stages): also compared with every worker.
     """
     result, comparisons = measure(spec, needs[0] if needs is not None else None)
-    saved = None if no_save else save_cluster_probe(result, ProjectConfig.find(project).probes_dir)
+    saved = None if no_save else save_cluster_probe(result, probes_dir(ProjectConfig.find(project).root))
     if as_json:
         data = result.to_dict()
         if needs is not None:
