@@ -75,6 +75,7 @@ SCHEMA = "wiredprof.bench.reference/1"
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "samples" / "reference_flow.py"
 DEFAULT_REPORT = REPO / "benchmarks" / "reports" / "reference.md"
+DEFAULT_DASK_REPORT = REPO / "benchmarks" / "reports" / "reference-dask.md"  # `--target dask --report`
 STAGE = "pipeline_3.core_logic"
 PIPELINE = "pipeline_3"
 
@@ -917,6 +918,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference: {exc}", file=sys.stderr)
         return 1
     report = args.report
+    if report == DEFAULT_REPORT and s.target == "dask":
+        report = DEFAULT_DASK_REPORT  # the SSH-only report of the scale-1 run stays as it is
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         image, note = write_timeline(result, report.with_name(report.stem + "-timeline.png"))
