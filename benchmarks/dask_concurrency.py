@@ -136,7 +136,7 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join([
         "# The planner's concurrency on a Dask cluster",
         "",
-        f"Written by `PYTHONPATH=$PWD python -m benchmarks.dask_concurrency {' '.join(result['argv'])}` on "
+        f"Written by `{' '.join(['PYTHONPATH=$PWD python -m benchmarks.dask_concurrency', *result['argv']])}` on "
         f"{result['started_at']} (regenerate it with that command; not edited by hand).",
         "",
         f"- **Machine:** {m['cpus']} CPUs shared with other work; load average {result['loadavg_start']} at the "
