@@ -164,15 +164,13 @@ def check(
     from wiredprof.cluster.spec import dask_host
 
     dask = dask_host(name, project)
+    config = ProjectConfig.find(project)
     if dask is not None:
-        if flow:
-            raise UsageError(f"--for compares a flow's needs with an SSH host's packages; {name} is a Dask cluster: "
-                             f"`wiredprof hosts check {name}` lists its workers' Python and dask versions")
         from wiredprof.cluster.hostcli import check_dask_host
 
-        click.echo(check_dask_host(dask, project, as_json, no_save))
+        asked = flow_stages(flow, stage, name, config)[1] if flow else []
+        click.echo(check_dask_host(dask, project, as_json, no_save, (needs_of(asked), asked) if flow else None))
         return
-    config = ProjectConfig.find(project)
     spec = resolve_host(name, project=project)
     chosen: list[StageName] = []
     if flow:
@@ -211,6 +209,12 @@ def provision_(
     project: Path | None, name: str, flow: str, stage: str | None, offline: bool, accept_new: bool
 ) -> None:
     """Give NAME a private environment with this side's versions of what FLOW's stages need."""
+    from wiredprof.cluster.spec import dask_host
+
+    if dask_host(name, project) is not None:
+        from wiredprof.cluster.needs import provision_refusal
+
+        raise UsageError(provision_refusal(name, f"what {flow}'s stages need"))
     config = ProjectConfig.find(project)
     spec = resolve_host(name, project=project)
     _, chosen = flow_stages(flow, stage, name, config)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from wiredprof.adapters import StageSwap, set_stage_swap, stage_swap
 from wiredprof.offload.entries import OffloadEntry
 from wiredprof.errors import CallTimeoutError, CircuitOpenError, LinkError, UsageError, link_failure
+from wiredprof.profiling import workercalls
 from wiredprof.profiling.callbacks import offloaded_call
 from wiredprof.profiling.recorder import Recorder
 
@@ -120,6 +121,8 @@ class OffloadRuntime:
 
     def call(self, entry: OffloadEntry, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One attempt of `fn` on the entry's host, bounded by its timeout and the run's end."""
+        rec = self.rec
+        start = rec.clock() if rec is not None else 0.0
         future = self.executor(entry.host).submit_call(fn, args, kwargs, timeout=entry.timeout_s,
                                                        idempotent=entry.idempotent)
         wait = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
@@ -129,6 +132,11 @@ class OffloadRuntime:
             raise CallTimeoutError(
                 f"{entry.stage} on {entry.host} was still running when the run's time was up", started=None
             ) from None
+        finally:
+            worker = getattr(future, "worker", "")  # set by executors of several workers (Dask)
+            if rec is not None and worker:
+                workercalls.note_call(rec, entry.stage, worker, start, rec.clock() - start,
+                                      float(getattr(future, "remote_s", 0.0)))
 
     def for_spawned_process(self) -> tuple[bytes, bytes]:
         """This plan for a spawned process of the run: (entries, connect), each pickled by reference.
@@ -169,6 +177,7 @@ class OffloadRuntime:
         """Become the adapters' `StageSwap` (the offloaded stages' callables run on their hosts); say where they run."""
         self.rec = rec
         if rec is not None:
+            workercalls.install(rec)
             for name, entry in self.entries.items():
                 rec.stage_hosts[name] = entry.host
         from wiredprof.profiling.control import current_control
