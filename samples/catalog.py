@@ -51,6 +51,8 @@ SAMPLES: list[SampleFlow] = [
     SampleFlow("pool_demo", "pool_demo_flow.py", ("--seconds", "600"), runs=3, duration_s=30.0),
     # Four launch_flow calls in a row, each `--seconds` long: bounded by its own time.
     SampleFlow("storages", "storages_flow.py", ("--seconds", "3"), runs=1000, duration_s=60.0),
+    # Two pipelines, each with a CPU-bound stage of its own (benchmarks/dask_concurrency.py).
+    SampleFlow("concurrent", "concurrent_flow.py", ("--heavy-s", "0.5", "--seconds", "600"), runs=3),
 ]
 
 

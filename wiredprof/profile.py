@@ -18,6 +18,7 @@ __all__ = [
     "SCHEMA",
     "ErrorInfo",
     "StageStats",
+    "WorkerShare",
     "PipelineStats",
     "TimelineSpan",
     "OffloadEvent",
@@ -52,6 +53,16 @@ class Competitor:
     name: str
     cpu_s: float
     framework: bool = False
+
+
+@dataclass(frozen=True)
+class WorkerShare:
+    """The calls of an offloaded stage that one worker of its host ran (a Dask cluster has several)."""
+
+    worker: str
+    calls: int
+    total_s: float  # wall seconds of those calls, as seen here
+    remote_s: float = 0.0  # of which the worker ran the stage itself (the rest: getting there and back)
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,8 @@ class StageStats:
     # CPU other threads used while the stage ran (GIL competition in threads mode).
     competitors: list[Competitor] = field(default_factory=list)
     flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
+    # Offloaded to a cluster: the calls each worker ran, most seconds first (empty otherwise).
+    workers: list[WorkerShare] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -141,6 +154,7 @@ class TimelineSpan:
     cpu_s: float
     error: bool = False
     sampled: bool = False
+    worker: str = ""  # the worker of `host` that ran the call, when the host says (a Dask cluster)
 
 
 @dataclass(frozen=True)
@@ -318,7 +332,9 @@ class Profile:
 def _stage_from_dict(d: dict[str, Any]) -> StageStats:
     err = d.get("last_error")
     comps = [Competitor(**c) for c in d.get("competitors", [])]
-    return StageStats(**{**d, "last_error": ErrorInfo(**err) if err else None, "competitors": comps})
+    workers = [WorkerShare(**w) for w in d.get("workers", [])]
+    return StageStats(**{**d, "last_error": ErrorInfo(**err) if err else None, "competitors": comps,
+                         "workers": workers})
 
 
 def _bottleneck_from_dict(d: dict[str, Any] | None) -> Bottleneck | None:

@@ -67,18 +67,32 @@ def test_core_logic_runs_on_the_cluster_with_the_same_outputs(
     assert shipped_functions(own_cluster) >= 1, "no stage was run by a Dask worker"
 
 
-def test_analyze_reports_the_cluster_as_the_stages_host(tmp_path: Path, own_cluster: LocalDaskCluster) -> None:
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_analyze_reports_the_cluster_as_the_stages_host(mode: str, tmp_path: Path, own_cluster: LocalDaskCluster) -> None:
     (tmp_path / "wiredprof.toml").write_text(
         f'[hosts.cluster]\ndask = "{own_cluster.address}"\n\n[offload."pipeline_3.core_logic"]\nhost = "cluster"\n'
     )
-    result = wiredprof(tmp_path, "analyze", *flow_args(tmp_path, "threads")[:1], "--duration", "6", "--json",
-                       *flow_args(tmp_path, "threads")[1:])
+    # processes: each worker is noted in pipeline_3's process and sent to the run's recorder
+    result = wiredprof(tmp_path, "analyze", *flow_args(tmp_path, mode)[:1], "--duration", "6", "--json",
+                       "--html", "report.html", *flow_args(tmp_path, mode)[1:])
     assert result.returncode == 0, result.stderr[-3000:]
     profile = json.loads(result.stdout)
     hosts = {f"{s['pipeline']}.{s['stage']}": s["host"] for s in profile["stages"]}
     assert hosts.pop("pipeline_3.core_logic") == "cluster" and set(hosts.values()) == {"local"}
     core = next(s for s in profile["stages"] if s["stage"] == "core_logic")
     assert core["calls"] >= 1 and core["errors"] == 0
+    # the worker that ran each call: per stage, and on each of its timeline spans (lanes per worker)
+    workers = set(own_cluster.wait_for_workers(2))
+    assert core["workers"] and {w["worker"] for w in core["workers"]} <= workers
+    assert sum(w["calls"] for w in core["workers"]) == core["calls"]
+    spans = [t for t in profile["timeline"] if t["stage"] == "core_logic"]
+    assert spans and all(t["worker"] in workers for t in spans)
+    assert all(not t["worker"] for t in profile["timeline"] if t["stage"] != "core_logic")
+    page = (tmp_path / "report.html").read_text()
+    for worker in {t["worker"] for t in spans}:
+        assert 'class="worker"' in page and worker.split("://")[1] in page
+    if mode == "processes":
+        return
     # plan measures a host that has no probe yet: the cluster probe, saved for next time
     result = wiredprof(tmp_path, "plan", "--host", "cluster", "--json")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.remote.hostb import build_tiny_wheel, host_b, install_here, put_on_path
+from tests.remote.hostb import build_tiny_wheel, host_b, install_here, put_on_path, tiny_here
 from tests.commands.clitools import one_line_error, wp
 from wiredprof.testing.localsshd import LocalSshd, system_python_like_ours
 
@@ -22,10 +22,7 @@ FLOW = Path(__file__).parents[1] / "flows" / "wiredflow_needs.py"
 
 @pytest.fixture
 def tiny(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    site = tmp_path / "a" / "site-packages"
-    install_here(build_tiny_wheel(tmp_path / "build"), site)
-    put_on_path(monkeypatch, site)
-    monkeypatch.setenv("WIREDFLOW_NEEDS_MODULE", "wptiny")
+    tiny_here(tmp_path, monkeypatch)
     yield "wptiny"
     sys.modules.pop("wptiny", None)
 

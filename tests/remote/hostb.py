@@ -101,3 +101,12 @@ def put_on_path(monkeypatch: pytest.MonkeyPatch, site: Path) -> None:
 
     monkeypatch.setattr(sys, "path", [sys.path[0], str(site), *sys.path[1:]])
     importlib.invalidate_caches()
+
+
+def tiny_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """wptiny 1.2.3 installed in a site directory on this side's path, as the needs flow's module; the site."""
+    site = tmp_path / "a" / "site-packages"
+    install_here(build_tiny_wheel(tmp_path / "build"), site)
+    put_on_path(monkeypatch, site)
+    monkeypatch.setenv("WIREDFLOW_NEEDS_MODULE", "wptiny")
+    return site

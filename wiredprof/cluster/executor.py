@@ -392,8 +392,11 @@ class DaskExecutor(CallConveniences):
 
     def _finish(self, call_id: str, call: _Call, data: bytes) -> None:
         outcome, value, meta = load_value(data, self.objects)
-        self._record(CallRecord(call.name, str(meta.get("worker", "")), float(meta.get("wall_s", 0.0)),
-                                float(meta.get("cpu_s", 0.0)), outcome == "ok"))
+        worker, wall = str(meta.get("worker", "")), float(meta.get("wall_s", 0.0))
+        self._record(CallRecord(call.name, worker, wall, float(meta.get("cpu_s", 0.0)), outcome == "ok"))
+        if outcome != "refused":  # read by the offload runtime (profiling/workercalls.py)
+            call.future.worker = worker  # type: ignore[attr-defined]
+            call.future.remote_s = wall  # type: ignore[attr-defined]
         if outcome == "ok":
             with self._lock:
                 call.done = True

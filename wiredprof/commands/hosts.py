@@ -13,7 +13,7 @@ from wiredprof.commands.needs import flow_stages, needs_of, needs_report, provis
 from wiredprof.config import HostEntry, ProjectConfig
 from wiredprof.errors import PythonMismatchError, UnknownHostError, UsageError
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.remote.hosts import known_hosts, resolve_host
+from wiredprof.remote.hosts import list_hosts, resolve_host
 from wiredprof.remote.probe import ProbeResult, load_probe, probe, save_probe
 from wiredprof.remote.hostenv import compare, inspect_host
 from wiredprof.remote.spec import parse_address
@@ -94,7 +94,7 @@ def list_(project: Path | None, as_json: bool) -> None:
     """List the hosts, with what their last check found."""
     config = ProjectConfig.find(project)
     rows: list[dict[str, Any]] = []
-    for host in known_hosts(project):
+    for host in list_hosts(project):
         saved = load_probe(probes_dir(config.root), host.name)
         rows.append(
             {
@@ -164,15 +164,13 @@ def check(
     from wiredprof.cluster.spec import dask_host
 
     dask = dask_host(name, project)
+    config = ProjectConfig.find(project)
     if dask is not None:
-        if flow:
-            raise UsageError(f"--for compares a flow's needs with an SSH host's packages; {name} is a Dask cluster: "
-                             f"`wiredprof hosts check {name}` lists its workers' Python and dask versions")
         from wiredprof.cluster.hostcli import check_dask_host
 
-        click.echo(check_dask_host(dask, project, as_json, no_save))
+        asked = flow_stages(flow, stage, name, config)[1] if flow else []
+        click.echo(check_dask_host(dask, project, as_json, no_save, (needs_of(asked), asked) if flow else None))
         return
-    config = ProjectConfig.find(project)
     spec = resolve_host(name, project=project)
     chosen: list[StageName] = []
     if flow:
@@ -211,6 +209,12 @@ def provision_(
     project: Path | None, name: str, flow: str, stage: str | None, offline: bool, accept_new: bool
 ) -> None:
     """Give NAME a private environment with this side's versions of what FLOW's stages need."""
+    from wiredprof.cluster.spec import dask_host
+
+    if dask_host(name, project) is not None:
+        from wiredprof.cluster.needs import provision_refusal
+
+        raise UsageError(provision_refusal(name, f"what {flow}'s stages need"))
     config = ProjectConfig.find(project)
     spec = resolve_host(name, project=project)
     _, chosen = flow_stages(flow, stage, name, config)
@@ -251,7 +255,7 @@ def remove(project: Path | None, name: str) -> None:
     """Remove NAME from the project's inventory (and its saved probe)."""
     config = ProjectConfig.find(project)
     if not config.remove_host(name):
-        if any(h.name == name for h in known_hosts(project)):
+        if any(h.name == name for h in list_hosts(project)):
             raise UsageError(f"host {name} comes from ~/.ssh/config, which wiredprof does not edit")
         raise UnknownHostError(name, sorted(config.hosts()))
     (probes_dir(config.root) / f"{name}.json").unlink(missing_ok=True)

@@ -129,8 +129,9 @@ def command(
         from wiredprof.cluster.spec import dask_host
 
         if dask_host(host, config.root) is not None:
-            raise UsageError(f"--provision builds an environment on an SSH host; {host} is a Dask cluster, whose "
-                             "workers import from their own environment: install what the stage needs there")
+            from wiredprof.cluster.needs import provision_refusal
+
+            raise UsageError(f"--provision: {provision_refusal(host, f'what {name} needs')}")
     if provision and not target.needs:
         raise UsageError(f"--provision: what {name} needs is found from a wiredflow flow file: give FLOW.py "
                          "(a plain-Python flow's stages exist only while it runs)")

@@ -74,4 +74,5 @@ def capacity_from_probe(probe: ProbeResult) -> HostCapacity:
         noisy=probe.noisy,
         ratio_low=probe.ratio_low,
         ratio_high=probe.ratio_high,
+        slots=probe.slots,
     )

@@ -56,6 +56,7 @@ from wiredprof.profile import PipelineStats, Profile, StageStats
 __all__ = ["HostCapacity", "Recommendation", "Plan", "Prediction", "PLAN_SCHEMA", "make_plan", "predict",
            "predict_move", "flow_busy_cores"]
 
+_SHARING_ROUNDS = 20  # fixed-point rounds of the slow-down on a shared cluster (converges in a few)
 PLAN_SCHEMA = "wiredprof.plan/1"
 # Share of a host's memory a single stage may plan to use.
 MEMORY_HEADROOM = 0.9
@@ -93,6 +94,7 @@ class HostCapacity:
     noisy: bool = False  # the probe's rounds did not agree within its bound
     ratio_low: float = 0.0  # the probe's slowest and fastest rounds' CPU-time ratio (0: unknown)
     ratio_high: float = 0.0
+    slots: int = 0  # calls it runs side by side at full speed (a Dask cluster's worker processes); 0: cores
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ class Prediction:
     callbacks_per_call: float = 0.0
     contention: float = 1.0  # compute slowed this much by cores shared with the flow
     flow_busy_cores: float = 0.0  # the flow's own busy cores charged on a shared host
+    side_by_side: float = 0.0  # calls of other stages already on the host, running at once (mean)
 
     @property
     def callback_share(self) -> float:
@@ -252,6 +255,8 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
         if 0 < host.loop_share < 1:
             other = max(other, host.cores / host.loop_share - 1.0)
         contention = _share(host.cores, other + 1.0) / _share(host.cores, other + busy + 1.0)
+    beside, slowdown = side_by_side(profile, stage, host) if profile is not None else (0.0, 1.0)
+    contention *= slowdown  # calls of several pipelines share the host's slots (a cluster's workers)
     uncharged = compute
     compute *= contention
     callback = 0.0
@@ -281,8 +286,29 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
     return Prediction(
         seconds=seconds, low_s=low, high_s=high, compute_s=compute, wait_s=io,
         transfer_s=transfer + host.rtt_s, callback_s=callback, callbacks_per_call=cb_n,
-        contention=contention, flow_busy_cores=busy,
+        contention=contention, flow_busy_cores=busy, side_by_side=beside,
     )
+
+
+def side_by_side(profile: Profile, moved: StageStats, host: HostCapacity) -> tuple[float, float]:
+    """(calls of other stages in flight on `host` beside one of `moved`, on average; the slow-down).
+
+    Each stage that already runs on `host` in `profile` is busy there `b = total_s / wall_s`
+    of the run (its pipeline calls it sequentially). With more calls than slots (a Dask
+    cluster: one per worker process, whose threads share its GIL), each gets slots / calls of
+    one, so every call takes `c` times longer; the others' calls then last longer too, and
+    their pipelines' busy share grows to `c b / (c b + 1 - b)`: `c` is the fixed point.
+    """
+    if profile.wall_s <= 0:
+        return 0.0, 1.0
+    shares = [min(1.0, s.total_s / profile.wall_s) for s in profile.stages
+              if s.host == host.name and s is not moved and s.calls]
+    slots = host.slots or host.cores or 1
+    slowdown, beside = 1.0, sum(shares)
+    for _ in range(_SHARING_ROUNDS):
+        beside = sum(slowdown * b / (slowdown * b + 1.0 - b) if b < 1.0 else 1.0 for b in shares)
+        slowdown = 1.0 / _share(slots, beside + 1.0)
+    return beside, slowdown
 
 
 def predict_move(stage: StageStats, host: HostCapacity, profile: Profile | None = None) -> float:
@@ -319,6 +345,10 @@ def _callback_text(pred: Prediction, stage: StageStats) -> str:
 
 
 def _shared_text(host: HostCapacity, pred: Prediction) -> str:
+    if pred.side_by_side > 0:
+        return (f"{pred.side_by_side:.2f} call(s) of other stages already on {host.name} run at once, on "
+                f"{host.slots or host.cores} slot(s) (worker processes or cores), so its CPU part takes "
+                f"x{pred.contention:.2f} longer")
     return (f"{host.name} is this machine (same machine-id and boot id): its {host.cores} cores are shared "
             f"with this flow's busy threads ({pred.flow_busy_cores:.2f} cores) and other work "
             f"({host.busy_cores:.2f} cores), so its CPU part takes x{pred.contention:.2f} longer")

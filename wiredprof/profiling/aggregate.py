@@ -21,6 +21,7 @@ from wiredprof.profile import (
 )
 from wiredprof.profiling.recorder import Recorder, StageAccumulator, ThreadInfo
 from wiredprof.profiling.threads import FRAMEWORK_SUFFIX
+from wiredprof.profiling.workercalls import with_workers
 
 __all__ = ["build_profile", "stage_stats"]
 
@@ -123,7 +124,7 @@ def build_profile(
     for name in rec.cycles:
         if name not in order:
             order.append(name)
-    stages = [stage_stats(a) for a in accs]
+    stages, timeline = with_workers(rec, [stage_stats(a) for a in accs], sorted(rec.timeline, key=lambda t: t.start_s))
     threads = _thread_rows(list(rec.threads.values()) + list(rec.child_threads.values()))
     busy = {p: sum(s.total_s for s in stages if s.pipeline == p) for p in order}
     all_busy = sum(busy.values()) or 1.0
@@ -165,7 +166,7 @@ def build_profile(
         error=error,
         notes=list(rec.notes) + list(notes or []),
         limits=dict(limits or {}),
-        timeline=sorted(rec.timeline, key=lambda t: t.start_s),
+        timeline=timeline,
         timeline_dropped=max(0, rec.timeline_seen - len(rec.timeline)),
         threads=threads,
         call_trees=list(call_trees or []),

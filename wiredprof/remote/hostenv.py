@@ -9,7 +9,7 @@ from wiredprof.remote.executor import RemoteExecutor
 from wiredprof.remote.requirements import Distribution, StageNeeds, canonical_name
 from wiredprof.remote.wheels import PlatformTags, platform_tags
 
-__all__ = ["HostInventory", "Comparison", "inspect_host", "compare", "MARKER"]
+__all__ = ["HostInventory", "Comparison", "inspect_host", "inventory_from_facts", "compare", "MARKER"]
 
 MARKER = "wiredprof-env.json"  # in a ready environment: its pins, Python, how it was built
 
@@ -108,9 +108,13 @@ class HostInventory:
 
 def inspect_host(executor: RemoteExecutor) -> HostInventory:
     """Ask B's worker what its Python is and has (one call)."""
-    facts = executor.call(_host_facts)
+    return inventory_from_facts(executor.host, executor.call(_host_facts))
+
+
+def inventory_from_facts(host: str, facts: dict[str, Any]) -> HostInventory:
+    """The `HostInventory` of what `_host_facts` returned on `host`."""
     return HostInventory(
-        host=executor.host,
+        host=host,
         python=tuple(facts["python"]),  # type: ignore[arg-type]
         executable=facts["executable"],
         base_executable=facts["base_executable"],

@@ -21,7 +21,7 @@ from wiredprof.errors import ConfigError
 from wiredprof.remote.executor import RemoteExecutor
 
 __all__ = ["SCHEMA", "ProbeResult", "probe", "host_facts", "cpu_loop_seconds", "cpu_loop_times", "save_probe",
-           "load_probe", "machine_key", "busy_cores", "speed_rounds", "SpeedRounds"]
+           "load_probe", "machine_key", "busy_cores", "speed_rounds", "SpeedRounds", "speed_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ class ProbeResult:
     # on): the load of a shared host changes, and the prediction's range spans them.
     ratio_low: float = 0.0
     ratio_high: float = 0.0
+    # Calls the host runs side by side at full speed (a Dask cluster: its worker processes, at
+    # most one per core of their machine, as the threads of one process share its GIL); 0: cores.
+    slots: int = 0
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,22 +282,41 @@ def _noop() -> None:
     return None
 
 
+def speed_figures(speed: SpeedRounds) -> dict[str, Any]:
+    """The `ProbeResult` fields the speed loop's rounds give (medians: one slow round does not move them)."""
+    remote_loop = statistics.median(w for w, _ in speed.remote)
+    local_loop = statistics.median(w for w, _ in speed.local)
+    local_cpu = statistics.median(c for _, c in speed.local)
+    low, high = speed.extremes()
+    return {
+        "cpu_speed_ratio": round(local_loop / remote_loop, 3) if remote_loop > 0 else 0.0,
+        "local_loop_s": local_loop,
+        "remote_loop_s": remote_loop,
+        "local_loop_cpu_s": local_cpu,
+        "remote_loop_cpu_s": statistics.median(c for _, c in speed.remote),
+        "cpu_time_ratio": round(local_cpu / remote_loop, 3) if remote_loop > 0 else 0.0,
+        "speed_rounds": len(speed.remote),
+        "ratio_spread": round(speed.spread, 4),
+        "noisy": speed.noisy,
+        "ratio_low": round(low, 4),
+        "ratio_high": round(high, 4),
+    }
+
+
 def probe(
-    executor: RemoteExecutor, rtt_samples: int = 30, bandwidth_bytes: int = 4 * 1024 * 1024, rounds: int = 3
+    executor: RemoteExecutor, rtt_samples: int = 30, bandwidth_bytes: int = 4 * 1024 * 1024, rounds: int = 3,
+    speed: SpeedRounds | None = None,
 ) -> ProbeResult:
-    """Measure the host behind `executor` (connecting if needed)."""
+    """Measure the host behind `executor` (connecting if needed).
+
+    `speed`: the speed loop's rounds, measured already (a cluster's slowest worker).
+    """
     started = time.perf_counter()
     hello = executor.hello
     connect_s = executor.timings.ssh_s + executor.timings.worker_s or time.perf_counter() - started
     facts = executor.call(host_facts)
-    n = _calibrated_n()
-    speed = speed_rounds(executor, n, min_rounds=max(3, rounds))
-    remote_times, local_times = speed.remote, speed.local
-    remote_loop = statistics.median(w for w, _ in remote_times)  # medians: one slow round does not move them
-    local_loop = statistics.median(w for w, _ in local_times)
-    local_cpu = statistics.median(c for _, c in local_times)
-    remote_cpu = statistics.median(c for _, c in remote_times)
-    remote_wall = remote_loop
+    if speed is None:
+        speed = speed_rounds(executor, _calibrated_n(), min_rounds=max(3, rounds))
     rtts = []
     executor.call(_noop)
     for _ in range(max(3, rtt_samples)):
@@ -321,34 +343,24 @@ def probe(
         cores=int(facts["cores"]),
         cpu_model=str(facts["cpu_model"]),
         memory_bytes=int(facts["memory_bytes"]),
-        cpu_speed_ratio=round(local_loop / remote_loop, 3) if remote_loop > 0 else 0.0,
-        local_loop_s=local_loop,
-        remote_loop_s=remote_loop,
         rtt_s=statistics.median(rtts),
         rtt_p95_s=rtts[min(len(rtts) - 1, int(0.95 * len(rtts)))],
         bandwidth_bytes_per_s=2 * bandwidth_bytes / best,
         connect_s=connect_s,
         platform=str(facts["platform"]),
-        local_loop_cpu_s=local_cpu,
-        remote_loop_cpu_s=remote_cpu,
-        cpu_time_ratio=round(local_cpu / remote_wall, 3) if remote_wall > 0 else 0.0,
         busy_cores=round(float(facts.get("busy_cores", 0.0)), 3),
         loadavg_1m=float(facts.get("loadavg_1m", 0.0)),
         same_machine=bool(facts.get("machine_key")) and facts.get("machine_key") == machine_key(),
-        speed_rounds=len(remote_times),
-        ratio_spread=round(speed.spread, 4),
-        noisy=speed.noisy,
-        ratio_low=round(speed.extremes()[0], 4),
-        ratio_high=round(speed.extremes()[1], 4),
+        **speed_figures(speed),
     )
 
 
-def save_probe(result: ProbeResult, directory: Path) -> Path:
-    """Write `directory/HOST.json` (atomically); return its path."""
+def save_probe(result: ProbeResult, directory: Path, data: dict[str, Any] | None = None) -> Path:
+    """Write `directory/HOST.json` (atomically): `result`, or `data` (its dict with more sections); its path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{result.host}.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    tmp.write_text(json.dumps(result.to_dict() if data is None else data, indent=2) + "\n")
     os.replace(tmp, path)
     return path
 

@@ -107,8 +107,14 @@ def _offload_table(p: Profile) -> list[str]:
     rows = [[s.name, s.host, *offload_counts(s)] for s in stages]
     headers = ["offloaded stage", "host", *(label for label, _ in OFFLOAD_EVENTS.values())]
     table = tabulate(rows, headers=headers, colalign=("left", "left") + ("right",) * len(OFFLOAD_EVENTS))
-    return [str(table), "retries: re-sent, the host had not started the call; retries after start: "
-            "idempotent stages only", ""]
+    out = [str(table), "retries: re-sent, the host had not started the call; retries after start: "
+           "idempotent stages only", ""]
+    workers = [[s.name, w.worker, w.calls, fmt_s(w.total_s), fmt_s(w.remote_s)] for s in stages for w in s.workers]
+    if workers:
+        out += [str(tabulate(workers, headers=["offloaded stage", "worker", "calls", "total", "on the worker"],
+                             colalign=("left", "left", "right", "right", "right"))),
+                "total: the calls' time as seen here; on the worker: running the stage there", ""]
+    return out
 
 
 def _tree_body(text: str) -> list[str]:

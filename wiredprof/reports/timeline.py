@@ -2,7 +2,8 @@
 
 One lane per (pipeline, host): a pipeline's calls on the profiled host, and, when a stage
 ran elsewhere (offloaded), a lane `pipeline @ HOST` under it holding those calls, so the
-offloaded stage is seen leaving its pipeline's lane. Bars are coloured by stage kind;
+offloaded stage is seen leaving its pipeline's lane. On a host of several workers (a Dask
+cluster) that lane is one per worker, `pipeline @ HOST` over the worker's address. Bars are coloured by stage kind;
 calls that raised are marked, calls run under the call-tree sampler are hatched.
 
 The same SVG is inlined in the HTML page and embedded in markdown reports (as PNG, through
@@ -32,6 +33,7 @@ from wiredprof.reports.text import fmt_s
 __all__ = [
     "Bar",
     "Lane",
+    "short_worker",
     "timeline_lanes",
     "render_timeline_svg",
     "render_timelines_svg",
@@ -51,17 +53,25 @@ class Bar:
 
 @dataclass(frozen=True)
 class Lane:
-    """The calls of one pipeline on one host."""
+    """The calls of one pipeline on one host (on one of its workers, when the host has several)."""
 
     pipeline: str
     host: str
     remote: bool
     bars: tuple[Bar, ...]
     rows: int = 1
+    worker: str = ""
 
     @property
     def label(self) -> str:
-        return f"{self.pipeline} @ {self.host}" if self.remote else self.pipeline
+        if not self.remote:
+            return self.pipeline
+        return f"{self.pipeline} @ {self.host}" + (f" / {short_worker(self.worker)}" if self.worker else "")
+
+
+def short_worker(address: str) -> str:
+    """A worker's address without its scheme (`tcp://10.0.0.2:40123` -> `10.0.0.2:40123`)."""
+    return address.split("://", 1)[-1]
 
 
 def _is_remote(profile: Profile, host: str) -> bool:
@@ -79,15 +89,16 @@ def timeline_lanes(profile: Profile) -> list[Lane]:
     for name in [s.pipeline for s in profile.timeline] + [s.pipeline for s in profile.stages]:
         if name not in order:
             order.append(name)
-    by_lane: dict[tuple[str, str], list[TimelineSpan]] = {}
+    by_lane: dict[tuple[str, str, str], list[TimelineSpan]] = {}
     for span in profile.timeline:
-        host = profile.host if not _is_remote(profile, span.host) else span.host
-        by_lane.setdefault((span.pipeline, host), []).append(span)
+        remote = _is_remote(profile, span.host)
+        host = span.host if remote else profile.host
+        by_lane.setdefault((span.pipeline, host, span.worker if remote else ""), []).append(span)
     lanes: list[Lane] = []
     for pipeline in order:
-        hosts = [profile.host] + sorted(h for (p, h) in by_lane if p == pipeline and h != profile.host)
-        for host in hosts:
-            spans = sorted(by_lane.get((pipeline, host), []), key=lambda s: (s.start_s, -s.wall_s))
+        places = [(profile.host, "")] + sorted((h, w) for (p, h, w) in by_lane if p == pipeline and h != profile.host)
+        for host, worker in places:
+            spans = sorted(by_lane.get((pipeline, host, worker), []), key=lambda s: (s.start_s, -s.wall_s))
             row_ends: list[float] = []
             bars = []
             for span in spans:
@@ -97,7 +108,7 @@ def timeline_lanes(profile: Profile) -> list[Lane]:
                     row_ends.append(0.0)
                 row_ends[row] = span.start_s + span.wall_s
                 bars.append(Bar(span, kind_of(kinds, span.pipeline, span.stage), row))
-            lanes.append(Lane(pipeline, host, host != profile.host, tuple(bars), max(1, len(row_ends))))
+            lanes.append(Lane(pipeline, host, host != profile.host, tuple(bars), max(1, len(row_ends)), worker))
     return lanes
 
 
@@ -171,6 +182,8 @@ def _subtitle(profile: Profile) -> str:
 
 def _hover(span: TimelineSpan, remote: bool) -> str:
     where = f"on host {span.host}" if remote else f"on {span.host or 'local'}"
+    if remote and span.worker:
+        where += f", worker {span.worker}"
     cpu_pct = f" ({span.cpu_s / span.wall_s * 100:.0f} % of wall)" if span.wall_s > 0 else ""
     lines = [
         f"{span.pipeline}.{span.stage} {where}",
@@ -241,6 +254,13 @@ class _Canvas:
                 host = _fit(lane.host, max(4, budget // 3))
                 name = _fit(lane.pipeline, max(4, budget - len(host) - 3))
                 p.append(f'<rect x="{_LEFT - 4}" y="{_n(ly)}" width="4" height="{h}" fill="#e8a33d"/>')
+                if lane.worker:  # two lines: where, then which worker there
+                    cy -= 6
+                    worker = _fit(short_worker(lane.worker), int((_LEFT - 20) / _CHAR_W))
+                    p.append(
+                        f'<text class="worker" x="{_LEFT - 12}" y="{_n(cy + 13)}" text-anchor="end" font-size="10.5" '
+                        f'fill="#5f6368">{_esc(worker)}</text>'
+                    )
                 p.append(
                     f'<text x="{_LEFT - 12}" y="{_n(cy)}" text-anchor="end" font-size="12.5" fill="#1b1b1b">'
                     f'{hover}{_esc(name)} <tspan font-weight="700" fill="#b86e00">@ {_esc(host)}</tspan>'
@@ -289,7 +309,9 @@ class _Canvas:
 
     def _offload_marks(self, profile: Profile, lanes: list[Lane], tops: list[float], t0: float, span: float) -> None:
         """A small diamond at the top of the stage's lane for each retry, local run, timeout, link loss."""
-        where = {(lane.pipeline, lane.host): top for lane, top in zip(lanes, tops)}
+        where: dict[tuple[str, str], float] = {}
+        for lane, lane_top in zip(lanes, tops):
+            where.setdefault((lane.pipeline, lane.host), lane_top)  # a cluster's first worker lane
         local = {lane.pipeline: top for lane, top in zip(lanes, tops) if not lane.remote}
         for ev in profile.offload_events:
             top = where.get((ev.pipeline, ev.host), local.get(ev.pipeline))
@@ -316,7 +338,8 @@ class _Canvas:
         cls = "bar" + (" error" if s.error else "") + (" sampled" if s.sampled else "")
         p.append(
             f'<g class="{cls}" data-lane="{_esc(lane.label)}" data-pipeline="{_esc(s.pipeline)}" '
-            f'data-stage="{_esc(s.stage)}" data-host="{_esc(s.host)}" data-kind="{_esc(bar.kind)}">'
+            f'data-stage="{_esc(s.stage)}" data-host="{_esc(s.host)}" data-worker="{_esc(s.worker)}" '
+            f'data-kind="{_esc(bar.kind)}">'
         )
         p.append(f"<title>{_esc(_hover(s, lane.remote))}</title>")
         stroke = ""

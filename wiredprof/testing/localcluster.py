@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
+
+from wiredprof.testing.procs import stop_group
 
 __all__ = ["LocalDaskCluster", "DaskClusterUnavailable", "start_local_cluster", "local_cluster"]
 
@@ -49,17 +52,6 @@ def _port_accepts(host: str, port: int) -> bool:
         return True
 
 
-def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=timeout_s)
-            return
-        except subprocess.TimeoutExpired:
-            log.warning("dask process %d ignored %s", proc.pid, sig.name)
-
-
 def _tls_flags(tls: tuple[Path, Path, Path] | None) -> list[str]:
     if tls is None:
         return []
@@ -80,6 +72,7 @@ class LocalDaskCluster:
     tls: tuple[Path, Path, Path] | None = None  # CA file, certificate, key: every process speaks tls://
     scheduler: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
+    owns_workdir: bool = False  # made by start_local_cluster: removed by a clean stop
 
     def add_worker(
         self,
@@ -130,13 +123,16 @@ class LocalDaskCluster:
             os.killpg(proc.pid, sig)
         proc.wait(timeout=10)
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop every worker, then the scheduler, by PID; bounded."""
+    def stop(self, timeout_s: float = 5.0, *, keep_files: bool = False) -> None:
+        """Stop every worker, then the scheduler, by PID; bounded. The work directory is removed
+        too if this cluster made it, unless `keep_files` (a failed start keeps its logs)."""
         for pid in list(self.workers):
-            _stop(self.workers.pop(pid), timeout_s)
+            stop_group(self.workers.pop(pid), timeout_s, "dask worker")
         if self.scheduler is not None:
-            _stop(self.scheduler, timeout_s)
+            stop_group(self.scheduler, timeout_s, "dask scheduler")
             self.scheduler = None
+        if self.owns_workdir and not keep_files:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_local_cluster(
@@ -155,6 +151,7 @@ def start_local_cluster(
     `prefix` runs every process under a wrapper, e.g. `("ip", "netns", "exec", NS)` (which
     execs the command, so the PID stays the one stopped).
     """
+    owns_workdir = workdir is None
     directory = workdir or Path(tempfile.mkdtemp(prefix="wiredprof-dask-"))
     port = _free_port(host)
     log_file = (directory / "scheduler.log").open("wb")
@@ -165,7 +162,8 @@ def start_local_cluster(
     proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     log_file.close()
     scheme = "tls" if tls is not None else "tcp"
-    cluster = LocalDaskCluster(f"{scheme}://{host}:{port}", host, port, directory, python, tuple(prefix), tls, proc)
+    cluster = LocalDaskCluster(f"{scheme}://{host}:{port}", host, port, directory, python, tuple(prefix), tls, proc,
+                               owns_workdir=owns_workdir)
     try:
         deadline = time.monotonic() + startup_timeout_s
         while not _port_accepts(host, port):
@@ -178,7 +176,7 @@ def start_local_cluster(
         if workers:
             cluster.wait_for_workers(workers, max(1.0, deadline - time.monotonic()))
     except BaseException:
-        cluster.stop()
+        cluster.stop(keep_files=True)  # the error names a log in it
         raise
     return cluster
 
