@@ -14,7 +14,8 @@ wrapped (outermost, after the adapter's own patches), and a call counts for
   `wiredprof.remote.session` (B called back).
 
 wiredflow calling a storage's `save` as a stage of its own is not a call-back (no stage
-is running on that thread, and it is no proxy thread).
+is running on that thread, and it is no proxy thread); nor is its MQTT action handing each
+message to the pipeline's storage from inside the MQTT connector: that is the chain itself.
 
 Bytes are the size of the arguments and the result as `wiredprof.remote.serialize` pickles
 them, with the time pickling and unpickling them takes (a large `load()` result costs more
@@ -126,7 +127,7 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
         if acc is None:
             acc = _offloaded_stage(rec)
             remote = acc is not None
-        if acc is None:
+        if acc is None or (not remote and acc.kind == "mqtt_connector"):
             return original(self, *args, **kwargs)
         w0, c0 = rec.clock(), rec.cpu_clock()
         result = original(self, *args, **kwargs)
@@ -138,7 +139,7 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
             # those the proxy thread serving B would compete for; then kept out of the stage.
             m0, mc0 = rec.clock(), rec.cpu_clock()
             sized, pickling, unpickling = _crossing((args, kwargs), result, rec.clock)
-            rec.exclude(rec.clock() - m0, rec.cpu_clock() - mc0)
+            rec.exclude(rec.clock() - m0, rec.cpu_clock() - mc0, untimed_cycle=True)
         rec.add_callback(acc, wall, cpu, sized, pickling, unpickling)
         return result
 
@@ -147,6 +148,13 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _patch_classes() -> None:
+    # Decide now, on the importing thread before any pipeline runs, which of the modules
+    # imported so far would travel by value: done at the first measured call-back, on the
+    # flow's thread, that scan (hundreds of paths) stalled an MQTT pipeline for 4 s while
+    # wiredflow's own MQTT loop held the GIL.
+    from wiredprof.remote.serialize import register_project_modules
+
+    register_project_modules()
     if _originals:
         return
     for module_name, cls_name in A_ONLY_CLASSES:
