@@ -92,6 +92,7 @@ def discover_stages(flow: str | os.PathLike[str], args: list[str] | None = None,
 # After a flow was named, how long the script may take to launch its next one (or end).
 _NEXT_FLOW_S = 15.0
 _MAX_FLOWS = 64  # a script launching flows in an endless loop: enough of them
+_DECODER = json.JSONDecoder()
 
 
 def _numbered(flows: list[list[dict[str, Any]]]) -> list[StageName]:
@@ -113,9 +114,14 @@ def _read_marks(stream: IO[bytes] | None, found: list[str], named: threading.Eve
     assert stream is not None
     for raw in stream:
         line = raw.decode("utf-8", "replace").rstrip("\n")
-        at = line.find(_MARK)  # another process of the flow may have written half a line before it
-        if at >= 0:
-            found.append(line[at + len(_MARK):])
+        # Other processes of the flow write to the same pipe: a mark may share its line with
+        # their output, before or after it.
+        for part in line.split(_MARK)[1:]:
+            try:
+                mark, _ = _DECODER.raw_decode(part)
+            except ValueError:
+                continue
+            found.append(json.dumps(mark))
             last[0] = time.monotonic()
             named.set()
 
