@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from wiredprof.analysis import classify, per_cycle_s
+from wiredprof.analysis import classify, per_cycle_s, utilisation
 from wiredprof.profile import PipelineStats, Profile, StageStats
 
 __all__ = ["HostCapacity", "Recommendation", "Plan", "Prediction", "PLAN_SCHEMA", "make_plan", "predict",
@@ -392,6 +392,11 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
             **common,
             reason=(f"not recommended: waits on I/O {b.wait_ratio:.0%} of its time; a faster CPU will not help"),
         )
+    if profile.bottleneck is not None and profile.bottleneck.bound == "idle":
+        busy = utilisation(pipe, profile) if pipe is not None else 0.0
+        return Recommendation(
+            **common, reason=f"not recommended: the flow is limited by its schedule, not by a stage ({stage.pipeline} "
+                             f"is busy {busy:.0%} of the time): a shorter cycle would not make it do more{tail}")
     if gain <= MIN_GAIN_SHARE * max(pipe_cycle, 1e-9):
         why = "slower" if gain < 0 else "no real gain"
         return Recommendation(
