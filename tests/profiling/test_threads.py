@@ -111,3 +111,17 @@ def test_core_wait_is_the_kernels_run_delay_not_a_share_of_running_samples() -> 
     old.base.calls, old.base.total, old.base.cpu = 1, 0.05, 0.005
     ThreadStateSampler(rec)._fold({"ticks": 4, "threads": {}, "stages": {str(old.number): [1, 0, 1, [], 0, 0.05]}})
     assert stage_stats(old).cpu_queue_s == pytest.approx(0.02)
+
+
+def test_measured_core_wait_is_not_counted_as_gil_wait_too() -> None:
+    """Overloaded: 40 ms of a 50 ms call queued for a core, its one blocked sample in a futex. The
+    queueing is core wait; only the rest of the wait can be the GIL's."""
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    acc.base.calls, acc.base.total, acc.base.cpu = 1, 0.05, 0.005
+    ThreadStateSampler(rec)._fold({"ticks": 4, "threads": {}, "stages": {
+        str(acc.number): [2, 1, 0, [], 0, 0.05, 0.04]}})
+    stats = stage_stats(acc)
+    assert stats.cpu_queue_s == pytest.approx(0.04)
+    assert stats.gil_wait_s == pytest.approx(0.005)
+    assert stats.cpu_queue_s + stats.gil_wait_s <= stats.wait_s + 1e-12

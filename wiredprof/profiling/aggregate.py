@@ -51,7 +51,10 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
     waits = acc.samples_lock_wait + acc.samples_io_wait
     # An offloaded stage's thread waits on its host's answer: that is no GIL wait.
     remote = acc.host != "local"
-    gil_wait = wait * acc.samples_lock_wait / waits if waits and not remote else 0.0
+    # Measured queueing for a core comes off first: split by the blocked states' samples, an
+    # overloaded machine's run-queue time was once all reported as GIL wait.
+    queued = min(acc.queue_s, wait) if acc.queue_measured and not remote else 0.0
+    gil_wait = (wait - queued) * acc.samples_lock_wait / waits if waits and not remote else 0.0
     return StageStats(
         pipeline=acc.pipeline,
         stage=acc.stage,
