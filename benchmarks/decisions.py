@@ -229,7 +229,7 @@ def size_core_logic(flows: list[SampleFlow]) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
-    from wiredprof.remote.localsshd import SshdUnavailable, start_local_sshd
+    from wiredprof.testing.localsshd import SshdUnavailable, start_local_sshd
 
     t0 = time.perf_counter()
     flows = [f for f in sample_flows() if not args.only or f.name in args.only]

@@ -4,7 +4,7 @@
     PYTHONPATH=$PWD python -m benchmarks.faults --report         # ... and writes benchmarks/reports/faults.md
     PYTHONPATH=$PWD python -m benchmarks.faults --quick --json   # one fault of each kind: the suite's smoke run
 
-Everything is real: a throwaway OpenSSH sshd on 127.0.0.1 (wiredprof.remote.localsshd),
+Everything is real: a throwaway OpenSSH sshd on 127.0.0.1 (wiredprof.testing.localsshd),
 wiredprof's own engine and offload policy, processes killed and frozen by PID. Faults:
 
   kill_worker       SIGKILL of the worker on B while a call runs
@@ -59,7 +59,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._report import add_report_option  # noqa: E402
-from wiredprof.config import DEFAULT_RETRIES, OffloadEntry  # noqa: E402
+from wiredprof.offload.entries import DEFAULT_RETRIES, OffloadEntry  # noqa: E402
 from wiredprof.errors import (  # noqa: E402
     CircuitOpenError,
     ConnectError,
@@ -68,9 +68,9 @@ from wiredprof.errors import (  # noqa: E402
     LinkSilentError,
     WorkerLostError,
 )
-from wiredprof.offload import OffloadRuntime, RemoteStageFunction  # noqa: E402
+from wiredprof.offload.runtime import OffloadRuntime, RemoteStageFunction  # noqa: E402
 from wiredprof.remote.executor import RemoteExecutor  # noqa: E402
-from wiredprof.remote.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
+from wiredprof.testing.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
 from wiredprof.remote.spec import HostSpec  # noqa: E402
 from wiredprof.remote.worker import FRAME_MAGIC, HEADER, Kind  # noqa: E402
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import add_report_option  # noqa: E402
 from wiredprof.remote.executor import RemoteExecutor  # noqa: E402
-from wiredprof.remote.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
+from wiredprof.testing.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
 from wiredprof.remote.provision import ProvisionResult, provision  # noqa: E402
 from wiredprof.remote.requirements import StageNeeds, needs_of_modules  # noqa: E402
 from wiredprof.remote.spec import HostSpec  # noqa: E402
@@ -168,7 +168,7 @@ def report(rows: list[Row], info: dict[str, str]) -> str:
               f"({warm * 1e3:.0f} ms vs {cold:.1f} s).", "", "## Setup", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     lines += [f"- A: Python {platform.python_version()} ({sys.executable})",
-              "- B: a loopback OpenSSH sshd (wiredprof.remote.localsshd) with the system python3; its "
+              "- B: a loopback OpenSSH sshd (wiredprof.testing.localsshd) with the system python3; its "
               "index is this machine's pip configuration (a local mirror plus PyPI)",
               "- every cold run starts from an empty cache directory on B; rounds interleave the three cold cases",
               "- wiredprof's cold time includes `venv --without-pip` + ensurepip, pip, `pip list` in the new "

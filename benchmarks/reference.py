@@ -459,7 +459,7 @@ def plan_offload_compare(k: int, s: Settings, work: Path, runner: PerProcessCpu 
 
 def start_dask_b(hosts: SimHosts) -> Any:
     """A real Dask scheduler and one worker inside B's network namespace, reachable from A."""
-    from wiredprof.cluster.localcluster import start_local_cluster
+    from wiredprof.testing.localcluster import start_local_cluster
 
     return start_local_cluster(workers=1, nthreads=2, host=hosts.b.address,
                                prefix=("ip", "netns", "exec", hosts.b.netns))
@@ -963,7 +963,8 @@ def _ok(flag: bool) -> str:
 def write_timeline(result: dict[str, Any], png: Path) -> tuple[str | None, str]:
     """Before/after timelines of the median repeat as a PNG next to the report (SVG if Chromium fails)."""
     from wiredprof.profile import Profile
-    from wiredprof.reports.timeline import render_timelines_svg, write_png
+    from wiredprof.reports.timeline import render_timelines_svg
+    from wiredprof.testing.chromium import write_png
 
     reps = [r for r in result["repeats"] if r.get("stage_speedup")]
     if not reps:

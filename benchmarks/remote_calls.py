@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import add_report_option  # noqa: E402
 from wiredprof.remote import HostSpec, connect  # noqa: E402
 from wiredprof.remote.bootstrap import bootstrap_command  # noqa: E402
-from wiredprof.remote.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
+from wiredprof.testing.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
 from wiredprof.remote.serialize import LocalObjects, dump_call, dump_function, load_value  # noqa: E402
 from wiredprof.remote.worker import FRAME_MAGIC, HEADER, MAGIC, Kind, encode_json  # noqa: E402
 
@@ -424,7 +424,7 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
         "",
         f"Run: `{shlex.join(sys.orig_argv)}` (cwd: the repository) on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
-        f"Loopback sshd started by `wiredprof.remote.localsshd` ({ssh_version}); "
+        f"Loopback sshd started by `wiredprof.testing.localsshd` ({ssh_version}); "
         f"host {platform.node()}, {os.cpu_count()} cores, shared and noisy: compare rows of one run only.",
         "",
         "Times in milliseconds; p50 is the median of the samples. Peers are optional imports: "

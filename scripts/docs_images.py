@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.reports.conftest import real_call_tree, reference_profile  # noqa: E402
-from wiredprof.reports.chromium import screenshot_html  # noqa: E402
 from wiredprof.reports.html import render_html  # noqa: E402
-from wiredprof.reports.timeline import render_timeline_svg, render_timelines_svg, write_png  # noqa: E402
+from wiredprof.reports.timeline import render_timeline_svg, render_timelines_svg  # noqa: E402
+from wiredprof.testing.chromium import screenshot_html, write_png  # noqa: E402
 
 OUT = ROOT / "docs" / "images"
 

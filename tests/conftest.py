@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wiredprof.remote.localsshd import LocalSshd, SshdUnavailable, start_local_sshd
+from wiredprof.testing.localsshd import LocalSshd, SshdUnavailable, start_local_sshd
 
 FLOWS = Path(__file__).parent / "flows"
 

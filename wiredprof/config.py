@@ -1,8 +1,9 @@
 """The project configuration: `wiredprof.toml`, or `[tool.wiredprof]` in pyproject.toml.
 
 Read with tomllib; written with tomlkit so the user's comments and layout survive. Two
-tables matter here: `[hosts.NAME]` (where a stage may run) and `[offload."PIPELINE.STAGE"]`
-(which stage runs where). Nothing secret belongs in it: keys stay in files or the agent.
+tables matter: `[hosts.NAME]` (where a stage may run), read here, and
+`[offload."PIPELINE.STAGE"]` (which stage runs where), read by `wiredprof.offload.entries`
+through `data()` / `set_table()`. Nothing secret belongs in it: keys stay in files or the agent.
 """
 
 from __future__ import annotations
@@ -22,21 +23,18 @@ import tomlkit
 
 from wiredprof.errors import ConfigError
 
-__all__ = ["HostEntry", "OffloadEntry", "ProjectConfig", "ON_FAILURE_CHOICES", "HOST_NAME_RE"]
+__all__ = ["HostEntry", "ProjectConfig", "HOST_NAME_RE", "positive_number"]
 
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "wiredprof.toml"
 PYPROJECT = "pyproject.toml"
-ON_FAILURE_CHOICES = ("fail", "retry", "local")
 HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _HOST_KEYS = ("address", "identity", "python", "known_hosts")
 # A Dask cluster as a host: its scheduler, and the TLS files Dask's `Security` takes.
 _DASK_KEYS = ("dask", "ca_file", "cert", "key")
 _HOST_NUMBERS = ("dead_after_s", "max_frame_mb")
-_OFFLOAD_KEYS = ("host", "timeout_s", "on_failure", "retries", "idempotent")
 _TOP_KEYS = ("hosts", "offload")
-DEFAULT_RETRIES = {"fail": 0, "retry": 2, "local": 0}
 
 
 @dataclass(frozen=True)
@@ -61,28 +59,6 @@ class HostEntry:
                 if (v := getattr(self, k)) not in (None, "")}
 
 
-@dataclass(frozen=True)
-class OffloadEntry:
-    """One `[offload."PIPELINE.STAGE"]` table."""
-
-    stage: str
-    host: str
-    timeout_s: float | None = None
-    on_failure: str = "fail"
-    retries: int = 0
-    idempotent: bool = False  # True: may run again after B started it (at most once otherwise)
-
-    def to_table(self) -> dict[str, Any]:
-        """The TOML table."""
-        table: dict[str, Any] = {"host": self.host}
-        if self.timeout_s is not None:
-            table["timeout_s"] = self.timeout_s
-        table["on_failure"] = self.on_failure
-        table["retries"] = self.retries
-        table["idempotent"] = self.idempotent
-        return table
-
-
 class ProjectConfig:
     """The configuration file of one project, found from a directory upwards."""
 
@@ -92,13 +68,8 @@ class ProjectConfig:
 
     @property
     def root(self) -> Path:
-        """The project directory (where `.wiredprof/` lives)."""
+        """The project directory (where `.wiredprof/` lives: `wiredprof.statedir`)."""
         return self.path.parent
-
-    @property
-    def probes_dir(self) -> Path:
-        """Where `hosts check` saves probe results."""
-        return self.root / ".wiredprof" / "hosts"
 
     @classmethod
     def find(cls, start: str | os.PathLike[str] | None = None) -> ProjectConfig:
@@ -160,7 +131,7 @@ class ProjectConfig:
             if key in table and not isinstance(table[key], str):
                 raise ConfigError(f"{where}: `{key}` must be a string")
         for key in _HOST_NUMBERS:
-            if key in table and not _positive_number(table[key]):
+            if key in table and not positive_number(table[key]):
                 raise ConfigError(f"{where}: `{key}` must be a positive number")
         if not table.get("address"):
             raise ConfigError(f"{where}: `address` is required (user@host:port or a Host of ~/.ssh/config)")
@@ -168,43 +139,6 @@ class ProjectConfig:
         return HostEntry(
             name, table["address"], table.get("identity"), table.get("python"), table.get("known_hosts"),
             dead_after_s=numbers["dead_after_s"], max_frame_mb=numbers["max_frame_mb"],
-        )
-
-    def offloads(self) -> dict[str, OffloadEntry]:
-        """Every `[offload."PIPELINE.STAGE"]`, validated."""
-        tables = self.data().get("offload", {})
-        if not isinstance(tables, dict):
-            raise ConfigError(f'{self.path}: `offload` must be a table of [offload."PIPELINE.STAGE"] tables')
-        return {stage: self._offload(stage, table) for stage, table in tables.items()}
-
-    def _offload(self, stage: str, table: Any) -> OffloadEntry:
-        where = f'{self.path}: [offload."{stage}"]'
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where} must be a table")
-        unknown = sorted(set(table) - set(_OFFLOAD_KEYS))
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_OFFLOAD_KEYS)}"
-            )
-        host = table.get("host")
-        if not isinstance(host, str) or not host:
-            raise ConfigError(f"{where}: `host` is required")
-        timeout = table.get("timeout_s")
-        if timeout is not None and not _positive_number(timeout):
-            raise ConfigError(f"{where}: `timeout_s` must be a positive number")
-        on_failure = table.get("on_failure", "fail")
-        if on_failure not in ON_FAILURE_CHOICES:
-            raise ConfigError(f"{where}: `on_failure` must be one of {', '.join(ON_FAILURE_CHOICES)}")
-        retries = table.get("retries", DEFAULT_RETRIES[on_failure])
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ConfigError(f"{where}: `retries` must be a whole number >= 0")
-        if on_failure == "retry" and retries < 1:
-            raise ConfigError(f'{where}: on_failure = "retry" needs `retries` >= 1 (or use "fail")')
-        idempotent = table.get("idempotent", False)
-        if not isinstance(idempotent, bool):
-            raise ConfigError(f"{where}: `idempotent` must be true or false")
-        return OffloadEntry(
-            stage, host, float(timeout) if timeout is not None else None, on_failure, retries, idempotent
         )
 
     # -- writing (tomlkit keeps the user's comments) -----------------------------------------
@@ -218,10 +152,7 @@ class ProjectConfig:
             raise ConfigError(
                 f"host {entry.name!r} is already in {self.path}; remove it first or use --replace"
             )
-        table = tomlkit.table()
-        for key, value in entry.to_table().items():
-            table.add(key, value)
-        hosts[entry.name] = table
+        hosts[entry.name] = _table(entry.to_table())
         self._write(doc)
 
     def set_host_python(self, name: str, python: str) -> None:
@@ -236,23 +167,16 @@ class ProjectConfig:
 
     def remove_host(self, name: str) -> bool:
         """Drop `[hosts.NAME]`; False when it was not there."""
-        return self._remove("hosts", name)
+        return self.remove_table("hosts", name)
 
-    def set_offload(self, entry: OffloadEntry) -> None:
-        """Write (or replace) `[offload."PIPELINE.STAGE"]`."""
+    def set_table(self, kind: str, name: str, values: dict[str, Any]) -> None:
+        """Write (or replace) the table `[KIND."NAME"]` with `values`, in their order."""
         doc, section = self._edit()
-        offload = _subtable(section, "offload")
-        table = tomlkit.table()
-        for key, value in entry.to_table().items():
-            table.add(key, value)
-        offload[entry.stage] = table
+        _subtable(section, kind)[name] = _table(values)
         self._write(doc)
 
-    def remove_offload(self, stage: str) -> bool:
-        """Drop `[offload."PIPELINE.STAGE"]`; False when it was not there."""
-        return self._remove("offload", stage)
-
-    def _remove(self, kind: str, name: str) -> bool:
+    def remove_table(self, kind: str, name: str) -> bool:
+        """Drop `[KIND."NAME"]`; False when it was not there."""
         if not self.path.is_file():
             return False
         doc, section = self._edit()
@@ -311,7 +235,8 @@ class ProjectConfig:
         log.info("wrote %s", target)
 
 
-def _positive_number(value: Any) -> bool:
+def positive_number(value: Any) -> bool:
+    """A finite number above 0 (not a bool): what every `*_s` / `*_mb` key must be."""
     return (
         not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
     )
@@ -338,6 +263,13 @@ def _dask_host(where: str, name: str, table: dict[str, Any]) -> HostEntry:
     return HostEntry(
         name, "", dask=table["dask"], ca_file=table.get("ca_file"), cert=table.get("cert"), key=table.get("key")
     )
+
+
+def _table(values: dict[str, Any]) -> Any:
+    table = tomlkit.table()
+    for key, value in values.items():
+        table.add(key, value)
+    return table
 
 
 def _subtable(parent: Any, key: str) -> Any:

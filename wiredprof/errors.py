@@ -14,6 +14,7 @@ __all__ = [
     "WorkFailed",
     "ConfigError",
     "UnknownHostError",
+    "HostUnreachableError",
     "HostKeyError",
     "UnknownHostKeyError",
     "HostKeyChangedError",
@@ -78,6 +79,10 @@ class UnknownHostError(UsageError):
             f"unknown host {name!r} (known: {listed}); "
             f"add it with `wiredprof hosts add {name} --address USER@HOST`"
         )
+
+
+class HostUnreachableError(UsageError):
+    """The host did not answer (no route, refused, timed out): a one-line usage error for commands."""
 
 
 class HostKeyError(UsageError):

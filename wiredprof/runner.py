@@ -182,7 +182,7 @@ class _Watchdog:
             if opts.offloads is not None:
                 # A remote call in flight at the deadline ends first, as a counted timeout
                 # (offload.py), and only then is the script ended.
-                from wiredprof.offload import remote_grace_s
+                from wiredprof.offload.runtime import remote_grace_s
 
                 grace = max(grace, remote_grace_s(opts.duration_s) + _REMOTE_MARGIN_S)
         self.hard_deadline = control.deadline + grace if control.deadline is not None else None

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from wiredprof.cluster.localcluster import LocalDaskCluster, local_cluster
+from wiredprof.testing.localcluster import LocalDaskCluster, local_cluster
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from wiredprof.cli import cli
-from wiredprof.cluster.localcluster import LocalDaskCluster
+from wiredprof.testing.localcluster import LocalDaskCluster
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(180)]
 
@@ -108,7 +108,7 @@ def test_a_dask_host_without_the_extra_is_one_clear_line(tmp_path: Path) -> None
 
 @pytest.mark.filterwarnings("error")
 def test_workers_of_another_python_are_refused_in_one_line(tmp_path: Path) -> None:
-    from wiredprof.cluster.localcluster import start_local_cluster
+    from wiredprof.testing.localcluster import start_local_cluster
 
     site = tmp_path / "site"
     site.mkdir()
@@ -129,7 +129,7 @@ def test_workers_of_another_python_are_refused_in_one_line(tmp_path: Path) -> No
 
 
 def test_a_cluster_without_workers_fails_the_check_in_one_line(tmp_path: Path) -> None:
-    from wiredprof.cluster.localcluster import start_local_cluster
+    from wiredprof.testing.localcluster import start_local_cluster
 
     cluster = start_local_cluster(workers=0)
     try:
@@ -175,7 +175,7 @@ def write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
 
 
 def test_a_tls_cluster_with_the_files_of_the_inventory(tmp_path: Path) -> None:
-    from wiredprof.cluster.localcluster import start_local_cluster
+    from wiredprof.testing.localcluster import start_local_cluster
 
     ca, cert, key = write_tls_files(tmp_path)
     cluster = start_local_cluster(workers=1, tls=(ca, cert, key))

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from wiredprof.cluster.executor import DaskExecutor
-from wiredprof.cluster.localcluster import LocalDaskCluster
+from wiredprof.testing.localcluster import LocalDaskCluster
 from wiredprof.cluster.spec import DaskSpec
 from wiredprof.errors import CallTimeoutError, ConnectError, RemoteError, WorkerLostError
 
@@ -210,7 +210,7 @@ def can_import_wiredprof() -> str:
 
 def test_a_worker_without_wiredprof_installed_runs_stages(tmp_path: Path) -> None:
     """wiredprof's task code and the user's functions travel by value: nothing to install there."""
-    from wiredprof.cluster.localcluster import start_local_cluster
+    from wiredprof.testing.localcluster import start_local_cluster
 
     site = tmp_path / "site"
     site.mkdir()

@@ -13,11 +13,11 @@ import pytest
 
 from tests.cluster.test_executor import StageFailure, _wait_started, fails, mark_and_sleep
 from wiredprof.cluster.executor import DaskExecutor
-from wiredprof.cluster.localcluster import LocalDaskCluster
+from wiredprof.testing.localcluster import LocalDaskCluster
 from wiredprof.cluster.spec import DaskSpec
-from wiredprof.config import OffloadEntry
+from wiredprof.offload.entries import OffloadEntry
 from wiredprof.errors import WorkerLostError
-from wiredprof.offload import OffloadRuntime
+from wiredprof.offload.runtime import OffloadRuntime
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(120)]
 

@@ -15,7 +15,7 @@ import pytest
 from samples._workload import checksum_work, stable_seed
 from samples.reference_flow import SUMMARY_PREFIX
 from tests.samples._run import REPO, summary_of
-from wiredprof.cluster.localcluster import LocalDaskCluster
+from wiredprof.testing.localcluster import LocalDaskCluster
 
 pytest.importorskip("wiredflow")
 pytestmark = [pytest.mark.dask, pytest.mark.slow, pytest.mark.timeout(240)]

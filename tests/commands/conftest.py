@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.commands.clitools import wp
-from wiredprof.remote.localsshd import LocalSshd
+from wiredprof.testing.localsshd import LocalSshd
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.commands.clitools import one_line_error, wp
-from wiredprof.remote.localsshd import LocalSshd
+from wiredprof.testing.localsshd import LocalSshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.timeout(300)]
 

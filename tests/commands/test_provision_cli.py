@@ -13,7 +13,7 @@ import pytest
 
 from tests.remote.hostb import build_tiny_wheel, host_b, install_here, put_on_path
 from tests.commands.clitools import one_line_error, wp
-from wiredprof.remote.localsshd import LocalSshd, system_python_like_ours
+from wiredprof.testing.localsshd import LocalSshd, system_python_like_ours
 
 pytestmark = [pytest.mark.ssh, pytest.mark.timeout(300)]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from tests.proctree._procs import REPO
-from wiredprof.config import OffloadEntry
-from wiredprof.offload import OffloadRuntime
+from wiredprof.offload.entries import OffloadEntry
+from wiredprof.offload.runtime import OffloadRuntime
 from wiredprof.remote.executor import RemoteExecutor
 from wiredprof.remote.spec import HostSpec
 from wiredprof.runner import RunOptions, run_flow

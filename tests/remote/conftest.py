@@ -8,7 +8,7 @@ from typing import Callable
 
 import pytest
 
-from wiredprof.remote.localsshd import LocalSshd, system_python_like_ours
+from wiredprof.testing.localsshd import LocalSshd, system_python_like_ours
 from wiredprof.remote.spec import HostSpec
 
 

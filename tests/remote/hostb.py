@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wiredprof.remote.localsshd import LocalSshd, start_local_sshd
+from wiredprof.testing.localsshd import LocalSshd, start_local_sshd
 from wiredprof.remote.spec import HostSpec
 
 if TYPE_CHECKING:

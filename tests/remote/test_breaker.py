@@ -11,7 +11,7 @@ import pytest
 from wiredprof.errors import CircuitOpenError, ConnectError
 from wiredprof.remote import HostSpec, connect
 from wiredprof.remote.breaker import Breaker
-from wiredprof.remote.localsshd import local_sshd
+from wiredprof.testing.localsshd import local_sshd
 
 
 class Clock:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from wiredprof.cli import cli
-from wiredprof.remote.localsshd import LocalSshd
+from wiredprof.testing.localsshd import LocalSshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.timeout(90)]
 
@@ -141,7 +141,7 @@ def test_hosts_from_ssh_config(tmp_path: Path, sshd: LocalSshd, python_b: str, _
 def test_check_refuses_a_changed_key_even_with_accept_new(
     tmp_path: Path, sshd: LocalSshd, python_b: str
 ) -> None:
-    from wiredprof.remote.localsshd import write_ed25519_key
+    from wiredprof.testing.localsshd import write_ed25519_key
 
     public = write_ed25519_key(tmp_path / "impostor").split()
     known = tmp_path / "known_hosts_old"

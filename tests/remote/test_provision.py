@@ -20,7 +20,7 @@ from tests.remote.hostb import build_tiny_wheel, host_b, install_here, spec_of
 from wiredprof.errors import PythonMismatchError
 from wiredprof.remote import provision as provision_module
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.remote.localsshd import LocalSshd
+from wiredprof.testing.localsshd import LocalSshd
 from wiredprof.remote.hostenv import MARKER, compare, inspect_host
 from wiredprof.remote.provision import NoSpaceError, provision
 from wiredprof.remote.requirements import stage_needs
@@ -128,7 +128,7 @@ def test_an_interrupted_provision_is_never_marked_ready(
         "from wiredprof.remote.provision import provision\n"
         "from wiredprof.remote.requirements import needs_of_modules\n"
         "from pathlib import Path\n"
-        "from wiredprof.remote.localsshd import LocalSshd\n"
+        "from wiredprof.testing.localsshd import LocalSshd\n"
         "a = json.loads(sys.argv[1])\n"
         "s = LocalSshd(a['address'], a['port'], a['user'], Path(a['identity']), Path(a['known_hosts']), Path('.'), 0, '')\n"
         "with RemoteExecutor(spec_of(s, a['python'], Path(a['ssh_dir']))) as b:\n"

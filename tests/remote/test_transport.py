@@ -10,7 +10,7 @@ import pytest
 
 from wiredprof.errors import AuthError, ConnectError, HostKeyChangedError, UnknownHostKeyError
 from wiredprof.remote import connect
-from wiredprof.remote.localsshd import LocalSshd, write_ed25519_key
+from wiredprof.testing.localsshd import LocalSshd, write_ed25519_key
 from wiredprof.remote.spec import HostSpec
 from wiredprof.remote.transport import open_transport
 

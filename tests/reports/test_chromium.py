@@ -7,9 +7,9 @@ import pytest
 
 from tests.reports.pngread import distinct_colors, read_png
 from wiredprof.reports.base import KIND_COLORS
-from wiredprof.reports.chromium import ChromiumError, find_chromium, screenshot
 from wiredprof.reports.html import render_html
-from wiredprof.reports.timeline import render_timeline_svg, render_timelines_svg, write_png
+from wiredprof.reports.timeline import render_timeline_svg, render_timelines_svg
+from wiredprof.testing.chromium import ChromiumError, find_chromium, screenshot, write_png
 
 needs_chromium = pytest.mark.skipif(
     find_chromium() is None, reason="Chromium is not installed (apt-get install chromium)"

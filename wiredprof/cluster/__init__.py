@@ -12,5 +12,6 @@ task          the worker side: runs one stage call inside a Dask task (stdlib + 
 channel       host A's side of the messages a task sends back through the scheduler (start, proxies)
 executor      DaskExecutor: the `Executor` protocol of wiredprof.remote on a Dask cluster
 probe         workers, their speed and memory, task overhead, bandwidth, versions
-localcluster  a real `dask scheduler` and workers on 127.0.0.1 (tests, benchmarks)
+
+(A real `dask scheduler` and workers on 127.0.0.1 for tests: `wiredprof.testing.localcluster`.)
 """

@@ -12,6 +12,7 @@ from wiredprof.cluster.spec import DaskSpec, check_scheduler_address, import_dis
 from wiredprof.config import HostEntry, ProjectConfig
 from wiredprof.errors import UsageError
 from wiredprof.remote.probe import ProbeResult
+from wiredprof.statedir import probes_dir
 
 __all__ = ["add_dask_host", "check_dask_host", "measure", "probe_and_save_cluster"]
 
@@ -59,7 +60,7 @@ def _gib(n: int) -> str:
 def check_dask_host(spec: DaskSpec, project: Path | None, as_json: bool, no_save: bool) -> str:
     """Probe the cluster, save it for the planner, and return what to print."""
     result = measure(spec)
-    saved = None if no_save else save_cluster_probe(result, ProjectConfig.find(project).probes_dir)
+    saved = None if no_save else save_cluster_probe(result, probes_dir(ProjectConfig.find(project).root))
     if as_json:
         return json.dumps(result.to_dict(), indent=2)
     p = result.probe

@@ -14,9 +14,12 @@ from wiredprof.commands.output import check_writable, emit_profile, output_optio
 from wiredprof.config import ProjectConfig
 from wiredprof.discovery import discover_stages
 from wiredprof.errors import UsageError
-from wiredprof.plan import check_offloads_exist, offload_runtime, save_last_profile
+from wiredprof.flowstages import check_offloads_exist
+from wiredprof.offload.connect import open_runtime
+from wiredprof.offload.entries import read_offloads
 from wiredprof.profile import Profile
 from wiredprof.runner import DEFAULT_DURATION_S, Progress, RunOptions, run_flow
+from wiredprof.statedir import save_last_profile
 
 __all__ = ["command", "progress_printer", "run_with_plan", "parse_duration", "exit_for"]
 
@@ -105,10 +108,10 @@ def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan:
     config = ProjectConfig.find()
     runtime = None
     if apply_plan:
-        entries = config.offloads()
+        entries = read_offloads(config)
         if entries:
             check_offloads_exist(entries, discover_stages(flow, flow_args), flow)
-            runtime = offload_runtime(config, entries)
+            runtime = open_runtime(config, entries)
             if not quiet:
                 where = ", ".join(f"{e.stage} -> {e.host}" for e in entries.values())
                 click.echo(f"wiredprof: offloaded: {where}", err=True)
@@ -129,7 +132,7 @@ def run_with_plan(flow: str, flow_args: list[str], opts: RunOptions, apply_plan:
         if progress is not None and hasattr(progress, "done"):
             progress.done()
     try:
-        save_last_profile(profile, config)
+        save_last_profile(profile, config.root)
     except OSError as exc:
         click.echo(f"wiredprof: could not keep the last profile in {config.root}: {exc.strerror}", err=True)
     return profile

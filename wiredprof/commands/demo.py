@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from wiredprof.errors import UsageError, WorkFailed
+from wiredprof.statedir import state_dir
 
 __all__ = ["command"]
 
@@ -38,7 +39,7 @@ def _step(title: str, args: list[str], cwd: Path, check: bool = True) -> None:
 @click.option("--duration", type=float, default=30.0, show_default=True, help="Seconds per profiled run.")
 def command(workdir: Path, scale: float, duration: float) -> None:
     """Profile the reference sample, offload its core logic to a local host B, and compare."""
-    from wiredprof.remote.localsshd import SshdUnavailable, start_local_sshd
+    from wiredprof.testing.localsshd import SshdUnavailable, start_local_sshd
 
     if not SAMPLE.is_file():
         raise UsageError(f"the bundled sample is missing ({SAMPLE}); run the demo from a checkout of wiredprof")
@@ -46,7 +47,7 @@ def command(workdir: Path, scale: float, duration: float) -> None:
         raise UsageError("--scale and --duration must be positive")
     workdir = workdir.resolve()
     if workdir.exists():
-        shutil.rmtree(workdir / ".wiredprof", ignore_errors=True)
+        shutil.rmtree(state_dir(workdir), ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
     # The demo's own project file: the configuration is looked up from the working directory
     # upwards, so without it host B and the offload would land in an enclosing project's file.

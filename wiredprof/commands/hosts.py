@@ -18,6 +18,7 @@ from wiredprof.remote.probe import ProbeResult, load_probe, probe, save_probe
 from wiredprof.remote.hostenv import compare, inspect_host
 from wiredprof.remote.spec import parse_address
 from wiredprof.stages import StageName
+from wiredprof.statedir import probes_dir
 
 __all__ = ["command"]
 
@@ -94,7 +95,7 @@ def list_(project: Path | None, as_json: bool) -> None:
     config = ProjectConfig.find(project)
     rows: list[dict[str, Any]] = []
     for host in known_hosts(project):
-        saved = load_probe(config.probes_dir, host.name)
+        saved = load_probe(probes_dir(config.root), host.name)
         rows.append(
             {
                 "name": host.name,
@@ -180,7 +181,7 @@ def check(
     with RemoteExecutor(spec, accept_new=accept_new) as executor:
         result = probe(executor)
         comparison = compare(needs, inspect_host(executor)) if flow else None
-    saved = None if no_save else save_probe(result, config.probes_dir)
+    saved = None if no_save else save_probe(result, probes_dir(config.root))
     if as_json:
         data = result.to_dict()
         if comparison is not None:
@@ -253,5 +254,5 @@ def remove(project: Path | None, name: str) -> None:
         if any(h.name == name for h in known_hosts(project)):
             raise UsageError(f"host {name} comes from ~/.ssh/config, which wiredprof does not edit")
         raise UnknownHostError(name, sorted(config.hosts()))
-    (config.probes_dir / f"{name}.json").unlink(missing_ok=True)
+    (probes_dir(config.root) / f"{name}.json").unlink(missing_ok=True)
     click.echo(f"removed host {name} from {config.path}")

@@ -10,6 +10,7 @@ from tabulate import tabulate
 from wiredprof.config import ProjectConfig
 from wiredprof.discovery import discover_stages
 from wiredprof.errors import UsageError
+from wiredprof.offload.entries import read_offloads
 from wiredprof.remote.executor import RemoteExecutor
 from wiredprof.remote.hostenv import Comparison
 from wiredprof.remote.provision import ProvisionResult, provision
@@ -28,7 +29,7 @@ def flow_stages(flow: str, stage: str | None, host: str, config: ProjectConfig) 
                          "for wiredflow flows (a plain-Python flow's stages exist only while it runs)")
     if stage:
         return stages, [resolve_stage(stage, stages, where=flow)]
-    offloaded = {name for name, entry in config.offloads().items() if entry.host == host}
+    offloaded = {name for name, entry in read_offloads(config).items() if entry.host == host}
     chosen = [s for s in stages if s.full in offloaded] or [s for s in stages if not s.builtin]
     return stages, chosen
 

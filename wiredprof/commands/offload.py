@@ -7,13 +7,19 @@ from typing import Any
 import click
 from tabulate import tabulate
 
-from wiredprof.config import DEFAULT_RETRIES, ON_FAILURE_CHOICES, OffloadEntry, ProjectConfig
+from wiredprof.config import ProjectConfig
 from wiredprof.errors import UsageError
-from wiredprof.plan import host_capacity, known_stages, last_profile_path, offload_runtime
-from wiredprof.planner import make_plan
+from wiredprof.flowstages import known_stages
+from wiredprof.offload.connect import open_runtime
+from wiredprof.offload.entries import (
+    DEFAULT_RETRIES, ON_FAILURE_CHOICES, OffloadEntry, read_offloads, remove_offload, write_offload,
+)
+from wiredprof.placement.capacity import host_capacity
+from wiredprof.placement.model import make_plan
 from wiredprof.profile import Profile, load_profile
 from wiredprof.reports.text import fmt_s
 from wiredprof.stages import StageName, offload_refusal, resolve_stage
+from wiredprof.statedir import last_profile_path
 
 __all__ = ["command", "default_timeout"]
 
@@ -45,12 +51,12 @@ def _timeout_option(ctx: click.Context, param: click.Parameter, value: str | Non
 
 
 def _last_profile(config: ProjectConfig) -> Profile | None:
-    path = last_profile_path(config)
+    path = last_profile_path(config.root)
     return load_profile(path) if path.is_file() else None
 
 
 def _list(config: ProjectConfig) -> None:
-    entries = config.offloads()
+    entries = read_offloads(config)
     if not entries:
         click.echo(f"no stage is offloaded ({config.path})")
         return
@@ -87,11 +93,11 @@ def command(
         _list(config)
         return
     if remove:
-        entries = config.offloads()
+        entries = read_offloads(config)
         planned = [StageName(*e.stage.split(".", 1)) for e in entries.values()]  # type: ignore[arg-type]
         name = resolve_stage(remove, planned,
                              where="the offload plan").full if entries else remove
-        if not config.remove_offload(name):
+        if not remove_offload(config, name):
             raise UsageError(f"{remove!r} is not offloaded (see `wiredprof offload --list`)")
         click.echo(f"{name} runs locally again")
         return
@@ -111,7 +117,7 @@ def command(
     from wiredprof.remote.hosts import require_host
 
     require_host(host, project=config.root)  # an unknown host is named with the known ones
-    existing = config.offloads().get(name)
+    existing = read_offloads(config).get(name)
     if existing is not None:
         raise UsageError(f"{name} is already offloaded to {existing.host}; "
                          f"`wiredprof offload --remove {name}` first")
@@ -128,7 +134,7 @@ def command(
     if provision and not target.needs:
         raise UsageError(f"--provision: what {name} needs is found from a wiredflow flow file: give FLOW.py "
                          "(a plain-Python flow's stages exist only while it runs)")
-    runtime = offload_runtime(config, {name: entry})  # preflight: reachable, key, auth, Python
+    runtime = open_runtime(config, {name: entry})  # preflight: reachable, key, auth, Python
     assert runtime is not None
     try:
         executor = runtime.executor(host)
@@ -138,7 +144,7 @@ def command(
                          f"wiredprof offload --stage {name} --host {host} {flow or ''} --provision".replace("  ", " "))
     finally:
         runtime.close()
-    config.set_offload(entry)
+    write_offload(config, entry)
 
     click.echo(f"{name} will run on {host} (Python {hello.python} at {hello.hostname}); "
                f"the rest of the flow stays here. Saved in {config.path}.")
@@ -154,7 +160,7 @@ def command(
 
 
 def _offloaded_to(config: ProjectConfig, stages: list[StageName], host: str) -> list[StageName]:
-    offloaded = {n for n, e in config.offloads().items() if e.host == host}
+    offloaded = {n for n, e in read_offloads(config).items() if e.host == host}
     return [s for s in stages if s.full in offloaded]
 
 

@@ -5,10 +5,12 @@ import click
 
 from wiredprof.config import ProjectConfig
 from wiredprof.errors import UsageError
-from wiredprof.plan import host_capacity, last_profile_path, load_last_profile, stage_refusals
-from wiredprof.planner import make_plan
+from wiredprof.flowstages import stage_refusals
+from wiredprof.placement.capacity import host_capacity
+from wiredprof.placement.model import make_plan
 from wiredprof.profile import load_profile
 from wiredprof.reports.plan_text import render_plan
+from wiredprof.statedir import last_profile_path, load_last_profile
 
 __all__ = ["command"]
 
@@ -23,8 +25,8 @@ def command(profile_path: str | None, hosts: tuple[str, ...], as_json: bool) -> 
     if profile_path:
         profile = load_profile(profile_path)
     else:
-        profile = load_last_profile(config)
-        profile_path = str(last_profile_path(config))
+        profile = load_last_profile(config.root)
+        profile_path = str(last_profile_path(config.root))
     names = list(hosts) or sorted(config.hosts())
     if not names:
         raise UsageError("no hosts to plan for: `wiredprof hosts add B --address USER@HOST`, "

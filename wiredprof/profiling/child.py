@@ -121,7 +121,7 @@ def _install_offloads(rec: Any, path: str) -> None:
     from wiredprof.adapters import plain as plain_adapter
     from wiredprof.adapters import wiredflow as wiredflow_adapter
     from wiredprof.errors import WiredprofError
-    from wiredprof.offload import OffloadRuntime
+    from wiredprof.offload.runtime import OffloadRuntime
 
     with open(path, "rb") as f:
         entries, connect = pickle.loads(f.read())

@@ -22,7 +22,8 @@ wheels        wheels for a host without an index: rebuilt from A's files, or pip
 hostenv       what B's Python is and has, compared with a stage's needs
 envdirs       the environment directories on B (run there by the worker)
 provision     a private environment on B with A's exact versions
-localsshd     a throwaway OpenSSH sshd on 127.0.0.1 (tests, demo)
+
+(A throwaway sshd on 127.0.0.1 for tests and the demo: `wiredprof.testing.localsshd`.)
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from wiredprof.planner import Plan
+from wiredprof.placement.model import Plan
 from wiredprof.reports.text import fmt_s
 
 __all__ = ["render_plan"]

@@ -1,12 +1,13 @@
-"""The timeline of stage calls as a Gantt chart: SVG text, and PNG through headless Chromium.
+"""The timeline of stage calls as a Gantt chart, as SVG text.
 
 One lane per (pipeline, host): a pipeline's calls on the profiled host, and, when a stage
 ran elsewhere (offloaded), a lane `pipeline @ HOST` under it holding those calls, so the
 offloaded stage is seen leaving its pipeline's lane. Bars are coloured by stage kind;
 calls that raised are marked, calls run under the call-tree sampler are hatched.
 
-The same SVG is inlined in the HTML page and embedded (as PNG) in markdown reports;
-`render_timelines_svg` stacks several profiles (before/after) on one time scale.
+The same SVG is inlined in the HTML page and embedded in markdown reports (as PNG, through
+`wiredprof.testing.chromium`); `render_timelines_svg` stacks several profiles (before/after)
+on one time scale.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from wiredprof.profile import Profile, TimelineSpan
 from wiredprof.reports.base import (
@@ -35,7 +35,6 @@ __all__ = [
     "timeline_lanes",
     "render_timeline_svg",
     "render_timelines_svg",
-    "write_png",
 ]
 
 _LOCAL_NAMES = {"", "local"}
@@ -455,21 +454,3 @@ def render_timeline_svg(
     return render_timelines_svg(
         [(title if title is not None else profile.flow, profile)], width=width, ids=ids
     )
-
-
-def write_png(svg: str, path: str | Path, *, scale: float = 1.0, chromium: str | None = None) -> Path:
-    """Rasterise an SVG made here to PNG with headless Chromium; the PNG is the SVG's size times `scale`.
-
-    Raises `ChromiumError` when no Chromium is installed or it fails.
-    """
-    from wiredprof.reports.chromium import screenshot_html
-
-    m = re.search(r'<svg[^>]*\bwidth="(\d+)" height="(\d+)"', svg)
-    if not m:
-        raise ValueError("not an SVG made by render_timeline_svg (no width/height)")
-    width, height = int(m.group(1)), int(m.group(2))
-    page = (
-        '<!DOCTYPE html><html><head><meta charset="utf-8"><style>html,body{margin:0;padding:0;'
-        "background:#fff;overflow:hidden}svg{display:block}</style></head><body>" + svg + "</body></html>"
-    )
-    return screenshot_html(page, Path(path), width, height, scale=scale, chromium=chromium)

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from wiredprof.remote.localsshd import start_local_sshd
+from wiredprof.testing.localsshd import start_local_sshd
 
 pytestmark = [pytest.mark.ssh, pytest.mark.timeout(60)]
 

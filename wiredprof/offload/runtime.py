@@ -34,7 +34,7 @@ from typing import Any
 
 from wiredprof.adapters import plain as plain_adapter
 from wiredprof.adapters import wiredflow as wiredflow_adapter
-from wiredprof.config import OffloadEntry
+from wiredprof.offload.entries import OffloadEntry
 from wiredprof.errors import CallTimeoutError, CircuitOpenError, LinkError, UsageError, link_failure
 from wiredprof.profiling.callbacks import offloaded_call
 from wiredprof.profiling.recorder import Recorder

@@ -1,6 +1,6 @@
 """A real Dask cluster on 127.0.0.1: `dask scheduler` and `dask worker` processes, stopped by PID.
 
-For the tests, the benchmarks and trying things out, as `wiredprof.remote.localsshd` is for
+For the tests, the benchmarks and trying things out, as `wiredprof.testing.localsshd` is for
 SSH. Each process runs in its own process group; every wait is bounded.
 """
 

@@ -1,4 +1,4 @@
-"""Screenshots with headless Chromium: how the timeline becomes a PNG, and how pages are checked.
+"""Screenshots with headless Chromium: the timeline as a PNG (docs, benchmark reports) and pages checked by tests.
 
 Chromium is an optional system tool (`apt-get install chromium`), never a Python dependency.
 Each run gets a fresh, empty profile directory and no network services, so a screenshot
@@ -8,6 +8,7 @@ shows only what the page itself contains.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from wiredprof.errors import WiredprofError
 
-__all__ = ["ChromiumError", "find_chromium", "screenshot", "screenshot_html"]
+__all__ = ["ChromiumError", "find_chromium", "screenshot", "screenshot_html", "write_png"]
 
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
@@ -90,3 +91,19 @@ def screenshot_html(
         page = Path(tmp) / "page.html"
         page.write_text(html_text, encoding="utf-8")
         return screenshot(page, png, width, height, scale=scale, chromium=chromium)
+
+
+def write_png(svg: str, path: str | Path, *, scale: float = 1.0, chromium: str | None = None) -> Path:
+    """Rasterise a `reports.timeline` SVG to PNG with headless Chromium, at the SVG's size times `scale`.
+
+    Raises `ChromiumError` when no Chromium is installed or it fails.
+    """
+    m = re.search(r'<svg[^>]*\bwidth="(\d+)" height="(\d+)"', svg)
+    if not m:
+        raise ValueError("not an SVG made by render_timeline_svg (no width/height)")
+    width, height = int(m.group(1)), int(m.group(2))
+    page = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><style>html,body{margin:0;padding:0;'
+        "background:#fff;overflow:hidden}svg{display:block}</style></head><body>" + svg + "</body></html>"
+    )
+    return screenshot_html(page, Path(path), width, height, scale=scale, chromium=chromium)

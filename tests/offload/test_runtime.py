@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from wiredprof.config import OffloadEntry
+from wiredprof.offload.entries import OffloadEntry
 from wiredprof.errors import WorkerLostError
-from wiredprof.offload import OffloadRuntime
+from wiredprof.offload.runtime import OffloadRuntime
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.remote.localsshd import LocalSshd
+from wiredprof.testing.localsshd import LocalSshd
 from wiredprof.remote.spec import HostSpec
 from wiredprof.runner import RunOptions, run_flow
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.profiles import reference, st
-from wiredprof.planner import HostCapacity, flow_busy_cores, make_plan, predict, predict_move
+from wiredprof.placement.model import HostCapacity, flow_busy_cores, make_plan, predict, predict_move
 from wiredprof.profile import Competitor, PipelineStats, Profile, ThreadCpu
 
 B = HostCapacity("B", cpu_speed_ratio=4.0, memory_bytes=64 * 2**30, rtt_s=0.001, bandwidth_bytes_per_s=100e6)

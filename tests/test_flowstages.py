@@ -1,4 +1,4 @@
-"""wiredprof.plan: which stages a flow has and which of them `offload` refuses, for the planner."""
+"""wiredprof.flowstages: which stages a flow has and which of them `offload` refuses, for the planner."""
 from __future__ import annotations
 
 import time
@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.profiles import reference, st
-from wiredprof.plan import known_stages, stage_refusals
+from wiredprof.flowstages import known_stages, stage_refusals
 
 
 def test_a_plain_flow_is_never_run_to_list_its_stages(tmp_path: Path) -> None:
