@@ -374,7 +374,9 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
                    f"{host.name} has {_gib(host.memory_bytes)}",
         )
     if stage.host != "local":
-        return Recommendation(**common, reason=f"already runs on {stage.host}")
+        # Its call-backs were measured as B made them (the proxy's bytes): say what they cost.
+        backs = f"; {_callback_text(pred, stage)}" if pred.callbacks_per_call > 0 else ""
+        return Recommendation(**common, reason=f"already runs on {stage.host}{backs}")
     notes = []
     if pred.callbacks_per_call > 0:
         notes.append(_callback_text(pred, stage))
