@@ -53,6 +53,7 @@ from benchmarks.reference import (  # noqa: E402
     stage_of,
 )
 from samples.catalog import SampleFlow, sample_flows  # noqa: E402
+from wiredprof.config import HostEntry, ProjectConfig  # noqa: E402
 
 SCHEMA = "wiredprof.bench.decisions/1"
 REPO = Path(__file__).resolve().parent.parent
@@ -107,11 +108,11 @@ def analyze_args(flow: SampleFlow, out: str, flow_log: str, blocks: dict[str, in
             "--no-call-tree", "-q", "--flow-log", flow_log, "-o", out, "--", *flow_args(flow, blocks)]
 
 
-def one_run(flow: SampleFlow, k: int, root: Path, inventory: str, blocks: dict[str, int]) -> dict[str, Any]:
+def one_run(flow: SampleFlow, k: int, root: Path, inventory: HostEntry, blocks: dict[str, int]) -> dict[str, Any]:
     """analyze -> plan -> offload -> analyze -> offload --remove, in a project of its own."""
     work = root / f"{flow.name}-{k + 1}"
     work.mkdir(parents=True)
-    (work / "wiredprof.toml").write_text(inventory)
+    ProjectConfig(work / "wiredprof.toml").add_host(inventory)
     steps: list[Step] = []
     out: dict[str, Any] = {"run": k + 1, "flow": flow.name, "loadavg_start": loadavg(), "errors": []}
     timeout = 4 * flow.duration_s + 180
@@ -244,9 +245,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     except SshdUnavailable as exc:
         raise SystemExit(f"decisions: host B needs OpenSSH's sshd (apt-get install openssh-server): {exc}")
     try:
-        inventory = (f"[hosts.B]\naddress = {json.dumps(f'{sshd.user}@{sshd.address}:{sshd.port}')}\n"
-                     f"identity = {json.dumps(str(sshd.identity))}\n"
-                     f"known_hosts = {json.dumps(str(sshd.known_hosts))}\npython = {json.dumps(sys.executable)}\n")
+        inventory = sshd.host_entry("B", python=sys.executable)
         per_flow = []
         for flow in flows:
             runs = []

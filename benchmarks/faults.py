@@ -36,13 +36,12 @@ executions of non-idempotent calls, and the recovery time (fault -> next call an
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
-import json
 import os
 import platform
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -58,7 +57,7 @@ from typing import Any, Callable, Iterator
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import add_report_option  # noqa: E402
+from benchmarks._report import markdown_table, quick_json_main  # noqa: E402
 from wiredprof.offload.entries import DEFAULT_RETRIES, OffloadEntry  # noqa: E402
 from wiredprof.errors import (  # noqa: E402
     CircuitOpenError,
@@ -533,13 +532,6 @@ def rig_up(dead_after_s: float) -> Iterator[Rig]:
         workdir.rmdir()
 
 
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
 def run(quick: bool, log: Callable[[str], None], argv: list[str]) -> dict[str, Any]:
     t0 = time.perf_counter()
     dead_after = 2.0 if quick else 3.0
@@ -592,7 +584,8 @@ def run(quick: bool, log: Callable[[str], None], argv: list[str]) -> dict[str, A
         "hung": sum(f.hung for f in faults),
         "wrong_results": len(tally.wrong),
         "double_executions": len(tally.double),
-        "recovery_s": {"p50": _quantile(recoveries, 0.5), "max": max(recoveries) if recoveries else None,
+        "recovery_s": {"p50": statistics.median(recoveries) if recoveries else None,
+                       "max": max(recoveries) if recoveries else None,
                        "unrecovered": sum(1 for f in faults if f.recovery_s is None)},
         "flows": flows,
         "skipped": skipped,
@@ -643,25 +636,23 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "## Result",
         "",
-        "| measure | value |",
-        "|---|---|",
-        f"| faults injected | {r['faults_injected']} |",
-        f"| calls | {r['calls']} |",
-        f"| hung past dead_after + 1 s | {r['hung']} |",
-        f"| wrong results | {r['wrong_results']} |",
-        f"| double executions (non-idempotent) | {r['double_executions']} |",
-        f"| recovery, fault -> next call answered by B | p50 {s(rec['p50'])}, max {s(rec['max'])}"
-        f" ({rec['unrecovered']} not recovered) |",
+        markdown_table(["measure", "value"], [
+            ["faults injected", r["faults_injected"]],
+            ["calls", r["calls"]],
+            ["hung past dead_after + 1 s", r["hung"]],
+            ["wrong results", r["wrong_results"]],
+            ["double executions (non-idempotent)", r["double_executions"]],
+            ["recovery, fault -> next call answered by B",
+             f"p50 {s(rec['p50'])}, max {s(rec['max'])} ({rec['unrecovered']} not recovered)"],
+        ]),
         "",
-        "| target | wanted | measured | met |",
-        "|---|---|---|---|",
-        *(f"| {t['name']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |" for t in r["targets"]),
+        markdown_table(["target", "wanted", "measured", "met"],
+                       [[t["name"], t["target"], t["measured"], "yes" if t["met"] else "NO"] for t in r["targets"]]),
         "",
         "## Faults by kind",
         "",
-        "| kind | surface | policy | when | outcome | answered in | recovery | survived |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    rows: list[list[Any]] = []
     by: dict[tuple[str, str, str, str, str], list[dict[str, Any]]] = {}
     for f in r["faults"]:
         when = f["note"] if f["surface"] == "flow" else "in flight"
@@ -670,18 +661,16 @@ def render_markdown(r: dict[str, Any]) -> str:
         took = [f["took_s"] for f in fs]
         recs = [f["recovery_s"] for f in fs if f["recovery_s"] is not None]
         surv = [f["survived"] for f in fs if f["survived"] is not None]
-        lines.append(
-            f"| {kind} | {surface} | {policy} | {when} | {outcome} x{len(fs)} | max {max(took):.2f} s | "
-            f"{'max ' + format(max(recs), '.2f') + ' s' if recs else '-'} | "
-            f"{'-' if not surv else f'{sum(surv)}/{len(surv)}'} |"
-        )
+        rows.append([kind, surface, policy, when, f"{outcome} x{len(fs)}", f"max {max(took):.2f} s",
+                     f"max {max(recs):.2f} s" if recs else "-", f"{sum(surv)}/{len(surv)}" if surv else "-"])
+    lines.append(markdown_table(["kind", "surface", "policy", "when", "outcome", "answered in", "recovery", "survived"],
+                                rows))
     lines += ["", "## The reference flow under each policy", "",
-              "| policy | status | core_logic calls | errors | run locally | retries | link losses | faults "
-              "| survived all |", "|---|---|---|---|---|---|---|---|---|"]
-    for f in r["flows"]:
-        lines.append(f"| {f['policy']} | {f['status']} | {f['core_logic_calls']} | {f['errors']} | {f['fallbacks']} | "
-                     f"{f['retries'] + f['retries_after_start']} | {f['link_losses']} | {f['faults']} | "
-                     f"{'yes' if f['survived_all'] else 'no'} |")
+              markdown_table(["policy", "status", "core_logic calls", "errors", "run locally", "retries", "link losses",
+                              "faults", "survived all"],
+                             [[f["policy"], f["status"], f["core_logic_calls"], f["errors"], f["fallbacks"],
+                               f["retries"] + f["retries_after_start"], f["link_losses"], f["faults"],
+                               "yes" if f["survived_all"] else "no"] for f in r["flows"]])]
     lines += [
         "",
         "## Reading it",
@@ -709,32 +698,16 @@ def render_markdown(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/faults.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one fault of most kinds, a short flow: the smoke run")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    add_report_option(parser, DEFAULT_REPORT, "the Markdown report (and its numbers as JSON beside it)")
-    args = parser.parse_args(argv)
-    argv_used = list(sys.argv[1:] if argv is None else argv)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    result = run(args.quick, log, argv_used)
-    if args.report:
-        path = Path(args.report)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_markdown(result))
-        path.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-        log(f"report written to {path}")
+def _summary(result: dict[str, Any], log: Callable[[str], None]) -> None:
     log(f"{result['faults_injected']} faults, {result['calls']} calls, {result['hung']} hung, "
         f"{result['wrong_results']} wrong, {result['double_executions']} double executions, "
         f"recovery p50 {result['recovery_s']['p50']} s max {result['recovery_s']['max']} s")
-    for t in result["targets"]:
-        log(f"target {t['name']}: {t['measured']} ({t['target']}): {'met' if t['met'] else 'MISSED'}")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return quick_json_main(argv, prog="benchmarks/faults.py", description=__doc__.split("\n")[0],
+                           quick_help="one fault of most kinds, a short flow: the smoke run",
+                           default_report=DEFAULT_REPORT, run=run, render=render_markdown, summary=_summary)
 
 
 if __name__ == "__main__":

@@ -30,19 +30,14 @@ sampler's own CPU against the number of threads (see _throughput.py).
 """
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,7 +47,8 @@ if __package__ in (None, ""):
 
 import wiredprof  # noqa: E402
 from benchmarks import _throughput  # noqa: E402
-from benchmarks._report import add_report_option  # noqa: E402
+from benchmarks._machine import loadavg, machine_info as _machine_info  # noqa: E402
+from benchmarks._report import quick_json_main  # noqa: E402
 from wiredprof.profile import TimelineSpan  # noqa: E402
 from wiredprof.profiling.calltree import CallTreeSampler  # noqa: E402
 from wiredprof.profiling.recorder import Recorder, set_current_recorder  # noqa: E402
@@ -227,13 +223,10 @@ def stretch(fn: Callable[[], Any], n: int) -> tuple[float, float]:
 
 
 def quantile(values: list[float], q: float) -> float:
-    vs = sorted(values)
-    if len(vs) == 1:
-        return vs[0]
-    pos = q * (len(vs) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(vs) - 1)
-    return vs[lo] + (vs[hi] - vs[lo]) * (pos - lo)
+    """The `q` quantile (a whole percent), linear between order statistics (statistics' "inclusive")."""
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
 def median_ci95(values: list[float]) -> tuple[float, float]:
@@ -615,52 +608,8 @@ def bench_reference(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
 
 
 # -- machine and report -----------------------------------------------------------------
-def _version(dist: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _loadavg() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
-
-
 def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        nproc = str(len(os.sched_getaffinity(0)))
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "nproc": nproc,
-        "cpu_model": model,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "platform": platform.platform(terse=True),
-        "wiredprof": f"{wiredprof.__version__} (git {commit})",
-        "packages": {name: _version(name) for name in ("pyinstrument", "yappi", "ddsketch", "wiredflow")},
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "loadavg_start": _loadavg(),
-    }
+    return _machine_info(("pyinstrument", "yappi", "ddsketch", "wiredflow"))
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -955,40 +904,18 @@ def run(quick: bool, log: Callable[[str], None], argv: list[str]) -> dict[str, A
     added = result["per_call"]["workloads"]["trivial"]["wiredprof"]["added_cpu_us"]
     result["throughput"] = _throughput.bench_throughput(quick, log, added)
     result["sampler_budget"] = _throughput.bench_sampler_budget(quick, log)
-    result["machine"]["loadavg_end"] = _loadavg()
+    result["machine"]["loadavg_end"] = loadavg()
     result["targets"] = targets(result)
     result["seconds"] = time.perf_counter() - t0
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="benchmarks/overhead.py",
+    return quick_json_main(
+        argv, prog="benchmarks/overhead.py",
         description="Cost per stage call of wiredprof's instrumentation vs cProfile, yappi, pyinstrument.",
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="few rounds, 10^5 calls for memory: checks the benchmark runs (seconds)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    add_report_option(parser, DEFAULT_REPORT, "the Markdown report, and its numbers as JSON beside it,")
-    args = parser.parse_args(argv)
-    argv_used = list(sys.argv[1:] if argv is None else argv)
-
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    result = run(args.quick, log, argv_used)
-    if args.report is not None:
-        path = args.report
-        path.parent.mkdir(parents=True, exist_ok=True)
-        result["report"] = str(path)
-        path.write_text(render_markdown(result))
-        path.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-        log(f"report written to {path} (and its numbers to {path.with_suffix('.json').name})")
-    for t in result["targets"]:
-        log(f"target {t['name']}: {t['measured']} ({t['target']}): {'met' if t['met'] else 'MISSED'}")
-    if args.json:
-        print(json.dumps(result, indent=2))
-    return 0
+        quick_help="few rounds, 10^5 calls for memory: checks the benchmark runs (seconds)",
+        default_report=DEFAULT_REPORT, run=run, render=render_markdown)
 
 
 if __name__ == "__main__":

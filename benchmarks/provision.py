@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import add_report_option  # noqa: E402
+from benchmarks._report import add_report_option, markdown_table  # noqa: E402
 from wiredprof.remote.executor import RemoteExecutor  # noqa: E402
 from wiredprof.testing.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
 from wiredprof.remote.provision import ProvisionResult, provision  # noqa: E402
@@ -154,14 +154,15 @@ def report(rows: list[Row], info: dict[str, str]) -> str:
         f"host {platform.node()}, {os.cpu_count()} cores, shared and noisy (load average "
         f"{os.getloadavg()[0]:.1f}): compare rows of this run only.",
         "",
-        "| case | n | median s | min s | max s | bytes sent by A | vs by hand | note |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    table = []
     for r in rows:
         sent = f"{statistics.median(r.bytes_sent):,.0f}" if r.bytes_sent else "-"
         ratio = f"{r.median() / hand:.3g}x" if hand == hand and hand > 0 else "-"
-        lines.append(f"| {r.case} | {len(r.seconds)} | {r.median():.3f} | {min(r.seconds):.3f} | "
-                     f"{max(r.seconds):.3f} | {sent} | {ratio} | {r.note} |")
+        table.append([r.case, len(r.seconds), f"{r.median():.3f}", f"{min(r.seconds):.3f}", f"{max(r.seconds):.3f}",
+                      sent, ratio, r.note])
+    lines.append(markdown_table(["case", "n", "median s", "min s", "max s", "bytes sent by A", "vs by hand", "note"],
+                                table))
     cold = by["cold, B's index"].median()
     warm = by["warm no-op, open connection"].median()
     lines += ["", f"Warm no-op check vs cold provision from B's index: {warm / cold:.4f}x "

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -53,13 +52,13 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._machine import loadavg, machine_info as _machine_info  # noqa: E402
 from benchmarks._report import add_report_option  # noqa: E402
 from benchmarks.simhosts import (  # noqa: E402
     PROBE_CODE,
@@ -70,6 +69,7 @@ from benchmarks.simhosts import (  # noqa: E402
     _run_probe,
     check_available,
 )
+from wiredprof.config import HostEntry, ProjectConfig  # noqa: E402
 
 SCHEMA = "wiredprof.bench.reference/1"
 REPO = Path(__file__).resolve().parent.parent
@@ -283,13 +283,6 @@ def core_blocks_for(cpu_seconds: float) -> dict[str, Any]:
             "cpu_s": best.predicted_seconds}
 
 
-def loadavg() -> list[float]:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return []
-
-
 def wiredprof_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "wiredprof", *args]
 
@@ -395,7 +388,7 @@ class Settings:
 def project(root: Path, name: str, hosts: SimHosts) -> Path:
     d = root / name
     d.mkdir(parents=True)
-    (d / "wiredprof.toml").write_text(hosts.b.inventory_toml("B", python=sys.executable))
+    ProjectConfig(d / "wiredprof.toml").add_host(hosts.b.host_entry("B", python=sys.executable))
     return d
 
 
@@ -431,7 +424,7 @@ def dask_leg(k: int, s: Settings, cluster: Any, runner: PerProcessCpu | SingleQu
     steps: list[Step] = []
     work = root / f"repeat{k + 1}-dask"
     work.mkdir(parents=True)
-    (work / "wiredprof.toml").write_text(f"[hosts.B]\ndask = {json.dumps(cluster.address)}\n")
+    ProjectConfig(work / "wiredprof.toml").add_host(HostEntry("B", "", dask=cluster.address))
     shutil.copy(before_path, work / "before.json")
     log(f"repeat {k + 1}: B as a Dask cluster at {cluster.address}")
     check = run_step(work, ["hosts", "check", "B", "--json"], runner=runner, timeout=300, steps=steps)
@@ -645,46 +638,11 @@ def dask_figures(ssh: dict[str, Any], legs: list[dict[str, Any]]) -> dict[str, A
     return out
 
 
-def _version(dist: str) -> str:
-    try:
-        from importlib.metadata import version
-        return version(dist)
-    except Exception:
-        return "not installed"
-
-
 def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    try:
-        mem = int(next(x for x in Path("/proc/meminfo").read_text().splitlines()
-                       if x.startswith("MemTotal:")).split()[1]) * 1024
-    except (OSError, StopIteration):
-        mem = 0
-    import wiredprof
-
-    return {
-        "cpus": os.cpu_count(), "cpu_model": model, "memory_bytes": mem,
-        "kernel": platform.release(), "platform": platform.platform(terse=True),
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "wiredprof": f"{wiredprof.__version__} (git {commit})",
-        "packages": {n: _version(n) for n in ("wiredflow", "paramiko", "cloudpickle", "paho-mqtt")},
-        "openssh": (subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip() or "unknown"),
-        "mosquitto": shutil.which("mosquitto") or "/usr/sbin/mosquitto",
-        "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "loadavg_start": loadavg(),
-    }
+    return _machine_info(("wiredflow", "paramiko", "cloudpickle", "paho-mqtt"),
+                         openssh=(subprocess.run(["ssh", "-V"], capture_output=True, text=True).stderr.strip()
+                                  or "unknown"),
+                         mosquitto=shutil.which("mosquitto") or "/usr/sbin/mosquitto")
 
 
 def measure_stage_peak(memory_mb: int) -> dict[str, Any]:

@@ -425,7 +425,8 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
         f"Run: `{shlex.join(sys.orig_argv)}` (cwd: the repository) on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         f"Loopback sshd started by `wiredprof.testing.localsshd` ({ssh_version}); "
-        f"host {platform.node()}, {os.cpu_count()} cores, shared and noisy: compare rows of one run only.",
+        f"host {platform.node()}, {os.cpu_count()} cores, shared and noisy (load average "
+        f"{info.get('load average (1, 5, 15 min)', '?')}): compare rows of one run only.",
         "",
         "Times in milliseconds; p50 is the median of the samples. Peers are optional imports: "
         "`pip install execnet fabric dask distributed` into the venv that runs this script "
@@ -439,7 +440,7 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
             f"| {r.case} | {r.tool} | {len(r.samples)} | {r.cell(0.5)} | {r.cell(0.95)} | "
             f"{r.cell(0.0)} | {r.note} |"
         )
-    lines += ["", "## Targets (issue 4), this run", ""] + targets(rows, info)
+    lines += ["", "## Targets (issues 4 and 10), this run", ""] + targets(rows, info)
     lines += ["", "## Setup", ""]
     versions = {
         d: version(d) for d in ("paramiko", "cloudpickle", "execnet", "fabric", "dask", "distributed")
@@ -452,16 +453,22 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _load(avg: tuple[float, float, float]) -> str:
+    return ", ".join(f"{x:.1f}" for x in avg)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples (a smoke run)")
     add_report_option(parser, ROOT / "benchmarks" / "reports" / "remote_calls.md")
     args = parser.parse_args()
+    load_start = os.getloadavg()
     server = start_local_sshd()
     try:
         rows, info = bench(server, remote_python(), args.quick)
     finally:
         server.stop()
+    info["load average (1, 5, 15 min)"] = f"{_load(load_start)} at the start, {_load(os.getloadavg())} at the end"
     text = report(rows, info, sys.argv)
     if args.report is not None:
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ Use::
 
     with SimHosts(memory_limit_bytes=300 * 2**20, bandwidth_mbit=None) as hosts:
         print(hosts.describe())                           # one paragraph for the report
-        Path("wiredprof.toml").write_text(hosts.b.inventory_toml("B"))
+        ProjectConfig(Path("wiredprof.toml")).add_host(hosts.b.host_entry("B"))
         flow = hosts.a.popen(["wiredprof", "run", "flow.py"])   # the flow runs in A
         ratio = measure_speed_ratio(hosts)                # float, with .a_s/.b_s timings
         json.dumps(hosts.info.to_dict())                  # how A and B were simulated
@@ -47,6 +47,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
+
+import tomlkit
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from wiredprof.config import HostEntry  # noqa: E402
+from wiredprof.proctree import alive  # noqa: E402
+from wiredprof.testing.localsshd import write_sshd_files  # noqa: E402
 
 NETNS_PREFIX = "wiredprof-b-"
 CGROUP_PREFIX = "wiredprof-a-"
@@ -105,16 +114,6 @@ def _run(cmd: Sequence[str], *, check: bool = True, timeout: float = 15.0,
         detail = msg[-1] if msg else f"exit {proc.returncode}"
         raise SimHostsUnavailable(f"{what or shlex.join(cmd)} failed: {detail}")
     return proc
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _owner_pid(name: str, prefix: str) -> int | None:
@@ -238,8 +237,6 @@ class HostB:
         if not os.access(self.sshd, os.X_OK):
             raise SimHostsUnavailable(
                 f"{self.sshd} is missing: run scripts/bootstrap.sh (apt-get install -y openssh-server)")
-        if shutil.which("ssh-keygen") is None:
-            raise SimHostsUnavailable("ssh-keygen is missing: apt-get install -y openssh-client")
         atexit.register(self.stop)
         try:
             self._start()
@@ -319,36 +316,9 @@ class HostB:
              what="tc tbf on B's side")
 
     def _write_keys_and_config(self) -> None:
-        tmp = self._tmp("")
-        host_key = tmp / "ssh_host_ed25519_key"
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{self.netns}-host", "-f", str(host_key)])
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{self.netns}-client",
-              "-f", str(self.identity)])
-        (tmp / "authorized_keys").write_text(Path(f"{self.identity}.pub").read_text())
-        hostpub = Path(f"{host_key}.pub").read_text().split()
-        who = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
-        self.known_hosts.write_text(f"{who} {hostpub[0]} {hostpub[1]}\n")
-        (tmp / "sshd_config").write_text("\n".join([
-            f"ListenAddress {self.address}:{self.port}",
-            f"HostKey {host_key}",
-            f"PidFile {tmp / 'sshd.pid'}",
-            f"AuthorizedKeysFile {tmp / 'authorized_keys'}",
-            f"AllowUsers {self.user}",
-            "PermitRootLogin prohibit-password",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "StrictModes no",
-            "UseDNS no",
-            "PrintMotd no",
-            "PrintLastLog no",
-            "MaxSessions 64",
-            "MaxStartups 64:30:128",
-            "Subsystem sftp internal-sftp",
-            "LogLevel INFO",
-            "",
-        ]))
+        """B's sshd files as the tests' throwaway sshd has them (wiredprof.testing), and an ssh_config."""
+        write_sshd_files(self._tmp(""), self.address, self.port, log_level="INFO",
+                         config_lines=(f"AllowUsers {self.user}",))
         self.ssh_config.write_text("\n".join([
             f"Host {self.host_alias}",
             f"    HostName {self.address}",
@@ -361,8 +331,6 @@ class HostB:
             "    BatchMode yes",
             "",
         ]))
-        for p in (host_key, self.identity):
-            p.chmod(0o600)
 
     # ---------------------------------------------------------------- use
     def ssh_command(self, *remote: str, connect_timeout_s: int = 10) -> list[str]:
@@ -376,17 +344,18 @@ class HostB:
         """``user@address:port``, the form of ``[hosts.B] address`` in wiredprof.toml."""
         return f"{self.user}@{self.address}:{self.port}"
 
-    def inventory_toml(self, name: str = "B", python: str = sys.executable) -> str:
-        """A ``[hosts.NAME]`` table of wiredprof.toml for this host (our key and known_hosts).
+    def host_entry(self, name: str = "B", python: str = sys.executable) -> HostEntry:
+        """This host as a ``[hosts.NAME]`` of wiredprof.toml (our key and known_hosts).
 
         ``python`` defaults to this very interpreter: B shares the file system, so A and B
         then run the same Python build, and only the CPU quota differs.
         """
-        return (f"[hosts.{name}]\n"
-                f"address = {json.dumps(self.address_spec())}\n"
-                f"identity = {json.dumps(str(self.identity))}\n"
-                f"known_hosts = {json.dumps(str(self.known_hosts))}\n"
-                f"python = {json.dumps(python)}\n")
+        return HostEntry(name, self.address_spec(), identity=str(self.identity), python=python,
+                         known_hosts=str(self.known_hosts))
+
+    def inventory_toml(self, name: str = "B", python: str = sys.executable) -> str:
+        """:meth:`host_entry` as TOML text (for a report; a project's file: ``ProjectConfig.add_host``)."""
+        return tomlkit.dumps({"hosts": {name: self.host_entry(name, python).to_table()}})
 
     def cpu_limits(self) -> list[str]:
         """CPU quotas that apply to B's sshd (its cgroup and every ancestor); [] = unthrottled."""
@@ -467,20 +436,13 @@ def _kill_pids(pids: list[int], grace_s: float = 2.0) -> None:
             pass
     deadline = time.monotonic() + grace_s
     while pids and time.monotonic() < deadline:
-        pids = [p for p in pids if _pid_alive(p) and not _is_zombie(p)]
+        pids = [p for p in pids if alive(p)]
         time.sleep(0.05)
     for p in pids:
         try:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def _remove_netns(name: str) -> None:
@@ -1136,8 +1098,7 @@ def check_root() -> None:
 def check_available(sshd: str = SSHD) -> None:
     """Raise :class:`SimHostsUnavailable` (one line) if something the simulation needs is missing."""
     check_root()
-    for tool, pkg in (("ip", "iproute2"), ("tc", "iproute2"), ("ssh", "openssh-client"),
-                      ("ssh-keygen", "openssh-client")):
+    for tool, pkg in (("ip", "iproute2"), ("tc", "iproute2"), ("ssh", "openssh-client")):
         if shutil.which(tool) is None:
             raise SimHostsUnavailable(f"{tool} is missing: apt-get install -y {pkg}")
     if not os.access(sshd, os.X_OK):
@@ -1152,7 +1113,7 @@ def cleanup_stale() -> list[str]:
     me = os.getpid()
 
     def dead(pid: int | None) -> bool:
-        return pid is not None and pid != me and not _pid_alive(pid)
+        return pid is not None and pid != me and not alive(pid)
 
     netns_dir = Path("/run/netns")
     names = sorted(p.name for p in netns_dir.iterdir()) if netns_dir.is_dir() else []

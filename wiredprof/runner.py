@@ -18,6 +18,7 @@ server in a pool's other worker) is ended; at the end no process the run started
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -29,11 +30,18 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Iterator
+from typing import Any, Callable, TextIO
 
 from wiredprof.adapters import wiredflow as wiredflow_adapter
 from wiredprof.analysis import analyze
+from wiredprof.config import ProjectConfig
+from wiredprof.discovery import discover_stages
 from wiredprof.errors import FlowFileError, NoStagesError, UsageError
+from wiredprof.flowstages import check_offloads_exist
+from wiredprof.offload.connect import open_runtime
+from wiredprof.offload.entries import read_offloads
+from wiredprof.offload.runtime import OffloadRuntime
 from wiredprof.profile import ErrorInfo, FlowInfo, Profile
 from wiredprof.proctree import ProcessTree
 from wiredprof.profiling import callbacks
@@ -43,8 +51,9 @@ from wiredprof.profiling.calltree import CallTreeSampler
 from wiredprof.profiling.control import RunControl, set_current_control
 from wiredprof.profiling.recorder import Recorder, error_info, set_current_recorder
 from wiredprof.profiling.threads import ThreadStateSampler
+from wiredprof.statedir import save_last_profile
 
-__all__ = ["RunOptions", "Progress", "run_flow", "DEFAULT_DURATION_S"]
+__all__ = ["RunOptions", "Progress", "run_flow", "run_project", "flow_output_to", "DEFAULT_DURATION_S"]
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +90,13 @@ class RunOptions:
     progress_every_s: float = 0.5
     timeline_size: int = 5000
     flow_stdout_to_stderr: bool = False  # keep stdout clean for --json
-    offloads: Any = None  # an OffloadRuntime: stages that run on other hosts
+    offloads: OffloadRuntime | None = None  # stages that run on other hosts
     unbounded: bool = False  # run as long as the flow does (`wiredprof run` with no limit)
     notes: list[str] = field(default_factory=list)
     # Ctrl-C / SIGTERM stop the flow and the profile is kept; a second one exits the process
     # at once (os._exit): for the command line, not for a library caller.
     handle_signals: bool = False
-    console: Any = None  # where wiredprof's own lines go while the flow's output may be redirected (stderr)
+    console: TextIO | None = None  # where wiredprof's own lines go while the flow's output may be redirected (stderr)
 
     def validated(self) -> RunOptions:
         if self.duration_s is not None and not (self.duration_s > 0):
@@ -95,7 +104,7 @@ class RunOptions:
         if self.runs is not None and self.runs < 1:
             raise UsageError(f"--runs must be 1 or more, not {self.runs!r}")
         if self.duration_s is None and self.runs is None and not self.unbounded:
-            return RunOptions(**{**self.__dict__, "duration_s": DEFAULT_DURATION_S})
+            return replace(self, duration_s=DEFAULT_DURATION_S)
         return self
 
 
@@ -466,6 +475,83 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     return analyze(profile)
 
 
+def run_project(
+    flow: str,
+    args: list[str] | None = None,
+    options: RunOptions | None = None,
+    *,
+    project: ProjectConfig | None = None,
+    apply_plan: bool = True,
+    flow_log: str | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Profile:
+    """Run `flow` as a project's commands do (`analyze`, `run`): `run_flow` with more around it.
+
+    The project's offload plan is applied (unless `apply_plan` is False: every stage runs
+    here), after checking it still names stages the flow has and connecting each host once;
+    the flow's own output goes to `flow_log` when given; the profile is kept as the
+    project's last one (`statedir`). `say` is told which stages run where.
+    """
+    config = project or ProjectConfig.find()
+    args = list(args or [])
+    opts = options or RunOptions()
+    runtime = None
+    if apply_plan:
+        entries = read_offloads(config)
+        if entries:
+            check_offloads_exist(entries, discover_stages(flow, args), flow)
+            runtime = open_runtime(config, entries)
+            if say is not None:
+                say("wiredprof: offloaded: " + ", ".join(f"{e.stage} -> {e.host}" for e in entries.values()))
+    console = None
+    if flow_log is not None and opts.console is None:
+        try:  # wiredprof's own lines still reach the terminal while the flow's go to the log
+            console = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        except (OSError, ValueError, AttributeError):
+            console = None
+    try:
+        with flow_output_to(flow_log):
+            profile = run_flow(flow, args, replace(opts, offloads=runtime, console=opts.console or console))
+    finally:
+        if console is not None:
+            console.close()
+        done = getattr(opts.progress, "done", None)  # a live progress line is cleared
+        if callable(done):
+            done()
+    try:
+        save_last_profile(profile, config.root)
+    except OSError as exc:
+        log.warning("wiredprof: could not keep the last profile in %s: %s", config.root, exc.strerror)
+    return profile
+
+
+@contextlib.contextmanager
+def flow_output_to(path: str | None) -> Iterator[None]:
+    """Send the flow's stdout and stderr (its processes' too: file descriptors 1 and 2) to a file."""
+    if path is None:
+        yield
+        return
+    try:
+        log_file = open(path, "ab")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    try:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        log_file.close()
+
+
 def _end_multiprocessing_helpers(tree: ProcessTree) -> set[int]:
     """Stop a forkserver the run started (the next run needs one that joins it); keep the resource tracker.
 
@@ -488,9 +574,9 @@ def _end_multiprocessing_helpers(tree: ProcessTree) -> set[int]:
     return keep
 
 
-def _offloads_file(runtime: Any, run_dir: str) -> str | None:
+def _offloads_file(runtime: OffloadRuntime | None, run_dir: str) -> str | None:
     """The offload plan in the run's directory, for processes that are spawned rather than forked."""
-    if runtime is None or not hasattr(runtime, "for_spawned_process"):
+    if runtime is None:
         return None
     try:
         data = pickle.dumps(runtime.for_spawned_process())

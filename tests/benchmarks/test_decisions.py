@@ -5,18 +5,13 @@ step ran and the figures and the report have their structure.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks import decisions
 from samples import catalog
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmarks._run import REPO, result_of, run_benchmark
 
 
 def test_every_sample_flow_is_picked_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -66,9 +61,7 @@ def test_targets_and_report() -> None:
 
 
 def test_bad_arguments_exit_2() -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.decisions", "--only", "nope"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = run_benchmark("decisions", "--only", "nope", timeout=60)
     assert proc.returncode == 2 and "no sample flow nope" in proc.stderr
 
 
@@ -77,12 +70,8 @@ def test_bad_arguments_exit_2() -> None:
 @pytest.mark.timeout(300)
 def test_one_flow_twice_end_to_end(tmp_path: Path) -> None:
     report = tmp_path / "decisions.md"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.decisions", "--only", "waiting", "--no-simulated", "--json",
-         "--report", str(report)], cwd=REPO, env=env, capture_output=True, text=True, timeout=290)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
+    out = result_of(run_benchmark("decisions", "--only", "waiting", "--no-simulated", "--json",
+                                  "--report", str(report), timeout=290))
     (flow,) = out["flows"]
     assert flow["flow"] == "waiting" and len(flow["runs"]) == 2
     for r in flow["runs"]:

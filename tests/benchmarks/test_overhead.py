@@ -8,24 +8,23 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmarks._run import REPO, result_of, run_benchmark
 WORKLOADS = {"trivial", "cpu_1ms", "deep"}
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     report = tmp_path_factory.mktemp("bench") / "overhead.md"
+    # As a script (`python benchmarks/overhead.py`), the form its report's command line shows.
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "overhead.py"), "--quick", "--json", "--report", str(report)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=180,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    result = json.loads(proc.stdout)
+    result = result_of(proc, tail=2000)
     assert json.loads(report.with_suffix(".json").read_text())["schema"] == result["schema"]
     return result, report.read_text()
 
@@ -92,8 +91,6 @@ def test_quick_run_writes_the_report(quick_run: tuple[dict, str]) -> None:
 
 
 def test_runs_as_a_module() -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.overhead", "--help"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=30)
+    proc = run_benchmark("overhead", "--help", timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert "--quick" in proc.stdout

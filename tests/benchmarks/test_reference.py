@@ -6,7 +6,6 @@ network namespaces); skipped otherwise.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,10 +13,19 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.benchmarks._run import REPO, result_of, run_benchmark
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="simulating hosts A and B needs root (cgroups, network namespaces)")
+
+
+def _quick_run(*args: str, timeout: float) -> dict:
+    """`benchmarks.reference --quick --json ARGS`; skipped where hosts cannot be simulated."""
+    proc = run_benchmark("reference", "--quick", "--json", *args, timeout=timeout)
+    if proc.returncode == 2 and "cannot simulate hosts" in proc.stderr:
+        pytest.skip(proc.stderr.strip().splitlines()[-1])
+    return result_of(proc)  # type: ignore[no-any-return]
+
 
 KEYS = ("scale", "repeat", "raw_speed_ratio", "stage_speedup", "pipeline_speedup", "predicted_stage_s",
         "measured_stage_s", "prediction_error_pct", "simulation", "spread", "targets", "machine")
@@ -27,14 +35,7 @@ KEYS = ("scale", "repeat", "raw_speed_ratio", "stage_speedup", "pipeline_speedup
 @pytest.mark.timeout(120)
 def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
     report = tmp_path / "reference.md"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.reference", "--quick", "--json", "--report", str(report)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=115)
-    if proc.returncode == 2 and "cannot simulate hosts" in proc.stderr:
-        pytest.skip(proc.stderr.strip().splitlines()[-1])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
+    out = _quick_run("--report", str(report), timeout=115)
     for key in KEYS:
         assert key in out, key
     assert out["repeat"] == 1 and out["scale"] > 0
@@ -58,15 +59,7 @@ def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
 def test_quick_run_with_the_dask_target_side_by_side(tmp_path: Path) -> None:
     """`--target dask`: B also as a real Dask scheduler and worker in B's namespace, same run."""
     report = tmp_path / "reference.md"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.reference", "--quick", "--json", "--target", "dask",
-         "--report", str(report)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=410)
-    if proc.returncode == 2 and "cannot simulate hosts" in proc.stderr:
-        pytest.skip(proc.stderr.strip().splitlines()[-1])
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
+    out = _quick_run("--target", "dask", "--report", str(report), timeout=410)
     dask = out["dask"]
     for key in ("stage_speedup", "pipeline_speedup", "predicted_stage_s", "measured_stage_s",
                 "share_of_ssh_stage_speedup"):

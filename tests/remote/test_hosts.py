@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wiredprof.errors import UnknownHostError
-from wiredprof.remote.hosts import known_hosts, resolve_host
+from wiredprof.remote.hosts import list_hosts, resolve_host
 from wiredprof.remote.spec import HostSpec, parse_address
 
 
@@ -45,7 +45,7 @@ def test_inventory_entry_over_ssh_config(tmp_path: Path, _isolated_ssh: Path) ->
     inner = resolve_host("inner", project=tmp_path)
     assert inner.proxy_jump is not None and inner.proxy_jump.hostname == "10.0.0.1"
     assert inner.proxy_jump.user == "hop"
-    names = [h.name for h in known_hosts(project=tmp_path)]
+    names = [h.name for h in list_hosts(project=tmp_path)]
     assert names == ["B", "B2", "big", "inner", "jumpbox"]
 
 

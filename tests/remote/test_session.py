@@ -61,7 +61,7 @@ def test_a_frozen_link_fails_calls_in_flight_within_dead_after(fast: Any) -> Non
     worker = fast.hello.pid
     frozen = session_pid_of(worker)
     futures = [fast.submit(time.sleep, 30) for _ in range(3)]
-    time.sleep(0.3)
+    assert all(fast.session().wait_started(future, 20) for future in futures)
     os.kill(frozen, signal.SIGSTOP)  # no FIN, no RST: the link just goes silent
     try:
         started = time.monotonic()
@@ -123,7 +123,7 @@ def test_garbage_from_a_ends_the_worker_with_a_clear_error(b_default: Any) -> No
     b = b_default
     session = b.session()
     future = b.submit(time.sleep, 30)
-    time.sleep(0.3)
+    assert session.wait_started(future, 20)
     session.frames.channel.sendall(b"this is not a frame at all")
     with pytest.raises(WorkerLostError, match="bad frame from host A: bad magic"):
         future.result(timeout=20)
@@ -161,3 +161,18 @@ def test_source_lines_are_filled_in_only_where_b_showed_none() -> None:
     filled = with_source_lines(text).splitlines()
     assert filled[2] == '    """WorkerSession against a real sshd: dead links, heartbeats, frame integrity, size limits."""'
     assert filled[4] == "    b_showed_this()" and len(filled) == 6
+
+
+def test_wait_started_tells_a_started_call_from_a_queued_one(spec: HostSpec) -> None:
+    # Two threads on B: one reads, one runs the sleep; the second call waits in B's backlog.
+    with connect(spec, max_threads=2) as b:
+        session = b.session()
+        running = b.submit(time.sleep, 30)
+        queued = b.submit(add, 1, 2)
+        assert session.wait_started(running, 20)
+        assert not session.wait_started(queued, 0.5)
+        assert not queued.done()
+    with connect(spec) as b:
+        answered = b.submit(add, 2, 2)
+        assert answered.result(timeout=20) == 4
+        assert b.session().wait_started(answered, 0)  # a result says it started

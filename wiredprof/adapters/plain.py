@@ -18,6 +18,7 @@ import threading
 from types import TracebackType
 from typing import Any, Callable, TypeVar, cast
 
+from wiredprof.adapters import stage_swap
 from wiredprof.profiling.control import current_control
 from wiredprof.profiling import recorder as _recording
 from wiredprof.profiling.instrument import StageTimer
@@ -28,10 +29,6 @@ __all__ = ["pipeline", "stage", "should_stop", "FlowStopped", "PipelineCycle", "
 F = TypeVar("F", bound=Callable[..., Any])
 
 _local = threading.local()
-
-# Called with (stage name "PIPELINE.STAGE", function) when a decorated stage runs under a
-# profiler run; returns the callable to run instead (offload swaps in a remote proxy).
-callable_hooks: list[Callable[[str, Callable[..., Any]], Callable[..., Any] | None]] = []
 
 
 class FlowStopped(SystemExit):
@@ -144,8 +141,9 @@ class StageCall:
             if hit is None or hit[0] is not rec:
                 acc = rec.stage(pipeline, self.name, self.kind, function=function)
                 target: Callable[..., Any] = fn
-                for hook in callable_hooks:
-                    target = hook(acc.name, fn) or target
+                swap = stage_swap()  # offload swaps in a remote proxy here
+                if swap is not None:
+                    target = swap.plain_stage(acc.name, fn) or target
                 hit = resolved[pipeline] = (rec, acc, target)
             return rec.call(hit[1], hit[2], args, kwargs)
 

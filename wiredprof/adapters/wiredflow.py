@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
+from wiredprof.adapters import stage_swap
 from wiredprof.profiling.control import current_control
 from wiredprof.profiling.instrument import timed_call
 from wiredprof.profiling.recorder import Recorder, current_recorder
@@ -72,9 +73,6 @@ _stages: dict[int, StageRef] = {}
 _originals: list[tuple[Any, str, Any]] = []
 _mqtt_connectors: dict[str, StageRef] = {}  # pipeline -> its MQTT connector (index 0)
 _local = threading.local()
-# Called with (stage ref, stage object, bound method); returns the callable to run
-# instead, or None (offload swaps in a remote proxy here).
-method_hooks: list[Callable[[StageRef, Any, Callable[..., Any]], Callable[..., Any] | None]] = []
 # Called once wiredflow has been imported by the flow (discovery patches launch_flow here).
 after_import_hooks: list[Callable[[], None]] = []
 
@@ -163,8 +161,9 @@ def _wrap_stage_method(original: Callable[..., Any]) -> Callable[..., Any]:
         if rec is None or ref is None:
             return original(self, *args, **kwargs)
         target: Callable[..., Any] = functools.partial(original, self)
-        for hook in method_hooks:
-            target = hook(ref, self, target) or target
+        swap = stage_swap()  # offload swaps in a remote proxy here
+        if swap is not None:
+            target = swap.wiredflow_stage(ref, self, target) or target
         return timed_call(rec, _accumulator(rec, ref), target, *args, **kwargs)
 
     return stage_method

@@ -13,7 +13,7 @@ from wiredprof.commands.needs import flow_stages, needs_of, needs_report, provis
 from wiredprof.config import HostEntry, ProjectConfig
 from wiredprof.errors import PythonMismatchError, UnknownHostError, UsageError
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.remote.hosts import known_hosts, resolve_host
+from wiredprof.remote.hosts import list_hosts, resolve_host
 from wiredprof.remote.probe import ProbeResult, load_probe, probe, save_probe
 from wiredprof.remote.hostenv import compare, inspect_host
 from wiredprof.remote.spec import parse_address
@@ -94,7 +94,7 @@ def list_(project: Path | None, as_json: bool) -> None:
     """List the hosts, with what their last check found."""
     config = ProjectConfig.find(project)
     rows: list[dict[str, Any]] = []
-    for host in known_hosts(project):
+    for host in list_hosts(project):
         saved = load_probe(probes_dir(config.root), host.name)
         rows.append(
             {
@@ -251,7 +251,7 @@ def remove(project: Path | None, name: str) -> None:
     """Remove NAME from the project's inventory (and its saved probe)."""
     config = ProjectConfig.find(project)
     if not config.remove_host(name):
-        if any(h.name == name for h in known_hosts(project)):
+        if any(h.name == name for h in list_hosts(project)):
             raise UsageError(f"host {name} comes from ~/.ssh/config, which wiredprof does not edit")
         raise UnknownHostError(name, sorted(config.hosts()))
     (probes_dir(config.root) / f"{name}.json").unlink(missing_ok=True)

@@ -14,7 +14,7 @@ from wiredprof.errors import UsageError
 from wiredprof.profile import Profile
 from wiredprof.reports.text import render_text
 
-__all__ = ["emit_profile", "output_options", "check_writable"]
+__all__ = ["emit_profile", "output_options", "check_writable", "save_output"]
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,3 +69,14 @@ def emit_profile(profile: Profile, as_json: bool, html_path: str | None, trace_p
         _write(trace_path, json.dumps(render_trace(profile)))
         click.echo(f"wiredprof: wrote {trace_path} (open it in https://ui.perfetto.dev)", err=True)
     sys.stdout.flush()
+
+
+def save_output(profile: Profile, path: str | None) -> bool:
+    """`-o PROFILE`: save the profile there (a one-line error when it cannot); False without `-o`."""
+    if not path:
+        return False
+    try:
+        profile.save(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    return True

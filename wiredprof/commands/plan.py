@@ -42,4 +42,4 @@ def command(profile_path: str | None, hosts: tuple[str, ...], as_json: bool) -> 
 
     capacities = [host_capacity(config, name, probe_missing=say_probing) for name in names]
     plan = make_plan(profile, capacities, profile_path, refusals=stage_refusals(profile))
-    click.echo(plan.to_json() if as_json else render_plan(plan), nl=not as_json or True)
+    click.echo(plan.to_json() if as_json else render_plan(plan))

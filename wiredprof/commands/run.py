@@ -5,12 +5,12 @@ import sys
 
 import click
 
-from wiredprof.commands.analyze import exit_for, parse_duration, progress_printer, run_with_plan
-from wiredprof.commands.output import check_writable, emit_profile
+from wiredprof.commands.flowrun import exit_for, parse_duration
+from wiredprof.commands.output import check_writable, emit_profile, save_output
 from wiredprof.reports.base import offload_counts, offload_summary
+from wiredprof.reports.progress import ProgressLine
 from wiredprof.reports.text import fmt_s
-from wiredprof.errors import UsageError
-from wiredprof.runner import RunOptions
+from wiredprof.runner import RunOptions, run_project
 
 __all__ = ["command"]
 
@@ -34,15 +34,11 @@ def command(flow: str, flow_args: tuple[str, ...], duration: str | None, runs: i
         runs=runs,
         unbounded=duration is None and runs is None,
         call_trees=show_profile,
-        progress=progress_printer() if sys.stderr.isatty() else None,
+        progress=ProgressLine() if sys.stderr.isatty() else None,
         handle_signals=True,
     )
-    profile = run_with_plan(flow, list(flow_args), opts)
-    if output:
-        try:
-            profile.save(output)
-        except OSError as exc:
-            raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    profile = run_project(flow, list(flow_args), opts, say=lambda line: click.echo(line, err=True))
+    save_output(profile, output)
     if show_profile:
         emit_profile(profile, False, None, None)
     else:

@@ -1,12 +1,15 @@
 """Opening the plan's hosts for a run: the connector every process of the run uses, and a preflight."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wiredprof.config import ProjectConfig
 from wiredprof.errors import ConnectError, HostUnreachableError, WiredprofError
 from wiredprof.offload.entries import OffloadEntry, read_offloads
 from wiredprof.offload.runtime import OffloadRuntime
+
+if TYPE_CHECKING:  # the protocol's module imports paramiko: not at run time
+    from wiredprof.remote.executor import Executor
 
 __all__ = ["HostConnector", "open_runtime"]
 
@@ -18,7 +21,7 @@ class HostConnector:
         self.project = project
         self.accept_new = accept_new
 
-    def __call__(self, host: str) -> Any:
+    def __call__(self, host: str) -> Executor:
         from wiredprof.remote import connect
 
         # Lazy: a pipeline process connects at its first call, and a host that is down

@@ -30,14 +30,16 @@ import time
 from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from wiredprof.adapters import plain as plain_adapter
-from wiredprof.adapters import wiredflow as wiredflow_adapter
+from wiredprof.adapters import StageSwap, set_stage_swap, stage_swap
 from wiredprof.offload.entries import OffloadEntry
 from wiredprof.errors import CallTimeoutError, CircuitOpenError, LinkError, UsageError, link_failure
 from wiredprof.profiling.callbacks import offloaded_call
 from wiredprof.profiling.recorder import Recorder
+
+if TYPE_CHECKING:  # the protocol's module imports paramiko: not at run time
+    from wiredprof.remote.executor import Executor
 
 __all__ = ["OffloadRuntime", "RemoteStageFunction", "LINK_FAILURES", "EVENTS"]
 
@@ -105,15 +107,16 @@ class RemoteStageFunction:
 class OffloadRuntime:
     """The offloads of one run: hooks into the adapters and one executor per host and process."""
 
-    def __init__(self, entries: dict[str, OffloadEntry], connect: Callable[[str], Any]) -> None:
+    def __init__(self, entries: dict[str, OffloadEntry], connect: Callable[[str], Executor]) -> None:
         self.entries = entries
         self._connect = connect
-        self._executors: dict[tuple[int, str], Any] = {}
+        self._executors: dict[tuple[int, str], Executor] = {}
         self._lock = threading.Lock()
         self.counters: dict[str, _Counters] = {name: _Counters() for name in entries}
         self.rec: Recorder | None = None
         self._remotes: dict[tuple[str, int], RemoteStageFunction] = {}
         self.deadline: float | None = None  # monotonic: no call is waited for past this
+        self._replaced: StageSwap | None = None  # the swap `install` replaced, back at `uninstall`
 
     def call(self, entry: OffloadEntry, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """One attempt of `fn` on the entry's host, bounded by its timeout and the run's end."""
@@ -141,7 +144,7 @@ class OffloadRuntime:
         return cls(pickle.loads(entries), pickle.loads(connect))
 
     # -- executors: one per (process, host), made lazily so forked pipelines get their own
-    def executor(self, host: str) -> Any:
+    def executor(self, host: str) -> Executor:
         key = (os.getpid(), host)
         ex = self._executors.get(key)
         if ex is None:
@@ -163,7 +166,7 @@ class OffloadRuntime:
 
     # -- hooks ------------------------------------------------------------------------------
     def install(self, rec: Recorder | None = None) -> None:
-        """Swap the offloaded stages' callables in both adapters; say where they run."""
+        """Become the adapters' `StageSwap` (the offloaded stages' callables run on their hosts); say where they run."""
         self.rec = rec
         if rec is not None:
             for name, entry in self.entries.items():
@@ -174,14 +177,13 @@ class OffloadRuntime:
         if control is not None and control.deadline is not None:
             # Same clock in every process; `run`/`analyze` never wait on B far past --duration.
             self.deadline = control.deadline + remote_grace_s(control.duration_s)
-        wiredflow_adapter.method_hooks.append(self._wiredflow_hook)
-        plain_adapter.callable_hooks.append(self._plain_hook)
+        self._replaced = set_stage_swap(self)
 
     def uninstall(self) -> None:
-        if self._wiredflow_hook in wiredflow_adapter.method_hooks:
-            wiredflow_adapter.method_hooks.remove(self._wiredflow_hook)
-        if self._plain_hook in plain_adapter.callable_hooks:
-            plain_adapter.callable_hooks.remove(self._plain_hook)
+        """The adapters stop asking this runtime (the swap it replaced, if any, is back)."""
+        if stage_swap() is self:
+            set_stage_swap(self._replaced)
+        self._replaced = None
 
     def close(self) -> None:
         """Close the executors this process opened."""
@@ -194,7 +196,9 @@ class OffloadRuntime:
             except Exception:
                 log.debug("closing an executor failed", exc_info=True)
 
-    def _wiredflow_hook(self, ref: Any, stage: Any, target: Callable[..., Any]) -> Callable[..., Any] | None:
+    # -- StageSwap (wiredprof.adapters): what the adapters ask at a stage's call ------------
+    def wiredflow_stage(self, ref: Any, stage: Any, target: Callable[..., Any]) -> Callable[..., Any] | None:
+        """A copy of wiredflow stage `stage` whose function runs on the host, if it is offloaded."""
         entry = self.entries.get(f"{ref.pipeline}.{ref.stage}")
         if entry is None:
             return None
@@ -208,7 +212,8 @@ class OffloadRuntime:
         clone.function_to_launch = self._remote(entry, fn)
         return functools.partial(target.func, clone)
 
-    def _plain_hook(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+    def plain_stage(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+        """A stand-in for `fn` that runs it on the host, if stage `name` is offloaded."""
         entry = self.entries.get(name)
         return self._remote(entry, fn) if entry is not None else None
 

@@ -118,8 +118,7 @@ def _install_offloads(rec: Any, path: str) -> None:
     """
     import pickle
 
-    from wiredprof.adapters import plain as plain_adapter
-    from wiredprof.adapters import wiredflow as wiredflow_adapter
+    from wiredprof.adapters import set_stage_swap
     from wiredprof.errors import WiredprofError
     from wiredprof.offload.runtime import OffloadRuntime
 
@@ -139,21 +138,23 @@ def _install_offloads(rec: Any, path: str) -> None:
                     raise WiredprofError(f"the offload plan does not load in process {os.getpid()} "
                                          f"(spawned by the flow): {type(exc).__name__}: {exc}") from None
                 rt.install(rec)
-                rt.uninstall()  # its hooks are reached through the two below
+                rt.uninstall()  # the SpawnedSwap below is the adapters' swap again, and reaches it
                 atexit.register(rt.close)
                 loaded.append(rt)
         return loaded[0]
 
-    def wiredflow_hook(ref: Any, stage: Any, target: Any) -> Any:
-        if f"{ref.pipeline}.{ref.stage}" not in rec.stage_hosts:
-            return None
-        return runtime()._wiredflow_hook(ref, stage, target)
+    class SpawnedSwap:
+        """The adapters' StageSwap here: loads the runtime at the first offloaded stage's call."""
 
-    def plain_hook(name: str, fn: Any) -> Any:
-        return runtime()._plain_hook(name, fn) if name in rec.stage_hosts else None
+        def wiredflow_stage(self, ref: Any, stage: Any, target: Any) -> Any:
+            if f"{ref.pipeline}.{ref.stage}" not in rec.stage_hosts:
+                return None
+            return runtime().wiredflow_stage(ref, stage, target)
 
-    wiredflow_adapter.method_hooks.append(wiredflow_hook)
-    plain_adapter.callable_hooks.append(plain_hook)
+        def plain_stage(self, name: str, fn: Any) -> Any:
+            return runtime().plain_stage(name, fn) if name in rec.stage_hosts else None
+
+    set_stage_swap(SpawnedSwap())
     try:  # now, with this process's own sys.path; else at the first call, with the parent's
         runtime()
     except WiredprofError:

@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -207,7 +207,7 @@ class RunControl:
         def end(flows: list[FlowEntry]) -> None:
             for i, e in enumerate(flows):
                 if e.number == number:
-                    flows[i] = FlowEntry(**{**e.__dict__, "end": now})
+                    flows[i] = replace(e, end=now)
 
         self._edit_flows(end)
 

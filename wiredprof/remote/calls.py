@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from concurrent.futures import Future
 from typing import Any, Callable, TypeVar
 
@@ -12,11 +11,11 @@ T = TypeVar("T")
 
 
 class CallConveniences:
-    """`submit`, `call`, `call_with_timeout` and `wrap`, built on the subclass's `submit_call`."""
+    """`submit`, `call` and `call_with_timeout`, built on the subclass's `submit_call`."""
 
     @property
     def host(self) -> str:
-        """The host's name (for `wrap`'s marker)."""
+        """The host's name."""
         raise NotImplementedError
 
     def submit_call(
@@ -41,13 +40,3 @@ class CallConveniences:
     def call_with_timeout(self, timeout: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """`call` that raises `CallTimeoutError` when the host takes longer than `timeout` seconds."""
         return self.submit_call(fn, args, kwargs, timeout=timeout).result()
-
-    def wrap(self, fn: Callable[..., T], timeout: float | None = None) -> Callable[..., T]:
-        """A local stand-in for `fn` whose calls run on the host (what offloading a stage installs)."""
-
-        @functools.wraps(fn)
-        def remote(*args: Any, **kwargs: Any) -> T:
-            return self.submit_call(fn, args, kwargs, timeout=timeout).result()
-
-        setattr(remote, "__wiredprof_remote__", (self.host, fn))
-        return remote

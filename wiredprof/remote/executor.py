@@ -29,18 +29,49 @@ from wiredprof.remote.spec import HostSpec
 from wiredprof.remote.statefulness import stateful_reasons
 from wiredprof.remote.transport import PassphrasePrompt, open_transport
 
-__all__ = ["Executor", "RemoteExecutor", "ConnectTimings"]
+__all__ = ["Executor", "HostHello", "RemoteExecutor", "ConnectTimings"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
+class HostHello(Protocol):
+    """What a connected host said about itself (`WorkerHello` over SSH, `DaskHello` for a cluster)."""
+
+    @property
+    def python(self) -> str: ...
+
+    @property
+    def hostname(self) -> str: ...
+
+
 @runtime_checkable
 class Executor(Protocol):
-    """What the runner needs from a place that runs a stage: SSH today, maybe Dask later."""
+    """What the offload runtime needs from a place that runs a stage: `RemoteExecutor` (SSH) or
+    `DaskExecutor` (wiredprof.cluster)."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def hello(self) -> HostHello: ...
+
+    def connect(self) -> Executor: ...
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]: ...
+
+    def submit_call(
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        idempotent: bool = False,
+    ) -> Future[T]: ...
+
+    def close(self) -> None: ...
 
 
 class ConnectTimings:

@@ -19,7 +19,7 @@ from wiredprof.config import HostEntry, ProjectConfig
 from wiredprof.errors import ConfigError, UnknownHostError, UsageError
 from wiredprof.remote.spec import HostSpec, parse_address, ssh_dir as default_ssh_dir
 
-__all__ = ["KnownHost", "resolve_host", "require_host", "known_hosts", "load_ssh_config", "ssh_config_aliases"]
+__all__ = ["HostListing", "resolve_host", "require_host", "list_hosts", "load_ssh_config", "ssh_config_aliases"]
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,11 @@ _MAX_JUMPS = 4
 
 
 @dataclass(frozen=True)
-class KnownHost:
-    """A host a user can name, and where it is defined."""
+class HostListing:
+    """One row of `wiredprof hosts list`: a host a user can name, and where it is defined.
+
+    Not an SSH known_hosts entry (host keys): those are `HostSpec.user_known_hosts`.
+    """
 
     name: str
     source: str
@@ -152,23 +155,23 @@ def resolve_host(
 
 def require_host(name: str, project: str | os.PathLike[str] | None = None) -> None:
     """`UnknownHostError` (listing the known hosts) unless `name` is an SSH or a Dask host."""
-    if not any(h.name == name for h in known_hosts(project)):
+    if not any(h.name == name for h in list_hosts(project)):
         resolve_host(name, project=project)
 
 
-def known_hosts(
+def list_hosts(
     project: str | os.PathLike[str] | None = None, ssh_dir: str | os.PathLike[str] | None = None
-) -> list[KnownHost]:
+) -> list[HostListing]:
     """Every host a user can name: the inventory's, then ssh_config's not already listed."""
     config = ProjectConfig.find(project)
     directory = default_ssh_dir(ssh_dir)
     ssh_config = load_ssh_config(directory)
-    listed: list[KnownHost] = []
+    listed: list[HostListing] = []
     for name, entry in config.hosts().items():
-        listed.append(KnownHost(name, config.path.name, entry.dask or entry.address, entry.python or "python3"))
+        listed.append(HostListing(name, config.path.name, entry.dask or entry.address, entry.python or "python3"))
     seen = {h.name for h in listed}
     for alias in ssh_config_aliases(ssh_config):
         if alias not in seen:
             spec = _spec_from(alias, alias, ssh_config, directory)
-            listed.append(KnownHost(alias, str(directory / "config"), spec.address, spec.python))
+            listed.append(HostListing(alias, str(directory / "config"), spec.address, spec.python))
     return listed

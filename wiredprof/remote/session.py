@@ -17,6 +17,7 @@ import collections
 import itertools
 import linecache
 import logging
+import pickle
 import re
 import sys
 import threading
@@ -61,6 +62,9 @@ OutputSink = Callable[[str, str, str], None]
 _TICK_S = 0.2
 _STREAM_MIN_BYTES = 1 << 20
 _MAX_FUNCTIONS = 1024
+# Arguments of only these types are pickled by the C pickler alone (cloudpickle adds nothing).
+_PLAIN_ARGS = frozenset({type(None), bool, int, float, str, bytes})
+_PLAIN_MAX = 65536
 
 
 _FRAME_LINE = re.compile(r'^  File "(?P<file>[^"]+)", line (?P<line>\d+), in ')
@@ -156,6 +160,7 @@ class WorkerSession:
         self.objects = LocalObjects()
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # a call was acknowledged or ended
         self._define_lock = threading.Lock()
         # Callables living on B, least recently used first; bounded, for code that makes a
         # new closure per call. Only callables with no call in flight are ever dropped.
@@ -170,6 +175,15 @@ class WorkerSession:
         self._proxy_pool = ThreadPoolExecutor(
             max_workers=proxy_threads, thread_name_prefix=f"wiredprof-proxy-{host}"
         )
+        self._handlers: dict[int, Callable[[int, bytearray], None]] = {
+            Kind.STARTED: self._on_started,
+            Kind.HEARTBEAT_B: lambda ident, payload: None,  # its arrival moved frames.last_recv
+            Kind.RESULT: self._finish,
+            Kind.FAILURE: self._on_failure,
+            Kind.OUTPUT: self._on_output,
+            Kind.PROXY_CALL: self._on_proxy_call,
+            Kind.RELEASE: self._on_release,
+        }
         # Blocking channel: a timeout would also cut sends short while the window is full.
         channel.settimeout(None)
         self._threads = [
@@ -211,7 +225,7 @@ class WorkerSession:
         key = _fn_key(fn)
         fn_id = self._define(fn, key)
         try:
-            payload = dump_call(fn, fn_id, args, kwargs, self.objects)
+            payload = _dump_plain_call(fn_id, args, kwargs) or dump_call(fn, fn_id, args, kwargs, self.objects)
             if len(payload) > self.frames.max_frame:
                 raise PickleError(
                     f"the call to {function_name(fn)} is {len(payload)} bytes pickled, over the frame limit of "
@@ -288,9 +302,28 @@ class WorkerSession:
             except LinkClosed:
                 pass
 
+    def wait_started(self, future: Future[Any], timeout: float) -> bool:
+        """Wait until B has begun the call of `future` (acknowledged or answered it): True, or
+        False when it did not within `timeout` seconds or the call ended without starting."""
+        deadline = time.monotonic() + timeout
+        with self._settled:
+            while True:
+                pending = next((p for p in self._pending.values() if p.future is future), None)
+                if pending is None:
+                    break
+                left = deadline - time.monotonic()
+                if pending.started or left <= 0:
+                    return pending.started
+                self._settled.wait(left)
+        if not future.done():
+            return False  # never sent, or not this session's
+        exc = future.exception()
+        return exc is None or getattr(exc, "started", True) is True
+
     # -- receiving ------------------------------------------------------------------------
     def _receive_loop(self) -> None:
         reason = "the channel closed"
+        handlers = self._handlers
         try:
             while not self._closed.is_set():
                 kind, ident, length = self.frames.read_header()
@@ -298,23 +331,9 @@ class WorkerSession:
                     self._finish_streamed(kind, ident, length)
                     continue
                 payload = self.frames.read_payload(length)
-                if kind == Kind.STARTED:
-                    with self._lock:
-                        started = self._pending.get(ident)
-                        if started is not None:
-                            started.started = True
-                elif kind == Kind.HEARTBEAT_B:
-                    pass  # its arrival moved frames.last_recv
-                elif kind == Kind.RESULT or kind == Kind.FAILURE:
-                    self._finish(kind, ident, payload)
-                elif kind == Kind.OUTPUT:
-                    stream = "stdout" if payload[:1] == b"\x01" else "stderr"
-                    self._emit(stream, bytes(payload[1:]).decode("utf-8", "replace"))
-                elif kind == Kind.PROXY_CALL:
-                    self._proxy_pool.submit(self._serve_proxy, ident, payload)
-                elif kind == Kind.RELEASE:
-                    for ref, received in decode_json(payload).items():
-                        self.objects.release(int(ref), int(received))
+                handler = handlers.get(kind)
+                if handler is not None:
+                    handler(ident, payload)
                 else:
                     log.warning("host %s sent an unexpected frame kind %d", self.host, kind)
         except BadFrame as exc:
@@ -373,6 +392,8 @@ class WorkerSession:
             for call_id, pending in list(self._pending.items()):
                 if pending.deadline is not None and now > pending.deadline:
                     expired.append((call_id, self._pending.pop(call_id)))
+            if expired:
+                self._settled.notify_all()
         for call_id, pending in expired:
             self._call_done(pending.fn_key)
             fate = (
@@ -410,7 +431,28 @@ class WorkerSession:
         stream.drain()
         self._settle(kind, call_id, value, error)
 
-    def _finish(self, kind: int, call_id: int, payload: bytearray) -> None:
+    def _on_started(self, call_id: int, payload: bytearray) -> None:
+        with self._lock:
+            started = self._pending.get(call_id)
+            if started is not None:
+                started.started = True
+                self._settled.notify_all()
+
+    def _on_output(self, call_id: int, payload: bytearray) -> None:
+        stream = "stdout" if payload[:1] == b"\x01" else "stderr"
+        self._emit(stream, bytes(payload[1:]).decode("utf-8", "replace"))
+
+    def _on_proxy_call(self, req_id: int, payload: bytearray) -> None:
+        self._proxy_pool.submit(self._serve_proxy, req_id, payload)
+
+    def _on_release(self, ident: int, payload: bytearray) -> None:
+        for ref, received in decode_json(payload).items():
+            self.objects.release(int(ref), int(received))
+
+    def _on_failure(self, call_id: int, payload: bytearray) -> None:
+        self._finish(call_id, payload, Kind.FAILURE)
+
+    def _finish(self, call_id: int, payload: bytearray, kind: int = Kind.RESULT) -> None:
         try:
             value: Any = load_value(payload, self.objects)
             error: BaseException | None = None
@@ -421,6 +463,7 @@ class WorkerSession:
     def _settle(self, kind: int, call_id: int, value: Any, error: BaseException | None) -> None:
         with self._lock:
             pending = self._pending.pop(call_id, None)
+            self._settled.notify_all()
         if pending is None:
             return  # timed out earlier
         self._call_done(pending.fn_key)
@@ -555,6 +598,7 @@ class WorkerSession:
                 self._lost_cls = cls
             pending = list(self._pending.values())
             self._pending.clear()
+            self._settled.notify_all()
         self._closed.set()
         # A call B never acknowledged may still have started (the ack may be lost with the link).
         for item in pending:
@@ -575,6 +619,15 @@ class WorkerSession:
             if thread is not threading.current_thread():
                 thread.join(min(timeout_s, 1.0))
         self._proxy_pool.shutdown(wait=False)
+
+
+def _dump_plain_call(fn_id: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes | None:
+    """The pickled call when its arguments are all plain values (the warm path), else None."""
+    plain = _PLAIN_ARGS
+    for value in (*args, *kwargs.values()) if kwargs else args:
+        if type(value) not in plain or (type(value) in (str, bytes) and len(value) > _PLAIN_MAX):
+            return None  # large buffers go through the pickler that writes them without a copy
+    return pickle.dumps((fn_id, args, kwargs), pickle.HIGHEST_PROTOCOL)
 
 
 def answer_proxy_call(payload: bytes | bytearray, objects: LocalObjects) -> tuple[bool, memoryview]:

@@ -48,7 +48,13 @@ DEFAULT_MAX_FRAME = 1 << 30
 DEFAULT_DEAD_AFTER_S = 15.0
 _OUTPUT_FLUSH_BYTES = 8192
 _PROXY_POLL_S = 1.0
+# The reader runs a call itself; only if the call is still running this long after it began
+# does a standby thread take over reading (at once when the call waits for a proxied object).
+_TAKE_OVER_S = 0.005
+_ACTIVE_S = 1.0  # a standby watches the reader only this long after the last call began
 _SMALL_FRAME = 65536
+# Results of these types are pickled with the C pickler alone (cloudpickle adds nothing).
+_PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, bytes})
 
 
 class Kind:
@@ -187,11 +193,17 @@ class _Server:
         self.proxies_received: dict[int, int] = {}
         self.dead_proxies: collections.deque[int] = collections.deque()
         self.closed = threading.Event()
-        # Leader/follower: one thread reads; on a CALL it hands reading to an idle thread and
-        # runs the call itself, so no thread hand-off sits between a request and its run.
+        # Leader/follower: one thread reads, and runs each call it reads itself, so no thread
+        # hand-off sits between a request and its run. An idle thread stands by: when the
+        # call runs longer than _TAKE_OVER_S (or waits for A), it takes over reading; a short
+        # call ends with its thread reading on, and no other thread ever woke up.
         self.turn = threading.Condition()
         self.handoff = False
         self.idle = 0
+        self.inline: int | None = None  # the thread running a call in the reader's place
+        self.inline_since = 0.0
+        self.watching = False  # one idle thread polls `inline`; the others sleep
+        self.active_until = 0.0
         self.threads = 1
         self.max_threads = 32
         self.backlog: collections.deque[tuple[int, bytearray]] = collections.deque()
@@ -201,6 +213,14 @@ class _Server:
         self.max_frame = DEFAULT_MAX_FRAME
         self.dead_after = DEFAULT_DEAD_AFTER_S
         self.last_recv = time.monotonic()
+        self.handlers: dict[int, Callable[[int, bytearray], None]] = {
+            Kind.CALL: self._on_call,
+            Kind.DEFINE: self._define,
+            Kind.PROXY_REPLY: self._proxy_answer,
+            Kind.PROXY_FAIL: self._proxy_failed,
+            Kind.FORGET: self._forget,
+            Kind.HEARTBEAT: self._heartbeat,
+        }
 
     # -- wire ---------------------------------------------------------------------------
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
@@ -313,60 +333,94 @@ class _Server:
     # -- main loop ---------------------------------------------------------------------
     def run(self) -> None:
         """Lead: read frames until EOF or CLOSE; returns only then."""
+        handlers = self.handlers
         while True:
             frame = self.read_frame()
-            if frame is None:
+            if frame is None or frame[0] == Kind.CLOSE:
                 return
-            kind, ident, payload = frame
-            if kind == Kind.CALL:
-                if self._hand_off_reading():
-                    self._run_call(ident, payload)
-                    self._follow()  # back here when it is this thread's turn to read again
-                else:
-                    with self.turn:
-                        self.backlog.append((ident, payload))  # every thread busy: first free one runs it
-            elif kind == Kind.DEFINE:
-                self._define(ident, payload)
-            elif kind in (Kind.PROXY_REPLY, Kind.PROXY_FAIL):
-                self._proxy_answer(kind, ident, payload)
-            elif kind == Kind.FORGET:
-                self.functions.pop(ident, None)
-            elif kind == Kind.CLOSE:
-                return
-            # HEARTBEAT: receiving it was the point (last_recv)
+            handler = handlers.get(frame[0])
+            if handler is not None:  # SETUP and MODULES belong to the handshake
+                handler(frame[1], frame[2])
 
-    def _hand_off_reading(self) -> bool:
-        """Make another thread the reader; False when all `max_threads` are busy."""
+    def _on_call(self, call_id: int, payload: bytearray) -> None:
+        me = threading.get_ident()
         with self.turn:
-            if self.idle:
+            if not self.idle:
+                if self.threads >= self.max_threads:
+                    self.backlog.append((call_id, payload))  # every thread busy: first free one runs it
+                    return
+                self.threads += 1  # a standby, so that reading goes on if this call runs long
+                threading.Thread(target=self._stand_by, name="wiredprof-worker", daemon=True).start()
+            if not self.watching:
+                self.turn.notify()  # an idle thread starts watching
+            now = time.monotonic()
+            self.inline, self.inline_since, self.active_until = me, now, now + _ACTIVE_S
+        self._run_call(call_id, payload)
+        with self.turn:
+            if self.inline == me:  # nobody took over: this thread reads on
+                self.inline = None
+                return
+        self._follow()  # back here when it is this thread's turn to read again
+
+    def hand_off_reading(self) -> None:
+        """A call is about to wait for A: if its thread was the reader, a standby reads now."""
+        with self.turn:
+            if self.inline == threading.get_ident():
+                self.inline = None
                 self.handoff = True
-                self.turn.notify()
-                return True
-            if self.threads < self.max_threads:
-                self.threads += 1
-                threading.Thread(target=self._lead, name="wiredprof-worker", daemon=True).start()
-                return True
-            return False
+                self.turn.notify_all()
 
     def _follow(self) -> None:
-        """Run backlogged calls, then wait until asked to read."""
+        """Run backlogged calls, then stand by until it is this thread's turn to read."""
         while True:
             with self.turn:
                 if not self.backlog:
                     self.idle += 1
-                    while not self.handoff:
-                        self.turn.wait()
-                    self.handoff = False
-                    self.idle -= 1
+                    try:
+                        self._stand_by_turn()
+                    finally:
+                        self.idle -= 1
                     return
                 ident, payload = self.backlog.popleft()
             self._run_call(ident, payload)
 
-    def _lead(self) -> None:
+    def _stand_by_turn(self) -> None:
+        """Wait (holding `turn`) until handed the reading, or until the reader's call runs long.
+
+        One idle thread watches, polling every `_TAKE_OVER_S` while calls come in; the others
+        (and the watcher too, once calls stop for `_ACTIVE_S`) sleep until notified."""
+        watcher = False
         try:
+            while not self.handoff:
+                now = time.monotonic()
+                if self.inline is not None and now - self.inline_since >= _TAKE_OVER_S:
+                    self.inline = None  # the call runs long: read in its thread's place
+                    return
+                if self.active_until > now and (watcher or not self.watching):
+                    watcher = self.watching = True
+                    start = self.inline_since if self.inline is not None else now
+                    self.turn.wait(max(start + _TAKE_OVER_S - now, 0.0005))
+                else:
+                    if watcher:
+                        watcher = self.watching = False
+                    self.turn.wait()
+            self.handoff = False
+        finally:
+            if watcher:
+                self.watching = False
+
+    def _stand_by(self) -> None:
+        try:
+            self._follow()
             self.run()
         finally:
             _exit(self)
+
+    def _forget(self, fn_id: int, payload: bytearray) -> None:
+        self.functions.pop(fn_id, None)
+
+    def _heartbeat(self, ident: int, payload: bytearray) -> None:
+        pass  # receiving it was the point (last_recv)
 
     def _define(self, fn_id: int, payload: bytearray) -> None:
         try:
@@ -416,7 +470,10 @@ class _Server:
             result = fn(*args, **kwargs)
             _flush_output()
             phase = "dump"
-            data = self.dumps(result)
+            if type(result) in _PLAIN_RESULTS:
+                data = memoryview(pickle.dumps(result, pickle.HIGHEST_PROTOCOL))
+            else:
+                data = self.dumps(result)
             if data.nbytes > self.max_frame:
                 phase = "size"
                 raise ValueError(
@@ -438,6 +495,7 @@ class _Server:
     def proxy_request(
         self, op: str, ref: int, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        self.hand_off_reading()  # the answer must be read by another thread
         req_id = next(self.proxy_ids)
         waiter: list[Any] = [threading.Event(), None, None]
         with self.proxy_lock:
@@ -452,7 +510,10 @@ class _Server:
             raise _rebuild_failure(value, self)
         return value
 
-    def _proxy_answer(self, kind: int, req_id: int, payload: bytearray) -> None:
+    def _proxy_failed(self, req_id: int, payload: bytearray) -> None:
+        self._proxy_answer(req_id, payload, Kind.PROXY_FAIL)
+
+    def _proxy_answer(self, req_id: int, payload: bytearray, kind: int = Kind.PROXY_REPLY) -> None:
         with self.proxy_lock:
             waiter = self.proxy_waiters.pop(req_id, None)
         if waiter is not None:

@@ -7,4 +7,5 @@ Modules, one job each:
 localsshd     a throwaway OpenSSH sshd with throwaway keys (host B in tests, benchmarks, `wiredprof demo`)
 localcluster  a real `dask scheduler` and `dask worker` processes (a Dask host in tests and benchmarks)
 chromium      headless-Chromium screenshots: a timeline SVG as PNG, a report page checked by a test
+procs         ending a server they started, by process group (bounded)
 """

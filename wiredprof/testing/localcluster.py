@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from wiredprof.testing.procs import stop_group
+
 __all__ = ["LocalDaskCluster", "DaskClusterUnavailable", "start_local_cluster", "local_cluster"]
 
 log = logging.getLogger(__name__)
@@ -47,17 +49,6 @@ def _port_accepts(host: str, port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _stop(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=timeout_s)
-            return
-        except subprocess.TimeoutExpired:
-            log.warning("dask process %d ignored %s", proc.pid, sig.name)
 
 
 def _tls_flags(tls: tuple[Path, Path, Path] | None) -> list[str]:
@@ -133,9 +124,9 @@ class LocalDaskCluster:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop every worker, then the scheduler, by PID; bounded."""
         for pid in list(self.workers):
-            _stop(self.workers.pop(pid), timeout_s)
+            stop_group(self.workers.pop(pid), timeout_s, "dask worker")
         if self.scheduler is not None:
-            _stop(self.scheduler, timeout_s)
+            stop_group(self.scheduler, timeout_s, "dask scheduler")
             self.scheduler = None
 
 

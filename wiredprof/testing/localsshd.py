@@ -23,8 +23,11 @@ from typing import Iterator
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from wiredprof.config import HostEntry
+from wiredprof.testing.procs import stop_group
+
 __all__ = ["LocalSshd", "SshdUnavailable", "find_sshd", "start_local_sshd", "local_sshd", "write_ed25519_key",
-           "system_python_like_ours"]
+           "write_sshd_files", "system_python_like_ours"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,11 @@ class LocalSshd:
     def log_path(self) -> Path:
         """Where sshd writes its log (`-e`), useful when a test fails."""
         return self.workdir / "sshd.log"
+
+    def host_entry(self, name: str = "B", python: str | None = None) -> HostEntry:
+        """This sshd as a `[hosts.NAME]` of wiredprof.toml (write it with `ProjectConfig.add_host`)."""
+        return HostEntry(name, f"{self.user}@{self.address}:{self.port}", identity=str(self.identity),
+                         python=python, known_hosts=str(self.known_hosts))
 
     def alive(self) -> bool:
         """True while the sshd listener process runs."""
@@ -100,14 +108,7 @@ class LocalSshd:
         if proc is None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=timeout_s)
-                break
-            except subprocess.TimeoutExpired:
-                log.warning("sshd pid %d ignored %s", proc.pid, sig.name)
+        stop_group(proc, timeout_s, "sshd")
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
@@ -159,30 +160,55 @@ def _port_accepts(port: int) -> bool:
             return False
 
 
-def _config_text(workdir: Path, port: int, environment: dict[str, str] | None = None) -> str:
+def write_sshd_files(
+    workdir: Path,
+    address: str,
+    port: int,
+    *,
+    environment: dict[str, str] | None = None,
+    config_lines: tuple[str, ...] = (),
+    log_level: str = "ERROR",
+) -> str:
+    """An sshd's files in `workdir`, for `address:port`; returns its host key's fingerprint.
+
+    Host and client keys (`ssh_host_ed25519_key`, `id_ed25519`) are made once and kept;
+    `authorized_keys`, `known_hosts` (what the client trusts) and `sshd_config` are written
+    for this address and port. `config_lines` are added to sshd_config (`AllowUsers ...`);
+    `environment` is set in every session (SetEnv), as a host's own configuration would.
+    """
+    host_key = workdir / "ssh_host_ed25519_key"
+    if not host_key.is_file():
+        write_ed25519_key(host_key, comment="host")
+    if not (workdir / "id_ed25519").is_file():
+        (workdir / "authorized_keys").write_text(write_ed25519_key(workdir / "id_ed25519", comment="client"))
+    kind, key = (workdir / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+    who = address if port == 22 else f"[{address}]:{port}"
+    (workdir / "known_hosts").write_text(f"{who} {kind} {key}\n")
     # SetEnv: what a host's own environment would say (its pip index, its cache directory).
     setenv = [f'SetEnv {" ".join(f"{k}={v}" for k, v in environment.items())}'] if environment else []
-    return "\n".join(
-        [
-            f"Port {port}",
-            "ListenAddress 127.0.0.1",
-            f"HostKey {workdir / 'ssh_host_ed25519_key'}",
-            f"PidFile {workdir / 'sshd.pid'}",
-            f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
-            "StrictModes no",
-            "UsePAM no",
-            "PubkeyAuthentication yes",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "PermitRootLogin prohibit-password",
-            "MaxStartups 64",
-            "MaxSessions 64",
-            "LogLevel ERROR",
-            "Subsystem sftp internal-sftp",
-            *setenv,
-            "",
-        ]
-    )
+    (workdir / "sshd_config").write_text("\n".join([
+        f"ListenAddress {address}:{port}",
+        f"HostKey {host_key}",
+        f"PidFile {workdir / 'sshd.pid'}",
+        f"AuthorizedKeysFile {workdir / 'authorized_keys'}",
+        "StrictModes no",
+        "UsePAM no",
+        "UseDNS no",
+        "PrintMotd no",
+        "PrintLastLog no",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "MaxStartups 64",
+        "MaxSessions 64",
+        f"LogLevel {log_level}",
+        "Subsystem sftp internal-sftp",
+        *config_lines,
+        *setenv,
+        "",
+    ]))
+    return _fingerprint(key)
 
 
 def start_local_sshd(
@@ -195,16 +221,10 @@ def start_local_sshd(
     find_sshd()  # fails early, with how to install it
     Path("/run/sshd").mkdir(mode=0o755, parents=True, exist_ok=True)  # privilege separation dir
     workdir = Path(tempfile.mkdtemp(prefix="wiredprof-sshd-"))
-    write_ed25519_key(workdir / "ssh_host_ed25519_key", comment="host")
-    client_pub = write_ed25519_key(workdir / "id_ed25519", comment="client")
-    (workdir / "authorized_keys").write_text(client_pub)
-    host_pub = (workdir / "ssh_host_ed25519_key.pub").read_text().split()
     last_error = "never started"
     for _ in range(attempts):
         port = _free_port()
-        config = workdir / "sshd_config"
-        config.write_text(_config_text(workdir, port, environment))
-        (workdir / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+        fingerprint = write_sshd_files(workdir, "127.0.0.1", port, environment=environment)
         proc = _spawn(workdir)
         deadline = time.monotonic() + startup_timeout_s
         while time.monotonic() < deadline and proc.poll() is None:
@@ -217,7 +237,7 @@ def start_local_sshd(
                     known_hosts=workdir / "known_hosts",
                     workdir=workdir,
                     pid=proc.pid,
-                    host_key_fingerprint=_fingerprint(host_pub[1]),
+                    host_key_fingerprint=fingerprint,
                     _proc=proc,
                 )
             time.sleep(0.05)
