@@ -39,3 +39,26 @@ def test_a_plain_flow_that_only_names_wiredflow_is_not_run(tmp_path):
     flow.write_text('"""Like wiredflow, without it."""\nimport time\ntime.sleep(100)\n')
     t0 = time.monotonic()
     assert discover_stages(flow) == [] and time.monotonic() - t0 < 5
+
+
+def test_every_flow_of_a_script_is_named_with_its_number():
+    """wiredflow's storage demo launches four flows in a row, each with a pipeline "http_integers"
+    (built inside a pool worker): discovery names all four, as `analyze` does (`NAME#N`)."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "samples" / "storages_flow.py"
+    names = discover_stages(sample, ["--seconds", "3"])  # each flow's mock API serves 3 s
+    assert [(n.full, n.flow) for n in names] == [
+        ("http_integers.http_connector", 1), ("http_integers.storage", 1),
+        ("http_integers#2.http_connector", 2), ("http_integers#2.storage", 2),
+        ("http_integers#3.http_connector", 3), ("http_integers#3.storage", 3),
+        ("http_integers#4.http_connector", 4), ("http_integers#4.storage", 4),
+    ]
+
+
+def test_an_unknown_stage_is_listed_with_its_flow_when_there_are_several():
+    from wiredprof.stages import StageName, UnknownStageError, resolve_stage
+
+    stages = [StageName("p", "core_logic", flow=1), StageName("p#2", "storage", flow=2)]
+    with pytest.raises(UnknownStageError, match=r"p\.core_logic \(flow #1\), p#2\.storage \(flow #2\)"):
+        resolve_stage("nope", stages)

@@ -1,10 +1,13 @@
 """Which stages a flow has, without running any of them.
 
-The flow file runs in a child interpreter as `__main__` up to `launch_flow`, which is
-replaced by: build the pipelines (wiredflow's own `initialize_internal_structure`), name
-every stage, print them, and leave through `SystemExit` so the flow's own `finally` and
-`atexit` clean-ups still run. Plain-Python flows declare their stages only while they
-run: for those, the last profile is the source of truth.
+The flow file runs in a child interpreter as `__main__`, with `launch_flow` replaced by:
+build the pipelines (wiredflow's own `initialize_internal_structure`), name every stage,
+print them, and return at once. The script then goes on to its next `launch_flow`, if it
+has one (wiredflow's storage demo launches four flows in a row), and ends as it would, its
+own `finally` and `atexit` clean-ups run. Flows are numbered in the order they are
+launched, and a pipeline name an earlier flow used gets `#N`, as `analyze` names them.
+Plain-Python flows declare their stages only while they run: for those, the last profile
+is the source of truth.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from wiredprof.errors import FlowFileError
 from wiredprof.proctree import alive, descendants
@@ -30,10 +33,6 @@ __all__ = ["discover_stages"]
 
 _MARK = "wiredprof-stages:"
 _IMPORTS_WIREDFLOW = re.compile(r"^\s*(from|import)\s+wiredflow\b", re.MULTILINE)
-
-
-class _Discovered(SystemExit):
-    pass
 
 
 def discover_stages(flow: str | os.PathLike[str], args: list[str] | None = None, timeout_s: float = 60.0) -> list[StageName]:
@@ -59,8 +58,9 @@ def discover_stages(flow: str | os.PathLike[str], args: list[str] | None = None,
     found: list[str] = []
     err_tail: collections.deque[str] = collections.deque(maxlen=20)
     named = threading.Event()
+    last_mark = [0.0]
     readers = [
-        threading.Thread(target=_read_marks, args=(proc.stdout, found, named), daemon=True),
+        threading.Thread(target=_read_marks, args=(proc.stdout, found, named, last_mark), daemon=True),
         threading.Thread(target=_read_tail, args=(proc.stderr, err_tail), daemon=True),
     ]
     for t in readers:
@@ -69,19 +69,17 @@ def discover_stages(flow: str | os.PathLike[str], args: list[str] | None = None,
         deadline = time.monotonic() + timeout_s
         while not named.is_set() and proc.poll() is None and time.monotonic() < deadline:
             named.wait(0.1)
-        if named.is_set() and json.loads(found[0]).get("pid") == proc.pid:
-            try:  # named by the script's own process, which leaves by itself (its clean-ups run)
-                proc.wait(timeout=_EXIT_GRACE_S)
-            except subprocess.TimeoutExpired:
-                pass
+        # More flows may follow: wait for the script to end, as long as flows keep coming.
+        while (named.is_set() and proc.poll() is None and len(found) < _MAX_FLOWS
+               and time.monotonic() < min(deadline, last_mark[0] + _NEXT_FLOW_S)):
+            time.sleep(0.05)
         timed_out = not named.is_set() and proc.poll() is None
     finally:
         _stop_process_tree(proc)
         for t in readers:
             t.join(timeout=2.0)
     if found:
-        stages = json.loads(found[0])["stages"]
-        return [StageName(**{**d, "stateful": tuple(d.get("stateful", ()))}) for d in stages]
+        return _numbered([json.loads(line)["stages"] for line in found])
     if timed_out:
         raise FlowFileError(f"{flow}: did not reach launch_flow within {timeout_s:.0f} s "
                             "(its processes were stopped)")
@@ -91,15 +89,40 @@ def discover_stages(flow: str | os.PathLike[str], args: list[str] | None = None,
     return []
 
 
-_EXIT_GRACE_S = 2.0
+# After a flow was named, how long the script may take to launch its next one (or end).
+_NEXT_FLOW_S = 15.0
+_MAX_FLOWS = 64  # a script launching flows in an endless loop: enough of them
+_DECODER = json.JSONDecoder()
 
 
-def _read_marks(stream: IO[bytes] | None, found: list[str], named: threading.Event) -> None:
+def _numbered(flows: list[list[dict[str, Any]]]) -> list[StageName]:
+    """Every flow's stages, flow by flow; a pipeline name an earlier flow used becomes `NAME#N`
+    (RunControl.register_flow's rule, so the names match the profile's)."""
+    out: list[StageName] = []
+    used: set[str] = set()
+    for number, stages in enumerate(flows, start=1):
+        names = {str(d["pipeline"]) for d in stages}
+        rename = {p: p if p not in used else f"{p}#{number}" for p in names}
+        used |= set(rename.values())
+        for d in stages:
+            out.append(StageName(**{**d, "pipeline": rename[str(d["pipeline"])], "flow": number,
+                                    "stateful": tuple(d.get("stateful", ()))}))
+    return out
+
+
+def _read_marks(stream: IO[bytes] | None, found: list[str], named: threading.Event, last: list[float]) -> None:
     assert stream is not None
     for raw in stream:
         line = raw.decode("utf-8", "replace").rstrip("\n")
-        if line.startswith(_MARK) and not found:
-            found.append(line[len(_MARK):])
+        # Other processes of the flow write to the same pipe: a mark may share its line with
+        # their output, before or after it.
+        for part in line.split(_MARK)[1:]:
+            try:
+                mark, _ = _DECODER.raw_decode(part)
+            except ValueError:
+                continue
+            found.append(json.dumps(mark))
+            last[0] = time.monotonic()
             named.set()
 
 
@@ -185,8 +208,8 @@ def _needs(fn: object) -> str:
 
 def patch_launch_flow(main_pid: int) -> None:
     """Make `launch_flow` print the flow's stages instead of running it (in this process and, via
-    `WIREDPROF_DISCOVERY`, in processes it spawns). The script's own process then leaves; any
-    other (a pool worker) returns, and the parent stops the whole tree once it has the names.
+    `WIREDPROF_DISCOVERY`, in processes it spawns) and return: the script goes on to its next
+    flow or its end, and the parent stops the whole tree once no more flows come.
     """
     from wiredprof.adapters import wiredflow as adapter
     from wiredprof.remote.statefulness import stateful_reasons
@@ -204,9 +227,7 @@ def patch_launch_flow(main_pid: int) -> None:
                           "stateful": list(stateful_reasons(fn)) if fn is not None else [],
                           "needs": _needs(fn) if fn is not None else ""})
         print(_MARK + json.dumps({"pid": os.getpid(), "stages": names}), flush=True)
-        if os.getpid() == main_pid:
-            raise _Discovered(0)
-        return None
+        return None  # the script goes on: to its next flow, or to its end
 
     def patch_on_import() -> None:
         from wiredflow.main.flow import FlowProcessor
@@ -224,10 +245,7 @@ def _main(argv: list[str]) -> int:
     patch_launch_flow(os.getpid())
     sys.argv = [str(flow), *argv[1:]]
     sys.path[0] = str(flow.parent)
-    try:
-        runpy.run_path(str(flow), run_name="__main__")
-    except _Discovered:
-        return 0
+    runpy.run_path(str(flow), run_name="__main__")
     return 0
 
 

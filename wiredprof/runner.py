@@ -346,6 +346,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     watchdog.start()
     sys.argv = argv
     saved_stdout = sys.stdout
+    saved_fd1 = _stdout_fd_to_stderr() if opts.flow_stdout_to_stderr else None
     if opts.flow_stdout_to_stderr:
         sys.stdout = sys.stderr
     if sys.path:
@@ -401,6 +402,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         control.request_stop()
         sys.argv = saved_argv
         sys.stdout = saved_stdout
+        _restore_stdout_fd(saved_fd1)
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
         if saved_main is not None:
@@ -613,6 +615,29 @@ def _flow_infos(control: RunControl) -> list[FlowInfo]:
                  max(0.0, (e.end if e.end is not None else now) - e.start), e.pid, e.end is not None)
         for e in entries
     ]
+
+
+def _stdout_fd_to_stderr() -> int | None:
+    """Point file descriptor 1 at stderr for the run; the saved descriptor (None when fd 1 is not
+    there). `sys.stdout = sys.stderr` is not enough: a spawned or forkserver process of the flow
+    gets a fresh `sys.stdout` on fd 1, and its prints went into `--json`'s output."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return saved
+
+
+def _restore_stdout_fd(saved: int | None) -> None:
+    if saved is None:
+        return
+    try:
+        sys.stderr.flush()
+        os.dup2(saved, 1)
+    finally:
+        os.close(saved)
 
 
 def _with_flows(profile: Profile, flows: list[FlowInfo]) -> Profile:

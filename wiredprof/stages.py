@@ -33,6 +33,7 @@ class StageName:
     ship_error: str = ""  # why its callable cannot be shipped to another host ("" when it can)
     stateful: tuple[str, ...] = ()  # why its callable keeps state between calls (it would live on the host)
     needs: str = ""  # JSON of what its callable needs on another host (wiredprof.remote.requirements)
+    flow: int = 1  # which `launch_flow` call of the script built it (1, 2, ...; see profile flows)
 
     @property
     def full(self) -> str:
@@ -68,5 +69,7 @@ def resolve_stage(name: str, stages: Iterable[StageName], where: str = "the flow
     names = sorted({s.full for s in known} | {s.stage for s in known})
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    listing = ", ".join(sorted(s.full for s in known)) or "none"
+    several = len({s.flow for s in known}) > 1
+    listing = ", ".join(f"{s.full} (flow #{s.flow})" if several else s.full
+                        for s in sorted(known, key=lambda s: (s.flow, s.full))) or "none"
     raise UnknownStageError(f"no stage {name!r} in {where}{hint} (stages: {listing})")

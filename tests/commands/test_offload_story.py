@@ -43,7 +43,11 @@ def test_the_whole_story(flows: Path, host_b: str, project_dir: Path, monkeypatc
     core = next(x for x in plan["recommendations"] if x["stage"] == "pipeline_3.core_logic")
     assert core["host"] == "B" and core["predicted_s"] > 0
     waits = [x for x in plan["recommendations"] if x["stage"] == "pipeline_1.storage"]
-    assert waits and not waits[0]["recommended"] and "a faster CPU will not help" in waits[0]["reason"]
+    # Not recommended, and why: it sleeps (wait-bound); on a loaded machine its wake-ups wait for the
+    # GIL long enough to make it GIL-bound, and then the idle verdict's reason is the one that holds.
+    assert waits and not waits[0]["recommended"]
+    assert ("a faster CPU will not help" in waits[0]["reason"]
+            or "the flow is limited by its schedule, not by a stage" in waits[0]["reason"]), waits[0]["reason"]
     text = wp("plan", "before.json").stdout
     assert "pipeline_3.core_logic -> B:" in text and "pipeline_1.storage -> B: not recommended" in text
 

@@ -51,8 +51,16 @@ def test_call_back_dominated_core_logic_predicted_or_not_recommended(unprobed_b:
     after = json.loads((project_dir / "after.json").read_text())
     core = next(s for s in after["stages"] if s["stage"] == "core_logic")
     assert core["host"] == "B"
-    # B's call-backs (its load() calls on the proxied storages) are counted for the stage.
+    # B's call-backs (its load() calls on the proxied storages) are counted for the stage, with the
+    # bytes the proxy calls really moved: about what was measured here before the move.
     assert core["callbacks"] == 2 * core["calls"]
+    per_call_before = core_before["callback_bytes"] / core_before["calls"]
+    assert 0.5 * per_call_before < core["callback_bytes"] / core["calls"] < 2 * per_call_before
+    assert core["callback_pickle_s"] > 0 and core["callback_unpickle_s"] > 0
+    r = wp("plan", "after.json", "--json")
+    assert r.exit_code == 0, r.stderr
+    moved = next(x for x in json.loads(r.stdout)["recommendations"] if x["stage"] == "report.core_logic")
+    assert moved["reason"].startswith("already runs on B; 2 call-backs to A per call"), moved["reason"]
     spans = sorted((t for t in after["timeline"] if t["stage"] == "core_logic"), key=lambda t: t["start_s"])
     measured = sum(t["wall_s"] for t in spans[1:]) / len(spans[1:])  # the first call also connects
     error = (rec["predicted_s"] - measured) / measured

@@ -245,3 +245,20 @@ def test_the_range_spans_the_probes_slowest_and_fastest_rounds():
     assert p.seconds == pytest.approx(1.0)
     assert p.low_s == pytest.approx(0.5 - 0.03, abs=1e-9)  # 2 s of CPU at x4, less the stage's own 3 %
     assert p.high_s == pytest.approx(2.0 + 0.03, abs=1e-9)  # at x1
+
+
+def test_nothing_is_recommended_for_a_flow_limited_by_its_schedule():
+    """An idle flow (no pipeline busy half the time) does not do more with a shorter cycle."""
+    from dataclasses import replace
+
+    from wiredprof.analysis import analyze
+
+    busy = analyze(reference(core_cpu_ratio=1.0))
+    assert busy.bottleneck is not None and busy.bottleneck.bound != "idle"
+    idle = analyze(replace(busy, wall_s=1000.0, pipelines=[replace(p, utilisation=0.02) for p in busy.pipelines]))
+    assert idle.bottleneck is not None and idle.bottleneck.bound == "idle"
+    plan = make_plan(idle, [B])
+    assert not any(r.recommended for r in plan.recommendations)
+    core = next(r for r in plan.recommendations if r.stage == "pipeline_3.core_logic")
+    assert core.reason.startswith("not recommended: the flow is limited by its schedule, not by a stage "
+                                  "(pipeline_3 is busy 2% of the time)"), core.reason

@@ -47,3 +47,28 @@ def test_an_offloaded_stage_in_flight_owns_the_proxy_threads_call_backs() -> Non
             assert callbacks._in_flight == {"p.s": 2}
         assert callbacks._in_flight == {"p.s": 1}
     assert callbacks._in_flight == {}
+
+
+def test_the_mqtt_actions_save_into_its_own_storage_is_the_chain_not_a_call_back() -> None:
+    """wiredflow's MQTT action saves each message from inside the MQTT connector: counting it as a
+    call-back once measured its bytes on the flow's thread and stalled the pipeline for seconds."""
+    idle = SAMPLE.parent / "idle_flow.py"
+    profile = run_flow(idle, ["--period", "1", "--seconds", "3", "--publish-every", "0.2"],
+                       RunOptions(runs=None, duration_s=3, call_trees=False))
+    connector = profile.stage("sensors.mqtt_connector")
+    assert connector.calls >= 3 and profile.stage("sensors.storage").calls >= 3
+    assert connector.callbacks == 0 and connector.callback_bytes == 0
+
+
+def test_by_value_modules_are_decided_before_the_flow_runs() -> None:
+    """The scan of sys.modules (a path per module) runs when wiredflow is imported, not at the first
+    measured call-back on a flow's thread."""
+    import sys
+
+    from wiredprof.remote import serialize
+
+    callbacks._patch_classes()
+    try:
+        assert serialize._scanned_count == len(sys.modules)
+    finally:
+        callbacks.uninstall()

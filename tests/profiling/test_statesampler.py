@@ -1,4 +1,4 @@
-"""The thread-state sampler's arithmetic: per-tick CPU, edge ticks prorated, a bounded budget.
+"""The thread-state sampler's arithmetic: per-tick CPU and run delay, edge ticks prorated, a bounded budget.
 
 Real threads of this process and a real state table; the CPU counters and the clock are fake."""
 from __future__ import annotations
@@ -47,7 +47,9 @@ def test_competitors_only_for_the_part_of_a_tick_the_stage_overlapped(table, mon
     ready.wait(10)
     try:
         cpu = {me: 0, other[0]: 0}  # ns; the other thread "uses" one CPU second per tick
-        monkeypatch.setattr(statesampler, "_cpu_ns", lambda tgid, tid: cpu.get(tid))
+        delay = {me: 0, other[0]: 0}  # ns runnable but queued for a core (the kernel's run delay)
+        monkeypatch.setattr(statesampler, "_schedstat",
+                            lambda tgid, tid: (cpu[tid], delay[tid]) if tid in cpu else None)
         monkeypatch.setattr(statesampler, "_state", lambda tgid, tid: "S")
         clock = Clock()
         sampler = Sampler(words, times, clock)
@@ -64,6 +66,8 @@ def test_competitors_only_for_the_part_of_a_tick_the_stage_overlapped(table, mon
         # The stage begins at 1.75: it overlaps a quarter of the tick that ends at 2.
         words[row + STAGE], words[row + PREV], times[row + SINCE] = 7, 0, 1.75
         cpu[other[0]] += 10**9
+        delay[me] += 4 * 10**8  # its thread queued 0.4 s in that tick: a quarter is the stage's
+        delay[other[0]] += 10**9  # another thread's queueing is never the stage's
         clock.t = 2.0
         sampler.tick()
         # It ends at 2.5 (half of the next tick), and another (8) begins at 2.5 and runs on.
@@ -75,6 +79,7 @@ def test_competitors_only_for_the_part_of_a_tick_the_stage_overlapped(table, mon
         assert stage7[5] == pytest.approx(0.75)  # seconds the sampler saw it for
         assert stage7[3] == {(other[0], 0): pytest.approx(0.75)}  # 1/4 + 1/2 of a CPU second
         assert stage7[0] + stage7[1] + stage7[2] == 1  # one point sample: the tick it was running at
+        assert stage7[6] == pytest.approx(0.1)  # measured queueing, prorated like the CPU
     finally:
         done.set()
         t.join(10)

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from wiredprof.profiling.aggregate import build_profile
+from wiredprof.profiling.aggregate import build_profile, stage_stats
 from wiredprof.profiling.instrument import timed_call
 from wiredprof.profiling.recorder import Recorder
 from tests.samples._run import pid_alive as _alive
@@ -90,3 +90,38 @@ def test_competitor_cpu_becomes_a_rate_over_the_stages_whole_time() -> None:
     ThreadStateSampler(rec)._fold(report)
     assert acc.competitors == {"p.other": pytest.approx(0.8), "thread 4243": pytest.approx(0.4)}
     assert (acc.samples_running, acc.samples_io_wait) == (3, 1)
+
+
+def test_core_wait_is_the_kernels_run_delay_not_a_share_of_running_samples() -> None:
+    """A 50 ms call seen in state R at one of its two ticks was once charged 84 % core wait on a
+    quiet machine; the kernel's run delay of its thread says how long it really queued."""
+    rec = Recorder()
+    quiet, busy = rec.stage("p", "quiet"), rec.stage("p", "busy")
+    for acc in (quiet, busy):
+        acc.base.calls, acc.base.total, acc.base.cpu = 1, 0.05, 0.005
+    report = {"ticks": 4, "threads": {}, "stages": {
+        str(quiet.number): [1, 0, 1, [], 0, 0.05, 0.0],
+        str(busy.number): [1, 0, 1, [], 0, 0.025, 0.01],  # seen for half its time: 0.02 s in all
+    }}
+    ThreadStateSampler(rec)._fold(report)
+    assert stage_stats(quiet).cpu_queue_s == 0.0
+    assert stage_stats(busy).cpu_queue_s == pytest.approx(0.02)
+    # A sampler without run delays (an older report): estimated from the states, as before.
+    old = rec.stage("p", "old")
+    old.base.calls, old.base.total, old.base.cpu = 1, 0.05, 0.005
+    ThreadStateSampler(rec)._fold({"ticks": 4, "threads": {}, "stages": {str(old.number): [1, 0, 1, [], 0, 0.05]}})
+    assert stage_stats(old).cpu_queue_s == pytest.approx(0.02)
+
+
+def test_measured_core_wait_is_not_counted_as_gil_wait_too() -> None:
+    """Overloaded: 40 ms of a 50 ms call queued for a core, its one blocked sample in a futex. The
+    queueing is core wait; only the rest of the wait can be the GIL's."""
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    acc.base.calls, acc.base.total, acc.base.cpu = 1, 0.05, 0.005
+    ThreadStateSampler(rec)._fold({"ticks": 4, "threads": {}, "stages": {
+        str(acc.number): [2, 1, 0, [], 0, 0.05, 0.04]}})
+    stats = stage_stats(acc)
+    assert stats.cpu_queue_s == pytest.approx(0.04)
+    assert stats.gil_wait_s == pytest.approx(0.005)
+    assert stats.cpu_queue_s + stats.gil_wait_s <= stats.wait_s + 1e-12

@@ -40,9 +40,6 @@ def test_runs_on_its_own() -> None:
     assert summary["published"] >= 4 and summary["stored"]["sensors.jsonl"] >= 2
 
 
-@pytest.mark.xfail(strict=False, reason="known defect, open in issue 9: on a quiet machine (load < 1) this fails "
-                   "on the recorder branch and on main alike (verdict 'cpu' with core wait, or fewer sampled "
-                   "calls); it passed under load. To be fixed, then this mark removed.")
 def test_the_same_verdict_idle_in_three_runs_naming_the_spinning_mqtt_loop() -> None:
     for run in range(3):
         profile = analyze("--period", "5")
@@ -55,9 +52,6 @@ def test_the_same_verdict_idle_in_three_runs_naming_the_spinning_mqtt_loop() -> 
         assert set(busy) == {"weather", "sensors"} and max(busy.values()) <= 0.5, busy
 
 
-@pytest.mark.xfail(strict=False, reason="known defect, open in issue 9: on a quiet machine (load < 1) this fails "
-                   "on the recorder branch and on main alike (verdict 'cpu' with core wait, or fewer sampled "
-                   "calls); it passed under load. To be fixed, then this mark removed.")
 def test_sampling_call_stacks_does_not_stall_the_mqtt_connectors() -> None:
     """Two MQTT loops spinning: the first sampled call once imported paramiko on the flow's thread
     and an MQTT connector's max went from 0.2 ms to 6.8 s. With and without call trees, side by side.

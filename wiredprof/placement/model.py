@@ -50,7 +50,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from wiredprof.analysis import classify, per_cycle_s
+from wiredprof.analysis import classify, per_cycle_s, utilisation
 from wiredprof.profile import PipelineStats, Profile, StageStats
 
 __all__ = ["HostCapacity", "Recommendation", "Plan", "Prediction", "PLAN_SCHEMA", "make_plan", "predict",
@@ -404,7 +404,9 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
                    f"{host.name} has {_gib(host.memory_bytes)}",
         )
     if stage.host != "local":
-        return Recommendation(**common, reason=f"already runs on {stage.host}")
+        # Its call-backs were measured as B made them (the proxy's bytes): say what they cost.
+        backs = f"; {_callback_text(pred, stage)}" if pred.callbacks_per_call > 0 else ""
+        return Recommendation(**common, reason=f"already runs on {stage.host}{backs}")
     notes = []
     if pred.callbacks_per_call > 0:
         notes.append(_callback_text(pred, stage))
@@ -422,6 +424,11 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
             **common,
             reason=(f"not recommended: waits on I/O {b.wait_ratio:.0%} of its time; a faster CPU will not help"),
         )
+    if profile.bottleneck is not None and profile.bottleneck.bound == "idle":
+        busy = utilisation(pipe, profile) if pipe is not None else 0.0
+        return Recommendation(
+            **common, reason=f"not recommended: the flow is limited by its schedule, not by a stage ({stage.pipeline} "
+                             f"is busy {busy:.0%} of the time): a shorter cycle would not make it do more{tail}")
     if gain <= MIN_GAIN_SHARE * max(pipe_cycle, 1e-9):
         why = "slower" if gain < 0 else "no real gain"
         return Recommendation(

@@ -201,6 +201,8 @@ class StageAccumulator(_Sharded):
         self.samples_lock_wait = 0
         self.samples_io_wait = 0
         self.rss_peak = 0  # most resident memory one call added (bytes), sampled
+        self.queue_s = 0.0  # runnable but queued for a core: the kernel's run delay (see statesampler.py)
+        self.queue_measured = False
         # Calls back to objects that stay on host A (see callbacks.py): count, time, sized bytes.
         self.callbacks = 0
         self.callback_s = 0.0

@@ -14,13 +14,16 @@ wrapped (outermost, after the adapter's own patches), and a call counts for
   `wiredprof.remote.session` (B called back).
 
 wiredflow calling a storage's `save` as a stage of its own is not a call-back (no stage
-is running on that thread, and it is no proxy thread).
+is running on that thread, and it is no proxy thread); nor is its MQTT action handing each
+message to the pipeline's storage from inside the MQTT connector: that is the chain itself.
 
 Bytes are the size of the arguments and the result as `wiredprof.remote.serialize` pickles
 them, with the time pickling and unpickling them takes (a large `load()` result costs more
 to pickle than to read), measured on the first calls of each stage and every
 `_MEASURE_EVERY`-th after; the time spent measuring is kept out of the stage's timings
-(`Recorder.exclude`).
+(`Recorder.exclude`). When B called back, nothing needs measuring again: the proxy call's
+own request and answer are what crossed the link, with the time unpickling the one and
+pickling the other here (`remote.observers`), for every call-back.
 """
 from __future__ import annotations
 
@@ -51,6 +54,8 @@ _MEASURE_FIRST = 3
 _MEASURE_EVERY = 16
 
 _originals: list[tuple[type, str, Any]] = []
+# A call-back B made, served on this proxy thread: recorded once its answer's size is known.
+_answering = threading.local()
 # Offloaded stage calls in flight in this process, "PIPELINE.STAGE" -> count.
 _in_flight: dict[str, int] = {}
 _in_flight_lock = threading.Lock()
@@ -126,19 +131,22 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
         if acc is None:
             acc = _offloaded_stage(rec)
             remote = acc is not None
-        if acc is None:
+        if acc is None or (not remote and acc.kind == "mqtt_connector"):
             return original(self, *args, **kwargs)
         w0, c0 = rec.clock(), rec.cpu_clock()
         result = original(self, *args, **kwargs)
         wall, cpu = rec.clock() - w0, rec.cpu_clock() - c0
+        if remote:
+            _answering.call = (rec, acc, wall, cpu)  # see _proxy_answered
+            return result
         sized, pickling, unpickling = -1, 0.0, 0.0
         seen = acc.callbacks + 1
-        if not remote and (seen <= _MEASURE_FIRST or seen % _MEASURE_EVERY == 0):
+        if seen <= _MEASURE_FIRST or seen % _MEASURE_EVERY == 0:
             # Measured here, in the flow's thread, so the GIL and cores it competes for are
             # those the proxy thread serving B would compete for; then kept out of the stage.
             m0, mc0 = rec.clock(), rec.cpu_clock()
             sized, pickling, unpickling = _crossing((args, kwargs), result, rec.clock)
-            rec.exclude(rec.clock() - m0, rec.cpu_clock() - mc0)
+            rec.exclude(rec.clock() - m0, rec.cpu_clock() - mc0, untimed_cycle=True)
         rec.add_callback(acc, wall, cpu, sized, pickling, unpickling)
         return result
 
@@ -146,7 +154,25 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
     return call_back
 
 
+def _proxy_answered(size: int, unpickle_s: float, pickle_s: float) -> None:
+    """A proxy call was answered on this thread: if it was a call-back of an offloaded stage, record it
+    with the bytes that crossed (request and answer) and the time they took to unpickle and pickle."""
+    call = getattr(_answering, "call", None)
+    if call is None:
+        return
+    _answering.call = None
+    rec, acc, wall, cpu = call
+    rec.add_callback(acc, wall, cpu, size, pickle_s, unpickle_s)
+
+
 def _patch_classes() -> None:
+    # Decide now, on the importing thread before any pipeline runs, which of the modules
+    # imported so far would travel by value: done at the first measured call-back, on the
+    # flow's thread, that scan (hundreds of paths) stalled an MQTT pipeline for 4 s while
+    # wiredflow's own MQTT loop held the GIL.
+    from wiredprof.remote.serialize import register_project_modules
+
+    register_project_modules()
     if _originals:
         return
     for module_name, cls_name in A_ONLY_CLASSES:
@@ -168,7 +194,11 @@ def install(rec: Recorder) -> None:
     """Count call-backs for `rec`'s run once the flow imports wiredflow."""
     from wiredprof.adapters import wiredflow as adapter
 
+    from wiredprof.remote.observers import proxy_observers
+
     rec.extra_handlers["callback"] = lambda r: rec.add_callback(rec.stage(r[1], r[2]), *r[3:8])
+    if _proxy_answered not in proxy_observers:
+        proxy_observers.append(_proxy_answered)
     if _patch_classes not in adapter.after_import_hooks:
         adapter.after_import_hooks.append(_patch_classes)
 
@@ -185,5 +215,9 @@ def uninstall() -> None:
             setattr(cls, method, original)
     if _patch_classes in adapter.after_import_hooks:
         adapter.after_import_hooks.remove(_patch_classes)
+    from wiredprof.remote.observers import proxy_observers
+
+    if _proxy_answered in proxy_observers:
+        proxy_observers.remove(_proxy_answered)
     with _in_flight_lock:
         _in_flight.clear()

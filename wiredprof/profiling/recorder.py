@@ -552,9 +552,16 @@ class Recorder:
             return
         _fold_by_stage(batch, by_number.get)
 
-    def exclude(self, wall: float, cpu: float) -> None:
-        """Count `wall`/`cpu` seconds as a child of the innermost call in progress (not its own)."""
-        stack = self._local.ts.stack
+    def exclude(self, wall: float, cpu: float, untimed_cycle: bool = False) -> None:
+        """Count `wall`/`cpu` seconds as a child of the innermost call in progress (not its own).
+
+        `untimed_cycle`: the seconds were wiredprof's own (a measurement), so the pipeline
+        cycle they fell in is not timed either, as a cycle with a sampled call is not.
+        """
+        ts = self._local.ts
+        if untimed_cycle:
+            ts.sampled_cycle = True
+        stack = ts.stack
         if stack:
             parent = stack[-1]
             parent[1] += wall

@@ -65,10 +65,13 @@ def _tgid(tid: int) -> int | None:
     return None
 
 
-def _cpu_ns(tgid: int, tid: int) -> int | None:
-    """Nanoseconds a thread has spent on a CPU."""
+def _schedstat(tgid: int, tid: int) -> tuple[int, int] | None:
+    """Nanoseconds a thread has spent on a CPU, and runnable but queued for one (run delay)."""
     text = _read(f"/proc/{tgid}/task/{tid}/schedstat")
-    return int(text.split()[0]) if text else None
+    if not text:
+        return None
+    fields = text.split()
+    return int(fields[0]), int(fields[1])
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -105,12 +108,15 @@ class Sampler:
         self.clock = clock
         self.tgids: dict[int, int | None] = {}
         self.last_cpu: dict[int, int] = {}  # tid -> cumulative ns at the previous tick
+        self.last_delay: dict[int, int] = {}  # tid -> cumulative run-queue ns at the previous tick
+        self.delay: dict[int, float] = {}  # tid -> run-queue seconds since the previous tick
         self.last_rss: dict[int, int] = {}  # tgid -> resident bytes at the previous tick
         self.watched: set[int] = set()  # processes with a row in the table
         self.calls: dict[int, tuple[int, int]] = {}  # tid -> (stage number, process RSS before the call)
         self.seen_stage: dict[int, int] = {}  # tid -> the stage its row showed at the previous tick
         self.thread_tgid: dict[int, int] = {}
-        # stage number -> [running, lock, io, {(tid, its stage number): cpu s}, rss growth, seconds seen]
+        # stage number -> [running, lock, io, {(tid, its stage number): cpu s}, rss growth, seconds seen,
+        #                  seconds queued for a core]
         self.stages: dict[int, list[Any]] = {}
         self.ticks = 0
         self.last_tick: float | None = None
@@ -132,7 +138,7 @@ class Sampler:
     def _stage(self, number: int) -> list[Any]:
         acc = self.stages.get(number)
         if acc is None:
-            acc = self.stages[number] = [0, 0, 0, {}, 0, 0.0]
+            acc = self.stages[number] = [0, 0, 0, {}, 0, 0.0, 0.0]
         return acc
 
     def _thread_cpu(self) -> dict[int, dict[int, float]]:
@@ -146,9 +152,13 @@ class Sampler:
                 continue
             d = deltas[tgid] = {}
             for tid in tids:
-                ns = _cpu_ns(tgid, tid)
-                if ns is None:
+                stat = _schedstat(tgid, tid)
+                if stat is None:
                     continue
+                ns, delay = stat
+                before = self.last_delay.get(tid)
+                self.last_delay[tid] = delay
+                self.delay[tid] = (delay - before) / 1e9 if before is not None and delay > before else 0.0
                 prev = self.last_cpu.get(tid)
                 self.last_cpu[tid] = ns
                 self.thread_tgid[tid] = tgid
@@ -190,6 +200,9 @@ class Sampler:
                 acc = self._stage(number)
                 acc[5] += overlap
                 share = overlap / dt
+                # Measured, not estimated from states: the run delay the kernel counted for
+                # this thread in the tick, the stage's share of it.
+                acc[6] += self.delay.get(tid, 0.0) * share
                 comp = acc[3]
                 for t, x in others.items():
                     key = (t, max(0, current.get(t, 0)))  # which thread, and the stage it was in (0: none)

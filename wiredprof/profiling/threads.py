@@ -202,6 +202,9 @@ class ThreadStateSampler:
             acc.samples_io_wait += io_wait
             # Charged over the time the sampler saw the stage; as a rate over all its time.
             scale = acc.total / seen_s if seen_s > 0 else 0.0
+            if len(row) > 6:
+                acc.queue_s += float(row[6]) * scale
+                acc.queue_measured = True
             for tid, number, cpu in comps:
                 label = self._label(int(tid), rec.accumulator_by_number(int(number)), by_tid)
                 if label is None:

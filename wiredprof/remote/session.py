@@ -40,6 +40,7 @@ from wiredprof.errors import (
 )
 from wiredprof.remote.bootstrap import WorkerHello
 from wiredprof.remote.frames import BadFrame, FrameChannel, LinkClosed
+from wiredprof.remote.observers import proxy_observers
 from wiredprof.remote.serialize import (
     LocalObjects,
     dump_call,
@@ -633,8 +634,10 @@ def answer_proxy_call(payload: bytes | bytearray, objects: LocalObjects) -> tupl
     """Run here a call B made on a proxied object: (True, pickled result) or (False, pickled failure).
 
     Shared by the SSH session and the Dask channel (wiredprof.cluster)."""
+    t0 = t1 = time.perf_counter()
     try:
         op, ref, name, args, kwargs = load_value(payload, objects)
+        t1 = time.perf_counter()
         target = objects.get(ref)
         if op == "call":
             value = getattr(target, name)(*args, **kwargs)
@@ -645,9 +648,18 @@ def answer_proxy_call(payload: bytes | bytearray, objects: LocalObjects) -> tupl
             value = None
         else:
             raise ValueError(f"unknown proxy operation {op!r}")
-        return True, dump_value(value, objects, f"the result of {name}")
+        t2 = time.perf_counter()
+        ok, answer = True, dump_value(value, objects, f"the result of {name}")
     except BaseException as exc:  # noqa: BLE001 - travels back to B and is raised there
-        return False, dump_value(_proxy_failure(exc), objects)
+        t2 = time.perf_counter()
+        ok, answer = False, dump_value(_proxy_failure(exc), objects)
+    pickling = time.perf_counter() - t2
+    for observe in list(proxy_observers):  # remote/observers.py
+        try:
+            observe(len(payload) + len(answer), t1 - t0, pickling)
+        except Exception:  # noqa: BLE001 - a measurement must never break the call
+            log.debug("proxy observer failed", exc_info=True)
+    return ok, answer
 
 
 def _proxy_failure(exc: BaseException) -> dict[str, Any]:
