@@ -26,9 +26,12 @@ _PLAIN_API = frozenset(("pipeline", "stage", "should_stop", "FlowStopped"))
 
 
 def __getattr__(name: str) -> Any:
-    # The plain API is imported on first use (PEP 562), so `import wiredprof.cli` stays light.
+    # The plain API is imported on first use (PEP 562), so `import wiredprof.cli` stays light; the
+    # name is then bound here, so a flow's hot loop (`wiredprof.pipeline(...)`) does not come back.
     if name in _PLAIN_API:
         from wiredprof.adapters import plain
 
-        return getattr(plain, name)
+        value = getattr(plain, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'wiredprof' has no attribute {name!r}")

@@ -177,3 +177,11 @@ def test_an_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["analyse"])
     assert result.exit_code == 2
     assert "No such command 'analyse'" in result.output
+
+
+def test_the_plain_api_is_imported_on_first_use_then_bound_in_the_package():
+    code = ("import sys, wiredprof; before = 'pipeline' in vars(wiredprof);"
+            "p = wiredprof.pipeline; from wiredprof.adapters import plain;"
+            "print(before, vars(wiredprof).get('pipeline') is plain.pipeline is p, 'stage' in vars(wiredprof))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == ["False", "True", "False"], out.stdout
