@@ -62,7 +62,7 @@ from wiredprof.remote.serialize import (
     load_value,
     register_project_modules,
 )
-from wiredprof.remote.session import RemoteTraceback
+from wiredprof.remote.session import rebuild_exception
 from wiredprof.remote.statefulness import stateful_reasons
 
 __all__ = ["DaskExecutor", "DaskHello", "CallRecord", "ByValue"]
@@ -410,24 +410,9 @@ class DaskExecutor(CallConveniences):
 
     def _rebuild(self, info: dict[str, Any], name: str, worker: str) -> BaseException:
         """The stage's own exception, re-created here with the worker's traceback."""
-        tb = str(info.get("traceback", ""))
-        type_name = f"{info.get('module')}.{info.get('type')}"
-        exc: Any = None
-        if info.get("pickled"):
-            try:
-                exc = load_value(info["pickled"], self.objects)
-            except Exception:  # noqa: BLE001 - the type may not exist here
-                exc = None
-        if not isinstance(exc, BaseException):
-            exc = RemoteError(f"{name} failed on {self.host} ({worker}): {type_name}: {info.get('message')}",
-                              remote_type=type_name, remote_traceback=tb, host=self.host)
-        for attr, value in (("remote_traceback", tb), ("remote_host", self.host), ("wiredprof_origin", "stage")):
-            try:
-                setattr(exc, attr, value)
-            except AttributeError:
-                pass
-        exc.__cause__ = RemoteTraceback(tb, f"{self.host} ({worker})")
-        return exc  # type: ignore[no-any-return]
+        return rebuild_exception(info, self.objects, str(info.get("traceback", "")), host=self.host,
+                                 where=f"{self.host} ({worker})", failed=f"{name} failed on {self.host} ({worker})",
+                                 stage=True)
 
     def _fail(self, call_id: str, error: BaseException) -> None:
         with self._lock:

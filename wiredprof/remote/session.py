@@ -52,7 +52,8 @@ from wiredprof.remote.serialize import (
 )
 from wiredprof.remote.worker import DEFAULT_DEAD_AFTER_S, Kind, decode_json
 
-__all__ = ["WorkerSession", "OutputSink", "RemoteTraceback", "print_output", "with_source_lines"]
+__all__ = ["WorkerSession", "OutputSink", "RemoteTraceback", "print_output", "rebuild_exception",
+           "with_source_lines"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,32 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return f"\n\nTraceback on host {self.host}:\n{self.traceback_text.rstrip()}"
+
+
+def rebuild_exception(info: dict[str, Any], objects: Any, tb: str, *, host: str, where: str, failed: str,
+                      stage: bool) -> BaseException:
+    """The exception a call raised on `host`, re-created here from its failure frame `info`: the
+    original type if it unpickles here, else a `RemoteError` saying `failed`; with the remote
+    traceback `tb` as its cause (shown as "on host `where`"), and marked as the stage's own if
+    `stage` (even when its type is a wiredprof link error). SSH and Dask executors alike."""
+    type_name = f"{info.get('module')}.{info.get('type')}"
+    exc: Any = None
+    if info.get("pickled"):
+        try:
+            exc = load_value(info["pickled"], objects)
+        except Exception:  # noqa: BLE001 - the type may not exist here
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteError(f"{failed}: {type_name}: {info.get('message')}", remote_type=type_name,
+                          remote_traceback=tb, host=host)
+    marks = [("remote_traceback", tb), ("remote_host", host)] + ([("wiredprof_origin", "stage")] if stage else [])
+    for attr, value in marks:
+        try:
+            setattr(exc, attr, value)
+        except AttributeError:
+            pass
+    exc.__cause__ = RemoteTraceback(tb, where)
+    return exc  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -490,7 +517,6 @@ class WorkerSession:
     def _rebuild(self, info: dict[str, Any], name: str) -> BaseException:
         tb = with_source_lines(str(info.get("traceback", "")))
         phase = info.get("phase")
-        type_name = f"{info.get('module')}.{info.get('type')}"
         if phase in ("load", "define") and info.get("missing_module"):
             module = str(info["missing_module"])
             top = module.split(".")[0]
@@ -513,32 +539,9 @@ class WorkerSession:
                 f"the result of {name} on host {self.host} is too large to send back: {info.get('message')}; "
                 f"return less, or raise `max_frame_mb` in [hosts.{self.host}]"
             )
-        exc: Any = None
-        if info.get("pickled"):
-            try:
-                exc = load_value(info["pickled"], self.objects)
-            except Exception:  # noqa: BLE001 - the type may not exist here
-                exc = None
-        if not isinstance(exc, BaseException):
-            exc = RemoteError(
-                f"{name} failed on host {self.host}: {type_name}: {info.get('message')}",
-                remote_type=type_name,
-                remote_traceback=tb,
-                host=self.host,
-            )
-        else:
-            try:
-                setattr(exc, "remote_traceback", tb)
-                setattr(exc, "remote_host", self.host)
-            except AttributeError:
-                pass
-        if info.get("origin", "stage") == "stage":
-            try:  # the stage's own exception, even when its type is a wiredprof link error
-                setattr(exc, "wiredprof_origin", "stage")
-            except AttributeError:
-                pass
-        exc.__cause__ = RemoteTraceback(tb, self.host)
-        return exc  # type: ignore[no-any-return]
+        return rebuild_exception(info, self.objects, tb, host=self.host, where=self.host,
+                                 failed=f"{name} failed on host {self.host}",
+                                 stage=info.get("origin", "stage") == "stage")
 
     def _emit(self, stream: str, text: str) -> None:
         try:
