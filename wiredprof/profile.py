@@ -140,6 +140,10 @@ class PipelineStats:
     errors: int = 0
     flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
     utilisation: float = 0.0  # busy time (its cycles) over the run's wall time
+    # How long a thread of its process waited for the GIL and a core each time it woke
+    # (profiling/wakeprobe.py: the mean over `wake_samples` wake-ups; 0 samples: not measured).
+    wake_s: float = 0.0
+    wake_samples: int = 0
 
 
 @dataclass(frozen=True)
