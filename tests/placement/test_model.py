@@ -285,3 +285,13 @@ def test_a_gil_bound_stage_keeps_the_wake_ups_of_its_reply_here():
     calling = st("pipeline_2", "mqtt_connector", 0.0395, 0.01, calls=50, gil_ratio=0.5,
                  callbacks=100, callback_s=0.05, callback_cpu_s=0.001)
     assert predict(calling, ssh, prof).wake_s == pytest.approx(3 * 3 * 0.0065)
+
+
+def test_the_wake_ups_while_the_stage_itself_ran_are_not_charged():
+    """A CPU-bound stage in a process of its own under a CPU quota delays its process's wake-ups
+    (17.5 ms each) only while it runs; without it they wait 1 ms: that is what its replies pay."""
+    stage = st("pipeline_3", "core_logic", 4.0, 0.75, calls=3, wake_s=0.001, wake_samples=200)
+    pipes = [PipelineStats("pipeline_3", 4.2, 3, 1.0, wake_s=0.0175, wake_samples=376)]
+    prof = Profile(flow="f.py", wall_s=13.0, pipelines=pipes, stages=[stage], mode="processes")
+    ssh = HostCapacity("B", cpu_speed_ratio=4.0, rtt_s=0.0005, reply_wakes=3)
+    assert predict(stage, ssh, prof).wake_s == pytest.approx(3 * 0.001)

@@ -52,3 +52,25 @@ def test_stats_of_two_processes_pool_their_wake_ups() -> None:
     assert abs(both.excess_s - (0.100 / 40 - 0.0001)) < 1e-12
     assert WakeStats().merged(a) == a and a.merged(WakeStats()) == a
     assert WakeStats(1, 0.5, 0.5).excess_s == 0.0  # one wake-up: nothing to compare it with
+
+
+def test_wake_ups_while_a_stage_runs_are_told_apart() -> None:
+    """A stage that hogs the GIL delays wake-ups only while it runs: those leave with it when it
+    moves, so the figure without it is the one that stays."""
+    running: list[int] = []
+    probe = WakeProbe(interval_s=0.01, active=lambda: list(running)).start()
+    time.sleep(0.5)
+    running.append(7)  # stage 7 in progress: it spins without a break
+    end = time.monotonic() + 0.5
+    x = 0
+    while time.monotonic() < end:
+        x += 1
+    running.clear()
+    time.sleep(0.5)
+    stats = probe.stop()
+    k, _late = stats.during[7]
+    assert 0 < k < stats.samples
+    without, n = stats.excess_without_s([7])
+    assert n == stats.samples - k
+    assert without < stats.excess_s
+    assert stats.excess_without_s([]) == (stats.excess_s, stats.samples)

@@ -304,7 +304,13 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
 
 
 def _wake_wait(profile: Profile, stage: StageStats) -> float:
-    """Seconds a thread of the stage's process waited for the GIL and a core each time it woke (0: not measured)."""
+    """Seconds a thread of the stage's process waited for the GIL and a core each time it woke (0: not measured).
+
+    The wake-ups while the stage itself was not running when the profile has them: a stage's own
+    CPU use (a quota it exhausts, in a process of its own) delays wake-ups only while it runs here.
+    """
+    if stage.wake_samples:
+        return stage.wake_s
     for p in profile.pipelines:
         if p.name == stage.pipeline:
             return p.wake_s if p.wake_samples else 0.0

@@ -5,6 +5,7 @@ import os
 import platform
 import socket
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -124,6 +125,14 @@ def _wake_by_pipeline(rec: Recorder) -> dict[str, WakeStats]:
     return out
 
 
+def _with_wake(stage: StageStats, wake: WakeStats | None, number: int | None) -> StageStats:
+    """The stage with its process's wake-up wait while it was not running (see StageStats.wake_s)."""
+    if wake is None or number is None or stage.host != "local":
+        return stage
+    excess, n = wake.excess_without_s([number])
+    return replace(stage, wake_s=round(excess, 6), wake_samples=n)
+
+
 def _thread_rows(threads: list[ThreadInfo]) -> list[ThreadCpu]:
     rows = [ThreadCpu(t.name, t.pipeline, t.role, round(max(0.0, t.cpu - t.cpu_base), 6), round(t.stage_cpu, 6))
             for t in threads]
@@ -156,6 +165,8 @@ def build_profile(
     stages, timeline = with_workers(rec, [stage_stats(a) for a in accs], sorted(rec.timeline, key=lambda t: t.start_s))
     threads = _thread_rows(list(rec.threads.values()) + list(rec.child_threads.values()))
     wake = _wake_by_pipeline(rec)
+    numbers = {(a.pipeline, a.stage): a.number for a in accs}
+    stages = [_with_wake(s, wake.get(s.pipeline), numbers.get((s.pipeline, s.stage))) for s in stages]
     busy = {p: sum(s.total_s for s in stages if s.pipeline == p) for p in order}
     all_busy = sum(busy.values()) or 1.0
     pipelines = []

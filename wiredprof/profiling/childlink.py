@@ -126,6 +126,7 @@ class WakeRecord(NamedTuple):
     samples: int
     late_sum_s: float
     late_min_s: float
+    during: dict[int, tuple[int, float]]  # stage number (the child's) -> wake-ups while it ran, their lateness
 
 
 Record = Union[SpanRecord, CycleRecord, TransferRecord, EventRecord, ThreadsRecord, NumberRecord, CallTreeRecord,

@@ -10,7 +10,6 @@ parent holds the only aggregate.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import signal
@@ -47,7 +46,7 @@ from wiredprof.profiling.childlink import (
     WakeRecord,
 )
 from wiredprof.profiling.statetable import PREV, ROW, SAMPLED, SINCE, SLOTS, STAGE, claim_row
-from wiredprof.profiling.threadstate import Frame, ThreadLocal, ThreadState
+from wiredprof.profiling.threadstate import Frame, ThreadLocal, ThreadState, stages_in_progress
 from wiredprof.profiling.wakeprobe import WakeProbe, WakeStats
 
 if TYPE_CHECKING:  # the sampler's types only: the plain API does not import pyinstrument
@@ -759,7 +758,8 @@ class Recorder:
             threads = [(tid, t.name, t.pipeline, t.role, t.cpu, t.stage_cpu) for tid, t in self.threads.items()]
             self.link.queue(ThreadsRecord(os.getpid(), threads))
             if self._wake is not None:
-                self.link.queue(WakeRecord(os.getpid(), *dataclasses.astuple(self._wake.stats())))
+                w = self._wake.stats()
+                self.link.queue(WakeRecord(os.getpid(), w.samples, w.late_sum_s, w.late_min_s, w.during))
 
     # -- child processes -----------------------------------------------------------
     @property
@@ -786,7 +786,8 @@ class Recorder:
         self._local = ThreadLocal(self.owner_pid, self._pending_lists, self._owners)
         self._pending_lists[:] = [self._local.ts.pending]
         self.threads = {}
-        self._wake = WakeProbe().start()  # this process's own GIL: how long its threads wait to run again
+        # This process's own GIL and cores: how long its threads wait to run again (wakeprobe.py).
+        self._wake = WakeProbe(active=stages_in_progress).start()
         try:
             import multiprocessing.util as mp_util
 
@@ -845,7 +846,12 @@ class Recorder:
     def _apply_wake(self, r: WakeRecord) -> None:
         known = self.wake_by_pid.get(r.pid)
         if known is None or r.samples >= known.samples:
-            self.wake_by_pid[r.pid] = WakeStats(r.samples, r.late_sum_s, r.late_min_s)
+            during = {}
+            for number, seen in r.during.items():  # the child's stage numbers -> this recorder's
+                acc = self.accumulator_by_number(number)
+                if acc is not None:
+                    during[acc.number] = seen
+            self.wake_by_pid[r.pid] = WakeStats(r.samples, r.late_sum_s, r.late_min_s, during)
 
     def _apply_calltree(self, r: CallTreeRecord) -> None:
         if self.call_trees is not None:

@@ -9,14 +9,17 @@ this process one after another (placement/model.py charges those wake-ups; the s
 GIL wait, which belonged to its Python work, leaves with it).
 
 One probe per process of the flow: the runner starts it in its own process, a child
-process of the flow starts its own (recorder.py) and reports it to the parent.
+process of the flow starts its own (recorder.py) and reports it to the parent. Each
+wake-up is also counted against the stages in progress in the process at that moment:
+a stage's own CPU use can be what delays the wake-ups (a CPU quota it exhausts), and that
+leaves with the stage, so the planner takes the wake-ups while it was not running.
 """
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
 
 __all__ = ["WakeProbe", "WakeStats", "INTERVAL_S", "THREAD_NAME"]
 
@@ -31,6 +34,8 @@ class WakeStats:
     samples: int = 0
     late_sum_s: float = 0.0
     late_min_s: float = 0.0
+    # stage number -> (wake-ups while it was in progress in the process, their summed lateness)
+    during: dict[int, tuple[int, float]] = field(default_factory=dict)
 
     @property
     def excess_s(self) -> float:
@@ -39,22 +44,42 @@ class WakeStats:
             return 0.0
         return max(0.0, self.late_sum_s / self.samples - self.late_min_s)
 
+    def excess_without_s(self, stages: Iterable[int]) -> tuple[float, int]:
+        """(mean wait of a wake-up while none of `stages` was in progress, how many such wake-ups)."""
+        n, total = self.samples, self.late_sum_s
+        for number in set(stages):
+            k, late = self.during.get(number, (0, 0.0))
+            n, total = n - k, total - late
+        if n < 2:
+            return 0.0, max(n, 0)
+        return max(0.0, total / n - self.late_min_s), n
+
     def merged(self, other: WakeStats) -> WakeStats:
         """Two processes' probes together (their wake-ups pooled)."""
         if not other.samples:
             return self
         if not self.samples:
             return other
+        during = dict(self.during)
+        for number, (k, late) in other.during.items():
+            k0, late0 = during.get(number, (0, 0.0))
+            during[number] = (k0 + k, late0 + late)
         return WakeStats(self.samples + other.samples, self.late_sum_s + other.late_sum_s,
-                         min(self.late_min_s, other.late_min_s))
+                         min(self.late_min_s, other.late_min_s), during)
 
 
 class WakeProbe:
-    """The probe thread of one process: `start`, then `stop` returns its `WakeStats`."""
+    """The probe thread of one process: `start`, then `stop` returns its `WakeStats`.
 
-    def __init__(self, interval_s: float = INTERVAL_S, clock: Callable[[], float] = time.perf_counter) -> None:
+    `active()` names the stages in progress in this process (their numbers), read at each wake-up.
+    """
+
+    def __init__(self, interval_s: float = INTERVAL_S, clock: Callable[[], float] = time.perf_counter,
+                 active: Callable[[], Iterable[int]] | None = None) -> None:
         self.interval_s = interval_s
         self._clock = clock
+        self._active = active
+        self._during: dict[int, list[float]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._samples = 0
@@ -67,7 +92,7 @@ class WakeProbe:
         return self
 
     def _run(self) -> None:
-        interval, clock, stop = self.interval_s, self._clock, self._stop
+        interval, clock, stop, active, during = self.interval_s, self._clock, self._stop, self._active, self._during
         while True:
             t0 = clock()
             if stop.wait(interval):
@@ -79,11 +104,20 @@ class WakeProbe:
             self._late_sum += late
             if late < self._late_min:
                 self._late_min = late
+            if active is not None:
+                for number in active():
+                    d = during.get(number)
+                    if d is None:
+                        during[number] = [1, late]
+                    else:
+                        d[0] += 1
+                        d[1] += late
 
     def stats(self) -> WakeStats:
         """The wake-ups so far (the probe goes on)."""
         n = self._samples
-        return WakeStats(n, self._late_sum, self._late_min if n else 0.0)
+        during = {number: (int(d[0]), d[1]) for number, d in list(self._during.items())}
+        return WakeStats(n, self._late_sum, self._late_min if n else 0.0, during)
 
     def stop(self) -> WakeStats:
         """End the probe thread (bounded wait) and return its figures."""
