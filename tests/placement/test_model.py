@@ -295,3 +295,16 @@ def test_the_wake_ups_while_the_stage_itself_ran_are_not_charged():
     prof = Profile(flow="f.py", wall_s=13.0, pipelines=pipes, stages=[stage], mode="processes")
     ssh = HostCapacity("B", cpu_speed_ratio=4.0, rtt_s=0.0005, reply_wakes=3)
     assert predict(stage, ssh, prof).wake_s == pytest.approx(3 * 0.001)
+
+
+def test_the_start_acknowledgements_wake_ups_count_only_when_the_work_on_b_does_not_hide_them():
+    """B acknowledges the start of a call (at most once) before it runs it: those wake-ups here
+    overlap B's work, and are paid only when the work is shorter than they are."""
+    ssh = HostCapacity("B", cpu_speed_ratio=1.0, rtt_s=0.0005, reply_wakes=3, ack_wakes=2)
+    pipes = [PipelineStats("p", 0.05, 50, 1.0, wake_s=0.0065, wake_samples=400)]
+    short = st("p", "short", 0.0395, 0.01, calls=50, gil_ratio=0.98)  # 0.4 ms CPU, 0.4 ms I/O
+    prof = Profile(flow="f.py", wall_s=10.0, pipelines=pipes, stages=[short])
+    assert predict(short, ssh, prof).wakes_per_call == pytest.approx(3 + 2 * (1 - 0.00079 / 0.013), rel=1e-3)
+    long = st("p", "long", 4.0, 0.95, calls=3)
+    prof = Profile(flow="f.py", wall_s=10.0, pipelines=pipes, stages=[long])
+    assert predict(long, ssh, prof).wakes_per_call == 3

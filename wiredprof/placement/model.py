@@ -28,7 +28,8 @@ Cost model, per call of a stage moved to host H:
 - GIL wait disappears: on H the stage runs in a worker process of its own, and the local
   thread waits on a socket without holding the GIL. But each reply (and each call-back)
   wakes threads here one after another (`HostCapacity.reply_wakes`: for SSH paramiko's
-  transport thread, the session's receiver, the caller), and each waits for this
+  transport thread, the session's receiver, the caller; and the start acknowledgement's
+  two, `ack_wakes`, unless the call's work on the host outlasts them), and each waits for this
   process's GIL and a core as long as the pipeline's process measured
   (`PipelineStats.wake_s`, profiling/wakeprobe.py): in a process whose other threads
   busy-loop that is milliseconds a wake-up, and it stays. In threads mode the CPU the stage
@@ -103,6 +104,8 @@ class HostCapacity:
     # Threads of this process woken one after another to hand a reply (or serve a call-back) to
     # the caller, each paying the process's wake-up wait (see the module docstring).
     reply_wakes: int = 0
+    # The same for the start acknowledgement, before the reply: hidden behind the call's work on the host.
+    ack_wakes: int = 0
 
 
 @dataclass(frozen=True)
@@ -280,6 +283,8 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
             callback += stage.callback_bytes / calls / bandwidth
     wake_each = _wake_wait(profile, stage) if profile is not None else 0.0
     wakes = host.reply_wakes * (1.0 + cb_n)
+    if host.ack_wakes and wake_each > 0:  # the acknowledgement's wake-ups B's work does not hide
+        wakes += host.ack_wakes * max(0.0, 1.0 - (compute + io) / (host.ack_wakes * wake_each))
     wake = wakes * wake_each
     seconds = compute + io + transfer + host.rtt_s + callback + wake
     # The range: the stage's own spread (all its parts), the probe's (its compute), and down
