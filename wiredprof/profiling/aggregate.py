@@ -1,9 +1,11 @@
 """Turns a finished run's recorder into a `Profile` (plain data, ready to save)."""
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,28 +23,31 @@ from wiredprof.profile import (
 )
 from wiredprof.profiling.recorder import Recorder, StageAccumulator, ThreadInfo
 from wiredprof.profiling.threads import FRAMEWORK_SUFFIX
+from wiredprof.profiling.wakeprobe import WakeStats
 from wiredprof.profiling.workercalls import with_workers
 
 __all__ = ["build_profile", "stage_stats"]
 
 
-def _queued_for_a_core(acc: StageAccumulator, not_gil: float) -> float:
-    """Time the stage was runnable but waited for a core (load, a CPU quota).
+def _queued_for_a_core(acc: StageAccumulator, wait: float) -> float:
+    """Time the stage was runnable but waited for a core (load, a CPU quota), at most `wait`.
 
     Measured when the sampler could read the kernel's run delay of the stage's threads
     (/proc/.../schedstat, prorated over the ticks the stage overlapped): estimated from one
     or two thread states, a short stage showed "84 % core wait" on a quiet machine.
     Otherwise (an older sampler report) estimated: the sampler saw the stage's thread in
     state R (on a core, or queued for one) in a share of its samples; that share of the wall
-    time, less the CPU time it really got, was spent queued.
+    time, less the CPU time it really got, was spent queued. Either way it comes off the
+    wait before the GIL's share: a thread queued for a core is not waiting for the GIL
+    (under load, a CPU-bound stage's queueing was once all called GIL wait).
     """
     if acc.queue_measured:
-        return min(acc.queue_s, max(0.0, not_gil))
+        return min(acc.queue_s, wait)
     samples = acc.samples_running + acc.samples_lock_wait + acc.samples_io_wait
     if not samples:
         return 0.0
     runnable = acc.total * acc.samples_running / samples
-    return min(max(0.0, runnable - acc.cpu), max(0.0, not_gil))
+    return min(max(0.0, runnable - acc.cpu), wait)
 
 
 def stage_stats(acc: StageAccumulator) -> StageStats:
@@ -52,9 +57,9 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
     waits = acc.samples_lock_wait + acc.samples_io_wait
     # An offloaded stage's thread waits on its host's answer: that is no GIL wait.
     remote = acc.host != "local"
-    # Measured queueing for a core comes off first: split by the blocked states' samples, an
+    # Queueing for a core comes off first: split by the blocked states' samples, an
     # overloaded machine's run-queue time was once all reported as GIL wait.
-    queued = min(acc.queue_s, wait) if acc.queue_measured and not remote else 0.0
+    queued = _queued_for_a_core(acc, wait) if not remote else 0.0
     gil_wait = (wait - queued) * acc.samples_lock_wait / waits if waits and not remote else 0.0
     return StageStats(
         pipeline=acc.pipeline,
@@ -72,7 +77,7 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         max_s=acc.max,
         wait_s=wait,
         gil_wait_s=gil_wait,
-        cpu_queue_s=_queued_for_a_core(acc, wait - gil_wait) if not remote else 0.0,
+        cpu_queue_s=queued,
         sampled_calls=acc.sampled,
         rss_peak_bytes=acc.rss_peak,
         # Totals over all calls, from the sampled calls' mean (what the planner divides by calls).
@@ -100,6 +105,32 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
             for label, cpu in sorted(acc.competitors.items(), key=lambda kv: kv[1], reverse=True)[:8]
         ],
     )
+
+
+def _wake_by_pipeline(rec: Recorder) -> dict[str, WakeStats]:
+    """Per pipeline, the wake-up probe of the process(es) its threads ran in (wakeprobe.py)."""
+    pids: dict[str, set[int]] = {}
+    for info in rec.threads.values():
+        if info.pipeline:
+            pids.setdefault(info.pipeline, set()).add(os.getpid())
+    for (pid, _tid), info in rec.child_threads.items():
+        if info.pipeline:
+            pids.setdefault(info.pipeline, set()).add(pid)
+    out: dict[str, WakeStats] = {}
+    for name, mine in pids.items():
+        stats = WakeStats()
+        for pid in mine:
+            stats = stats.merged(rec.wake_by_pid.get(pid, WakeStats()))
+        out[name] = stats
+    return out
+
+
+def _with_wake(stage: StageStats, wake: WakeStats | None, number: int | None) -> StageStats:
+    """The stage with its process's wake-up wait while it was not running (see StageStats.wake_s)."""
+    if wake is None or number is None or stage.host != "local":
+        return stage
+    excess, n = wake.excess_without_s([number])
+    return replace(stage, wake_s=round(excess, 6), wake_samples=n)
 
 
 def _thread_rows(threads: list[ThreadInfo]) -> list[ThreadCpu]:
@@ -133,6 +164,9 @@ def build_profile(
             order.append(name)
     stages, timeline = with_workers(rec, [stage_stats(a) for a in accs], sorted(rec.timeline, key=lambda t: t.start_s))
     threads = _thread_rows(list(rec.threads.values()) + list(rec.child_threads.values()))
+    wake = _wake_by_pipeline(rec)
+    numbers = {(a.pipeline, a.stage): a.number for a in accs}
+    stages = [_with_wake(s, wake.get(s.pipeline), numbers.get((s.pipeline, s.stage))) for s in stages]
     busy = {p: sum(s.total_s for s in stages if s.pipeline == p) for p in order}
     all_busy = sum(busy.values()) or 1.0
     pipelines = []
@@ -158,6 +192,8 @@ def build_profile(
                 framework_cpu_s=sum(t.framework_cpu_s for t in threads if t.pipeline == name),
                 errors=sum(s.errors for s in mine),
                 utilisation=busy_s / wall_s if wall_s > 0 else 0.0,
+                wake_s=round(wake[name].excess_s, 6) if name in wake else 0.0,
+                wake_samples=wake[name].samples if name in wake else 0,
             )
         )
     return Profile(
