@@ -4,7 +4,10 @@ Throughput: `_throughput_flow.py` (N pipeline threads, each 5 stages of ~0.5 ms 
 little Python) runs for `seconds`, once as `python` would run it and once under
 `wiredprof.runner.run_flow` exactly as `wiredprof analyze` runs it (call trees, the
 thread-state sampler process), in this same process, order alternating from round to
-round. The figure is the stage calls completed profiled over unprofiled.
+round. The figure is the stage calls completed profiled over unprofiled. Beside it, without
+wiredprof: a control (the unprofiled flow with as much more plain Python per call as the
+instrumentation costs) and the floor (each stage call timed by the least any Python timer can
+do: two wall-clock reads and one tuple kept), which bounds what any instrumentation can reach.
 
 Sampler budget: a recorder and its sampler process over N threads that sit in a stage, for a
 few seconds: the sampler's own CPU time per second, which must not grow with N.
@@ -31,7 +34,7 @@ FLOW = Path(__file__).with_name("_throughput_flow.py")
 PIPELINES = (4, 20, 100)
 
 
-def _calls(n: int, seconds: float, profiled: bool, extra_loops: int = 0) -> tuple[int, float]:
+def _calls(n: int, seconds: float, profiled: bool, extra_loops: int = 0, floor: bool = False) -> tuple[int, float]:
     """Stage calls one run completed, and this process's CPU seconds while its pipelines ran.
 
     The CPU is the flow's own measure, from its pipelines' start to their end: what the
@@ -42,7 +45,7 @@ def _calls(n: int, seconds: float, profiled: bool, extra_loops: int = 0) -> tupl
     with tempfile.TemporaryDirectory(prefix="wiredprof-throughput-") as tmp:
         out = Path(tmp) / "calls.txt"
         args = ["--pipelines", str(n), "--seconds", str(seconds), "--out", str(out),
-                "--extra-loops", str(extra_loops)]
+                "--extra-loops", str(extra_loops)] + (["--floor"] if floor else [])
         if profiled:
             run_flow(FLOW, args, RunOptions(duration_s=seconds + 60, flow_stdout_to_stderr=True))
         else:
@@ -102,7 +105,21 @@ def bench_throughput(quick: bool, log: Callable[[str], None], added_us: float = 
                           "extra_calls": extra_calls, "ratio_pct": 100.0 * extra_calls / max(1, plain_calls)}
         log(f"  control N={n}: unprofiled with {added_us:.2f} us more Python per call: "
             f"{out['control']['ratio_pct']:.1f} % of the calls")
+        out["floor"] = _floor(n, seconds, rounds)
+        log(f"  floor N={n}: the least a per-call timer can do: {out['floor']['ratio_pct']:.1f} % of the calls")
     return out
+
+
+def _floor(n: int, seconds: float, rounds: int) -> dict[str, Any]:
+    """The unprofiled flow against itself with each stage call timed by the least a timer can do
+    (`_throughput_flow._floor`: two wall-clock reads, one tuple kept), order alternating."""
+    plain: list[int] = []
+    floor: list[int] = []
+    for r in range(rounds):
+        for is_floor in ((True, False) if r % 2 == 0 else (False, True)):
+            (floor if is_floor else plain).append(_calls(n, seconds, False, floor=is_floor)[0])
+    return {"pipelines": n, "plain_calls": plain, "floor_calls": floor,
+            "ratio_pct": 100.0 * sum(floor) / max(1, sum(plain))}
 
 
 def _sampler_cpu(n: int, seconds: float) -> dict[str, float]:
@@ -175,6 +192,17 @@ def markdown(result: dict[str, Any]) -> list[str]:
             f"{control['extra_calls']:,} stage calls against {control['plain_calls']:,}: "
             f"{control['ratio_pct']:.1f} %. At this rate the pipelines' threads queue for the GIL, and any "
             "per-call cost is paid several times over in waiting.",
+        ]
+    floor = tp.get("floor")
+    if floor:
+        lines += [
+            "",
+            f"Floor, without wiredprof: the same flow at N = {floor['pipelines']}, unprofiled, with each stage call "
+            "timed by the least any per-call timer in Python can do (a wrapper that reads `perf_counter` twice and "
+            "keeps one tuple in a bounded deque; nothing per cycle, no CPU clock, no thread state) completed "
+            f"{sum(floor['floor_calls']):,} stage calls against {sum(floor['plain_calls']):,} "
+            f"({len(floor['plain_calls'])} run(s) each, order alternating): {floor['ratio_pct']:.1f} %. "
+            "No instrumentation of this flow written in Python can complete more.",
         ]
     sb = result["sampler_budget"]
     lines += ["", "## The thread-state sampler's cost against the number of threads", ""]

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Callable, TypeVar, cast
 
 from wiredprof.adapters import stage_swap
+from wiredprof.profiling import control as _control
 from wiredprof.profiling.control import current_control
 from wiredprof.profiling import recorder as _recording
 from wiredprof.profiling.instrument import StageTimer
@@ -60,24 +61,28 @@ class PipelineCycle:
         self.name = name
 
     def __enter__(self) -> PipelineCycle:
-        rec = current_recorder()
+        # Every cycle of every pipeline passes here: module globals read directly, one call
+        # into the recorder (its registration check and the clock).
+        rec = _recording._current
+        stack = getattr(_local, "pipelines", None)
+        if stack is None:
+            stack = _local.pipelines = []
         if rec is None:
-            _pipelines().append((self.name, 0.0))
+            stack.append((self.name, 0.0))
             return self
-        control = current_control()
+        control = _control._current
         if control is not None and control.should_stop(self.name):
             raise FlowStopped(0)
-        rec.register_thread(self.name, "pipeline")
-        _pipelines().append((self.name, rec.clock()))
+        stack.append((self.name, rec.begin_cycle(self.name)))
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        name, start = _pipelines().pop()
-        rec = current_recorder()
+        name, start = _local.pipelines.pop()
+        rec = _recording._current
         if rec is not None and start:
-            rec.add_cycle(name, rec.clock() - start, failed=isinstance(exc, Exception))
+            rec.add_cycle(name, rec.clock() - start, failed=exc is not None and isinstance(exc, Exception))
 
     def __call__(self, fn: F) -> F:
         @functools.wraps(fn)
@@ -135,7 +140,10 @@ class StageCall:
                 return fn(*args, **kwargs)
             pipeline = self.pipeline
             if pipeline is None:
-                stack = getattr(_local, "pipelines", None)
+                try:  # free when it does not raise: cheaper than getattr(_local, "pipelines", None)
+                    stack = _local.pipelines
+                except AttributeError:
+                    stack = None
                 pipeline = stack[-1][0] if stack else "main"
             hit = resolved.get(pipeline)
             if hit is None or hit[0] is not rec:
@@ -145,7 +153,8 @@ class StageCall:
                 if swap is not None:
                     target = swap.plain_stage(acc.name, fn) or target
                 hit = resolved[pipeline] = (rec, acc, target)
-            return rec.call(hit[1], hit[2], args, kwargs)
+            _, acc, target = hit
+            return rec.call(acc, target, args, kwargs)
 
         stage_call.__wiredprof_stage__ = self  # type: ignore[attr-defined]
         return cast(F, stage_call)

@@ -277,6 +277,14 @@ class Recorder:
         if table is not None and ts.table is not table:
             self._row(ts, table)  # the sampler learns this process before its first stage call
 
+    def begin_cycle(self, pipeline: str) -> float:
+        """A cycle of `pipeline` begins on this thread (a pipeline thread): its start on the clock."""
+        ts = self._local.ts
+        info = ts.info
+        if info is None or info.pipeline != pipeline or info.role != "pipeline" or ts.table is not self._state_table:
+            self.register_thread(pipeline, "pipeline")
+        return self.clock()
+
     def _shard(self, ts: ThreadState, acc: StageAccumulator) -> StageShard:
         """This thread's first call of `acc`: its shard (and, for a thread nobody registered, its info)."""
         shard = StageShard(acc)
@@ -329,11 +337,12 @@ class Recorder:
     def call(self, acc: StageAccumulator, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run `fn(*args, **kwargs)` as one call of `acc` and record it: the hot path of every stage call.
 
-        `enter`, the call and `exit` in one frame, the common case inline. The call-tree
-        sampler is asked only from the ordinal it named (`acc.next_check`); a generator
-        result is timed item by item (instrument.py has both rare paths). The CPU clock
-        is read on the calls `shard.skip` says (see accumulators.CPU_READ_EVERY); on the
-        others the call's CPU is its wall time at the stage's measured CPU share.
+        `enter`, the call and `exit` in one frame. The call-tree sampler is asked only from
+        the ordinal it named (`acc.next_check`); a generator result is timed item by item
+        (instrument.py has both rare paths). The CPU clock is read on the calls `shard.skip`
+        says (see accumulators.CPU_READ_EVERY), in `_call_read`; on the others, the common
+        case straight through here, the call's CPU is its wall time at the stage's measured
+        CPU share.
         """
         seen = acc.seen = acc.seen + 1
         if seen >= acc.next_check:
@@ -346,70 +355,43 @@ class Recorder:
                 return sampled_call(self, acc, seen, fn, args, kwargs)
         ts = self._local.ts
         shard = ts.shards.get(acc)
-        if shard is None:
-            shard = self._shard(ts, acc)
-        mark = SAMPLED if ts.sampling else shard.number
+        if shard is None or not shard.skip or not ts.fast or ts.table is not self._state_table:
+            return self._call_read(acc, fn, args, kwargs)
+        shard.skip -= 1
+        mark = shard.number
         frame: Frame = [shard, 0.0, 0.0, mark]
         stack = ts.stack
         stack.append(frame)
-        if ts.table is not self._state_table:
-            self._row(ts, self._state_table)
         row = ts.row
+        clock = self.clock
         if row >= 0:
             table: memoryview[int] = ts.table  # type: ignore[assignment]  # set with the row
             table[row + PREV] = ts.current
             table[row + STAGE] = mark
             ts.current = mark
-        clock = self.clock
-        skip = shard.skip
-        if skip:
-            shard.skip = skip - 1
-            cpu_start = -1.0
             start = clock()
-        else:
-            start = clock()  # the CPU clock read inside the wall-clock pair: cpu <= wall
-            cpu_start = self.cpu_clock()
-        if row >= 0:
             self._state_times[row + SINCE] = start
+        else:
+            start = clock()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             # Only exceptions count as stage errors; KeyboardInterrupt and the like are not the stage's.
-            self.exit(acc, start, cpu_start if not skip else None, exc if isinstance(exc, Exception) else None)
+            self.exit(acc, start, None, exc if isinstance(exc, Exception) else None)
             raise
-        if skip:
-            end = clock()
-        else:
-            cpu_end = self.cpu_clock()
-            end = clock()
+        end = clock()
         if type(result) is GeneratorType:  # inspect.isgenerator (GeneratorType has no subclasses)
-            self.cancel()
-            acc.seen -= 1  # creating the generator is not a call; its items are
-            from wiredprof.profiling.instrument import timed_items
-
-            return timed_items(self, acc, result)
+            return self._generator(acc, result)
         stack.pop()
-        # exit(), inline for the common case: a call in this process, no error.
         wall = end - start
         self_wall = wall - frame[1]
         if not self_wall > 0.0:  # max(0.0, x) without the builtin call
             self_wall = 0.0
-        if skip:
-            cpu = self_wall * shard.ratio
-            self_cpu = cpu
-            cpu += frame[2]
-        else:
-            cpu = cpu_end - cpu_start
-            self_cpu = cpu - frame[2]
-            if self_cpu > self_wall:  # both clocks tick in their own steps: never more CPU than wall
-                self_cpu = self_wall
-            elif not self_cpu > 0.0:
-                self_cpu = 0.0
-            shard.cpu_was_read(self_wall, self_cpu)
+        self_cpu = self_wall * shard.ratio
         if stack:
             parent = stack[-1]
             parent[1] += wall
-            parent[2] += cpu
+            parent[2] += self_cpu + frame[2]
             back = parent[3]
         else:
             back = 0
@@ -418,18 +400,37 @@ class Recorder:
             table[row + STAGE] = back
             ts.current = back
             self._state_times[row + SINCE] = end
-        if ts.fast:
-            shard.calls += 1
-            shard.total += self_wall
-            pending = ts.pending
-            pending.append((mark, start, self_wall, self_cpu, False, False))
-            if len(pending) >= FOLD_EVERY:
-                self._fold(ts)
-            info = ts.info
-            if info is not None:
-                info.stage_cpu += self_cpu
-        else:
-            self._record_rare(ts, shard, start, self_wall, self_cpu, None, False)
+        shard.calls += 1
+        shard.total += self_wall
+        pending = ts.pending
+        pending.append((mark, start, self_wall, self_cpu, False, False))
+        if len(pending) >= FOLD_EVERY:
+            self._fold(ts)
+        info = ts.info
+        if info is not None:
+            info.stage_cpu += self_cpu
+        return result
+
+    def _generator(self, acc: StageAccumulator, result: GeneratorType[Any, Any, Any]) -> Any:
+        """The call returned a generator: creating it is not a call; its items are."""
+        self.cancel()
+        acc.seen -= 1
+        from wiredprof.profiling.instrument import timed_items
+
+        return timed_items(self, acc, result)
+
+    def _call_read(self, acc: StageAccumulator, fn: Callable[..., Any], args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
+        """`call` when the CPU clock is read (or the thread samples, or sends its calls to a parent)."""
+        start, cpu_start = self.enter(acc)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self.exit(acc, start, cpu_start, exc if isinstance(exc, Exception) else None)
+            raise
+        if type(result) is GeneratorType:
+            return self._generator(acc, result)
+        self.exit(acc, start, cpu_start)
         return result
 
     def exit(
@@ -718,7 +719,8 @@ class Recorder:
         ts = self._local.ts
         if sampled is None:
             sampled = ts.sampled_cycle
-            ts.sampled_cycle = False
+            if sampled:
+                ts.sampled_cycle = False
         if not ts.fold_here:
             self.link.send(CycleRecord(pipeline, wall, failed, sampled))
             return
