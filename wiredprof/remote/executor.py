@@ -196,6 +196,21 @@ class RemoteExecutor(CallConveniences):
         """Run `fn(*args, **kwargs)` on the host; the executor's `call_timeout` applies."""
         return self._watched(self.session().submit(fn, args, kwargs, self.call_timeout))
 
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` on the host and return its result (or raise its exception).
+
+        The calling thread reads the answer itself when no other call is in flight."""
+        return self._call(fn, args, kwargs, self.call_timeout)
+
+    def call_with_timeout(self, timeout: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`call` that raises `CallTimeoutError` when the host takes longer than `timeout` seconds."""
+        return self._call(fn, args, kwargs, timeout)
+
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> T:
+        session = self.session()
+        result: T = session.result(self._watched(session.submit(fn, args, kwargs, timeout, lead=True)))
+        return result
+
     def _watched(self, future: Future[T]) -> Future[T]:
         future.add_done_callback(self._settled)
         return future

@@ -51,16 +51,31 @@ class FrameChannel:
         if view.nbytes > self.max_frame:
             raise ValueError(f"a frame of {view.nbytes} bytes is over the limit of {self.max_frame} bytes")
         head = HEADER.pack(FRAME_MAGIC, kind, ident, view.nbytes)
-        try:
-            with self._send_lock:
-                if view.nbytes <= _SMALL_FRAME:  # one SSH packet for a small frame, not two
-                    self.channel.sendall(head + view.tobytes())
-                else:
-                    self.channel.sendall(head)
-                    self.channel.sendall(view)  # type: ignore[arg-type]  # slices, not copies
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise LinkClosed(str(exc) or type(exc).__name__) from exc
+        with self._send_lock:
+            if view.nbytes <= _SMALL_FRAME:  # one SSH packet for a small frame, not two
+                self._send_all(memoryview(head + view.tobytes()))
+            else:
+                self._send_all(memoryview(head))
+                self._send_all(view)  # slices, not copies
         self.last_sent = time.monotonic()
+
+    def _send_all(self, view: memoryview) -> None:
+        # Not channel.sendall: a channel timeout (the readers' tick) would cut it short at an
+        # unknown point, and it never ends on a channel that reached EOF (send returns 0).
+        channel = self.channel
+        try:
+            while view.nbytes:
+                try:
+                    sent = channel.send(view)  # type: ignore[arg-type]
+                except socket.timeout:
+                    continue  # B's window is full: it reads slowly, or the watchdog ends a frozen link
+                if sent <= 0:
+                    raise LinkClosed("channel closed")
+                view = view[sent:]
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if isinstance(exc, LinkClosed):
+                raise
+            raise LinkClosed(str(exc) or type(exc).__name__) from exc
 
     def _recv_exact(self, n: int, deadline: float | None, idle: Callable[[], None] | None) -> bytearray:
         # Small reads ask the channel for more than needed and keep the rest, so a small
@@ -76,25 +91,49 @@ class FrameChannel:
         self._rbuf.clear()
         while pos < n:
             want = n - pos
-            try:
-                chunk = self.channel.recv(_READ_AHEAD if want < _READ_AHEAD else min(want, _RECV_CHUNK))
-            except socket.timeout:
+            chunk = self._recv(_READ_AHEAD if want < _READ_AHEAD else min(want, _RECV_CHUNK))
+            if chunk is None:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError("no frame before the deadline") from None
                 if idle is not None:
                     idle()
                 continue
-            except (OSError, paramiko.SSHException) as exc:
-                raise LinkClosed(str(exc) or type(exc).__name__) from exc
-            if not chunk:
-                raise LinkClosed("channel closed")
-            self.last_recv = time.monotonic()
             take = min(len(chunk), want)
             view[pos : pos + take] = chunk[:take] if take < len(chunk) else chunk
             if take < len(chunk):
                 self._rbuf += chunk[take:]
             pos += take
         return buf
+
+    def _recv(self, n: int) -> bytes | None:
+        """Up to `n` bytes from the channel; None on a receive timeout (a tick with nothing)."""
+        try:
+            chunk: bytes = self.channel.recv(n)
+        except socket.timeout:
+            return None
+        except (OSError, paramiko.SSHException) as exc:
+            raise LinkClosed(str(exc) or type(exc).__name__) from exc
+        if not chunk:
+            raise LinkClosed("channel closed")
+        self.last_recv = time.monotonic()
+        return chunk
+
+    def readable(self) -> bool:
+        """True if a read would not block: bytes read ahead or waiting in the channel, or its end."""
+        channel = self.channel
+        return bool(self._rbuf) or channel.recv_ready() or channel.eof_received or channel.closed
+
+    def next_header(self, stop: Callable[[], bool]) -> tuple[int, int, int] | None:
+        """Like `read_header`, but None if `stop()` holds on a receive timeout between frames.
+
+        Once a frame has begun, it is read whole (the next reader must start at a header)."""
+        while not self._rbuf:
+            chunk = self._recv(_READ_AHEAD)
+            if chunk is not None:
+                self._rbuf += chunk
+            elif stop():
+                return None
+        return self.read_header()
 
     def read_frame(
         self, deadline: float | None = None, idle: Callable[[], None] | None = None

@@ -1,7 +1,11 @@
 """One live worker on one host: calls out, results back, proxied objects served, death noticed.
 
-A receiver thread reads every frame and routes it: results and failures to the caller's
-`Future`, output to the output sink, proxy requests to a small pool that runs them on A.
+One reader at a time takes frames off the channel and routes them: results and failures to
+the caller's `Future`, output to the output sink, proxy requests to a small pool that runs
+them on A. A caller waiting for its own call (`result`) reads itself while nobody else does,
+so its answer needs no hop through another thread; otherwise (several calls in flight,
+`submit` without waiting, frames between calls) the receiver thread reads, and between calls
+the watchdog hands it whatever B sent (heartbeats) or the channel's end.
 When the channel ends (worker killed, link dropped), a frame is corrupt, or nothing at all
 came from B for `dead_after_s` (a frozen link: no FIN, no RST), every pending call fails
 at once with a `WorkerLostError`; per-call deadlines are checked by a watchdog thread.
@@ -19,6 +23,7 @@ import linecache
 import logging
 import pickle
 import re
+import socket
 import sys
 import threading
 import time
@@ -61,6 +66,7 @@ OutputSink = Callable[[str, str, str], None]
 """Called with (host name, "stdout" or "stderr", text) for what the remote side prints."""
 
 _TICK_S = 0.2
+_THREAD = -1  # `_reader` when the receiver thread reads (else None, or the reading caller's thread id)
 _STREAM_MIN_BYTES = 1 << 20
 _MAX_FUNCTIONS = 1024
 # Arguments of only these types are pickled by the C pickler alone (cloudpickle adds nothing).
@@ -188,6 +194,8 @@ class WorkerSession:
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)  # a call was acknowledged or ended
+        self._reader: int | None = None  # who reads the channel: nobody, _THREAD, or a caller's ident
+        self._turn = threading.Condition(self._lock)  # the receiver thread's turn to read came
         self._define_lock = threading.Lock()
         # Callables living on B, least recently used first; bounded, for code that makes a
         # new closure per call. Only callables with no call in flight are ever dropped.
@@ -211,8 +219,8 @@ class WorkerSession:
             Kind.PROXY_CALL: self._on_proxy_call,
             Kind.RELEASE: self._on_release,
         }
-        # Blocking channel: a timeout would also cut sends short while the window is full.
-        channel.settimeout(None)
+        # Readers wake every tick to see whether they may stop (sends retry on it: frames.py).
+        channel.settimeout(_TICK_S)
         self._threads = [
             threading.Thread(target=self._receive_loop, name=f"wiredprof-recv-{host}", daemon=True),
             threading.Thread(target=self._stderr_loop, name=f"wiredprof-stderr-{host}", daemon=True),
@@ -240,8 +248,12 @@ class WorkerSession:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None = None,
+        lead: bool = False,
     ) -> Future[Any]:
-        """Send one call; the future gets its result, its re-raised exception, or a transport error."""
+        """Send one call; the future gets its result, its re-raised exception, or a transport error.
+
+        `lead`: the caller waits for it at once with `result`, which reads the channel itself
+        (no other thread is woken to read for it)."""
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
         future: Future[Any] = Future()
@@ -267,6 +279,9 @@ class WorkerSession:
             lost = self._closed.is_set()
             if not lost:
                 self._pending[call_id] = _Pending(future, function_name(fn), key, deadline)
+                if self._reader is None and not lead:
+                    self._reader = _THREAD
+                    self._turn.notify()
         if lost:
             self._call_done(key)
             future.set_exception(self._lost_error(1, started=False))
@@ -347,13 +362,56 @@ class WorkerSession:
         exc = future.exception()
         return exc is None or getattr(exc, "started", True) is True
 
+    def result(self, future: Future[Any]) -> Any:
+        """`future.result()`, reading the channel in this thread while no other reader does."""
+        me = threading.get_ident()
+        with self._lock:
+            lead = self._reader is None and not future.done()
+            if lead:
+                self._reader = me
+        if lead:
+            try:
+                self._read_frames(future.done)
+            finally:
+                with self._lock:
+                    if self._reader == me:
+                        self._hand_on()
+        return future.result()
+
     # -- receiving ------------------------------------------------------------------------
+    def _hand_on(self) -> None:
+        # Caller holds _lock and is the reader: the receiver thread reads on while calls are
+        # in flight or something already came; else nobody (the watchdog looks every tick).
+        if not self._closed.is_set() and (self._pending or self.frames.readable()):
+            self._reader = _THREAD
+            self._turn.notify()
+        else:
+            self._reader = None
+
     def _receive_loop(self) -> None:
+        while True:
+            with self._lock:
+                while self._reader != _THREAD:
+                    if self._closed.is_set():
+                        return
+                    self._turn.wait()
+            if not self._read_frames(lambda: not self._pending and not self.frames.readable()):
+                return
+            with self._lock:
+                if self._reader == _THREAD and not self._pending and not self.frames.readable():
+                    self._reader = None
+
+    def _read_frames(self, stop: Callable[[], bool]) -> bool:
+        """Read and route frames until `stop()` holds between two frames: True; or until the
+        session ended (the channel closed, a bad frame): False."""
         reason = "the channel closed"
         handlers = self._handlers
         try:
-            while not self._closed.is_set():
-                kind, ident, length = self.frames.read_header()
+            while not stop():
+                header = self.frames.next_header(stop)
+                if header is None:
+                    return True
+                kind, ident, length = header
                 if kind in (Kind.RESULT, Kind.FAILURE) and length >= _STREAM_MIN_BYTES:
                     self._finish_streamed(kind, ident, length)
                     continue
@@ -363,24 +421,31 @@ class WorkerSession:
                     handler(ident, payload)
                 else:
                     log.warning("host %s sent an unexpected frame kind %d", self.host, kind)
+            return True
         except BadFrame as exc:
             reason = f"bad frame from the host: {exc}; the session was ended"
             self._mark_lost(reason, FrameError)
             self._abort()
-            return
+            return False
         except LinkClosed as exc:
             reason = str(exc)
             self._threads[1].join(0.5)  # the worker's last words (stderr) end with the channel
-        except Exception as exc:  # noqa: BLE001 - any receiver failure ends the session
-            log.exception("receiver for %s failed", self.host)
-            reason = f"receiver failed: {exc!r}"
+        except Exception as exc:  # noqa: BLE001 - any reader failure ends the session
+            log.exception("reading from %s failed", self.host)
+            reason = f"reading failed: {exc!r}"
         self._mark_lost(reason)
+        return False
 
     def _watchdog_loop(self) -> None:
         while not self._closed.wait(_TICK_S):
             self._expire_deadlines()
+            with self._lock:
+                waiting = self.frames.readable()  # came while nobody read: a heartbeat, a late frame, the end
+                if self._reader is None and waiting:
+                    self._reader = _THREAD
+                    self._turn.notify()
             silent = time.monotonic() - self.frames.last_recv
-            if silent > self.dead_after_s:
+            if silent > self.dead_after_s and not waiting:
                 self._mark_lost(
                     f"nothing came from it for {silent:.1f} s, over dead_after_s = {self.dead_after_s:g}: "
                     "the link is dead or frozen",
@@ -564,6 +629,8 @@ class WorkerSession:
         while not self._closed.is_set():
             try:
                 chunk = self.channel.recv_stderr(65536)
+            except socket.timeout:
+                continue
             except Exception:  # noqa: BLE001 - channel gone
                 break
             if not chunk:
@@ -601,8 +668,9 @@ class WorkerSession:
                 self._lost_cls = cls
             pending = list(self._pending.values())
             self._pending.clear()
+            self._closed.set()
             self._settled.notify_all()
-        self._closed.set()
+            self._turn.notify_all()
         # A call B never acknowledged may still have started (the ack may be lost with the link).
         for item in pending:
             self._call_done(item.fn_key)
