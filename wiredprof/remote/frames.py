@@ -21,6 +21,8 @@ __all__ = ["FrameChannel", "LinkClosed", "BadFrame", "PayloadStream"]
 _RECV_CHUNK = 4 * 1024 * 1024
 _SMALL_FRAME = 16 * 1024
 _READ_AHEAD = 64 * 1024
+_HEADER_SIZE = HEADER.size
+_unpack_header = HEADER.unpack_from
 
 
 class LinkClosed(EOFError):
@@ -47,26 +49,32 @@ class FrameChannel:
 
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send one frame; raises `LinkClosed` when the channel is gone, ValueError when too large."""
+        if type(payload) is bytes and len(payload) <= _SMALL_FRAME <= self.max_frame:  # the warm path
+            data = HEADER.pack(FRAME_MAGIC, kind, ident, len(payload)) + payload
+            with self._send_lock:
+                self._send_all(data)  # bytes: paramiko takes them as they are (a memoryview costs it two exceptions)
+            self.last_sent = time.monotonic()
+            return
         view = memoryview(payload).cast("B")
         if view.nbytes > self.max_frame:
             raise ValueError(f"a frame of {view.nbytes} bytes is over the limit of {self.max_frame} bytes")
         head = HEADER.pack(FRAME_MAGIC, kind, ident, view.nbytes)
         with self._send_lock:
             if view.nbytes <= _SMALL_FRAME:  # one SSH packet for a small frame, not two
-                self._send_all(memoryview(head + view.tobytes()))
+                self._send_all(head + view.tobytes())
             else:
                 self._send_all(memoryview(head))
                 self._send_all(view)  # slices, not copies
         self.last_sent = time.monotonic()
 
-    def _send_all(self, view: memoryview) -> None:
+    def _send_all(self, view: bytes | memoryview) -> None:
         # Not channel.sendall: a channel timeout (the readers' tick) would cut it short at an
         # unknown point, and it never ends on a channel that reached EOF (send returns 0).
         channel = self.channel
         try:
-            while view.nbytes:
+            while view:
                 try:
-                    sent = channel.send(view)  # type: ignore[arg-type]
+                    sent = channel.send(view)
                 except socket.timeout:
                     continue  # B's window is full: it reads slowly, or the watchdog ends a frozen link
                 if sent <= 0:
@@ -127,13 +135,20 @@ class FrameChannel:
         """Like `read_header`, but None if `stop()` holds on a receive timeout between frames.
 
         Once a frame has begun, it is read whole (the next reader must start at a header)."""
-        while not self._rbuf:
+        rbuf = self._rbuf
+        while not rbuf:
             chunk = self._recv(_READ_AHEAD)
             if chunk is not None:
-                self._rbuf += chunk
+                rbuf += chunk
             elif stop():
                 return None
-        return self.read_header()
+        if len(rbuf) < _HEADER_SIZE:
+            return self.read_header()
+        magic, kind, ident, length = _unpack_header(rbuf)  # the header is here already: no copy
+        if magic != FRAME_MAGIC or kind not in Kind.FROM_B or length > self.max_frame:
+            raise BadFrame(frame_problem(magic, kind, length, self.max_frame, Kind.FROM_B) or "bad header")
+        del rbuf[:_HEADER_SIZE]
+        return kind, ident, length
 
     def read_frame(
         self, deadline: float | None = None, idle: Callable[[], None] | None = None

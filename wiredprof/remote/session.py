@@ -147,10 +147,15 @@ def rebuild_exception(info: dict[str, Any], objects: Any, tb: str, *, host: str,
 @dataclass
 class _Pending:
     future: Future[Any]
-    name: str
+    fn: Any
     fn_key: tuple[Any, ...]
     deadline: float | None
     started: bool = False  # B acknowledged that the call began
+
+    @property
+    def name(self) -> str:
+        """The callable's readable name (for messages only: not computed on the warm path)."""
+        return function_name(self.fn)
 
 
 @dataclass
@@ -194,6 +199,7 @@ class WorkerSession:
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)  # a call was acknowledged or ended
+        self._waiting = 0  # threads in wait_started (the warm path notifies nobody otherwise)
         self._reader: int | None = None  # who reads the channel: nobody, _THREAD, or a caller's ident
         self._turn = threading.Condition(self._lock)  # the receiver thread's turn to read came
         self._define_lock = threading.Lock()
@@ -248,19 +254,38 @@ class WorkerSession:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         timeout: float | None = None,
-        lead: bool = False,
     ) -> Future[Any]:
-        """Send one call; the future gets its result, its re-raised exception, or a transport error.
+        """Send one call; the future gets its result, its re-raised exception, or a transport error."""
+        return self._submit(fn, args, kwargs, timeout, None)[0]
 
-        `lead`: the caller waits for it at once with `result`, which reads the channel itself
-        (no other thread is woken to read for it)."""
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+             timeout: float | None = None) -> Any:
+        """Send one call and wait for its result (or raise its exception, or a transport error).
+
+        While no other reader is at it, this thread reads the channel itself, so the answer
+        needs no hop through the receiver thread."""
+        me = threading.get_ident()
+        try:
+            future, call_id = self._submit(fn, args, kwargs, timeout, me)
+            if self._reader == me:
+                pending = self._pending
+                self._read_frames(lambda: call_id not in pending)
+        finally:
+            if self._reader == me:  # only this thread moves the role away from itself
+                with self._lock:
+                    self._hand_on()
+        return future.result()
+
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                timeout: float | None, leader: int | None) -> tuple[Future[Any], int]:
+        # `leader`: the thread id of a caller that reads for itself if nobody reads (`call`).
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         if self._closed.is_set():
             future.set_exception(self._lost_error(1, started=False))
-            return future
+            return future, 0
         key = _fn_key(fn)
         fn_id = self._define(fn, key)
         try:
@@ -278,14 +303,17 @@ class WorkerSession:
         with self._lock:
             lost = self._closed.is_set()
             if not lost:
-                self._pending[call_id] = _Pending(future, function_name(fn), key, deadline)
-                if self._reader is None and not lead:
-                    self._reader = _THREAD
-                    self._turn.notify()
+                self._pending[call_id] = _Pending(future, fn, key, deadline)
+                if self._reader is None:
+                    if leader is not None:
+                        self._reader = leader
+                    else:
+                        self._reader = _THREAD
+                        self._turn.notify()
         if lost:
             self._call_done(key)
             future.set_exception(self._lost_error(1, started=False))
-            return future
+            return future, 0
         try:
             self.frames.send(Kind.CALL, call_id, payload)
         except LinkClosed as exc:
@@ -298,7 +326,7 @@ class WorkerSession:
                 future.set_exception(self._lost_error(1, started=False))
             else:
                 self._mark_lost(f"sending failed: {exc}")
-        return future
+        return future, call_id
 
     def _define(self, fn: Callable[..., Any], key: tuple[Any, ...]) -> int:
         """The id of `fn` on B, shipping it first if needed; counts one more call in flight."""
@@ -356,27 +384,15 @@ class WorkerSession:
                 left = deadline - time.monotonic()
                 if pending.started or left <= 0:
                     return pending.started
-                self._settled.wait(left)
+                self._waiting += 1
+                try:
+                    self._settled.wait(left)
+                finally:
+                    self._waiting -= 1
         if not future.done():
             return False  # never sent, or not this session's
         exc = future.exception()
         return exc is None or getattr(exc, "started", True) is True
-
-    def result(self, future: Future[Any]) -> Any:
-        """`future.result()`, reading the channel in this thread while no other reader does."""
-        me = threading.get_ident()
-        with self._lock:
-            lead = self._reader is None and not future.done()
-            if lead:
-                self._reader = me
-        if lead:
-            try:
-                self._read_frames(future.done)
-            finally:
-                with self._lock:
-                    if self._reader == me:
-                        self._hand_on()
-        return future.result()
 
     # -- receiving ------------------------------------------------------------------------
     def _hand_on(self) -> None:
@@ -528,7 +544,8 @@ class WorkerSession:
             started = self._pending.get(call_id)
             if started is not None:
                 started.started = True
-                self._settled.notify_all()
+                if self._waiting:
+                    self._settled.notify_all()
 
     def _on_output(self, call_id: int, payload: bytearray) -> None:
         stream = "stdout" if payload[:1] == b"\x01" else "stderr"
@@ -555,7 +572,8 @@ class WorkerSession:
     def _settle(self, kind: int, call_id: int, value: Any, error: BaseException | None) -> None:
         with self._lock:
             pending = self._pending.pop(call_id, None)
-            self._settled.notify_all()
+            if self._waiting:
+                self._settled.notify_all()
         if pending is None:
             return  # timed out earlier
         self._call_done(pending.fn_key)
