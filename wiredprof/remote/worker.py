@@ -183,9 +183,6 @@ class _Server:
         self.rfile = rfile
         self.wfd = wfd
         self.send_lock = threading.Lock()
-        # Start acknowledgements not written yet (guarded by send_lock): they go out with the
-        # next bytes B writes, so a short call's STARTED and RESULT make one SSH packet.
-        self.acks = bytearray()
         self.functions: dict[int, Any] = {}
         self.local = threading.local()
         self.proxy_ids = itertools.count(1)
@@ -245,14 +242,6 @@ class _Server:
                 self._write(view)
 
     def _write(self, view: memoryview) -> None:
-        # Caller holds send_lock. Pending start acknowledgements always go out first.
-        if self.acks:
-            acks = bytes(self.acks)
-            self.acks.clear()
-            if view.nbytes <= _SMALL_FRAME:
-                view = memoryview(acks + view.tobytes())
-            else:
-                self._write(memoryview(acks))
         while view.nbytes:
             written = os.write(self.wfd, view)
             view = view[written:]
@@ -290,22 +279,6 @@ class _Server:
             if payload is None:
                 return None
         return kind, ident, payload
-
-    def acknowledge(self, call_id: int) -> None:
-        """Tell A the call is starting. In the reading thread the STARTED frame waits for the
-        next write (its result, or output): a standby that takes over reading because the call
-        runs long (_TAKE_OVER_S) writes it then, so A hears of every start within that time."""
-        with self.turn:
-            if self.inline == threading.get_ident():
-                with self.send_lock:
-                    self.acks += HEADER.pack(FRAME_MAGIC, Kind.STARTED, call_id, 0)
-                return
-        self.send(Kind.STARTED, call_id)
-
-    def flush_acks(self) -> None:
-        with self.send_lock:
-            if self.acks:
-                self._write(memoryview(b""))
 
     def current_call(self) -> int:
         return int(getattr(self.local, "call_id", 0))
@@ -422,10 +395,9 @@ class _Server:
                         self._stand_by_turn()
                     finally:
                         self.idle -= 1
-                    break
+                    return
                 ident, payload = self.backlog.popleft()
             self._run_call(ident, payload)
-        self.flush_acks()  # the call whose thread stopped reading is acknowledged now, not at its end
 
     def _stand_by_turn(self) -> None:
         """Wait (holding `turn`) until handed the reading, or until the reader's call runs long.
@@ -510,7 +482,7 @@ class _Server:
                 return
             if fn is None:
                 raise LookupError("function %d was never defined on this worker" % fn_id)
-            self.acknowledge(call_id)  # from here on the call counts as started on B
+            self.send(Kind.STARTED, call_id)  # from here on the call counts as started on B
             phase = "run"
             result = fn(*args, **kwargs)
             _flush_output()
