@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import threading
 import time
 from typing import Any, Callable, Iterator
 
@@ -176,3 +177,45 @@ def test_wait_started_tells_a_started_call_from_a_queued_one(spec: HostSpec) -> 
         answered = b.submit(add, 2, 2)
         assert answered.result(timeout=20) == 4
         assert b.session().wait_started(answered, 0)  # a result says it started
+
+
+def sleep_then(seconds: float, value: int) -> int:
+    time.sleep(seconds)
+    return value
+
+
+def print_later(seconds: float) -> str:
+    """Runs on B: a thread there prints after the call has returned."""
+    threading.Timer(seconds, print, ("late line",)).start()
+    return "returned"
+
+
+def test_a_lone_call_is_read_by_its_caller_and_submitted_calls_still_get_their_answers(spec: HostSpec) -> None:
+    readers: list[str] = []
+    with connect(spec, output=lambda host, stream, text: readers.append(threading.current_thread().name)) as b:
+        b.call(print, "hello")  # its OUTPUT frame comes before its result, on the same reader
+        assert readers == [threading.current_thread().name]
+        futures = [b.submit(sleep_then, 0.3, i) for i in range(4)]
+        assert [b.call(add, i, 1) for i in range(50)] == [i + 1 for i in range(50)]
+        assert [future.result(timeout=20) for future in futures] == list(range(4))
+        readers.clear()
+        b.call(print, "alone again")
+        assert readers == [threading.current_thread().name] and b.connects == 1
+
+
+def test_what_b_sends_between_calls_is_read_without_another_call(spec: HostSpec) -> None:
+    seen: list[str] = []
+    with connect(spec, output=lambda host, stream, text: seen.append(text)) as b:
+        assert b.call(print_later, 0.3) == "returned"
+        for _ in range(100):  # bounded: nobody calls, so the watchdog hands the frame to the receiver
+            if "late line\n" in seen:
+                break
+            time.sleep(0.05)
+        assert "late line\n" in seen
+
+
+def test_a_long_call_is_acknowledged_while_it_runs(b_default: Any) -> None:
+    # B runs the call in its reading thread; the standby that takes over reading acknowledges it.
+    future = b_default.submit(time.sleep, 5)
+    assert b_default.session().wait_started(future, 4)
+    assert not future.done()

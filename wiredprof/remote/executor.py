@@ -127,6 +127,9 @@ class RemoteExecutor(CallConveniences):
 
     def session(self) -> WorkerSession:
         """The live session, connecting (again) when there is none."""
+        session = self._session
+        if session is not None and session.alive and not self._closed:
+            return session  # the warm path, without the lock (a session ending now fails its calls anyway)
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"the executor for {self.host} is closed")
@@ -196,15 +199,38 @@ class RemoteExecutor(CallConveniences):
         """Run `fn(*args, **kwargs)` on the host; the executor's `call_timeout` applies."""
         return self._watched(self.session().submit(fn, args, kwargs, self.call_timeout))
 
+    def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` on the host and return its result (or raise its exception).
+
+        The calling thread reads the answer itself when no other call is in flight."""
+        return self._call(fn, args, kwargs, self.call_timeout)
+
+    def call_with_timeout(self, timeout: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """`call` that raises `CallTimeoutError` when the host takes longer than `timeout` seconds."""
+        return self._call(fn, args, kwargs, timeout)
+
+    def _call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], timeout: float | None) -> T:
+        session = self.session()
+        try:
+            result: T = session.call(fn, args, kwargs, timeout)
+        except BaseException as exc:
+            self._answered(exc)
+            raise
+        self._answered(None)
+        return result
+
     def _watched(self, future: Future[T]) -> Future[T]:
         future.add_done_callback(self._settled)
         return future
 
     def _settled(self, future: Future[Any]) -> None:
+        if self.breaker.failures:
+            self._answered(future.exception())
+
+    def _answered(self, exc: BaseException | None) -> None:
         # Any answer from B (a result or the stage's own exception) means the host is back.
         if not self.breaker.failures:
             return  # the common case, without a lock
-        exc = future.exception()
         if exc is None or link_failure(exc) is None:
             self.breaker.success()
 

@@ -21,6 +21,8 @@ __all__ = ["FrameChannel", "LinkClosed", "BadFrame", "PayloadStream"]
 _RECV_CHUNK = 4 * 1024 * 1024
 _SMALL_FRAME = 16 * 1024
 _READ_AHEAD = 64 * 1024
+_HEADER_SIZE = HEADER.size
+_unpack_header = HEADER.unpack_from
 
 
 class LinkClosed(EOFError):
@@ -47,20 +49,41 @@ class FrameChannel:
 
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
         """Send one frame; raises `LinkClosed` when the channel is gone, ValueError when too large."""
+        if type(payload) is bytes and len(payload) <= _SMALL_FRAME <= self.max_frame:  # the warm path
+            data = HEADER.pack(FRAME_MAGIC, kind, ident, len(payload)) + payload
+            with self._send_lock:
+                self._send_all(data)  # bytes: paramiko takes them as they are (a memoryview costs it two exceptions)
+            self.last_sent = time.monotonic()
+            return
         view = memoryview(payload).cast("B")
         if view.nbytes > self.max_frame:
             raise ValueError(f"a frame of {view.nbytes} bytes is over the limit of {self.max_frame} bytes")
         head = HEADER.pack(FRAME_MAGIC, kind, ident, view.nbytes)
-        try:
-            with self._send_lock:
-                if view.nbytes <= _SMALL_FRAME:  # one SSH packet for a small frame, not two
-                    self.channel.sendall(head + view.tobytes())
-                else:
-                    self.channel.sendall(head)
-                    self.channel.sendall(view)  # type: ignore[arg-type]  # slices, not copies
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise LinkClosed(str(exc) or type(exc).__name__) from exc
+        with self._send_lock:
+            if view.nbytes <= _SMALL_FRAME:  # one SSH packet for a small frame, not two
+                self._send_all(head + view.tobytes())
+            else:
+                self._send_all(memoryview(head))
+                self._send_all(view)  # slices, not copies
         self.last_sent = time.monotonic()
+
+    def _send_all(self, view: bytes | memoryview) -> None:
+        # Not channel.sendall: a channel timeout (the readers' tick) would cut it short at an
+        # unknown point, and it never ends on a channel that reached EOF (send returns 0).
+        channel = self.channel
+        try:
+            while view:
+                try:
+                    sent = channel.send(view)
+                except socket.timeout:
+                    continue  # B's window is full: it reads slowly, or the watchdog ends a frozen link
+                if sent <= 0:
+                    raise LinkClosed("channel closed")
+                view = view[sent:]
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if isinstance(exc, LinkClosed):
+                raise
+            raise LinkClosed(str(exc) or type(exc).__name__) from exc
 
     def _recv_exact(self, n: int, deadline: float | None, idle: Callable[[], None] | None) -> bytearray:
         # Small reads ask the channel for more than needed and keep the rest, so a small
@@ -76,25 +99,56 @@ class FrameChannel:
         self._rbuf.clear()
         while pos < n:
             want = n - pos
-            try:
-                chunk = self.channel.recv(_READ_AHEAD if want < _READ_AHEAD else min(want, _RECV_CHUNK))
-            except socket.timeout:
+            chunk = self._recv(_READ_AHEAD if want < _READ_AHEAD else min(want, _RECV_CHUNK))
+            if chunk is None:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError("no frame before the deadline") from None
                 if idle is not None:
                     idle()
                 continue
-            except (OSError, paramiko.SSHException) as exc:
-                raise LinkClosed(str(exc) or type(exc).__name__) from exc
-            if not chunk:
-                raise LinkClosed("channel closed")
-            self.last_recv = time.monotonic()
             take = min(len(chunk), want)
             view[pos : pos + take] = chunk[:take] if take < len(chunk) else chunk
             if take < len(chunk):
                 self._rbuf += chunk[take:]
             pos += take
         return buf
+
+    def _recv(self, n: int) -> bytes | None:
+        """Up to `n` bytes from the channel; None on a receive timeout (a tick with nothing)."""
+        try:
+            chunk: bytes = self.channel.recv(n)
+        except socket.timeout:
+            return None
+        except (OSError, paramiko.SSHException) as exc:
+            raise LinkClosed(str(exc) or type(exc).__name__) from exc
+        if not chunk:
+            raise LinkClosed("channel closed")
+        self.last_recv = time.monotonic()
+        return chunk
+
+    def readable(self) -> bool:
+        """True if a read would not block: bytes read ahead or waiting in the channel, or its end."""
+        channel = self.channel
+        return bool(self._rbuf) or channel.recv_ready() or channel.eof_received or channel.closed
+
+    def next_header(self, stop: Callable[[], bool]) -> tuple[int, int, int] | None:
+        """Like `read_header`, but None if `stop()` holds on a receive timeout between frames.
+
+        Once a frame has begun, it is read whole (the next reader must start at a header)."""
+        rbuf = self._rbuf
+        while not rbuf:
+            chunk = self._recv(_READ_AHEAD)
+            if chunk is not None:
+                rbuf += chunk
+            elif stop():
+                return None
+        if len(rbuf) < _HEADER_SIZE:
+            return self.read_header()
+        magic, kind, ident, length = _unpack_header(rbuf)  # the header is here already: no copy
+        if magic != FRAME_MAGIC or kind not in Kind.FROM_B or length > self.max_frame:
+            raise BadFrame(frame_problem(magic, kind, length, self.max_frame, Kind.FROM_B) or "bad header")
+        del rbuf[:_HEADER_SIZE]
+        return kind, ident, length
 
     def read_frame(
         self, deadline: float | None = None, idle: Callable[[], None] | None = None

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 REF_TAG = "wiredprof.ref"
 _WALK_LIMIT = 5000
+_PLAIN_SCAN = 4096  # small pickles are scanned for persistent ids; a larger one goes to _Unpickler
 
 _STAY_TYPES: set[type] = {
     type(threading.Lock()),
@@ -353,6 +354,8 @@ def _pickles(obj: Any, objects: LocalObjects, marked: set[int]) -> Exception | N
 
 def load_value(data: bytes | bytearray | memoryview, objects: LocalObjects) -> Any:
     """Unpickle what B sent; proxies B hands back become the original objects again."""
+    if type(data) is not memoryview and len(data) <= _PLAIN_SCAN and b"Q" not in data and b"P" not in data:
+        return pickle.loads(data)  # no persistent-id opcode (BINPERSID, PERSID) in it: the C unpickler alone
     return _Unpickler(io.BytesIO(data), objects).load()
 
 

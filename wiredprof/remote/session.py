@@ -1,7 +1,11 @@
 """One live worker on one host: calls out, results back, proxied objects served, death noticed.
 
-A receiver thread reads every frame and routes it: results and failures to the caller's
-`Future`, output to the output sink, proxy requests to a small pool that runs them on A.
+One reader at a time takes frames off the channel and routes them: results and failures to
+the caller's `Future`, output to the output sink, proxy requests to a small pool that runs
+them on A. A caller waiting for its own call (`result`) reads itself while nobody else does,
+so its answer needs no hop through another thread; otherwise (several calls in flight,
+`submit` without waiting, frames between calls) the receiver thread reads, and between calls
+the watchdog hands it whatever B sent (heartbeats) or the channel's end.
 When the channel ends (worker killed, link dropped), a frame is corrupt, or nothing at all
 came from B for `dead_after_s` (a frozen link: no FIN, no RST), every pending call fails
 at once with a `WorkerLostError`; per-call deadlines are checked by a watchdog thread.
@@ -19,6 +23,7 @@ import linecache
 import logging
 import pickle
 import re
+import socket
 import sys
 import threading
 import time
@@ -61,6 +66,7 @@ OutputSink = Callable[[str, str, str], None]
 """Called with (host name, "stdout" or "stderr", text) for what the remote side prints."""
 
 _TICK_S = 0.2
+_THREAD = -1  # `_reader` when the receiver thread reads (else None, or the reading caller's thread id)
 _STREAM_MIN_BYTES = 1 << 20
 _MAX_FUNCTIONS = 1024
 # Arguments of only these types are pickled by the C pickler alone (cloudpickle adds nothing).
@@ -141,10 +147,15 @@ def rebuild_exception(info: dict[str, Any], objects: Any, tb: str, *, host: str,
 @dataclass
 class _Pending:
     future: Future[Any]
-    name: str
+    fn: Any
     fn_key: tuple[Any, ...]
     deadline: float | None
     started: bool = False  # B acknowledged that the call began
+
+    @property
+    def name(self) -> str:
+        """The callable's readable name (for messages only: not computed on the warm path)."""
+        return function_name(self.fn)
 
 
 @dataclass
@@ -188,6 +199,9 @@ class WorkerSession:
         self._pending: dict[int, _Pending] = {}
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)  # a call was acknowledged or ended
+        self._waiting = 0  # threads in wait_started (the warm path notifies nobody otherwise)
+        self._reader: int | None = None  # who reads the channel: nobody, _THREAD, or a caller's ident
+        self._turn = threading.Condition(self._lock)  # the receiver thread's turn to read came
         self._define_lock = threading.Lock()
         # Callables living on B, least recently used first; bounded, for code that makes a
         # new closure per call. Only callables with no call in flight are ever dropped.
@@ -211,8 +225,8 @@ class WorkerSession:
             Kind.PROXY_CALL: self._on_proxy_call,
             Kind.RELEASE: self._on_release,
         }
-        # Blocking channel: a timeout would also cut sends short while the window is full.
-        channel.settimeout(None)
+        # Readers wake every tick to see whether they may stop (sends retry on it: frames.py).
+        channel.settimeout(_TICK_S)
         self._threads = [
             threading.Thread(target=self._receive_loop, name=f"wiredprof-recv-{host}", daemon=True),
             threading.Thread(target=self._stderr_loop, name=f"wiredprof-stderr-{host}", daemon=True),
@@ -242,13 +256,36 @@ class WorkerSession:
         timeout: float | None = None,
     ) -> Future[Any]:
         """Send one call; the future gets its result, its re-raised exception, or a transport error."""
+        return self._submit(fn, args, kwargs, timeout, None)[0]
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+             timeout: float | None = None) -> Any:
+        """Send one call and wait for its result (or raise its exception, or a transport error).
+
+        While no other reader is at it, this thread reads the channel itself, so the answer
+        needs no hop through the receiver thread."""
+        me = threading.get_ident()
+        try:
+            future, call_id = self._submit(fn, args, kwargs, timeout, me)
+            if self._reader == me:
+                pending = self._pending
+                self._read_frames(lambda: call_id not in pending)
+        finally:
+            if self._reader == me:  # only this thread moves the role away from itself
+                with self._lock:
+                    self._hand_on()
+        return future.result()
+
+    def _submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                timeout: float | None, leader: int | None) -> tuple[Future[Any], int]:
+        # `leader`: the thread id of a caller that reads for itself if nobody reads (`call`).
         if not callable(fn):
             raise TypeError(f"{fn!r} is not callable")
         future: Future[Any] = Future()
         future.set_running_or_notify_cancel()
         if self._closed.is_set():
             future.set_exception(self._lost_error(1, started=False))
-            return future
+            return future, 0
         key = _fn_key(fn)
         fn_id = self._define(fn, key)
         try:
@@ -266,11 +303,17 @@ class WorkerSession:
         with self._lock:
             lost = self._closed.is_set()
             if not lost:
-                self._pending[call_id] = _Pending(future, function_name(fn), key, deadline)
+                self._pending[call_id] = _Pending(future, fn, key, deadline)
+                if self._reader is None:
+                    if leader is not None:
+                        self._reader = leader
+                    else:
+                        self._reader = _THREAD
+                        self._turn.notify()
         if lost:
             self._call_done(key)
             future.set_exception(self._lost_error(1, started=False))
-            return future
+            return future, 0
         try:
             self.frames.send(Kind.CALL, call_id, payload)
         except LinkClosed as exc:
@@ -283,7 +326,7 @@ class WorkerSession:
                 future.set_exception(self._lost_error(1, started=False))
             else:
                 self._mark_lost(f"sending failed: {exc}")
-        return future
+        return future, call_id
 
     def _define(self, fn: Callable[..., Any], key: tuple[Any, ...]) -> int:
         """The id of `fn` on B, shipping it first if needed; counts one more call in flight."""
@@ -341,19 +384,50 @@ class WorkerSession:
                 left = deadline - time.monotonic()
                 if pending.started or left <= 0:
                     return pending.started
-                self._settled.wait(left)
+                self._waiting += 1
+                try:
+                    self._settled.wait(left)
+                finally:
+                    self._waiting -= 1
         if not future.done():
             return False  # never sent, or not this session's
         exc = future.exception()
         return exc is None or getattr(exc, "started", True) is True
 
     # -- receiving ------------------------------------------------------------------------
+    def _hand_on(self) -> None:
+        # Caller holds _lock and is the reader: the receiver thread reads on while calls are
+        # in flight or something already came; else nobody (the watchdog looks every tick).
+        if not self._closed.is_set() and (self._pending or self.frames.readable()):
+            self._reader = _THREAD
+            self._turn.notify()
+        else:
+            self._reader = None
+
     def _receive_loop(self) -> None:
+        while True:
+            with self._lock:
+                while self._reader != _THREAD:
+                    if self._closed.is_set():
+                        return
+                    self._turn.wait()
+            if not self._read_frames(lambda: not self._pending and not self.frames.readable()):
+                return
+            with self._lock:
+                if self._reader == _THREAD and not self._pending and not self.frames.readable():
+                    self._reader = None
+
+    def _read_frames(self, stop: Callable[[], bool]) -> bool:
+        """Read and route frames until `stop()` holds between two frames: True; or until the
+        session ended (the channel closed, a bad frame): False."""
         reason = "the channel closed"
         handlers = self._handlers
         try:
-            while not self._closed.is_set():
-                kind, ident, length = self.frames.read_header()
+            while not stop():
+                header = self.frames.next_header(stop)
+                if header is None:
+                    return True
+                kind, ident, length = header
                 if kind in (Kind.RESULT, Kind.FAILURE) and length >= _STREAM_MIN_BYTES:
                     self._finish_streamed(kind, ident, length)
                     continue
@@ -363,24 +437,31 @@ class WorkerSession:
                     handler(ident, payload)
                 else:
                     log.warning("host %s sent an unexpected frame kind %d", self.host, kind)
+            return True
         except BadFrame as exc:
             reason = f"bad frame from the host: {exc}; the session was ended"
             self._mark_lost(reason, FrameError)
             self._abort()
-            return
+            return False
         except LinkClosed as exc:
             reason = str(exc)
             self._threads[1].join(0.5)  # the worker's last words (stderr) end with the channel
-        except Exception as exc:  # noqa: BLE001 - any receiver failure ends the session
-            log.exception("receiver for %s failed", self.host)
-            reason = f"receiver failed: {exc!r}"
+        except Exception as exc:  # noqa: BLE001 - any reader failure ends the session
+            log.exception("reading from %s failed", self.host)
+            reason = f"reading failed: {exc!r}"
         self._mark_lost(reason)
+        return False
 
     def _watchdog_loop(self) -> None:
         while not self._closed.wait(_TICK_S):
             self._expire_deadlines()
+            with self._lock:
+                waiting = self.frames.readable()  # came while nobody read: a heartbeat, a late frame, the end
+                if self._reader is None and waiting:
+                    self._reader = _THREAD
+                    self._turn.notify()
             silent = time.monotonic() - self.frames.last_recv
-            if silent > self.dead_after_s:
+            if silent > self.dead_after_s and not waiting:
                 self._mark_lost(
                     f"nothing came from it for {silent:.1f} s, over dead_after_s = {self.dead_after_s:g}: "
                     "the link is dead or frozen",
@@ -463,7 +544,8 @@ class WorkerSession:
             started = self._pending.get(call_id)
             if started is not None:
                 started.started = True
-                self._settled.notify_all()
+                if self._waiting:
+                    self._settled.notify_all()
 
     def _on_output(self, call_id: int, payload: bytearray) -> None:
         stream = "stdout" if payload[:1] == b"\x01" else "stderr"
@@ -490,7 +572,8 @@ class WorkerSession:
     def _settle(self, kind: int, call_id: int, value: Any, error: BaseException | None) -> None:
         with self._lock:
             pending = self._pending.pop(call_id, None)
-            self._settled.notify_all()
+            if self._waiting:
+                self._settled.notify_all()
         if pending is None:
             return  # timed out earlier
         self._call_done(pending.fn_key)
@@ -564,6 +647,8 @@ class WorkerSession:
         while not self._closed.is_set():
             try:
                 chunk = self.channel.recv_stderr(65536)
+            except socket.timeout:
+                continue
             except Exception:  # noqa: BLE001 - channel gone
                 break
             if not chunk:
@@ -601,8 +686,9 @@ class WorkerSession:
                 self._lost_cls = cls
             pending = list(self._pending.values())
             self._pending.clear()
+            self._closed.set()
             self._settled.notify_all()
-        self._closed.set()
+            self._turn.notify_all()
         # A call B never acknowledged may still have started (the ack may be lost with the link).
         for item in pending:
             self._call_done(item.fn_key)

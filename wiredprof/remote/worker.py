@@ -53,6 +53,7 @@ _PROXY_POLL_S = 1.0
 _TAKE_OVER_S = 0.005
 _ACTIVE_S = 1.0  # a standby watches the reader only this long after the last call began
 _SMALL_FRAME = 65536
+_PLAIN_SCAN = 4096  # small pickles are scanned for persistent ids; a larger one goes to the proxy-aware unpickler
 # Results of these types are pickled with the C pickler alone (cloudpickle adds nothing).
 _PLAIN_RESULTS = frozenset({type(None), bool, int, float, str, bytes})
 
@@ -206,14 +207,14 @@ class _Server:
         self.active_until = 0.0
         self.threads = 1
         self.max_threads = 32
-        self.backlog: collections.deque[tuple[int, bytearray]] = collections.deque()
+        self.backlog: collections.deque[tuple[int, bytes | bytearray]] = collections.deque()
         self.cloudpickle: Any = None
         self.Proxy: type | None = None
         self.pickler_cls: Any = None
         self.max_frame = DEFAULT_MAX_FRAME
         self.dead_after = DEFAULT_DEAD_AFTER_S
         self.last_recv = time.monotonic()
-        self.handlers: dict[int, Callable[[int, bytearray], None]] = {
+        self.handlers: dict[int, Callable[[int, bytes | bytearray], None]] = {
             Kind.CALL: self._on_call,
             Kind.DEFINE: self._define,
             Kind.PROXY_REPLY: self._proxy_answer,
@@ -224,6 +225,11 @@ class _Server:
 
     # -- wire ---------------------------------------------------------------------------
     def send(self, kind: int, ident: int, payload: bytes | bytearray | memoryview = b"") -> None:
+        if type(payload) is bytes and len(payload) <= _SMALL_FRAME <= self.max_frame:  # the warm path
+            data = HEADER.pack(FRAME_MAGIC, kind, ident, len(payload)) + payload
+            with self.send_lock:
+                self._write(memoryview(data))
+            return
         view = memoryview(payload).cast("B")
         if view.nbytes > self.max_frame:
             raise ValueError("a frame of %d bytes is over the limit of %d bytes" % (view.nbytes, self.max_frame))
@@ -252,19 +258,26 @@ class _Server:
             pos += got
         return buf
 
-    def read_frame(self) -> tuple[int, int, bytearray] | None:
+    def read_frame(self) -> tuple[int, int, bytes | bytearray] | None:
         """The next frame from A; None at EOF or on a bad frame (which ends the worker)."""
-        head = self._read_exact(HEADER.size)
-        if head is None:
+        head = self.rfile.read(HEADER.size)
+        if len(head) < HEADER.size:
             return None
+        self.last_recv = time.monotonic()
         magic, kind, ident, length = HEADER.unpack(head)
         problem = frame_problem(magic, kind, length, self.max_frame, Kind.FROM_A)
         if problem is not None:
             _say("bad frame from host A: %s; the worker ends" % problem)
             return None
-        payload = self._read_exact(length) if length else bytearray()
-        if payload is None:
-            return None
+        payload: bytes | bytearray | None
+        if length <= _SMALL_FRAME:  # a large one moves last_recv with every chunk (_read_exact)
+            payload = self.rfile.read(length)
+            if len(payload) < length:
+                return None
+        else:
+            payload = self._read_exact(length)
+            if payload is None:
+                return None
         return kind, ident, payload
 
     def current_call(self) -> int:
@@ -328,6 +341,8 @@ class _Server:
         return out.getbuffer()
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        if type(data) is not memoryview and len(data) <= _PLAIN_SCAN and b"Q" not in data and b"P" not in data:
+            return pickle.loads(data)  # no persistent-id opcode (BINPERSID, PERSID) in it: the C unpickler alone
         return _ProxyAwareUnpickler(self, io.BytesIO(data)).load()
 
     # -- main loop ---------------------------------------------------------------------
@@ -342,7 +357,7 @@ class _Server:
             if handler is not None:  # SETUP and MODULES belong to the handshake
                 handler(frame[1], frame[2])
 
-    def _on_call(self, call_id: int, payload: bytearray) -> None:
+    def _on_call(self, call_id: int, payload: bytes | bytearray) -> None:
         me = threading.get_ident()
         with self.turn:
             if not self.idle:
@@ -416,19 +431,19 @@ class _Server:
         finally:
             _exit(self)
 
-    def _forget(self, fn_id: int, payload: bytearray) -> None:
+    def _forget(self, fn_id: int, payload: bytes | bytearray) -> None:
         self.functions.pop(fn_id, None)
 
-    def _heartbeat(self, ident: int, payload: bytearray) -> None:
+    def _heartbeat(self, ident: int, payload: bytes | bytearray) -> None:
         pass  # receiving it was the point (last_recv)
 
-    def _define(self, fn_id: int, payload: bytearray) -> None:
+    def _define(self, fn_id: int, payload: bytes | bytearray) -> None:
         try:
             self.functions[fn_id] = self.loads(payload)
         except BaseException as exc:  # kept, and reported by the first call that needs it
             self.functions[fn_id] = _LoadFailure(_failure_info(exc, "define", self))
 
-    def _run_call(self, call_id: int, payload: bytearray) -> None:
+    def _run_call(self, call_id: int, payload: bytes | bytearray) -> None:
         try:
             self._execute(call_id, payload)
         finally:
@@ -442,6 +457,8 @@ class _Server:
         weakref.finalize(proxy, self.dead_proxies.append, ref)
 
     def _send_releases(self) -> None:
+        if not self.dead_proxies:
+            return
         released: dict[str, int] = {}
         with self.proxy_lock:
             while self.dead_proxies:
@@ -453,7 +470,7 @@ class _Server:
         if released:
             self.send(Kind.RELEASE, 0, encode_json(released))
 
-    def _execute(self, call_id: int, payload: bytearray) -> None:
+    def _execute(self, call_id: int, payload: bytes | bytearray) -> None:
         self.local.call_id = call_id
         phase = "load"
         try:
@@ -510,10 +527,10 @@ class _Server:
             raise _rebuild_failure(value, self)
         return value
 
-    def _proxy_failed(self, req_id: int, payload: bytearray) -> None:
+    def _proxy_failed(self, req_id: int, payload: bytes | bytearray) -> None:
         self._proxy_answer(req_id, payload, Kind.PROXY_FAIL)
 
-    def _proxy_answer(self, req_id: int, payload: bytearray, kind: int = Kind.PROXY_REPLY) -> None:
+    def _proxy_answer(self, req_id: int, payload: bytes | bytearray, kind: int = Kind.PROXY_REPLY) -> None:
         with self.proxy_lock:
             waiter = self.proxy_waiters.pop(req_id, None)
         if waiter is not None:
