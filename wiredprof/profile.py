@@ -257,6 +257,14 @@ class Profile:
     stopped_by: str = ""  # "SIGINT" | "SIGTERM" when a signal stopped the run (status "stopped")
     # Figures this profile lacks and why, e.g. {"thread states": "the sampler process died"}.
     missing: dict[str, str] = field(default_factory=dict)
+    # Seconds of `wall_s` before the flow started its pipelines (its first launch_flow or stage,
+    # in any process): `--duration` counts from there. None: it never started (or an old profile).
+    startup_s: float | None = None
+
+    @property
+    def running_s(self) -> float:
+        """The run's wall time after the flow started its pipelines (its start-up taken off)."""
+        return self.wall_s - min(self.startup_s or 0.0, self.wall_s)
 
     def stage(self, name: str) -> StageStats:
         """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
@@ -326,6 +334,7 @@ class Profile:
             flows=[FlowInfo(**f) for f in d.get("flows", [])],
             stopped_by=str(d.get("stopped_by", "")),
             missing=dict(d.get("missing", {})),
+            startup_s=None if d.get("startup_s") is None else float(d["startup_s"]),
         )
 
 

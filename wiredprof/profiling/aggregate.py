@@ -120,8 +120,12 @@ def build_profile(
     limits: dict[str, Any] | None = None,
     call_trees: list[CallTree] | None = None,
     started_at: datetime | None = None,
+    startup_s: float | None = None,
 ) -> Profile:
-    """Everything the recorder holds, as a `Profile` without a bottleneck (see analysis)."""
+    """Everything the recorder holds, as a `Profile` without a bottleneck (see analysis).
+
+    `startup_s` of the run's `wall_s` went by before the flow started its pipelines: a
+    pipeline's utilisation is its busy share of the rest."""
     rec.settle()
     accs = sorted(rec.stages.values(), key=lambda a: (a.pipeline, a.index, a.stage))
     order: list[str] = []
@@ -134,6 +138,7 @@ def build_profile(
     stages, timeline = with_workers(rec, [stage_stats(a) for a in accs], sorted(rec.timeline, key=lambda t: t.start_s))
     threads = _thread_rows(list(rec.threads.values()) + list(rec.child_threads.values()))
     busy = {p: sum(s.total_s for s in stages if s.pipeline == p) for p in order}
+    running_s = wall_s - min(startup_s or 0.0, wall_s)
     all_busy = sum(busy.values()) or 1.0
     pipelines = []
     for name in order:
@@ -157,12 +162,13 @@ def build_profile(
                 cpu_s=sum(s.cpu_s for s in mine),
                 framework_cpu_s=sum(t.framework_cpu_s for t in threads if t.pipeline == name),
                 errors=sum(s.errors for s in mine),
-                utilisation=busy_s / wall_s if wall_s > 0 else 0.0,
+                utilisation=busy_s / running_s if running_s > 0 else 0.0,
             )
         )
     return Profile(
         flow=flow,
         wall_s=wall_s,
+        startup_s=None if startup_s is None else round(startup_s, 6),
         pipelines=pipelines,
         stages=stages,
         mode=rec.mode,

@@ -36,7 +36,16 @@ def _header(p: Profile) -> str:
     if p.limits.get("runs"):
         limits.append(f"--runs {p.limits['runs']}")
     bound = f", {' '.join(limits)}" if limits else ""
-    return f"wiredprof: {p.flow}: {fmt_s(p.wall_s)} in {p.mode} mode{bound}, status {p.status}"
+    startup = f" (start-up {fmt_s(p.startup_s or 0.0)}, before the first launch_flow)" if shows_startup(p) else ""
+    return f"wiredprof: {p.flow}: {fmt_s(p.wall_s)} in {p.mode} mode{startup}{bound}, status {p.status}"
+
+
+STARTUP_SHOWN_S = 1.0  # a start-up this long or longer is named in the header (always in the JSON)
+
+
+def shows_startup(p: Profile) -> bool:
+    """The flow spent long enough starting up (spawning pool workers, say) to name it beside the wall time."""
+    return p.startup_s is not None and p.startup_s >= STARTUP_SHOWN_S
 
 
 def _several_flows(p: Profile) -> bool:
