@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -125,3 +126,33 @@ def test_measured_core_wait_is_not_counted_as_gil_wait_too() -> None:
     assert stats.cpu_queue_s == pytest.approx(0.04)
     assert stats.gil_wait_s == pytest.approx(0.005)
     assert stats.cpu_queue_s + stats.gil_wait_s <= stats.wait_s + 1e-12
+
+
+def _burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_cpu_stage_starved_of_cores_shows_core_wait_measured_end_to_end() -> None:
+    """Through the real sampler process: a CPU-bound stage beside more busy processes than cores
+    waits for a core, and that is core wait (the kernel's run delay), not GIL wait. The sampler's
+    report once dropped the run delay, and the whole wait of such a stage was called GIL wait."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "import time\nt = time.monotonic()\n"
+                              "while time.monotonic() - t < 30: pass"])
+            for _ in range((os.cpu_count() or 1) + 1)]
+    try:
+        with sampling() as (rec, _sampler, _proc):
+            acc = rec.stage("p", "crunch")
+            rec.register_thread("p", "pipeline")
+            for _ in range(4):
+                timed_call(rec, acc, _burn, 0.15)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait(10)
+    stats = stage_stats(rec.stages[("p", "crunch")])
+    assert rec.stages[("p", "crunch")].queue_measured
+    assert stats.wait_s > 0.0
+    assert stats.cpu_queue_s > stats.gil_wait_s
+    assert stats.cpu_queue_s >= 0.5 * stats.wait_s

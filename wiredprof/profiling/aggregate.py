@@ -26,23 +26,25 @@ from wiredprof.profiling.workercalls import with_workers
 __all__ = ["build_profile", "stage_stats"]
 
 
-def _queued_for_a_core(acc: StageAccumulator, not_gil: float) -> float:
-    """Time the stage was runnable but waited for a core (load, a CPU quota).
+def _queued_for_a_core(acc: StageAccumulator, wait: float) -> float:
+    """Time the stage was runnable but waited for a core (load, a CPU quota), at most `wait`.
 
     Measured when the sampler could read the kernel's run delay of the stage's threads
     (/proc/.../schedstat, prorated over the ticks the stage overlapped): estimated from one
     or two thread states, a short stage showed "84 % core wait" on a quiet machine.
     Otherwise (an older sampler report) estimated: the sampler saw the stage's thread in
     state R (on a core, or queued for one) in a share of its samples; that share of the wall
-    time, less the CPU time it really got, was spent queued.
+    time, less the CPU time it really got, was spent queued. Either way it comes off the
+    wait before the GIL's share: a thread queued for a core is not waiting for the GIL
+    (under load, a CPU-bound stage's queueing was once all called GIL wait).
     """
     if acc.queue_measured:
-        return min(acc.queue_s, max(0.0, not_gil))
+        return min(acc.queue_s, wait)
     samples = acc.samples_running + acc.samples_lock_wait + acc.samples_io_wait
     if not samples:
         return 0.0
     runnable = acc.total * acc.samples_running / samples
-    return min(max(0.0, runnable - acc.cpu), max(0.0, not_gil))
+    return min(max(0.0, runnable - acc.cpu), wait)
 
 
 def stage_stats(acc: StageAccumulator) -> StageStats:
@@ -52,9 +54,9 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
     waits = acc.samples_lock_wait + acc.samples_io_wait
     # An offloaded stage's thread waits on its host's answer: that is no GIL wait.
     remote = acc.host != "local"
-    # Measured queueing for a core comes off first: split by the blocked states' samples, an
+    # Queueing for a core comes off first: split by the blocked states' samples, an
     # overloaded machine's run-queue time was once all reported as GIL wait.
-    queued = min(acc.queue_s, wait) if acc.queue_measured and not remote else 0.0
+    queued = _queued_for_a_core(acc, wait) if not remote else 0.0
     gil_wait = (wait - queued) * acc.samples_lock_wait / waits if waits and not remote else 0.0
     return StageStats(
         pipeline=acc.pipeline,
@@ -72,7 +74,7 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
         max_s=acc.max,
         wait_s=wait,
         gil_wait_s=gil_wait,
-        cpu_queue_s=_queued_for_a_core(acc, wait - gil_wait) if not remote else 0.0,
+        cpu_queue_s=queued,
         sampled_calls=acc.sampled,
         rss_peak_bytes=acc.rss_peak,
         # Totals over all calls, from the sampled calls' mean (what the planner divides by calls).

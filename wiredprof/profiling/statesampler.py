@@ -241,7 +241,7 @@ class Sampler:
         return {
             "ticks": self.ticks,
             "stages": {
-                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4], v[5]]
+                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4], v[5], v[6]]
                 for k, v in self.stages.items()
             },
             "threads": {str(t): [self.thread_tgid.get(t, 0), ns / 1e9] for t, ns in self.last_cpu.items()},
