@@ -41,7 +41,7 @@ def classify(stage: StageStats) -> Boundness:
         return Boundness("wait", 0.0, 0.0, 0.0)
     cpu = stage.cpu_s / stage.total_s
     gil = stage.gil_wait_s / stage.total_s
-    queue = stage.cpu_queue_s / stage.total_s
+    queue = (stage.cpu_queue_s or 0.0) / stage.total_s  # None: not measurable, not counted
     wait = max(0.0, 1.0 - cpu - gil - queue)
     if stage.host != "local":
         bound = "remote"  # its work happens on its host; here it only waits for the answer

@@ -88,7 +88,9 @@ class StageStats:
     max_s: float = 0.0
     wait_s: float = 0.0
     gil_wait_s: float = 0.0
-    cpu_queue_s: float = 0.0  # runnable but waiting for a free core (the OS run queue)
+    # Runnable but waiting for a free core (the OS run queue); None: not measurable (its calls are
+    # shorter than the thread-state sampler's ticks).
+    cpu_queue_s: float | None = 0.0
     sampled_calls: int = 0
     bytes_in: int = 0
     bytes_out: int = 0

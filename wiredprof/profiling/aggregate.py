@@ -26,12 +26,20 @@ from wiredprof.profiling.workercalls import with_workers
 __all__ = ["build_profile", "stage_stats"]
 
 
-def _queued_for_a_core(acc: StageAccumulator, wait: float) -> float:
-    """Time the stage was runnable but waited for a core (load, a CPU quota), at most `wait`.
+MEASURED_SHARE = 0.5  # core wait is a number only when this much of it comes from whole ticks
+
+
+def _queued_for_a_core(acc: StageAccumulator, wait: float) -> float | None:
+    """Time the stage was runnable but waited for a core (load, a CPU quota), at most `wait`;
+    None: not measurable.
 
     Measured when the sampler could read the kernel's run delay of the stage's threads
-    (/proc/.../schedstat, prorated over the ticks the stage overlapped): estimated from one
-    or two thread states, a short stage showed "84 % core wait" on a quiet machine.
+    (/proc/.../schedstat): exact over the ticks the stage covered whole, prorated over the
+    ticks it began or ended in. A stage whose calls are shorter than a tick (well under a
+    millisecond, or a few ms against a 20 ms tick) is only ever seen in part of one, where
+    its thread's queueing cannot be told from the rest of the tick's: prorated, a sub-ms
+    stage beside a CPU hog showed several times the run delay its calls had. Unless at least
+    `MEASURED_SHARE` of the time the sampler saw the stage was whole ticks, it is None.
     Otherwise (an older sampler report) estimated: the sampler saw the stage's thread in
     state R (on a core, or queued for one) in a share of its samples; that share of the wall
     time, less the CPU time it really got, was spent queued. Either way it comes off the
@@ -39,6 +47,8 @@ def _queued_for_a_core(acc: StageAccumulator, wait: float) -> float:
     (under load, a CPU-bound stage's queueing was once all called GIL wait).
     """
     if acc.queue_measured:
+        if acc.queue_seen_s <= 0.0 or acc.queue_whole_s < MEASURED_SHARE * acc.queue_seen_s:
+            return None  # below the sampler's resolution
         return min(acc.queue_s, wait)
     samples = acc.samples_running + acc.samples_lock_wait + acc.samples_io_wait
     if not samples:
@@ -57,7 +67,7 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
     # Queueing for a core comes off first: split by the blocked states' samples, an
     # overloaded machine's run-queue time was once all reported as GIL wait.
     queued = _queued_for_a_core(acc, wait) if not remote else 0.0
-    gil_wait = (wait - queued) * acc.samples_lock_wait / waits if waits and not remote else 0.0
+    gil_wait = (wait - (queued or 0.0)) * acc.samples_lock_wait / waits if waits and not remote else 0.0
     return StageStats(
         pipeline=acc.pipeline,
         stage=acc.stage,
