@@ -56,6 +56,8 @@ def test_wiredflow_flow_is_stopped_and_profiled(flows, mode):
         assert s.calls + s.sampled_calls >= 1, s.name
     assert {p.name for p in profile.pipelines} == {"pipeline_1", "pipeline_3"}
     assert all(p.runs >= 1 for p in profile.pipelines)
+    # Each pipeline's process measured how long its threads wait to run again (a child reports its own).
+    assert all(p.wake_samples > 0 for p in profile.pipelines), profile.pipelines
     core = profile.stage("pipeline_3.core_logic")
     assert core.kind == "core_logic" and core.function == "core_logic"
 
@@ -126,6 +128,11 @@ def test_gil_competition_is_told_apart_and_its_holder_named(flows):
     # Two CPU-bound threads share one GIL: the stage runs about half the time.
     assert b.bound in ("gil", "cpu")
     assert "pipeline_2 thread outside stages" in b.reason
+    # Beside a busy loop, every wake-up of a thread of this process waits for the GIL (about a
+    # switch interval): the wake-up probe measured it for the pipelines of this process.
+    pipe = profile.pipeline("pipeline_3")
+    assert pipe.wake_samples > 0
+    assert pipe.wake_s >= 0.25 * sys.getswitchinterval()
 
 
 @pytest.mark.slow

@@ -169,7 +169,7 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
         if b.queue_ratio >= 0.05:
             reason += (f"; it also waits {b.queue_ratio:.0%} of its time for a free core "
                        "(more busy threads and processes than cores)")
-        if profile.mode == "threads" and others and b.gil_ratio >= 0.05:
+        if others and b.gil_ratio >= 0.05:  # competitors are threads of its own process: they share its GIL
             reason += f"; it also waits {b.gil_ratio:.0%} for the GIL: {_competitors_text(others)}"
     elif b.bound == "gil":
         reason = (

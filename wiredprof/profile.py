@@ -116,6 +116,11 @@ class StageStats:
     flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
     # Offloaded to a cluster: the calls each worker ran, most seconds first (empty otherwise).
     workers: list[WorkerShare] = field(default_factory=list)
+    # How long a thread of its process waited for the GIL and a core each time it woke while
+    # this stage was NOT running (profiling/wakeprobe.py; 0 samples: not measured): what the
+    # replies of its calls would wait here once it runs elsewhere.
+    wake_s: float = 0.0
+    wake_samples: int = 0
 
     @property
     def name(self) -> str:
@@ -142,6 +147,10 @@ class PipelineStats:
     errors: int = 0
     flow: int = 1  # which `launch_flow` call of the script (see Profile.flows)
     utilisation: float = 0.0  # busy time (its cycles) over the run's wall time
+    # How long a thread of its process waited for the GIL and a core each time it woke
+    # (profiling/wakeprobe.py: the mean over `wake_samples` wake-ups; 0 samples: not measured).
+    wake_s: float = 0.0
+    wake_samples: int = 0
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ from wiredprof.profiling.calltree import CallTreeSampler
 from wiredprof.profiling.control import RunControl, set_current_control
 from wiredprof.profiling.recorder import Recorder, error_info, set_current_recorder
 from wiredprof.profiling.threads import ThreadStateSampler
+from wiredprof.profiling.threadstate import stages_in_progress
+from wiredprof.profiling.wakeprobe import WakeProbe
 from wiredprof.statedir import save_last_profile
 
 __all__ = ["RunOptions", "Progress", "run_flow", "run_project", "flow_output_to", "DEFAULT_DURATION_S",
@@ -359,6 +361,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     threads.start()  # before the flow's environment is set: the sampler is not part of the flow
+    wake = WakeProbe(active=stages_in_progress).start()  # how long this process's threads wait for the GIL and a core
     if threads.pid is not None:
         tree.keep.add(threads.pid)
     run_dir = control.share()
@@ -447,6 +450,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         signals.uninstall()
         _restore_environment(saved_env)
         threads.stop()
+        rec.wake_by_pid[os.getpid()] = wake.stop()
         rec.drain()
         rec.close()
         set_current_recorder(None)

@@ -262,3 +262,49 @@ def test_nothing_is_recommended_for_a_flow_limited_by_its_schedule():
     core = next(r for r in plan.recommendations if r.stage == "pipeline_3.core_logic")
     assert core.reason.startswith("not recommended: the flow is limited by its schedule, not by a stage "
                                   "(pipeline_3 is busy 2% of the time)"), core.reason
+
+
+def test_a_gil_bound_stage_keeps_the_wake_ups_of_its_reply_here():
+    """In a process whose other threads busy-loop, a 1 % CPU stage waits 39 ms for the GIL. On B its
+    Python work no longer does, but its reply still wakes threads here one after another, each
+    waiting as long as the process's wake-up probe measured: predicted once as 0.8 ms, measured 21 ms."""
+    stage = st("pipeline_2", "mqtt_connector", 0.0395, 0.01, calls=50, gil_ratio=0.98)
+    pipes = [PipelineStats("pipeline_2", 0.05, 50, 1.0, wake_s=0.0065, wake_samples=400)]
+    prof = Profile(flow="f.py", wall_s=10.0, pipelines=pipes, stages=[stage])
+    ssh = HostCapacity("B", cpu_speed_ratio=1.0, rtt_s=0.0005, reply_wakes=3)
+    pred = predict(stage, ssh, prof)
+    assert pred.wake_s == pytest.approx(3 * 0.0065)
+    assert pred.seconds == pytest.approx(0.000395 + 0.0005 + 3 * 0.0065, rel=0.05)
+    rec = make_plan(prof, [ssh]).recommendations[0]
+    assert "wakes 3 threads here one after another" in rec.reason and "6.5 ms" in rec.reason
+    # Not measured (an older profile): nothing is charged, as before.
+    unmeasured = Profile(flow="f.py", wall_s=10.0, pipelines=[PipelineStats("pipeline_2", 0.05, 50, 1.0)],
+                         stages=[stage])
+    assert predict(stage, ssh, unmeasured).wake_s == 0.0
+    # Each call-back to A wakes as many threads again.
+    calling = st("pipeline_2", "mqtt_connector", 0.0395, 0.01, calls=50, gil_ratio=0.5,
+                 callbacks=100, callback_s=0.05, callback_cpu_s=0.001)
+    assert predict(calling, ssh, prof).wake_s == pytest.approx(3 * 3 * 0.0065)
+
+
+def test_the_wake_ups_while_the_stage_itself_ran_are_not_charged():
+    """A CPU-bound stage in a process of its own under a CPU quota delays its process's wake-ups
+    (17.5 ms each) only while it runs; without it they wait 1 ms: that is what its replies pay."""
+    stage = st("pipeline_3", "core_logic", 4.0, 0.75, calls=3, wake_s=0.001, wake_samples=200)
+    pipes = [PipelineStats("pipeline_3", 4.2, 3, 1.0, wake_s=0.0175, wake_samples=376)]
+    prof = Profile(flow="f.py", wall_s=13.0, pipelines=pipes, stages=[stage], mode="processes")
+    ssh = HostCapacity("B", cpu_speed_ratio=4.0, rtt_s=0.0005, reply_wakes=3)
+    assert predict(stage, ssh, prof).wake_s == pytest.approx(3 * 0.001)
+
+
+def test_the_start_acknowledgements_wake_ups_count_only_when_the_work_on_b_does_not_hide_them():
+    """B acknowledges the start of a call (at most once) before it runs it: those wake-ups here
+    overlap B's work, and are paid only when the work is shorter than they are."""
+    ssh = HostCapacity("B", cpu_speed_ratio=1.0, rtt_s=0.0005, reply_wakes=3, ack_wakes=2)
+    pipes = [PipelineStats("p", 0.05, 50, 1.0, wake_s=0.0065, wake_samples=400)]
+    short = st("p", "short", 0.0395, 0.01, calls=50, gil_ratio=0.98)  # 0.4 ms CPU, 0.4 ms I/O
+    prof = Profile(flow="f.py", wall_s=10.0, pipelines=pipes, stages=[short])
+    assert predict(short, ssh, prof).wakes_per_call == pytest.approx(3 + 2 * (1 - 0.00079 / 0.013), rel=1e-3)
+    long = st("p", "long", 4.0, 0.95, calls=3)
+    prof = Profile(flow="f.py", wall_s=10.0, pipelines=pipes, stages=[long])
+    assert predict(long, ssh, prof).wakes_per_call == 3

@@ -26,7 +26,13 @@ Cost model, per call of a stage moved to host H:
   flow's own share is charged on top of it.
 - `wait_io` (I/O, sleeps) does not get faster on a faster CPU and stays as it is.
 - GIL wait disappears: on H the stage runs in a worker process of its own, and the local
-  thread waits on a socket without holding the GIL. In threads mode the CPU the stage
+  thread waits on a socket without holding the GIL. But each reply (and each call-back)
+  wakes threads here one after another (`HostCapacity.reply_wakes`: for SSH paramiko's
+  transport thread, the session's receiver, the caller; and the start acknowledgement's
+  two, `ack_wakes`, unless the call's work on the host outlasts them), and each waits for this
+  process's GIL and a core as long as the pipeline's process measured
+  (`PipelineStats.wake_s`, profiling/wakeprobe.py): in a process whose other threads
+  busy-loop that is milliseconds a wake-up, and it stays. In threads mode the CPU the stage
   used leaves this process's GIL, so the other stages that waited for it while it ran
   get that wait back (up to their own GIL wait).
 - Each prediction has a range (`predicted_low_s`, `predicted_high_s`): the spread of the
@@ -95,6 +101,11 @@ class HostCapacity:
     ratio_low: float = 0.0  # the probe's slowest and fastest rounds' CPU-time ratio (0: unknown)
     ratio_high: float = 0.0
     slots: int = 0  # calls it runs side by side at full speed (a Dask cluster's worker processes); 0: cores
+    # Threads of this process woken one after another to hand a reply (or serve a call-back) to
+    # the caller, each paying the process's wake-up wait (see the module docstring).
+    reply_wakes: int = 0
+    # The same for the start acknowledgement, before the reply: hidden behind the call's work on the host.
+    ack_wakes: int = 0
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,8 @@ class Prediction:
     contention: float = 1.0  # compute slowed this much by cores shared with the flow
     flow_busy_cores: float = 0.0  # the flow's own busy cores charged on a shared host
     side_by_side: float = 0.0  # calls of other stages already on the host, running at once (mean)
+    wake_s: float = 0.0  # threads here waking to hand the reply and call-backs on: GIL and core waits
+    wakes_per_call: float = 0.0
 
     @property
     def callback_share(self) -> float:
@@ -268,7 +281,12 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
         callback = cb_wall + cb_n * host.rtt_s + stage.callback_pickle_s / calls + unpickling
         if bandwidth > 0:
             callback += stage.callback_bytes / calls / bandwidth
-    seconds = compute + io + transfer + host.rtt_s + callback
+    wake_each = _wake_wait(profile, stage) if profile is not None else 0.0
+    wakes = host.reply_wakes * (1.0 + cb_n)
+    if host.ack_wakes and wake_each > 0:  # the acknowledgement's wake-ups B's work does not hide
+        wakes += host.ack_wakes * max(0.0, 1.0 - (compute + io) / (host.ack_wakes * wake_each))
+    wake = wakes * wake_each
+    seconds = compute + io + transfer + host.rtt_s + callback + wake
     # The range: the stage's own spread (all its parts), the probe's (its compute), and down
     # to no charge for shared cores. With the probe's fastest and slowest rounds known, the
     # compute spans them (a shared host's load comes and goes); else the rounds' spread.
@@ -280,14 +298,28 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
         probe_rel = 0.0
     else:
         probe_rel = host.ratio_spread
-    delta = math.hypot(compute * math.hypot(rel_stage, probe_rel), (io + callback + transfer) * rel_stage)
+    delta = math.hypot(compute * math.hypot(rel_stage, probe_rel), (io + callback + transfer + wake) * rel_stage)
     low = max(0.0, seconds - (compute - fast) - delta)
     high = seconds + (slow - compute) + delta
     return Prediction(
         seconds=seconds, low_s=low, high_s=high, compute_s=compute, wait_s=io,
         transfer_s=transfer + host.rtt_s, callback_s=callback, callbacks_per_call=cb_n,
-        contention=contention, flow_busy_cores=busy, side_by_side=beside,
+        contention=contention, flow_busy_cores=busy, side_by_side=beside, wake_s=wake, wakes_per_call=wakes,
     )
+
+
+def _wake_wait(profile: Profile, stage: StageStats) -> float:
+    """Seconds a thread of the stage's process waited for the GIL and a core each time it woke (0: not measured).
+
+    The wake-ups while the stage itself was not running when the profile has them: a stage's own
+    CPU use (a quota it exhausts, in a process of its own) delays wake-ups only while it runs here.
+    """
+    if stage.wake_samples:
+        return stage.wake_s
+    for p in profile.pipelines:
+        if p.name == stage.pipeline:
+            return p.wake_s if p.wake_samples else 0.0
+    return 0.0
 
 
 def side_by_side(profile: Profile, moved: StageStats, host: HostCapacity) -> tuple[float, float]:
@@ -342,6 +374,13 @@ def _callback_text(pred: Prediction, stage: StageStats) -> str:
             f"{_ms(min(stage.callback_s / calls, stage.mean_s))} of work that stays here, "
             f"{mib:.2f} MiB over the link, a round trip each) = {_ms(pred.callback_s)} "
             f"of the {_ms(pred.seconds)} predicted")
+
+
+def _wake_text(pred: Prediction) -> str:
+    each = pred.wake_s / pred.wakes_per_call if pred.wakes_per_call else 0.0
+    return (f"each call still wakes {pred.wakes_per_call:.3g} threads here one after another (the reply handed "
+            f"to the caller), each waiting {_ms(each)} for this process's GIL and a core (measured): "
+            f"{_ms(pred.wake_s)} a call stays here")
 
 
 def _shared_text(host: HostCapacity, pred: Prediction) -> str:
@@ -412,6 +451,8 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
         notes.append(_callback_text(pred, stage))
     if pred.contention > 1.005:
         notes.append(_shared_text(host, pred))
+    if pred.wake_s >= 0.05 * max(pred.seconds, 1e-9):
+        notes.append(_wake_text(pred))
     if host.noisy:
         notes.append(f"the probe of {host.name} was noisy (speed ratio spread ±{host.ratio_spread:.0%})")
     tail = "".join(f"; {n}" for n in notes)
@@ -442,7 +483,7 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
     in_callbacks = min(1.0, stage.callback_s / stage.total_s) if stage.total_s > 0 else 0.0
     own_gil = stage.gil_wait_s / max(stage.calls, 1) * (1.0 - in_callbacks)
     if current > 0 and own_gil / current >= 0.05:
-        parts.append("in a worker process of its own it no longer waits for this process's GIL")
+        parts.append("in a worker process of its own its Python work no longer waits for this process's GIL")
     fits = ""
     if peak and host.memory_bytes:
         fits = f"; needs {_gib(peak)}, fits in {_gib(host.memory_bytes)}"

@@ -1,9 +1,11 @@
 """Turns a finished run's recorder into a `Profile` (plain data, ready to save)."""
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import sys
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,6 +23,7 @@ from wiredprof.profile import (
 )
 from wiredprof.profiling.recorder import Recorder, StageAccumulator, ThreadInfo
 from wiredprof.profiling.threads import FRAMEWORK_SUFFIX
+from wiredprof.profiling.wakeprobe import WakeStats
 from wiredprof.profiling.workercalls import with_workers
 
 __all__ = ["build_profile", "stage_stats"]
@@ -114,6 +117,32 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
     )
 
 
+def _wake_by_pipeline(rec: Recorder) -> dict[str, WakeStats]:
+    """Per pipeline, the wake-up probe of the process(es) its threads ran in (wakeprobe.py)."""
+    pids: dict[str, set[int]] = {}
+    for info in rec.threads.values():
+        if info.pipeline:
+            pids.setdefault(info.pipeline, set()).add(os.getpid())
+    for (pid, _tid), info in rec.child_threads.items():
+        if info.pipeline:
+            pids.setdefault(info.pipeline, set()).add(pid)
+    out: dict[str, WakeStats] = {}
+    for name, mine in pids.items():
+        stats = WakeStats()
+        for pid in mine:
+            stats = stats.merged(rec.wake_by_pid.get(pid, WakeStats()))
+        out[name] = stats
+    return out
+
+
+def _with_wake(stage: StageStats, wake: WakeStats | None, number: int | None) -> StageStats:
+    """The stage with its process's wake-up wait while it was not running (see StageStats.wake_s)."""
+    if wake is None or number is None or stage.host != "local":
+        return stage
+    excess, n = wake.excess_without_s([number])
+    return replace(stage, wake_s=round(excess, 6), wake_samples=n)
+
+
 def _thread_rows(threads: list[ThreadInfo]) -> list[ThreadCpu]:
     rows = [ThreadCpu(t.name, t.pipeline, t.role, round(max(0.0, t.cpu - t.cpu_base), 6), round(t.stage_cpu, 6))
             for t in threads]
@@ -149,6 +178,9 @@ def build_profile(
             order.append(name)
     stages, timeline = with_workers(rec, [stage_stats(a) for a in accs], sorted(rec.timeline, key=lambda t: t.start_s))
     threads = _thread_rows(list(rec.threads.values()) + list(rec.child_threads.values()))
+    wake = _wake_by_pipeline(rec)
+    numbers = {(a.pipeline, a.stage): a.number for a in accs}
+    stages = [_with_wake(s, wake.get(s.pipeline), numbers.get((s.pipeline, s.stage))) for s in stages]
     busy = {p: sum(s.total_s for s in stages if s.pipeline == p) for p in order}
     running_s = wall_s - min(startup_s or 0.0, wall_s)
     all_busy = sum(busy.values()) or 1.0
@@ -175,6 +207,8 @@ def build_profile(
                 framework_cpu_s=sum(t.framework_cpu_s for t in threads if t.pipeline == name),
                 errors=sum(s.errors for s in mine),
                 utilisation=busy_s / running_s if running_s > 0 else 0.0,
+                wake_s=round(wake[name].excess_s, 6) if name in wake else 0.0,
+                wake_samples=wake[name].samples if name in wake else 0,
             )
         )
     return Profile(

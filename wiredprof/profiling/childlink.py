@@ -119,8 +119,18 @@ class CallbackRecord(NamedTuple):
     unpickle_s: float
 
 
+class WakeRecord(NamedTuple):
+    """A child process's wake-up probe so far (profiling/wakeprobe.py): cumulative, the latest counts."""
+
+    pid: int
+    samples: int
+    late_sum_s: float
+    late_min_s: float
+    during: dict[int, tuple[int, float]]  # stage number (the child's) -> wake-ups while it ran, their lateness
+
+
 Record = Union[SpanRecord, CycleRecord, TransferRecord, EventRecord, ThreadsRecord, NumberRecord, CallTreeRecord,
-               CallbackRecord]
+               CallbackRecord, WakeRecord]
 
 
 class ChildLink:

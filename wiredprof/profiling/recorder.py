@@ -43,9 +43,11 @@ from wiredprof.profiling.childlink import (
     SpanRecord,
     ThreadsRecord,
     TransferRecord,
+    WakeRecord,
 )
 from wiredprof.profiling.statetable import PREV, ROW, SAMPLED, SINCE, SLOTS, STAGE, claim_row
-from wiredprof.profiling.threadstate import Frame, ThreadLocal, ThreadState
+from wiredprof.profiling.threadstate import Frame, ThreadLocal, ThreadState, stages_in_progress
+from wiredprof.profiling.wakeprobe import WakeProbe, WakeStats
 
 if TYPE_CHECKING:  # the sampler's types only: the plain API does not import pyinstrument
     from pyinstrument import Profiler
@@ -144,6 +146,9 @@ class Recorder:
         self._state_table: memoryview[int] | None = None  # int64 words (see statetable.py)
         self._state_times: memoryview[float] = _NO_TIMES  # the same memory as doubles
         self.child_threads: dict[tuple[int, int], ThreadInfo] = {}
+        # Each process's wake-up probe (wakeprobe.py), by pid; a child's own probe runs in `_wake`.
+        self.wake_by_pid: dict[int, WakeStats] = {}
+        self._wake: WakeProbe | None = None
         # Handlers for record types of other parts, by the record's class.
         self.extra_handlers: dict[Any, Callable[[Any], None]] = {}
         self._dispatch: dict[type, Callable[[Any], None]] = {
@@ -155,6 +160,7 @@ class Recorder:
             NumberRecord: self._apply_number,
             CallTreeRecord: self._apply_calltree,
             CallbackRecord: self._apply_callback,
+            WakeRecord: self._apply_wake,
         }
 
     @property
@@ -751,6 +757,9 @@ class Recorder:
         if self.in_child:
             threads = [(tid, t.name, t.pipeline, t.role, t.cpu, t.stage_cpu) for tid, t in self.threads.items()]
             self.link.queue(ThreadsRecord(os.getpid(), threads))
+            if self._wake is not None:
+                w = self._wake.stats()
+                self.link.queue(WakeRecord(os.getpid(), w.samples, w.late_sum_s, w.late_min_s, w.during))
 
     # -- child processes -----------------------------------------------------------
     @property
@@ -777,6 +786,8 @@ class Recorder:
         self._local = ThreadLocal(self.owner_pid, self._pending_lists, self._owners)
         self._pending_lists[:] = [self._local.ts.pending]
         self.threads = {}
+        # This process's own GIL and cores: how long its threads wait to run again (wakeprobe.py).
+        self._wake = WakeProbe(active=stages_in_progress).start()
         try:
             import multiprocessing.util as mp_util
 
@@ -831,6 +842,16 @@ class Recorder:
         acc = self.stages.get((r.pipeline, r.stage))
         if acc is not None:
             self.add_callback(acc, r.wall, r.cpu, r.size, r.pickle_s, r.unpickle_s)
+
+    def _apply_wake(self, r: WakeRecord) -> None:
+        known = self.wake_by_pid.get(r.pid)
+        if known is None or r.samples >= known.samples:
+            during = {}
+            for number, seen in r.during.items():  # the child's stage numbers -> this recorder's
+                acc = self.accumulator_by_number(number)
+                if acc is not None:
+                    during[acc.number] = seen
+            self.wake_by_pid[r.pid] = WakeStats(r.samples, r.late_sum_s, r.late_min_s, during)
 
     def _apply_calltree(self, r: CallTreeRecord) -> None:
         if self.call_trees is not None:

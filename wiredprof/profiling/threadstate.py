@@ -13,7 +13,7 @@ from typing import Any
 
 from wiredprof.profiling.accumulators import CycleShard, Span, StageAccumulator, StageShard, ThreadInfo
 
-__all__ = ["Frame", "ThreadState", "ThreadLocal"]
+__all__ = ["Frame", "ThreadState", "ThreadLocal", "stages_in_progress"]
 
 # A stage call in progress: [its shard, children's wall, children's cpu, what its row in the
 # state table shows]. A list costs a third of a small class's __init__.
@@ -60,6 +60,15 @@ class ThreadLocal(threading.local):
 
 
 _thread_states: weakref.WeakSet[ThreadState] = weakref.WeakSet()
+
+
+def stages_in_progress() -> list[int]:
+    """The numbers of the stage calls in progress on the threads of this process (any thread may ask)."""
+    out = []
+    for state in list(_thread_states):
+        for frame in list(state.stack):
+            out.append(frame[0].number)
+    return out
 
 
 def _thread_states_after_fork() -> None:
