@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,17 @@ def say_targets(result: dict[str, Any], log: Callable[[str], None]) -> None:
         log(f"target {t['name']}: {t['measured']} ({t['target']}): {'met' if t['met'] else 'MISSED'}")
 
 
-def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A GitHub Markdown table (tabulate's "github"), cells as given: numbers are not re-formatted."""
-    return str(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+def markdown_table(headers: list[str], rows: list[list[Any]], right: Iterable[int] = ()) -> str:
+    """A GitHub Markdown table (tabulate's "github"), cells as given: numbers are not re-formatted.
+
+    `right`: indexes of the columns to right-align. "github" writes no alignment marks, so such a
+    table is written as tabulate's "pipe", the same table with the `:` marks (`---:` right, `:---` left).
+    """
+    right = set(right)
+    if not right:
+        return str(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+    align = ["right" if i in right else "left" for i in range(len(headers))]
+    return str(tabulate(rows, headers=headers, tablefmt="pipe", disable_numparse=True, colalign=align))
 
 
 def log_stderr(msg: str) -> None:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmarks._report import markdown_table
 from wiredprof.profiling.recorder import Recorder
 from wiredprof.profiling.threads import ThreadStateSampler, proc_available
 from wiredprof.runner import RunOptions, run_flow
@@ -158,14 +159,12 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "CPU time from the pipelines' start to their end over the calls (the profiler's start-up and analysis "
         "after the run not included, nor the sampler process: see below).",
         "",
-        "| pipelines | stage calls unprofiled | stage calls profiled | profiled / unprofiled | CPU per call, "
-        "unprofiled | CPU per call, profiled |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        markdown_table(["pipelines", "stage calls unprofiled", "stage calls profiled", "profiled / unprofiled",
+                        "CPU per call, unprofiled", "CPU per call, profiled"],
+                       [[n, f"{sum(row['plain_calls']):,}", f"{sum(row['profiled_calls']):,}", f"{row['ratio_pct']:.1f} %",
+                         f"{row['plain_cpu_us_per_call']:.1f} us", f"{row['profiled_cpu_us_per_call']:.1f} us"]
+                        for n, row in tp["pipelines"].items()], right=range(6)),
     ]
-    for n, row in tp["pipelines"].items():
-        lines.append(f"| {n} | {sum(row['plain_calls']):,} | {sum(row['profiled_calls']):,} | "
-                     f"{row['ratio_pct']:.1f} % | {row['plain_cpu_us_per_call']:.1f} us | "
-                     f"{row['profiled_cpu_us_per_call']:.1f} us |")
     control = tp.get("control")
     if control:
         lines += [
@@ -186,9 +185,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"N threads sitting in a stage for {sb['seconds']:g} s; the sampler process's own CPU time (it reads "
         "/proc for every thread of the flow each tick, and stretches its interval to stay within 2 % of a core).",
         "",
-        "| threads | sampler CPU, share of a core | ticks per second |",
-        "| ---: | ---: | ---: |",
+        markdown_table(["threads", "sampler CPU, share of a core", "ticks per second"],
+                       [[n, f"{row['cpu_share_of_a_core_pct']:.2f} %", f"{row['ticks_per_s']:.1f}"]
+                        for n, row in sb["threads"].items()], right=range(3)),
     ]
-    for n, row in sb["threads"].items():
-        lines.append(f"| {n} | {row['cpu_share_of_a_core_pct']:.2f} % | {row['ticks_per_s']:.1f} |")
     return lines

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks._report import add_report_option  # noqa: E402
+from benchmarks._report import add_report_option, markdown_table  # noqa: E402
 
 SAMPLE = REPO / "samples" / "concurrent_flow.py"
 DEFAULT_REPORT = REPO / "benchmarks" / "reports" / "dask-concurrency.md"
@@ -126,12 +126,11 @@ def one_shape(root: Path, workers: int, threads: int, s: argparse.Namespace) -> 
 
 
 def report(result: dict[str, Any]) -> str:
-    rows = []
-    for r in result["shapes"]:
-        rows.append(f"| {r['workers']} x {r['threads']} | {r['slots']} | {r['side_by_side']:.2f} | x{r['contention']:.2f} "
-                    f"| {r['here_s']:.2f} s | {r['alone_s']:.2f} s ({r['alone_error_pct']:+.1f} %) "
-                    f"| {r['with_model_s']:.2f} s ({r['with_model_error_pct']:+.1f} %) "
-                    f"| {r['measured_s']:.2f} s ({r['measured_calls']} calls) | {r['loadavg_start'][0]:.2f} |")
+    rows = [[f"{r['workers']} x {r['threads']}", r["slots"], f"{r['side_by_side']:.2f}", f"x{r['contention']:.2f}",
+             f"{r['here_s']:.2f} s", f"{r['alone_s']:.2f} s ({r['alone_error_pct']:+.1f} %)",
+             f"{r['with_model_s']:.2f} s ({r['with_model_error_pct']:+.1f} %)",
+             f"{r['measured_s']:.2f} s ({r['measured_calls']} calls)", f"{r['loadavg_start'][0]:.2f}"]
+            for r in result["shapes"]]
     m = result["machine"]
     return "\n".join([
         "# The planner's concurrency on a Dask cluster",
@@ -147,10 +146,9 @@ def report(result: dict[str, Any]) -> str:
         "- **Cluster:** a real `dask scheduler` and workers on 127.0.0.1 (`wiredprof.testing.localcluster`), "
         "on this machine's cores.",
         "",
-        f"| workers x threads | slots | other calls in flight | slow-down | {MOVED} here | predicted alone "
-        "| predicted with the model | measured (first call left out) | load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
-        *rows,
+        markdown_table(["workers x threads", "slots", "other calls in flight", "slow-down", f"{MOVED} here",
+                        "predicted alone", "predicted with the model", "measured (first call left out)", "load avg"],
+                       rows),
         "",
         "*Predicted alone*: the prediction without the calls already on the cluster (the model before it "
         "counted them); *with the model*: calls of other stages in flight share the cluster's slots (one per "

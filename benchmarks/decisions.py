@@ -41,7 +41,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._report import add_report_option  # noqa: E402
+from benchmarks._report import add_report_option, markdown_table  # noqa: E402
 from benchmarks.reference import (  # noqa: E402
     STAGE as REFERENCE_STAGE,
     Settings,
@@ -306,32 +306,32 @@ def render_report(result: dict[str, Any]) -> str:
         "the predicted range is a hit; the recommendation held when a recommended move made the stage "
         "faster, or a move not recommended did not.")
     add("")
-    add("| flow | run | verdict (bottleneck) | stage moved | recommended | now | predicted (range) | measured "
-        "| error | hit | held |")
-    add("|---|---|---|---|---|---|---|---|---|---|---|")
+    runs = []
     for f in result["flows"]:
         for r in f["runs"]:
             rec = r.get("recommendation") or {}
             rng = (f"{_s(rec.get('predicted_s'))} ({_s(rec.get('predicted_low_s'))}-{_s(rec.get('predicted_high_s'))})"
                    if rec else "-")
-            add(f"| {f['flow']} | {r['run']} | {r.get('verdict_before', '-')} | {r.get('stage') or '-'} "
-                f"| {'yes' if rec.get('recommended') else ('no' if rec else '-')} | {_s(rec.get('current_s'))} "
-                f"| {rng} | {_s(r.get('measured_s'))} | {_pct(r.get('error_pct'))} "
-                f"| {'-' if 'hit' not in r else ('yes' if r['hit'] else 'no')} "
-                f"| {'-' if 'held' not in r else ('yes' if r['held'] else 'no')} |")
+            runs.append([f["flow"], r["run"], r.get("verdict_before", "-"), r.get("stage") or "-",
+                         "yes" if rec.get("recommended") else ("no" if rec else "-"), _s(rec.get("current_s")),
+                         rng, _s(r.get("measured_s")), _pct(r.get("error_pct")),
+                         "-" if "hit" not in r else ("yes" if r["hit"] else "no"),
+                         "-" if "held" not in r else ("yes" if r["held"] else "no")])
+    add(markdown_table(["flow", "run", "verdict (bottleneck)", "stage moved", "recommended", "now", "predicted (range)",
+                        "measured", "error", "hit", "held"], runs))
     add("")
     add("Targets per flow:")
     add("")
-    add("| flow | profiled without error | same verdict both runs | no built-in stage recommended "
-        "| prediction target |")
-    add("|---|---|---|---|---|")
+    per_flow = []
     for f in result["flows"]:
         t = f["targets"]
         target = ("within ±10 %" if f["reference"] else
                   "within ±30 % or not recommended" if f["callback_dominated"] else "none")
-        add(f"| {f['flow']}{'' if f['catalogued'] else ' (not in samples/catalog.py)'} | {_ok(t['profiled_ok'])} "
-            f"| {_ok(t['same_verdict'])} | {_ok(t['no_builtin_recommended'])} "
-            f"| {target}: {_ok(t.get('prediction_met')) if 'prediction_met' in t else '-'} |")
+        per_flow.append([f"{f['flow']}{'' if f['catalogued'] else ' (not in samples/catalog.py)'}",
+                         _ok(t["profiled_ok"]), _ok(t["same_verdict"]), _ok(t["no_builtin_recommended"]),
+                         f"{target}: {_ok(t.get('prediction_met')) if 'prediction_met' in t else '-'}"])
+    add(markdown_table(["flow", "profiled without error", "same verdict both runs", "no built-in stage recommended",
+                        "prediction target"], per_flow))
     add("")
     add("Why, per run (the planner's reason for the stage moved):")
     add("")
@@ -361,12 +361,11 @@ def render_report(result: dict[str, Any]) -> str:
         add(f"`benchmarks/reference.py` at scale {sim['scale']:g}, {len(sim['repeats'])} repeats (host A a cgroup "
             "4x slower than B, B a real sshd in its own network namespace; see reports/reference.md).")
         add("")
-        add("| repeat | raw ratio | on A | predicted (range) | measured on B | error | hit |")
-        add("|---|---|---|---|---|---|---|")
-        for x in sim["repeats"]:
-            add(f"| {x['repeat']} | {x['raw_speed_ratio'] or 0:.2f}x | {_s(x['current_s'])} | {_s(x['predicted_s'])} "
-                f"({_s(x['predicted_low_s'])}-{_s(x['predicted_high_s'])}) | {_s(x['measured_s'])} "
-                f"| {_pct(x['error_pct'])} | {'yes' if x['hit'] else 'no'} |")
+        add(markdown_table(
+            ["repeat", "raw ratio", "on A", "predicted (range)", "measured on B", "error", "hit"],
+            [[x["repeat"], f"{x['raw_speed_ratio'] or 0:.2f}x", _s(x["current_s"]),
+              f"{_s(x['predicted_s'])} ({_s(x['predicted_low_s'])}-{_s(x['predicted_high_s'])})", _s(x["measured_s"]),
+              _pct(x["error_pct"]), "yes" if x["hit"] else "no"] for x in sim["repeats"]]))
         add("")
         add(f"Target: within ±10 % in every repeat: {_ok(sim['prediction_met'])}.")
     add("")

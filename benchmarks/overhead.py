@@ -48,7 +48,7 @@ if __package__ in (None, ""):
 import wiredprof  # noqa: E402
 from benchmarks import _throughput  # noqa: E402
 from benchmarks._machine import loadavg, machine_info as _machine_info  # noqa: E402
-from benchmarks._report import quick_json_main  # noqa: E402
+from benchmarks._report import markdown_table, quick_json_main  # noqa: E402
 from wiredprof.profile import TimelineSpan  # noqa: E402
 from wiredprof.profiling.accumulators import CPU_EVERY_CALL_S, CPU_READ_EVERY  # noqa: E402
 from wiredprof.profiling.calltree import CallTreeSampler  # noqa: E402
@@ -733,11 +733,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         "## Targets (issue 3, item 9; issue 12)",
         "",
-        "| target | required | measured | met |",
-        "| --- | --- | --- | --- |",
+        markdown_table(["target", "required", "measured", "met"],
+                       [[t["name"], t["target"], t["measured"], "yes" if t["met"] else "**no**"]
+                        for t in result["targets"]]),
     ]
-    for t in result["targets"]:
-        lines.append(f"| {t['name']} | {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |")
     lines += ["", "## Reading the numbers", ""] + reading(result)
     lines += [
         "",
@@ -754,24 +753,18 @@ def render_markdown(result: dict[str, Any]) -> str:
     wl = result["per_call"]["workloads"]
     tools = list(next(iter(wl.values())).keys())
     for suffix, title in (("_cpu", "Thread CPU time"), ("", "Wall-clock time")):
-        header = "| tool | " + " | ".join(f"{w}: added us/call" for w in wl) + " | " + " | ".join(
-            f"{w}: slowdown %" for w in wl) + " |"
-        lines += [f"### {title}", "", header, "| --- |" + " ---: |" * (2 * len(wl))]
-        lines.append("| plain (uninstrumented), us/call | " + " | ".join(
-            _fmt(statistics.median([wl[w][t][f"plain{suffix}_us"] for t in tools]), 3) for w in wl)
-            + " |" + " |" * len(wl))
+        headers = ["tool", *[f"{w}: added us/call" for w in wl], *[f"{w}: slowdown %" for w in wl]]
+        rows = [["plain (uninstrumented), us/call",
+                 *[_fmt(statistics.median([wl[w][t][f"plain{suffix}_us"] for t in tools]), 3) for w in wl],
+                 *[""] * len(wl)]]
+        a, sl = f"added{suffix}_us", f"slowdown{suffix}_pct"
         for t in tools:
-            cells = []
-            for w in wl:
-                r = wl[w][t]
-                a = f"added{suffix}_us"
-                cells.append(f"{_fmt(r[a], 3)} [{_fmt(r[a + '_p25'], 3)}..{_fmt(r[a + '_p75'], 3)}]")
-            for w in wl:
-                r = wl[w][t]
-                sl = f"slowdown{suffix}_pct"
-                cells.append(f"{_fmt(r[sl], 1)} [{_fmt(r[sl + '_p25'], 1)}..{_fmt(r[sl + '_p75'], 1)}]")
-            lines.append(f"| {t} | " + " | ".join(cells) + " |")
-        lines.append("")
+            rows.append([t,
+                         *[f"{_fmt(wl[w][t][a], 3)} [{_fmt(wl[w][t][a + '_p25'], 3)}..{_fmt(wl[w][t][a + '_p75'], 3)}]"
+                           for w in wl],
+                         *[f"{_fmt(wl[w][t][sl], 1)} [{_fmt(wl[w][t][sl + '_p25'], 1)}..{_fmt(wl[w][t][sl + '_p75'], 1)}]"
+                           for w in wl]])
+        lines += [f"### {title}", "", markdown_table(headers, rows, right=range(1, len(headers))), ""]
     lines += [
         f"- `{w}`: {wl[w][tools[0]]['calls_per_stretch']} calls per stretch, {wl[w][tools[0]]['pairs']} pairs"
         for w in wl
@@ -792,27 +785,23 @@ def render_markdown(result: dict[str, Any]) -> str:
         "Where the time of one stage call goes, hot (the same call repeated; each layer includes the",
         "ones listed above it that it uses; ns per call, best of several repeats):",
         "",
-        "| layer | ns per call |",
-        "| --- | ---: |",
-        *[f"| {k} | {v:.0f} |" for k, v in result["breakdown_ns"].items()],
+        markdown_table(["layer", "ns per call"], [[k, f"{v:.0f}"] for k, v in result["breakdown_ns"].items()],
+                       right=[1]),
         "",
         "Steps of the bookkeeping timed right after 1 ms of pure-Python work (as at the end of a real",
         f"stage call) and then once more at once (median of {result['cold_warm']['tries']} tries, ns; the timer's own",
         "read of `perf_counter` is included in each):",
         "",
-        "| what | right after 1 ms of other work | again at once |",
-        "| --- | ---: | ---: |",
-        *[f"| {k} | {v['after_1ms_ns']:.0f} | {v['again_ns']:.0f} |"
-          for k, v in result["cold_warm"].items() if k != "tries"],
+        markdown_table(["what", "right after 1 ms of other work", "again at once"],
+                       [[k, f"{v['after_1ms_ns']:.0f}", f"{v['again_ns']:.0f}"]
+                        for k, v in result["cold_warm"].items() if k != "tries"], right=[1, 2]),
         "",
         "## 1 ms CPU stage: slowdown",
         "",
-        "| tool | slowdown, thread CPU | slowdown, wall clock |",
-        "| --- | ---: | ---: |",
+        markdown_table(["tool", "slowdown, thread CPU", "slowdown, wall clock"],
+                       [[t, f"{_fmt(wl['cpu_1ms'][t]['slowdown_cpu_pct'], 2)} %",
+                         f"{_fmt(wl['cpu_1ms'][t]['slowdown_pct'], 2)} %"] for t in tools], right=[1, 2]),
     ]
-    for t in tools:
-        r = wl["cpu_1ms"][t]
-        lines.append(f"| {t} | {_fmt(r['slowdown_cpu_pct'], 2)} % | {_fmt(r['slowdown_pct'], 2)} % |")
     mem = result["memory"]
     lines += [
         "",
@@ -822,15 +811,13 @@ def render_markdown(result: dict[str, Any]) -> str:
         "RSS: resident set, measured without tracemalloc). The recorder keeps counters, a DDSketch and a",
         "bounded timeline window; the alternatives keep every span, as a profiler with a span list would.",
         "",
-        "| what | tracemalloc MB | tracemalloc peak MB | RSS MB | seconds |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        markdown_table(["what", "tracemalloc MB", "tracemalloc peak MB", "RSS MB", "seconds"], [
+            [title, _fmt(mem[label]["tracemalloc_mb"]), _fmt(mem[label]["tracemalloc_peak_mb"]),
+             _fmt(mem[label]["rss_mb"]), _fmt(mem[label]["seconds"], 1)]
+            for label, title in (("recorder", "wiredprof recorder (`@wiredprof.stage` calls)"),
+                                 ("span_tuples", "list of span tuples (8 fields)"),
+                                 ("span_objects", "list of `TimelineSpan` objects"))], right=[1, 2, 3, 4]),
     ]
-    for label, title in (("recorder", "wiredprof recorder (`@wiredprof.stage` calls)"),
-                         ("span_tuples", "list of span tuples (8 fields)"),
-                         ("span_objects", "list of `TimelineSpan` objects")):
-        r = mem[label]
-        lines.append(f"| {title} | {_fmt(r['tracemalloc_mb'])} | {_fmt(r['tracemalloc_peak_mb'])} | "
-                     f"{_fmt(r['rss_mb'])} | {_fmt(r['seconds'], 1)} |")
     ref = result["reference"]
     lines += [
         "",
@@ -843,22 +830,23 @@ def render_markdown(result: dict[str, Any]) -> str:
         "and are left out of wiredprof's statistics). The target is judged on the two paired medians;",
         "means are shown too, but on a shared machine they move with every hiccup.",
         "",
-        "| measure | value |",
-        "| --- | ---: |",
-        f"| median paired difference, instrumented vs plain (outer clock) | {ref['paired_diff_pct']:+.3f} % "
-        f"[{ref['paired_diff_pct_p25']:+.3f}..{ref['paired_diff_pct_p75']:+.3f}]; 95 % CI of the median "
-        f"{ref['paired_diff_pct_ci95'][0]:+.3f}..{ref['paired_diff_pct_ci95'][1]:+.3f} |",
-        f"| median paired difference, time wiredprof recorded for the call vs the plain call | "
-        f"{ref['reported_vs_plain_pct']:+.3f} % "
-        f"[{ref['reported_vs_plain_pct_p25']:+.3f}..{ref['reported_vs_plain_pct_p75']:+.3f}]; 95 % CI of the median "
-        f"{ref['reported_vs_plain_pct_ci95'][0]:+.3f}..{ref['reported_vs_plain_pct_ci95'][1]:+.3f} |",
-        f"| plain mean (outer clock) | {ref['plain_mean_ms']:.4f} ms |",
-        f"| instrumented mean (outer clock, all calls) | {ref['instrumented_mean_ms']:.4f} ms |",
-        f"| wiredprof's reported mean ({ref['wiredprof_calls']} calls; {ref['wiredprof_sampled_calls']} sampled "
-        f"calls left out) | {ref['wiredprof_mean_ms']:.4f} ms |",
-        f"| wiredprof's mean vs plain mean | {ref['wiredprof_vs_plain_pct']:+.3f} % |",
-        f"| wiredprof's mean vs outer clock on the same calls | {ref['wiredprof_vs_outer_pct']:+.4f} % |",
-        f"| outer clock minus recorded time, median per call | {ref['outer_minus_recorded_us']:.2f} us |",
+        markdown_table(["measure", "value"], [
+            ["median paired difference, instrumented vs plain (outer clock)",
+             f"{ref['paired_diff_pct']:+.3f} % "
+             f"[{ref['paired_diff_pct_p25']:+.3f}..{ref['paired_diff_pct_p75']:+.3f}]; 95 % CI of the median "
+             f"{ref['paired_diff_pct_ci95'][0]:+.3f}..{ref['paired_diff_pct_ci95'][1]:+.3f}"],
+            ["median paired difference, time wiredprof recorded for the call vs the plain call",
+             f"{ref['reported_vs_plain_pct']:+.3f} % "
+             f"[{ref['reported_vs_plain_pct_p25']:+.3f}..{ref['reported_vs_plain_pct_p75']:+.3f}]; 95 % CI of the "
+             f"median {ref['reported_vs_plain_pct_ci95'][0]:+.3f}..{ref['reported_vs_plain_pct_ci95'][1]:+.3f}"],
+            ["plain mean (outer clock)", f"{ref['plain_mean_ms']:.4f} ms"],
+            ["instrumented mean (outer clock, all calls)", f"{ref['instrumented_mean_ms']:.4f} ms"],
+            [f"wiredprof's reported mean ({ref['wiredprof_calls']} calls; {ref['wiredprof_sampled_calls']} sampled "
+             "calls left out)", f"{ref['wiredprof_mean_ms']:.4f} ms"],
+            ["wiredprof's mean vs plain mean", f"{ref['wiredprof_vs_plain_pct']:+.3f} %"],
+            ["wiredprof's mean vs outer clock on the same calls", f"{ref['wiredprof_vs_outer_pct']:+.4f} %"],
+            ["outer clock minus recorded time, median per call", f"{ref['outer_minus_recorded_us']:.2f} us"],
+        ], right=[1]),
         "",
         *_throughput.markdown(result),
         "",

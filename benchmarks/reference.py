@@ -59,7 +59,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._machine import loadavg, machine_info as _machine_info  # noqa: E402
-from benchmarks._report import add_report_option  # noqa: E402
+from benchmarks._report import add_report_option, markdown_table  # noqa: E402
 from benchmarks.simhosts import (  # noqa: E402
     PROBE_CODE,
     HostA,
@@ -957,21 +957,21 @@ def dask_section(result: dict[str, Any]) -> list[str]:
         "`wiredprof hosts check B`, `plan`, `offload` and `analyze` as for SSH. Every call pays Dask's task "
         f"round trip plus wiredprof's at-most-once start handshake: {probe.get('rtt_s', 0) * 1e3:.1f} ms measured "
         "by the probe (the planner's round trip).", "",
-        "| figure | SSH target | Dask target | target | |",
-        "|---|---|---|---|---|",
-        f"| core_logic stage speed-up | {_range(ssh['stage_speedup'], _x)} | {_range(sp['stage_speedup'], _x)} | "
-        f"≥ {100 * TARGET_DASK_SHARE_OF_SSH:.0f} % of SSH's | "
-        f"{'–' if share is None else f'{100 * share:.1f} %'} {_ok(t['share_of_ssh_met'])} |",
-        f"| pipeline_3 cycle speed-up | {_range(ssh['pipeline_speedup'], _x)} | "
-        f"{_range(sp['pipeline_speedup'], _x)} | | |",
-        f"| planner's prediction error (first call excluded) | {_range(ssh['prediction_error_pct'], _pct)} | "
-        f"{_range(sp['prediction_error_pct'], _pct)} | within ±{TARGET_PREDICTION_PCT:.0f} % | "
-        f"{_ok(t['prediction_met'])} |",
-        f"| core_logic per call on B: predicted / measured | {_range(ssh['predicted_stage_s'], _s)} / "
-        f"{_range(ssh['measured_stage_s'], _s)} | {_range(sp['predicted_stage_s'], _s)} / "
-        f"{_range(sp['measured_stage_s'], _s)} | | |",
-        f"| first call on B (connect, ship the callable) | {_range(ssh['stage_on_b_first_call_s'], _s)} | "
-        f"{_range(sp['stage_on_b_first_call_s'], _s)} | | |",
+        markdown_table(["figure", "SSH target", "Dask target", "target", ""], [
+            ["core_logic stage speed-up", _range(ssh["stage_speedup"], _x), _range(sp["stage_speedup"], _x),
+             f"≥ {100 * TARGET_DASK_SHARE_OF_SSH:.0f} % of SSH's",
+             f"{'–' if share is None else f'{100 * share:.1f} %'} {_ok(t['share_of_ssh_met'])}"],
+            ["pipeline_3 cycle speed-up", _range(ssh["pipeline_speedup"], _x), _range(sp["pipeline_speedup"], _x),
+             "", ""],
+            ["planner's prediction error (first call excluded)", _range(ssh["prediction_error_pct"], _pct),
+             _range(sp["prediction_error_pct"], _pct), f"within ±{TARGET_PREDICTION_PCT:.0f} %",
+             _ok(t["prediction_met"])],
+            ["core_logic per call on B: predicted / measured",
+             f"{_range(ssh['predicted_stage_s'], _s)} / {_range(ssh['measured_stage_s'], _s)}",
+             f"{_range(sp['predicted_stage_s'], _s)} / {_range(sp['measured_stage_s'], _s)}", "", ""],
+            ["first call on B (connect, ship the callable)", _range(ssh["stage_on_b_first_call_s"], _s),
+             _range(sp["stage_on_b_first_call_s"], _s), "", ""],
+        ]),
         "",
         "How the cluster's speed is measured: each worker with the SSH probe's own speed rounds (a round on "
         "the worker, a round here, in turn, until their ratio agrees), the cluster's ratio the workers' mean "
@@ -1011,25 +1011,24 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
     add("")
     add("Medians over the repeats, (min – max) when repeated.")
     add("")
-    add("| figure | measured | target | |")
-    add("|---|---|---|---|")
-    add(f"| raw speed ratio A/B (the single-thread probe, in A and on B over ssh, this run) | "
-        f"{_range(sp['raw_speed_ratio'], _x)} | 4.0x (calibrated) | |")
-    add(f"| **core_logic stage speed-up** (mean per call on A / mean per call on B, wiredprof's `mean_s`) | "
-        f"{_range(sp['stage_speedup'], _x)} | ≥ {TARGET_STAGE_SPEEDUP}x | {_ok(t['stage_speedup_met'])} |")
-    add(f"| … as a share of the raw ratio | "
-        f"{_range(sp['stage_share_of_raw'], lambda v: '–' if v is None else f'{100 * v:.1f} %')} | "
-        f"≥ {100 * TARGET_SHARE_OF_RAW:.0f} % | {_ok(t['share_of_raw_met'])} |")
-    add(f"| **pipeline_3 cycle speed-up** (mean cycle before / after) | {_range(sp['pipeline_speedup'], _x)} | "
-        f"≥ {TARGET_PIPELINE_SPEEDUP}x | {_ok(t['pipeline_speedup_met'])} |")
-    add(f"| **planner's prediction error** for core_logic on B (predicted vs measured per call, "
-        f"first call excluded) | {_range(sp['prediction_error_pct'], _pct)} | within ±{TARGET_PREDICTION_PCT:.0f} % "
-        f"| {_ok(t['prediction_met'])} |")
-    add(f"| … against the mean of all calls, the first one included | "
-        f"{_range(sp['prediction_error_all_calls_pct'], _pct)} | | |")
-    add(f"| core_logic per call: on A / predicted on B / measured on B | {_range(sp['stage_on_a_s'], _s)} / "
-        f"{_range(sp['predicted_stage_s'], _s)} / {_range(sp['measured_stage_s'], _s)} | "
-        f"{CORE_ON_A_S * result['scale']:g} s / {CORE_ON_A_S / TARGET_RATIO * result['scale']:g} s | |")
+    add(markdown_table(["figure", "measured", "target", ""], [
+        ["raw speed ratio A/B (the single-thread probe, in A and on B over ssh, this run)",
+         _range(sp["raw_speed_ratio"], _x), "4.0x (calibrated)", ""],
+        ["**core_logic stage speed-up** (mean per call on A / mean per call on B, wiredprof's `mean_s`)",
+         _range(sp["stage_speedup"], _x), f"≥ {TARGET_STAGE_SPEEDUP}x", _ok(t["stage_speedup_met"])],
+        ["… as a share of the raw ratio",
+         _range(sp["stage_share_of_raw"], lambda v: "–" if v is None else f"{100 * v:.1f} %"),
+         f"≥ {100 * TARGET_SHARE_OF_RAW:.0f} %", _ok(t["share_of_raw_met"])],
+        ["**pipeline_3 cycle speed-up** (mean cycle before / after)", _range(sp["pipeline_speedup"], _x),
+         f"≥ {TARGET_PIPELINE_SPEEDUP}x", _ok(t["pipeline_speedup_met"])],
+        ["**planner's prediction error** for core_logic on B (predicted vs measured per call, first call excluded)",
+         _range(sp["prediction_error_pct"], _pct), f"within ±{TARGET_PREDICTION_PCT:.0f} %", _ok(t["prediction_met"])],
+        ["… against the mean of all calls, the first one included",
+         _range(sp["prediction_error_all_calls_pct"], _pct), "", ""],
+        ["core_logic per call: on A / predicted on B / measured on B",
+         f"{_range(sp['stage_on_a_s'], _s)} / {_range(sp['predicted_stage_s'], _s)} / {_range(sp['measured_stage_s'], _s)}",
+         f"{CORE_ON_A_S * result['scale']:g} s / {CORE_ON_A_S / TARGET_RATIO * result['scale']:g} s", ""],
+    ]))
     add("")
     rep = reps[len(reps) // 2] if reps else None
     # -- per pipeline and per stage (median repeat by stage speed-up)
@@ -1042,17 +1041,17 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
         add("\"Predicted on B\" is `wiredprof plan`'s prediction with pipeline_3.core_logic on B; every other "
             "stage stays on A, and the planner predicts it unchanged.")
         add("")
-        add("| pipeline | cycle on A | predicted, core_logic on B | measured, core_logic on B | A / B |")
-        add("|---|---|---|---|---|")
+        rows: list[list[Any]] = []
         for p in before["pipelines"]:
             pa = pipeline_of(after, p["name"]) or {}
             pred = rec.get("predicted_pipeline_cycle_s") if p["name"] == PIPELINE else p["wall_s"]
             ratio = p["wall_s"] / pa["wall_s"] if pa.get("wall_s") else None
-            add(f"| {p['name']} | {_s(p['wall_s'])} ({p['runs']} cycles) | {_s(pred)} | "
-                f"{_s(pa.get('wall_s'))} ({pa.get('runs', 0)} cycles) | {_x(ratio)} |")
+            rows.append([p["name"], f"{_s(p['wall_s'])} ({p['runs']} cycles)", _s(pred),
+                         f"{_s(pa.get('wall_s'))} ({pa.get('runs', 0)} cycles)", _x(ratio)])
+        add(markdown_table(["pipeline", "cycle on A", "predicted, core_logic on B", "measured, core_logic on B",
+                            "A / B"], rows))
         add("")
-        add("| stage | on A: mean (CPU, queued for a CPU) | predicted on B | measured | A / measured | runs on |")
-        add("|---|---|---|---|---|---|")
+        rows = []
         for s_ in before["stages"]:
             name = f"{s_['pipeline']}.{s_['stage']}"
             sa = stage_of(after, name) or {}
@@ -1063,8 +1062,10 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
             ratio = s_["mean_s"] / meas if meas else None
             extra = (f" (all {sa.get('calls')} calls; {_s(rep['stage_on_b_steady_s'])} without the first, "
                      f"which took {_s(rep['stage_on_b_first_call_s'])})") if moved else ""
-            add(f"| {name} | {_s(s_['mean_s'])} ({s_['cpu_s'] / calls:.2f} s, {(s_.get('cpu_queue_s') or 0) / calls:.2f} s)"
-                f" | {_s(pred)} | {_s(meas)}{extra} | {_x(ratio)} | {sa.get('host', '–')} |")
+            rows.append([name, f"{_s(s_['mean_s'])} ({s_['cpu_s'] / calls:.2f} s, {(s_.get('cpu_queue_s') or 0) / calls:.2f} s)",
+                         _s(pred), f"{_s(meas)}{extra}", _x(ratio), sa.get("host", "–")])
+        add(markdown_table(["stage", "on A: mean (CPU, queued for a CPU)", "predicted on B", "measured", "A / measured",
+                            "runs on"], rows))
         add("")
         add(f"The planner's reason: *{rec.get('reason', '–')}* — host B as `wiredprof hosts check B` measured it "
             f"from inside A: wall-time speed ratio {rep['probe']['cpu_speed_ratio']:.2f}x, CPU-time ratio "
@@ -1088,15 +1089,14 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
     # -- per repeat
     add("## Every repeat")
     add("")
-    add("| repeat | load avg (start) | raw ratio | core_logic on A | on B: mean / without 1st / 1st call "
-        "| stage speed-up | pipeline_3 cycle A → B | speed-up | predicted | error |")
-    add("|---|---|---|---|---|---|---|---|---|---|")
-    for r in reps:
-        add(f"| {r['repeat']} | {r['loadavg_start'][0] if r['loadavg_start'] else '–'} | {_x(r['raw_speed_ratio'])} "
-            f"| {_s(r['stage_on_a_s'])} | {_s(r['stage_on_b_s'])} / {_s(r['stage_on_b_steady_s'])} / "
-            f"{_s(r['stage_on_b_first_call_s'])} | {_x(r['stage_speedup'])} | {_s(r['pipeline_cycle_on_a_s'])} → "
-            f"{_s(r['pipeline_cycle_on_b_s'])} | {_x(r['pipeline_speedup'])} | {_s(r['predicted_stage_s'])} | "
-            f"{_pct(r['prediction_error_pct'])} |")
+    add(markdown_table(
+        ["repeat", "load avg (start)", "raw ratio", "core_logic on A", "on B: mean / without 1st / 1st call",
+         "stage speed-up", "pipeline_3 cycle A → B", "speed-up", "predicted", "error"],
+        [[r["repeat"], r["loadavg_start"][0] if r["loadavg_start"] else "–", _x(r["raw_speed_ratio"]),
+          _s(r["stage_on_a_s"]),
+          f"{_s(r['stage_on_b_s'])} / {_s(r['stage_on_b_steady_s'])} / {_s(r['stage_on_b_first_call_s'])}",
+          _x(r["stage_speedup"]), f"{_s(r['pipeline_cycle_on_a_s'])} → {_s(r['pipeline_cycle_on_b_s'])}",
+          _x(r["pipeline_speedup"]), _s(r["predicted_stage_s"]), _pct(r["prediction_error_pct"])] for r in reps]))
     add("")
     # -- memory
     mv = result.get("memory_variant")

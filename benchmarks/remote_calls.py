@@ -31,7 +31,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._report import add_report_option  # noqa: E402
+from benchmarks._report import add_report_option, markdown_table  # noqa: E402
 from wiredprof.remote import HostSpec, connect  # noqa: E402
 from wiredprof.remote.bootstrap import bootstrap_command  # noqa: E402
 from wiredprof.testing.localsshd import LocalSshd, start_local_sshd, system_python_like_ours  # noqa: E402
@@ -432,14 +432,9 @@ def report(rows: list[Row], info: dict[str, str], argv: list[str]) -> str:
         "`pip install execnet fabric dask distributed` into the venv that runs this script "
         "(here a separate one, since fabric pins invoke<3).",
         "",
-        "| case | tool | n | p50 ms | p95 ms | min ms | note |",
-        "|---|---|---|---|---|---|---|",
+        markdown_table(["case", "tool", "n", "p50 ms", "p95 ms", "min ms", "note"],
+                       [[r.case, r.tool, len(r.samples), r.cell(0.5), r.cell(0.95), r.cell(0.0), r.note] for r in rows]),
     ]
-    for r in rows:
-        lines.append(
-            f"| {r.case} | {r.tool} | {len(r.samples)} | {r.cell(0.5)} | {r.cell(0.95)} | "
-            f"{r.cell(0.0)} | {r.note} |"
-        )
     lines += ["", "## Targets (issues 4 and 10), this run", ""] + targets(rows, info)
     lines += ["", "## Setup", ""]
     versions = {

@@ -234,8 +234,7 @@ def patch_launch_flow(main_pid: int) -> None:
 
         FlowProcessor.launch_flow = launch_flow
 
-    adapter.after_import_hooks.append(patch_on_import)
-    adapter.install_import_hook(instrument_stages=False)
+    adapter.install_import_hook(instrument_stages=False, after_import=[patch_on_import])
 
 
 def _main(argv: list[str]) -> int:

@@ -372,8 +372,8 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     set_current_control(control)
     if opts.offloads is not None:
         opts.offloads.install(rec)
-    callbacks.install(rec)  # before the import hook: it patches once wiredflow is in
-    wiredflow_adapter.install_import_hook()
+    # call-backs counted: the adapter patches wiredflow's classes for them once the flow imports it
+    wiredflow_adapter.install_import_hook(after_import=[callbacks.install(rec)])
     rec.register_thread("", "main")  # after the sampler: it learns this process's memory baseline
     tree.start()
     signals.install(opts.handle_signals)

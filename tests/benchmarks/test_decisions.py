@@ -5,6 +5,7 @@ step ran and the figures and the report have their structure.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_targets_and_report() -> None:
               "flows": [{"flow": "ref", "catalogued": True, "reference": True, "callback_dominated": False,
                          "runs": good, "targets": decisions.flow_targets(ref, good)}],
               "simulated": {"skipped": "no root"}}
-    text = decisions.render_report(result)
+    text = re.sub(r" {2,}", " ", decisions.render_report(result))  # the tables' cells without their padding
     assert "| ref | 1 | p.core_logic (cpu) | p.core_logic | yes | 1.00 s | 500.0 ms (450.0 ms-550.0 ms) " in text
     assert "| +4.0 % | yes | yes |" in text
     assert "| ref | met | met | met | within ±10 %: met |" in text
@@ -79,4 +80,4 @@ def test_one_flow_twice_end_to_end(tmp_path: Path) -> None:
         assert r["stage"] and r["measured_s"] > 0 and r["host_after"] == "B"
         assert r["recommendation"]["predicted_low_s"] <= r["recommendation"]["predicted_high_s"]
     assert flow["runs"][0]["probed_by_plan"] and flow["targets"]["profiled_ok"]
-    assert "| waiting | 1 |" in report.read_text()
+    assert "| waiting | 1 |" in re.sub(r" {2,}", " ", report.read_text())

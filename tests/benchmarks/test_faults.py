@@ -11,7 +11,7 @@ import pytest
 
 from tests.benchmarks._run import result_of, run_benchmark
 
-pytestmark = [pytest.mark.ssh, pytest.mark.slow]
+pytestmark = [pytest.mark.ssh, pytest.mark.slow, pytest.mark.xdist_group("faults_quick_run")]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ import pytest
 from tests.benchmarks._run import REPO, result_of, run_benchmark
 WORKLOADS = {"trivial", "cpu_1ms", "deep"}
 
+pytestmark = pytest.mark.xdist_group("overhead_quick_run")  # one worker runs the benchmark once for all
+
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:

@@ -3,6 +3,9 @@
 Never asserts a time or a speed-up (the machine is shared and noisy): only that every step
 ran, and that the figures and the report have their structure. Needs root (cgroups,
 network namespaces); skipped otherwise.
+
+One quick run with `--target dask` serves both end-to-end tests: it runs the SSH target's
+whole leg (the default target's run) and then the Dask leg beside it, in the same run.
 """
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ import pytest
 
 from tests.benchmarks._run import REPO, result_of, run_benchmark
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="simulating hosts A and B needs root (cgroups, network namespaces)")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0,
+                                 reason="simulating hosts A and B needs root (cgroups, network namespaces)"),
+              pytest.mark.xdist_group("reference_quick_run")]  # one worker makes the run, for both tests
 
 
 def _quick_run(*args: str, timeout: float) -> dict:
@@ -27,15 +31,21 @@ def _quick_run(*args: str, timeout: float) -> dict:
     return result_of(proc)  # type: ignore[no-any-return]
 
 
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """`--quick --target dask --report`: the SSH target's figures and report, and the Dask leg's."""
+    report = tmp_path_factory.mktemp("reference") / "reference.md"
+    return _quick_run("--target", "dask", "--report", str(report), timeout=410), report
+
+
 KEYS = ("scale", "repeat", "raw_speed_ratio", "stage_speedup", "pipeline_speedup", "predicted_stage_s",
         "measured_stage_s", "prediction_error_pct", "simulation", "spread", "targets", "machine")
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(250)
-def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
-    report = tmp_path / "reference.md"
-    out = _quick_run("--report", str(report), timeout=240)
+@pytest.mark.timeout(420)
+def test_quick_run_writes_report_and_json(quick_run: tuple[dict, Path]) -> None:
+    out, report = quick_run
     for key in KEYS:
         assert key in out, key
     assert out["repeat"] == 1 and out["scale"] > 0
@@ -56,10 +66,9 @@ def test_quick_run_writes_report_and_json(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_quick_run_with_the_dask_target_side_by_side(tmp_path: Path) -> None:
+def test_quick_run_with_the_dask_target_side_by_side(quick_run: tuple[dict, Path]) -> None:
     """`--target dask`: B also as a real Dask scheduler and worker in B's namespace, same run."""
-    report = tmp_path / "reference.md"
-    out = _quick_run("--target", "dask", "--report", str(report), timeout=410)
+    out, report = quick_run
     dask = out["dask"]
     for key in ("stage_speedup", "pipeline_speedup", "predicted_stage_s", "measured_stage_s",
                 "share_of_ssh_stage_speedup"):

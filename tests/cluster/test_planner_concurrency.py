@@ -8,7 +8,8 @@ import pytest
 
 from tests.profiles import st
 from wiredprof.cluster.probe import WorkerProbe, cluster_parallelism
-from wiredprof.placement.model import HostCapacity, make_plan, predict, side_by_side
+from wiredprof.placement.capacity import HostCapacity
+from wiredprof.placement.model import make_plan, predict, side_by_side
 from wiredprof.profile import PipelineStats, Profile
 
 

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from tests.profiles import reference, st
-from wiredprof.placement.model import HostCapacity, flow_busy_cores, make_plan, predict, predict_move
+from wiredprof.placement.capacity import HostCapacity
+from wiredprof.placement.model import flow_busy_cores, make_plan, predict, predict_move
 from wiredprof.profile import Competitor, PipelineStats, Profile, ThreadCpu
 
 B = HostCapacity("B", cpu_speed_ratio=4.0, memory_bytes=64 * 2**30, rtt_s=0.001, bandwidth_bytes_per_s=100e6)

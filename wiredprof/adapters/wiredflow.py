@@ -27,14 +27,15 @@ import threading
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from collections.abc import Sequence
+from typing import Any, Callable, Protocol
 
 from wiredprof.adapters import stage_swap
 from wiredprof.profiling.control import current_control
 from wiredprof.profiling.instrument import timed_call
 from wiredprof.profiling.recorder import Recorder, current_recorder
 
-__all__ = ["StageRef", "install_import_hook", "instrument", "uninstall", "stage_kind"]
+__all__ = ["StageRef", "AfterImport", "install_import_hook", "instrument", "uninstall", "stage_kind"]
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,16 @@ _stages: dict[int, StageRef] = {}
 _originals: list[tuple[Any, str, Any]] = []
 _mqtt_connectors: dict[str, StageRef] = {}  # pipeline -> its MQTT connector (index 0)
 _local = threading.local()
-# Called once wiredflow has been imported by the flow (discovery patches launch_flow here).
-after_import_hooks: list[Callable[[], None]] = []
+
+
+class AfterImport(Protocol):
+    """What to do once the flow has imported wiredflow, after the adapter's own patches.
+
+    Passed to `install_import_hook` by whoever installs it: the runner and a profiled child
+    process (call-back counting, `profiling.callbacks`), discovery (its `launch_flow`).
+    """
+
+    def __call__(self) -> None: ...
 
 
 def stage_kind(stage: Any) -> str:
@@ -446,19 +455,24 @@ class _InstrumentOnImport(importlib.abc.MetaPathFinder):
 
 _hook = _InstrumentOnImport()
 _instrument_stages = True
+_after_import: tuple[AfterImport, ...] = ()  # of the installation in force (sys.meta_path is per process)
 
 
 def _on_import() -> None:
     if _instrument_stages:
         instrument()
-    for hook in after_import_hooks:
-        hook()
+    for after in _after_import:
+        after()
 
 
-def install_import_hook(instrument_stages: bool = True) -> None:
-    """Switch the adapter on when the flow imports wiredflow (now, if it already is)."""
-    global _instrument_stages
+def install_import_hook(instrument_stages: bool = True, after_import: Sequence[AfterImport] = ()) -> None:
+    """Switch the adapter on when the flow imports wiredflow (now, if it already is).
+
+    `after_import` runs then, in order, after the adapter's own patches (`instrument_stages`).
+    """
+    global _instrument_stages, _after_import
     _instrument_stages = instrument_stages
+    _after_import = tuple(after_import)
     if "wiredflow" in sys.modules:
         _on_import()
         return
@@ -467,5 +481,7 @@ def install_import_hook(instrument_stages: bool = True) -> None:
 
 
 def _remove_import_hook() -> None:
+    global _after_import
+    _after_import = ()
     if _hook in sys.meta_path:
         sys.meta_path.remove(_hook)

@@ -5,16 +5,17 @@ A probe (`wiredprof hosts check HOST`: SSH or a Dask cluster) is saved under the
 """
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
-from wiredprof.config import ProjectConfig
 from wiredprof.errors import ConnectError, HostUnreachableError, UsageError
-from wiredprof.placement.model import HostCapacity
-from wiredprof.remote.probe import ProbeResult, load_probe
-from wiredprof.statedir import probes_dir
 
-__all__ = ["host_capacity", "probe_and_save", "capacity_from_probe", "SSH_REPLY_WAKES", "SSH_ACK_WAKES",
-           "DASK_REPLY_WAKES"]
+if TYPE_CHECKING:  # the model imports HostCapacity: no SSH or TOML library on its import path
+    from wiredprof.config import ProjectConfig
+    from wiredprof.remote.probe import ProbeResult
+
+__all__ = ["HostCapacity", "host_capacity", "probe_and_save", "capacity_from_probe", "SSH_REPLY_WAKES",
+           "SSH_ACK_WAKES", "DASK_REPLY_WAKES"]
 
 # Threads of this process woken one after another before a remote call's caller has its reply
 # (each waits for the GIL and a core: see placement/model.py), counted on the code's path.
@@ -31,6 +32,36 @@ SSH_ACK_WAKES = 2
 DASK_REPLY_WAKES = 5
 
 
+@dataclass(frozen=True)
+class HostCapacity:
+    """What the planner needs to know about a host (from `wiredprof hosts check`)."""
+
+    name: str
+    cpu_speed_ratio: float  # single-thread speed relative to this machine (4.0 = 4x faster)
+    # This machine's CPU seconds of the probe loop per wall second on the host (0: unknown);
+    # equal to cpu_speed_ratio unless the probe waited here for a CPU (load, a CPU quota).
+    cpu_time_ratio: float = 0.0
+    memory_bytes: int = 0  # 0: unknown
+    cores: int = 0
+    rtt_s: float = 0.0
+    bandwidth_bytes_per_s: float = 0.0  # 0: unknown (transfer not counted)
+    start_s: float = 0.0  # connect + bootstrap, once per run
+    probed_at: str = ""
+    busy_cores: float = 0.0  # cores the host's other work kept busy while it was probed
+    same_machine: bool = False  # the host is this machine (same machine-id and boot id)
+    ratio_spread: float = 0.0  # relative spread of the probe's speed ratio over its rounds
+    loop_share: float = 0.0  # share of a core the probe's loop got on the host (CPU / wall; 0: unknown)
+    noisy: bool = False  # the probe's rounds did not agree within its bound
+    ratio_low: float = 0.0  # the probe's slowest and fastest rounds' CPU-time ratio (0: unknown)
+    ratio_high: float = 0.0
+    slots: int = 0  # calls it runs side by side at full speed (a Dask cluster's worker processes); 0: cores
+    # Threads of this process woken one after another to hand a reply (or serve a call-back) to
+    # the caller, each paying the process's wake-up wait (see placement/model.py).
+    reply_wakes: int = 0
+    # The same for the start acknowledgement, before the reply: hidden behind the call's work on the host.
+    ack_wakes: int = 0
+
+
 def host_capacity(
     config: ProjectConfig, host: str, probe_missing: Callable[[str], None] | None = None
 ) -> HostCapacity:
@@ -39,6 +70,9 @@ def host_capacity(
     With `probe_missing`, a host that has none yet is probed now (and the probe saved);
     `probe_missing(host)` is called first, to say so.
     """
+    from wiredprof.remote.probe import load_probe
+    from wiredprof.statedir import probes_dir
+
     probe = load_probe(probes_dir(config.root), host)
     if probe is None and probe_missing is not None:
         probe_missing(host)
@@ -53,6 +87,7 @@ def probe_and_save(config: ProjectConfig, host: str, accept_new: bool = False) -
     from wiredprof.remote.executor import RemoteExecutor
     from wiredprof.remote.hosts import resolve_host
     from wiredprof.remote.probe import probe, save_probe
+    from wiredprof.statedir import probes_dir
 
     from wiredprof.cluster.spec import dask_host
 

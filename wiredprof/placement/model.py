@@ -57,9 +57,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from wiredprof.analysis import classify, per_cycle_s, utilisation
+from wiredprof.placement.capacity import HostCapacity
 from wiredprof.profile import PipelineStats, Profile, StageStats
 
-__all__ = ["HostCapacity", "Recommendation", "Plan", "Prediction", "PLAN_SCHEMA", "make_plan", "predict",
+__all__ = ["Recommendation", "Plan", "Prediction", "PLAN_SCHEMA", "make_plan", "predict",
            "predict_move", "flow_busy_cores"]
 
 _SHARING_ROUNDS = 20  # fixed-point rounds of the slow-down on a shared cluster (converges in a few)
@@ -76,36 +77,6 @@ MIN_STAGE_SPREAD = 0.03
 MAX_STAGE_SPREAD = 0.5
 # A thread busy this share of the run outside stages is a busy loop (it takes any freed GIL).
 SPINNER_SHARE = 0.3
-
-
-@dataclass(frozen=True)
-class HostCapacity:
-    """What the planner needs to know about a host (from `wiredprof hosts check`)."""
-
-    name: str
-    cpu_speed_ratio: float  # single-thread speed relative to this machine (4.0 = 4x faster)
-    # This machine's CPU seconds of the probe loop per wall second on the host (0: unknown);
-    # equal to cpu_speed_ratio unless the probe waited here for a CPU (load, a CPU quota).
-    cpu_time_ratio: float = 0.0
-    memory_bytes: int = 0  # 0: unknown
-    cores: int = 0
-    rtt_s: float = 0.0
-    bandwidth_bytes_per_s: float = 0.0  # 0: unknown (transfer not counted)
-    start_s: float = 0.0  # connect + bootstrap, once per run
-    probed_at: str = ""
-    busy_cores: float = 0.0  # cores the host's other work kept busy while it was probed
-    same_machine: bool = False  # the host is this machine (same machine-id and boot id)
-    ratio_spread: float = 0.0  # relative spread of the probe's speed ratio over its rounds
-    loop_share: float = 0.0  # share of a core the probe's loop got on the host (CPU / wall; 0: unknown)
-    noisy: bool = False  # the probe's rounds did not agree within its bound
-    ratio_low: float = 0.0  # the probe's slowest and fastest rounds' CPU-time ratio (0: unknown)
-    ratio_high: float = 0.0
-    slots: int = 0  # calls it runs side by side at full speed (a Dask cluster's worker processes); 0: cores
-    # Threads of this process woken one after another to hand a reply (or serve a call-back) to
-    # the caller, each paying the process's wake-up wait (see the module docstring).
-    reply_wakes: int = 0
-    # The same for the start acknowledgement, before the reply: hidden behind the call's work on the host.
-    ack_wakes: int = 0
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,12 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wiredprof.profiling.recorder import Recorder, StageAccumulator, current_recorder
+
+if TYPE_CHECKING:  # the runner passes what install() returns to the adapter; no import of it here
+    from wiredprof.adapters.wiredflow import AfterImport
 
 __all__ = ["install", "uninstall", "offloaded_call", "A_ONLY_CLASSES", "PROXY_THREAD_PREFIX"]
 
@@ -190,31 +193,25 @@ def _patch_classes() -> None:
             setattr(cls, method, _wrap(current))
 
 
-def install(rec: Recorder) -> None:
-    """Count call-backs for `rec`'s run once the flow imports wiredflow."""
-    from wiredprof.adapters import wiredflow as adapter
-
+def install(rec: Recorder) -> AfterImport:
+    """Count call-backs for `rec`'s run; pass what it returns to the wiredflow adapter's
+    `install_import_hook`, which runs it once the flow imports wiredflow (it patches the classes)."""
     from wiredprof.remote.observers import proxy_observers
 
     rec.extra_handlers["callback"] = lambda r: rec.add_callback(rec.stage(r[1], r[2]), *r[3:8])
     if _proxy_answered not in proxy_observers:
         proxy_observers.append(_proxy_answered)
-    if _patch_classes not in adapter.after_import_hooks:
-        adapter.after_import_hooks.append(_patch_classes)
+    return _patch_classes
 
 
 def uninstall() -> None:
     """Undo the patches (tests run several flows in one process)."""
-    from wiredprof.adapters import wiredflow as adapter
-
     while _originals:
         cls, method, original = _originals.pop()
         if original is None:
             delattr(cls, method)
         else:
             setattr(cls, method, original)
-    if _patch_classes in adapter.after_import_hooks:
-        adapter.after_import_hooks.remove(_patch_classes)
     from wiredprof.remote.observers import proxy_observers
 
     if _proxy_answered in proxy_observers:

@@ -102,8 +102,8 @@ def attach_from_environment() -> bool:
     set_current_control(control)
     from wiredprof.profiling import callbacks
 
-    callbacks.install(rec)  # call-backs to host A count here too (before the import hook patches)
-    wiredflow_adapter.install_import_hook()
+    # call-backs to host A count here too
+    wiredflow_adapter.install_import_hook(after_import=[callbacks.install(rec)])
     stop_on_interrupt()
     atexit.register(rec.flush)
     return True

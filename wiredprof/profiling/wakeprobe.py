@@ -1,7 +1,7 @@
 """How long a thread of a flow's process waits to run again once it could: the GIL and a core.
 
 A daemon thread of wiredprof's waits `INTERVAL_S` again and again and measures how late
-each wake-up is. The lateness beyond the quietest wake-up seen (the timer's own slack) is
+each wake-up is. The lateness beyond the timer's own slack (the quietest wake-up, capped) is
 what any thread of that process pays each time it wakes from a blocking call: a free core
 (the machine's load) and the GIL (the process's other threads running Python; with a busy
 loop beside it, about one switch interval). An offloaded stage's reply wakes threads of
@@ -24,6 +24,9 @@ from typing import Callable, Iterable
 __all__ = ["WakeProbe", "WakeStats", "INTERVAL_S", "THREAD_NAME"]
 
 INTERVAL_S = 0.02  # 50 wake-ups a second: a few microseconds of the GIL each
+# The timer's own slack (Linux: 50 us by default) is the quietest wake-up, but never more than
+# this: beside a thread that never lets the GIL go every wake-up waits a switch interval.
+SLACK_CAP_S = 0.0001
 THREAD_NAME = "wiredprof-wake-probe"
 
 
@@ -39,10 +42,10 @@ class WakeStats:
 
     @property
     def excess_s(self) -> float:
-        """Mean wait of a wake-up for the GIL and a core: the mean lateness beyond the quietest one."""
+        """Mean wait of a wake-up for the GIL and a core: the mean lateness beyond the timer's slack."""
         if self.samples < 2:
             return 0.0
-        return max(0.0, self.late_sum_s / self.samples - self.late_min_s)
+        return max(0.0, self.late_sum_s / self.samples - min(self.late_min_s, SLACK_CAP_S))
 
     def excess_without_s(self, stages: Iterable[int]) -> tuple[float, int]:
         """(mean wait of a wake-up while none of `stages` was in progress, how many such wake-ups)."""
@@ -52,7 +55,7 @@ class WakeStats:
             n, total = n - k, total - late
         if n < 2:
             return 0.0, max(n, 0)
-        return max(0.0, total / n - self.late_min_s), n
+        return max(0.0, total / n - min(self.late_min_s, SLACK_CAP_S)), n
 
     def merged(self, other: WakeStats) -> WakeStats:
         """Two processes' probes together (their wake-ups pooled)."""
