@@ -1062,7 +1062,7 @@ def render_report(result: dict[str, Any], image: str | None, image_note: str) ->
             ratio = s_["mean_s"] / meas if meas else None
             extra = (f" (all {sa.get('calls')} calls; {_s(rep['stage_on_b_steady_s'])} without the first, "
                      f"which took {_s(rep['stage_on_b_first_call_s'])})") if moved else ""
-            rows.append([name, f"{_s(s_['mean_s'])} ({s_['cpu_s'] / calls:.2f} s, {s_.get('cpu_queue_s', 0) / calls:.2f} s)",
+            rows.append([name, f"{_s(s_['mean_s'])} ({s_['cpu_s'] / calls:.2f} s, {(s_.get('cpu_queue_s') or 0) / calls:.2f} s)",
                          _s(pred), f"{_s(meas)}{extra}", _x(ratio), sa.get("host", "–")])
         add(markdown_table(["stage", "on A: mean (CPU, queued for a CPU)", "predicted on B", "measured", "A / measured",
                             "runs on"], rows))

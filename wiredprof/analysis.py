@@ -41,7 +41,7 @@ def classify(stage: StageStats) -> Boundness:
         return Boundness("wait", 0.0, 0.0, 0.0)
     cpu = stage.cpu_s / stage.total_s
     gil = stage.gil_wait_s / stage.total_s
-    queue = stage.cpu_queue_s / stage.total_s
+    queue = (stage.cpu_queue_s or 0.0) / stage.total_s  # None: not measurable, not counted
     wait = max(0.0, 1.0 - cpu - gil - queue)
     if stage.host != "local":
         bound = "remote"  # its work happens on its host; here it only waits for the answer
@@ -62,10 +62,10 @@ def per_cycle_s(stage: StageStats, pipeline: PipelineStats) -> float:
 
 
 def utilisation(p: PipelineStats, profile: Profile) -> float:
-    """Busy time over the run's wall time (derived from cycles for profiles saved without it)."""
-    if p.utilisation > 0 or profile.wall_s <= 0:
+    """Busy time over the run's wall time once the flow started (derived from cycles for profiles saved without it)."""
+    if p.utilisation > 0 or profile.running_s <= 0:
         return p.utilisation
-    return p.wall_s * p.runs / profile.wall_s
+    return p.wall_s * p.runs / profile.running_s
 
 
 def _thread_label(t: ThreadCpu) -> str:
@@ -80,10 +80,10 @@ def _thread_label(t: ThreadCpu) -> str:
 
 def busy_loops(profile: Profile) -> list[tuple[str, float]]:
     """Threads burning CPU outside any stage (framework loops, user threads), biggest first."""
-    if profile.wall_s <= 0:
+    if profile.running_s <= 0:
         return []
     loops = [(_thread_label(t), t.framework_cpu_s) for t in profile.threads
-             if t.framework_cpu_s >= BUSY_LOOP * profile.wall_s and not t.thread.startswith("wiredprof-")]
+             if t.framework_cpu_s >= BUSY_LOOP * profile.running_s and not t.thread.startswith("wiredprof-")]
     return sorted(loops, key=lambda x: x[1], reverse=True)
 
 
@@ -204,12 +204,12 @@ def _idle(profile: Profile, busiest: PipelineStats, stages: list[StageStats]) ->
     reason = (
         f"none: the flow is limited by its schedule, not by a stage: no pipeline is busy more than "
         f"{IDLE_BELOW:.0%} of the time (the busiest, {busiest.name}, {u:.0%}: a cycle of {busiest.wall_s:.3g} s, "
-        f"{busiest.runs} cycles in {profile.wall_s:.3g} s; its heaviest stage {stage.name} {t:.3g} s a cycle)"
+        f"{busiest.runs} cycles in {profile.running_s:.3g} s; its heaviest stage {stage.name} {t:.3g} s a cycle)"
     )
     loops = busy_loops(profile)
     if loops:
         reason += "; the cost to look at: " + "; ".join(
-            f"{label} burns {cpu:.3g} s CPU in {profile.wall_s:.3g} s ({cpu / profile.wall_s:.0%} of a core)"
+            f"{label} burns {cpu:.3g} s CPU in {profile.running_s:.3g} s ({cpu / profile.running_s:.0%} of a core)"
             for label, cpu in loops[:3]
         )
     b = classify(stage)

@@ -60,6 +60,10 @@ class NoStagesError(UsageError):
     """The flow ran but wiredprof saw no pipeline stage in it."""
 
 
+class FlowNeverStartedError(NoStagesError):
+    """The flow did not start its pipelines (no `launch_flow`, no stage) within the start limit."""
+
+
 class WorkFailed(WiredprofError):
     """The work itself failed (exit 1), e.g. a regression past the allowed limit."""
 

@@ -88,7 +88,9 @@ class StageStats:
     max_s: float = 0.0
     wait_s: float = 0.0
     gil_wait_s: float = 0.0
-    cpu_queue_s: float = 0.0  # runnable but waiting for a free core (the OS run queue)
+    # Runnable but waiting for a free core (the OS run queue); None: not measurable (its calls are
+    # shorter than the thread-state sampler's ticks).
+    cpu_queue_s: float | None = 0.0
     sampled_calls: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
@@ -266,6 +268,14 @@ class Profile:
     stopped_by: str = ""  # "SIGINT" | "SIGTERM" when a signal stopped the run (status "stopped")
     # Figures this profile lacks and why, e.g. {"thread states": "the sampler process died"}.
     missing: dict[str, str] = field(default_factory=dict)
+    # Seconds of `wall_s` before the flow started its pipelines (its first launch_flow or stage,
+    # in any process): `--duration` counts from there. None: it never started (or an old profile).
+    startup_s: float | None = None
+
+    @property
+    def running_s(self) -> float:
+        """The run's wall time after the flow started its pipelines (its start-up taken off)."""
+        return self.wall_s - min(self.startup_s or 0.0, self.wall_s)
 
     def stage(self, name: str) -> StageStats:
         """The stage called `PIPELINE.STAGE` (KeyError when absent)."""
@@ -335,6 +345,7 @@ class Profile:
             flows=[FlowInfo(**f) for f in d.get("flows", [])],
             stopped_by=str(d.get("stopped_by", "")),
             missing=dict(d.get("missing", {})),
+            startup_s=None if d.get("startup_s") is None else float(d["startup_s"]),
         )
 
 

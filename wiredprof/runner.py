@@ -2,7 +2,8 @@
 
 The script runs as `__main__` in this process (`runpy.run_path`, `sys.argv` and
 `sys.path[0]` set as the interpreter sets them, both restored afterwards). The run is
-bounded: wiredflow's own loops are told to stop at the deadline or after `--runs`
+bounded: wiredflow's own loops are told to stop at the deadline (`--duration` after the flow
+started its pipelines: start-up is timed apart, and bounded by `start_limit_s`) or after `--runs`
 cycles; plain flows stop at their next `wiredprof.pipeline(...)`; a flow that ignores
 both is interrupted once a grace period has passed. Whatever happens inside the flow, the
 measurements taken so far become a `Profile`.
@@ -37,7 +38,7 @@ from wiredprof.adapters import wiredflow as wiredflow_adapter
 from wiredprof.analysis import analyze
 from wiredprof.config import ProjectConfig
 from wiredprof.discovery import discover_stages
-from wiredprof.errors import FlowFileError, NoStagesError, UsageError
+from wiredprof.errors import FlowFileError, FlowNeverStartedError, NoStagesError, UsageError
 from wiredprof.flowstages import check_offloads_exist
 from wiredprof.offload.connect import open_runtime
 from wiredprof.offload.entries import read_offloads
@@ -55,11 +56,13 @@ from wiredprof.profiling.threadstate import stages_in_progress
 from wiredprof.profiling.wakeprobe import WakeProbe
 from wiredprof.statedir import save_last_profile
 
-__all__ = ["RunOptions", "Progress", "run_flow", "run_project", "flow_output_to", "DEFAULT_DURATION_S"]
+__all__ = ["RunOptions", "Progress", "run_flow", "run_project", "flow_output_to", "DEFAULT_DURATION_S",
+           "DEFAULT_START_LIMIT_S"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DURATION_S = 60.0
+DEFAULT_START_LIMIT_S = 60.0  # a bounded run whose flow has not started its pipelines by then ends
 STOP_GRACE_S = 2.0  # after Ctrl-C or SIGTERM, the flow's loops have this long to end
 LINGER_S = 1.0  # once every flow stopped, the script may go on this long before it is ended
 TREE_GRACE_S = 2.0  # SIGTERM, then SIGKILL after this, for processes the flow left running
@@ -70,7 +73,10 @@ _REMOTE_MARGIN_S = 2.0  # the script is ended this long after in-flight remote c
 
 @dataclass(frozen=True)
 class Progress:
-    """A snapshot for the progress line: seconds elapsed and cycles per pipeline."""
+    """A snapshot for the progress line: seconds elapsed (since the flow started) and cycles per pipeline.
+
+    Before the flow starts its pipelines, `startup_s` is None and `elapsed_s` counts the start-up.
+    """
 
     elapsed_s: float
     duration_s: float | None
@@ -78,6 +84,8 @@ class Progress:
     cycles: dict[str, int]
     calls: int
     stopping: bool = False
+    startup_s: float | None = None
+    start_limit_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,9 @@ class RunOptions:
     runs: int | None = None
     call_trees: bool = True
     grace_s: float | None = None  # after the deadline, before interrupting; default scales with duration
+    # A bounded run ends (FlowNeverStartedError) when the flow has not started its pipelines by
+    # then; None: DEFAULT_START_LIMIT_S, unless the run is unbounded.
+    start_limit_s: float | None = None
     progress: Callable[[Progress], None] | None = None
     progress_every_s: float = 0.5
     timeline_size: int = 5000
@@ -105,9 +116,14 @@ class RunOptions:
             raise UsageError(f"--duration must be a positive number of seconds, not {self.duration_s!r}")
         if self.runs is not None and self.runs < 1:
             raise UsageError(f"--runs must be 1 or more, not {self.runs!r}")
-        if self.duration_s is None and self.runs is None and not self.unbounded:
-            return replace(self, duration_s=DEFAULT_DURATION_S)
-        return self
+        if self.start_limit_s is not None and not (0 < self.start_limit_s < float("inf")):
+            raise UsageError(f"--start-limit must be a positive number of seconds, not {self.start_limit_s!r}")
+        opts = self
+        if opts.duration_s is None and opts.runs is None and not opts.unbounded:
+            opts = replace(opts, duration_s=DEFAULT_DURATION_S)
+        if opts.start_limit_s is None and not (opts.unbounded and opts.duration_s is None and opts.runs is None):
+            opts = replace(opts, start_limit_s=DEFAULT_START_LIMIT_S)
+        return opts
 
 
 class _RunOver(KeyboardInterrupt):
@@ -169,7 +185,8 @@ class _Signals:
 class _Watchdog:
     """Reports progress and ends a flow script that will not stop by itself.
 
-    It ends the script: past the deadline plus grace (a stage that never returns);
+    It ends the script: past the deadline plus grace (a stage that never returns); when the
+    flow has not started its pipelines within the start limit ("never started");
     `STOP_GRACE_S` after Ctrl-C or SIGTERM; and `LINGER_S` after every flow of the run
     stopped while the script still waits for something else (a pool's demo server).
     """
@@ -184,7 +201,7 @@ class _Watchdog:
         self.opts = opts
         self.signals = signals
         self.interrupted = False
-        self.ended_by = ""  # "deadline" | "signal" | "flows stopped"
+        self.ended_by = ""  # "deadline" | "signal" | "flows stopped" | "never started"
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wiredprof-watchdog", daemon=True)
         grace = opts.grace_s
@@ -196,8 +213,14 @@ class _Watchdog:
                 from wiredprof.offload.runtime import remote_grace_s
 
                 grace = max(grace, remote_grace_s(opts.duration_s) + _REMOTE_MARGIN_S)
-        self.hard_deadline = control.deadline + grace if control.deadline is not None else None
+        self.grace_s = grace
         self._flows_idle_since: float | None = None
+
+    @property
+    def hard_deadline(self) -> float | None:
+        """When the script is ended: the deadline (known once the flow started) plus grace."""
+        deadline = self.control.deadline
+        return deadline + self.grace_s if deadline is not None else None
 
     def start(self) -> None:
         self._thread.start()
@@ -207,13 +230,17 @@ class _Watchdog:
         self._thread.join(timeout=2.0)
 
     def snapshot(self) -> Progress:
+        control = self.control
+        flow_started = control.flow_started
         return Progress(
-            elapsed_s=self.control.clock() - self.control.started,
+            elapsed_s=control.clock() - (flow_started if flow_started is not None else control.started),
             duration_s=self.opts.duration_s,
             runs=self.opts.runs,
             cycles={name: c.runs for name, c in self.rec.cycles.items()},
             calls=sum(a.calls + a.sampled for a in self.rec.stages.values()),
-            stopping=self.control.stop_requested,
+            stopping=control.stop_requested,
+            startup_s=control.startup_s,
+            start_limit_s=control.start_limit_s,
         )
 
     def must_stop_waiting(self) -> bool:
@@ -221,7 +248,8 @@ class _Watchdog:
         now = self.control.clock()
         if self.signals.signum is not None and now >= self.signals.at + STOP_GRACE_S:
             return True
-        return self.interrupted or (self.hard_deadline is not None and now >= self.hard_deadline)
+        hard_deadline = self.hard_deadline
+        return self.interrupted or (hard_deadline is not None and now >= hard_deadline)
 
     def _run(self) -> None:
         next_progress = self.control.clock() + self.opts.progress_every_s
@@ -260,8 +288,11 @@ class _Watchdog:
                 return "signal"
             flows = control.flows()  # every flow stopped already: no need to wait longer
             return "signal" if flows and control.flows_running() == 0 else ""
-        if self.hard_deadline is not None and now >= self.hard_deadline:
+        hard_deadline = self.hard_deadline
+        if hard_deadline is not None and now >= hard_deadline:
             return "deadline"
+        if control.never_started:
+            return "never started"
         if not (control.stop_requested or control.runs is not None):
             return ""
         flows = control.flows()
@@ -316,7 +347,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     rec = Recorder(timeline_size=opts.timeline_size)
     if opts.call_trees:
         rec.call_trees = CallTreeSampler()
-    control = RunControl(opts.duration_s, opts.runs, cycles_done=rec.cycles_done)
+    control = RunControl(opts.duration_s, opts.runs, cycles_done=rec.cycles_done, start_limit_s=opts.start_limit_s)
     threads = ThreadStateSampler(rec)
     tree = ProcessTree()
     signals = _Signals(control, lambda signum: _hard_exit(signum, tree, threads, control, opts.console))
@@ -415,6 +446,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         left_running = tree.stop(TREE_GRACE_S)
         tree.close()
         flows = _flow_infos(control)
+        startup_s = control.startup_s
         signals.uninstall()
         _restore_environment(saved_env)
         threads.stop()
@@ -446,6 +478,10 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     left = _user_threads(before)
     if left:
         notes.append(f"{len(left)} thread(s) of the flow were still running when the report was made")
+    if watchdog.ended_by == "never started" and not stopped_by:
+        raise FlowNeverStartedError(
+            f"{flow} never started its pipelines within {opts.start_limit_s:g} s (no launch_flow call, no stage "
+            f"ran): it was stopped and no profile was saved; if its start-up takes longer, raise --start-limit")
     if not any(a.calls or a.sampled or a.errors for a in rec.stages.values()):
         if stopped_by:
             raise NoStagesError(f"{flow} was stopped ({stopped_by}) after {wall:.1f} s, before any pipeline stage ran")
@@ -458,7 +494,8 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         rec.mode = modes[0]
         if len(modes) > 1:
             notes.append(f"the script's flows ran in different modes: {', '.join(modes)}")
-    limits = {"duration_s": opts.duration_s, "runs": opts.runs, "call_trees": opts.call_trees}
+    limits = {"duration_s": opts.duration_s, "runs": opts.runs, "call_trees": opts.call_trees,
+              "start_limit_s": opts.start_limit_s}
     profile = build_profile(
         rec,
         str(flow),
@@ -470,6 +507,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         limits=limits,
         call_trees=rec.call_trees.trees() if rec.call_trees is not None else None,
         started_at=started_at,
+        startup_s=startup_s,
     )
     profile = _with_flows(profile, flows)
     missing = dict(profile.missing)

@@ -86,3 +86,59 @@ def test_unshare_removes_the_files():
     control.register_flow(["p"], "threads")
     control.unshare()
     assert not os.path.exists(run_dir)
+
+
+class _Clock:
+    """A clock the test moves by hand (the stop conditions' own logic, without waiting)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_duration_counts_from_the_flows_start_not_the_runs():
+    clock = _Clock()
+    control = RunControl(duration_s=5, clock=clock, start_limit_s=60)
+    clock.now += 30  # a long start-up (a spawned pool worker importing, say)
+    assert control.deadline is None and control.startup_s is None and not control.stop_requested
+    control.register_flow(["p"], "threads")
+    assert control.startup_s == 30 and control.deadline == 135
+    clock.now += 4.9
+    assert not control.stop_requested and control.will_stop_within("p", 0.2)
+    clock.now += 0.1
+    assert control.stop_requested
+    control.mark_flow_started()  # a later flow (or stage) does not move the start
+    assert control.deadline == 135
+
+
+def test_a_flow_that_never_starts_is_stopped_at_the_start_limit():
+    clock = _Clock()
+    control = RunControl(duration_s=5, clock=clock, start_limit_s=20)
+    clock.now += 19.9
+    assert not control.never_started and not control.stop_requested
+    clock.now += 0.1
+    assert control.never_started and control.stop_requested
+    unbounded = RunControl(clock=clock)  # no start limit: waits as long as the script runs
+    clock.now += 1000
+    assert not unbounded.never_started and not unbounded.stop_requested
+
+
+def _child_starts_the_flow(config: dict) -> None:  # type: ignore[type-arg]
+    RunControl.from_config(config).register_flow(["p"], "threads")
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_the_flows_start_in_a_child_process_sets_the_runs_deadline(control, method):
+    control.duration_s = 5
+    control.start_limit_s = 600
+    ctx = multiprocessing.get_context(method)
+    child = ctx.Process(target=_child_starts_the_flow, args=(control.child_config(),))
+    before = time.monotonic()
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    started = control.flow_started
+    assert started is not None and before <= started <= time.monotonic()
+    assert control.deadline == started + 5 and control.startup_s == started - control.started

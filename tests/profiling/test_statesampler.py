@@ -80,6 +80,14 @@ def test_competitors_only_for_the_part_of_a_tick_the_stage_overlapped(table, mon
         assert stage7[3] == {(other[0], 0): pytest.approx(0.75)}  # 1/4 + 1/2 of a CPU second
         assert stage7[0] + stage7[1] + stage7[2] == 1  # one point sample: the tick it was running at
         assert stage7[6] == pytest.approx(0.1)  # measured queueing, prorated like the CPU
+        assert stage7[7] == 0.0  # no tick covered whole: the queueing is prorated, not measured
+        # Stage 8 began at 2.5 and is still running at 4: the tick 3-4 is all its own.
+        words[row + STAGE], words[row + PREV], times[row + SINCE] = 8, 0, 2.5
+        delay[me] += 3 * 10**8
+        clock.t = 4.0
+        sampler.tick()
+        assert sampler.stages[8][7] == pytest.approx(1.0) and sampler.stages[8][6] == pytest.approx(0.3)
+        assert sampler.result()["run_delay"] is True and len(sampler.result()["stages"]["8"]) == 8
     finally:
         done.set()
         t.join(10)

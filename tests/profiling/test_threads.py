@@ -12,6 +12,7 @@ from typing import Iterator
 
 import pytest
 
+from wiredprof.analysis import classify
 from wiredprof.profiling.aggregate import build_profile, stage_stats
 from wiredprof.profiling.instrument import timed_call
 from wiredprof.profiling.recorder import Recorder
@@ -100,9 +101,9 @@ def test_core_wait_is_the_kernels_run_delay_not_a_share_of_running_samples() -> 
     quiet, busy = rec.stage("p", "quiet"), rec.stage("p", "busy")
     for acc in (quiet, busy):
         acc.base.calls, acc.base.total, acc.base.cpu = 1, 0.05, 0.005
-    report = {"ticks": 4, "threads": {}, "stages": {
-        str(quiet.number): [1, 0, 1, [], 0, 0.05, 0.0],
-        str(busy.number): [1, 0, 1, [], 0, 0.025, 0.01],  # seen for half its time: 0.02 s in all
+    report = {"ticks": 4, "threads": {}, "run_delay": True, "stages": {
+        str(quiet.number): [1, 0, 1, [], 0, 0.05, 0.0, 0.04],
+        str(busy.number): [1, 0, 1, [], 0, 0.025, 0.01, 0.02],  # seen for half its time: 0.02 s in all
     }}
     ThreadStateSampler(rec)._fold(report)
     assert stage_stats(quiet).cpu_queue_s == 0.0
@@ -114,14 +115,32 @@ def test_core_wait_is_the_kernels_run_delay_not_a_share_of_running_samples() -> 
     assert stage_stats(old).cpu_queue_s == pytest.approx(0.02)
 
 
+def test_core_wait_below_the_samplers_resolution_is_not_a_number() -> None:
+    """A stage whose calls are shorter than a tick is seen only in parts of ticks, where its
+    thread's queueing cannot be told from the rest of the tick's: not measurable (None), however
+    much run delay the prorating gave it, and so is a stage the sampler never saw at all."""
+    rec = Recorder()
+    short, unseen, long_ = rec.stage("p", "short"), rec.stage("p", "unseen"), rec.stage("p", "long")
+    for acc in (short, unseen, long_):
+        acc.base.calls, acc.base.total, acc.base.cpu = 10, 0.5, 0.05
+    ThreadStateSampler(rec)._fold({"ticks": 40, "threads": {}, "run_delay": True, "stages": {
+        str(short.number): [1, 0, 0, [], 0, 0.004, 0.003, 0.0],  # parts of ticks only
+        str(long_.number): [9, 0, 1, [], 0, 0.5, 0.2, 0.45],  # mostly whole ticks: measured
+    }})
+    assert stage_stats(short).cpu_queue_s is None
+    assert stage_stats(unseen).cpu_queue_s is None
+    assert stage_stats(long_).cpu_queue_s == pytest.approx(0.2)
+    assert classify(stage_stats(short)).queue_ratio == 0.0  # not counted as queueing in the bound either
+
+
 def test_measured_core_wait_is_not_counted_as_gil_wait_too() -> None:
     """Overloaded: 40 ms of a 50 ms call queued for a core, its one blocked sample in a futex. The
     queueing is core wait; only the rest of the wait can be the GIL's."""
     rec = Recorder()
     acc = rec.stage("p", "s")
     acc.base.calls, acc.base.total, acc.base.cpu = 1, 0.05, 0.005
-    ThreadStateSampler(rec)._fold({"ticks": 4, "threads": {}, "stages": {
-        str(acc.number): [2, 1, 0, [], 0, 0.05, 0.04]}})
+    ThreadStateSampler(rec)._fold({"ticks": 4, "threads": {}, "run_delay": True, "stages": {
+        str(acc.number): [2, 1, 0, [], 0, 0.05, 0.04, 0.04]}})
     stats = stage_stats(acc)
     assert stats.cpu_queue_s == pytest.approx(0.04)
     assert stats.gil_wait_s == pytest.approx(0.005)

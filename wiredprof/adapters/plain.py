@@ -42,6 +42,13 @@ def should_stop(pipeline: str | None = None) -> bool:
     return control is not None and control.should_stop(pipeline or _current_pipeline())
 
 
+def _flow_starts() -> None:
+    """A plain flow starts running when its first pipeline or stage does: `--duration` counts from there."""
+    control = current_control()
+    if control is not None:
+        control.mark_flow_started()
+
+
 def _pipelines() -> list[tuple[str, float]]:
     stack: list[tuple[str, float]] | None = getattr(_local, "pipelines", None)
     if stack is None:
@@ -71,8 +78,10 @@ class PipelineCycle:
             stack.append((self.name, 0.0))
             return self
         control = _control._current
-        if control is not None and control.should_stop(self.name):
-            raise FlowStopped(0)
+        if control is not None:
+            control.mark_flow_started()
+            if control.should_stop(self.name):
+                raise FlowStopped(0)
         stack.append((self.name, rec.begin_cycle(self.name)))
         return self
 
@@ -106,6 +115,7 @@ class StageCall:
         if rec is None:
             return None, None
         pipeline = self.pipeline or _current_pipeline() or "main"
+        _flow_starts()
         return rec, rec.stage(pipeline, self.name, self.kind, function=function)
 
     def __enter__(self) -> StageCall:
@@ -147,6 +157,7 @@ class StageCall:
                 pipeline = stack[-1][0] if stack else "main"
             hit = resolved.get(pipeline)
             if hit is None or hit[0] is not rec:
+                _flow_starts()
                 acc = rec.stage(pipeline, self.name, self.kind, function=function)
                 target: Callable[..., Any] = fn
                 swap = stage_swap()  # offload swaps in a remote proxy here

@@ -62,7 +62,7 @@ from wiredprof.remote.serialize import (
     load_value,
     register_project_modules,
 )
-from wiredprof.remote.session import rebuild_exception
+from wiredprof.remote.session import rebuild_exception, with_source_lines
 from wiredprof.remote.statefulness import stateful_reasons
 
 __all__ = ["DaskExecutor", "DaskHello", "CallRecord", "ByValue"]
@@ -409,8 +409,10 @@ class DaskExecutor(CallConveniences):
             self._fail(call_id, self._rebuild(value, call.name, str(meta.get("worker", ""))))
 
     def _rebuild(self, info: dict[str, Any], name: str, worker: str) -> BaseException:
-        """The stage's own exception, re-created here with the worker's traceback."""
-        return rebuild_exception(info, self.objects, str(info.get("traceback", "")), host=self.host,
+        """The stage's own exception, re-created here with the worker's traceback (the source lines
+        of code shipped by value filled in from this side, as for SSH)."""
+        tb = with_source_lines(str(info.get("traceback", "")))
+        return rebuild_exception(info, self.objects, tb, host=self.host,
                                  where=f"{self.host} ({worker})", failed=f"{name} failed on {self.host} ({worker})",
                                  stage=True)
 

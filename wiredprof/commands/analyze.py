@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import click
 
-from wiredprof.commands.flowrun import exit_for, parse_duration
+from wiredprof.commands.flowrun import START_LIMIT_HELP, exit_for, parse_duration
 from wiredprof.commands.output import check_writable, emit_profile, output_options, save_output
 from wiredprof.reports.progress import ProgressLine
-from wiredprof.runner import DEFAULT_DURATION_S, RunOptions, run_project
+from wiredprof.runner import DEFAULT_DURATION_S, DEFAULT_START_LIMIT_S, RunOptions, run_project
 
 __all__ = ["command"]
 
@@ -15,7 +15,9 @@ __all__ = ["command"]
 @click.argument("flow", type=click.Path(dir_okay=False))
 @click.argument("flow_args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--duration", "duration", metavar="SECONDS",
-              help=f"Stop the flow after this many seconds (default {DEFAULT_DURATION_S:g} unless --runs is given).")
+              help=f"Stop the flow this many seconds after it started its pipelines (its first launch_flow, in any "
+                   f"process; default {DEFAULT_DURATION_S:g} unless --runs is given). Start-up is timed apart.")
+@click.option("--start-limit", metavar="SECONDS", help=START_LIMIT_HELP.format(default=DEFAULT_START_LIMIT_S, when=""))
 @click.option("--runs", type=click.IntRange(min=1), metavar="N", help="Stop each pipeline after N cycles.")
 @click.option("-o", "--output", "output", type=click.Path(dir_okay=False), help="Save the profile (JSON) here.")
 @click.option("--no-call-tree", is_flag=True, help="Do not sample call stacks with pyinstrument.")
@@ -27,6 +29,7 @@ def command(
     flow: str,
     flow_args: tuple[str, ...],
     duration: str | None,
+    start_limit: str | None,
     runs: int | None,
     output: str | None,
     no_call_tree: bool,
@@ -45,6 +48,7 @@ def command(
     check_writable(output, html_path, trace_path)  # before the run, not after it
     opts = RunOptions(
         duration_s=parse_duration(duration),
+        start_limit_s=parse_duration(start_limit, "--start-limit"),
         runs=runs,
         call_trees=not no_call_tree,
         progress=None if quiet or as_json else ProgressLine(),

@@ -8,20 +8,24 @@ import threading
 from wiredprof.errors import UsageError
 from wiredprof.profile import Profile
 
-__all__ = ["parse_duration", "exit_for"]
+__all__ = ["parse_duration", "exit_for", "START_LIMIT_HELP"]
 
 
-def parse_duration(value: str | None) -> float | None:
-    """--duration as seconds; a clear UsageError for anything else."""
+def parse_duration(value: str | None, option: str = "--duration") -> float | None:
+    """--duration (or another `option` in seconds) as seconds; a clear UsageError for anything else."""
     if value is None:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        raise UsageError(f"--duration must be a number of seconds, not {value!r}") from None
+        raise UsageError(f"{option} must be a number of seconds, not {value!r}") from None
     if not seconds > 0 or seconds == float("inf"):
-        raise UsageError(f"--duration must be a positive number of seconds, not {value!r}")
+        raise UsageError(f"{option} must be a positive number of seconds, not {value!r}")
     return seconds
+
+
+START_LIMIT_HELP = ("End the run (exit 2, nothing saved) if the flow has not started its pipelines "
+                    "(launch_flow, or a first stage) within this many seconds (default {default:g}{when}).")
 
 
 def exit_for(profile: Profile) -> None:

@@ -116,7 +116,6 @@ class OffloadRuntime:
         self.counters: dict[str, _Counters] = {name: _Counters() for name in entries}
         self.rec: Recorder | None = None
         self._remotes: dict[tuple[str, int], RemoteStageFunction] = {}
-        self.deadline: float | None = None  # monotonic: no call is waited for past this
         self._replaced: StageSwap | None = None  # the swap `install` replaced, back at `uninstall`
 
     def call(self, entry: OffloadEntry, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -125,7 +124,8 @@ class OffloadRuntime:
         start = rec.clock() if rec is not None else 0.0
         future = self.executor(entry.host).submit_call(fn, args, kwargs, timeout=entry.timeout_s,
                                                        idempotent=entry.idempotent)
-        wait = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        deadline = self.deadline
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
             return future.result(timeout=wait)
         except FutureTimeout:
@@ -180,13 +180,18 @@ class OffloadRuntime:
             workercalls.install(rec)
             for name, entry in self.entries.items():
                 rec.stage_hosts[name] = entry.host
+        self._replaced = set_stage_swap(self)
+
+    @property
+    def deadline(self) -> float | None:
+        """CLOCK_MONOTONIC: no call is waited for past this (the run's deadline, known once the flow
+        started, plus a grace). Same clock in every process: `run`/`analyze` never wait on B far past --duration."""
         from wiredprof.profiling.control import current_control
 
         control = current_control()
-        if control is not None and control.deadline is not None:
-            # Same clock in every process; `run`/`analyze` never wait on B far past --duration.
-            self.deadline = control.deadline + remote_grace_s(control.duration_s)
-        self._replaced = set_stage_swap(self)
+        if control is None or control.deadline is None:
+            return None
+        return control.deadline + remote_grace_s(control.duration_s)
 
     def uninstall(self) -> None:
         """The adapters stop asking this runtime (the swap it replaced, if any, is back)."""

@@ -202,7 +202,9 @@ class StageAccumulator(_Sharded):
         self.samples_io_wait = 0
         self.rss_peak = 0  # most resident memory one call added (bytes), sampled
         self.queue_s = 0.0  # runnable but queued for a core: the kernel's run delay (see statesampler.py)
-        self.queue_measured = False
+        self.queue_measured = False  # the sampler read run delays (else: estimated from states)
+        self.queue_seen_s = 0.0  # seconds the sampler saw this stage for
+        self.queue_whole_s = 0.0  # of them, in ticks the stage covered whole (measured, not prorated)
         # Calls back to objects that stay on host A (see callbacks.py): count, time, sized bytes.
         self.callbacks = 0
         self.callback_s = 0.0

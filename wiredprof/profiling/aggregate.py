@@ -29,12 +29,20 @@ from wiredprof.profiling.workercalls import with_workers
 __all__ = ["build_profile", "stage_stats"]
 
 
-def _queued_for_a_core(acc: StageAccumulator, wait: float) -> float:
-    """Time the stage was runnable but waited for a core (load, a CPU quota), at most `wait`.
+MEASURED_SHARE = 0.5  # core wait is a number only when this much of it comes from whole ticks
+
+
+def _queued_for_a_core(acc: StageAccumulator, wait: float) -> float | None:
+    """Time the stage was runnable but waited for a core (load, a CPU quota), at most `wait`;
+    None: not measurable.
 
     Measured when the sampler could read the kernel's run delay of the stage's threads
-    (/proc/.../schedstat, prorated over the ticks the stage overlapped): estimated from one
-    or two thread states, a short stage showed "84 % core wait" on a quiet machine.
+    (/proc/.../schedstat): exact over the ticks the stage covered whole, prorated over the
+    ticks it began or ended in. A stage whose calls are shorter than a tick (well under a
+    millisecond, or a few ms against a 20 ms tick) is only ever seen in part of one, where
+    its thread's queueing cannot be told from the rest of the tick's: prorated, a sub-ms
+    stage beside a CPU hog showed several times the run delay its calls had. Unless at least
+    `MEASURED_SHARE` of the time the sampler saw the stage was whole ticks, it is None.
     Otherwise (an older sampler report) estimated: the sampler saw the stage's thread in
     state R (on a core, or queued for one) in a share of its samples; that share of the wall
     time, less the CPU time it really got, was spent queued. Either way it comes off the
@@ -42,6 +50,8 @@ def _queued_for_a_core(acc: StageAccumulator, wait: float) -> float:
     (under load, a CPU-bound stage's queueing was once all called GIL wait).
     """
     if acc.queue_measured:
+        if acc.queue_seen_s <= 0.0 or acc.queue_whole_s < MEASURED_SHARE * acc.queue_seen_s:
+            return None  # below the sampler's resolution
         return min(acc.queue_s, wait)
     samples = acc.samples_running + acc.samples_lock_wait + acc.samples_io_wait
     if not samples:
@@ -60,7 +70,7 @@ def stage_stats(acc: StageAccumulator) -> StageStats:
     # Queueing for a core comes off first: split by the blocked states' samples, an
     # overloaded machine's run-queue time was once all reported as GIL wait.
     queued = _queued_for_a_core(acc, wait) if not remote else 0.0
-    gil_wait = (wait - queued) * acc.samples_lock_wait / waits if waits and not remote else 0.0
+    gil_wait = (wait - (queued or 0.0)) * acc.samples_lock_wait / waits if waits and not remote else 0.0
     return StageStats(
         pipeline=acc.pipeline,
         stage=acc.stage,
@@ -151,8 +161,12 @@ def build_profile(
     limits: dict[str, Any] | None = None,
     call_trees: list[CallTree] | None = None,
     started_at: datetime | None = None,
+    startup_s: float | None = None,
 ) -> Profile:
-    """Everything the recorder holds, as a `Profile` without a bottleneck (see analysis)."""
+    """Everything the recorder holds, as a `Profile` without a bottleneck (see analysis).
+
+    `startup_s` of the run's `wall_s` went by before the flow started its pipelines: a
+    pipeline's utilisation is its busy share of the rest."""
     rec.settle()
     accs = sorted(rec.stages.values(), key=lambda a: (a.pipeline, a.index, a.stage))
     order: list[str] = []
@@ -168,6 +182,7 @@ def build_profile(
     numbers = {(a.pipeline, a.stage): a.number for a in accs}
     stages = [_with_wake(s, wake.get(s.pipeline), numbers.get((s.pipeline, s.stage))) for s in stages]
     busy = {p: sum(s.total_s for s in stages if s.pipeline == p) for p in order}
+    running_s = wall_s - min(startup_s or 0.0, wall_s)
     all_busy = sum(busy.values()) or 1.0
     pipelines = []
     for name in order:
@@ -191,7 +206,7 @@ def build_profile(
                 cpu_s=sum(s.cpu_s for s in mine),
                 framework_cpu_s=sum(t.framework_cpu_s for t in threads if t.pipeline == name),
                 errors=sum(s.errors for s in mine),
-                utilisation=busy_s / wall_s if wall_s > 0 else 0.0,
+                utilisation=busy_s / running_s if running_s > 0 else 0.0,
                 wake_s=round(wake[name].excess_s, 6) if name in wake else 0.0,
                 wake_samples=wake[name].samples if name in wake else 0,
             )
@@ -199,6 +214,7 @@ def build_profile(
     return Profile(
         flow=flow,
         wall_s=wall_s,
+        startup_s=None if startup_s is None else round(startup_s, 6),
         pipelines=pipelines,
         stages=stages,
         mode=rec.mode,

@@ -1,6 +1,10 @@
-"""When a profiled flow should stop: after `--duration` seconds, once a pipeline ran `--runs` cycles, or on request.
+"""When a profiled flow should stop: `--duration` seconds after it started its pipelines, once a
+pipeline ran `--runs` cycles, or on request; and when it never starts them within the start limit.
 
-The deadline uses CLOCK_MONOTONIC, which is the same clock in every process of the
+`--duration` counts from the flow's first `launch_flow` (or first stage call of a plain flow),
+in whichever process of the run it happens: a flow launched in a spawned pool worker may spend
+seconds starting up, and that start-up is not part of the measured run (the profile shows it as
+a figure of its own). The deadline uses CLOCK_MONOTONIC, which is the same clock in every process of the
 machine, so pipeline processes stop on time without being told. A stop request (Ctrl-C,
 SIGTERM) must reach every process of the run however it was started, so it is a byte in
 a small shared file that each process maps (forked children inherit the mapping, spawned
@@ -13,6 +17,7 @@ import fcntl
 import json
 import mmap
 import os
+import struct
 import tempfile
 import threading
 import time
@@ -26,6 +31,9 @@ __all__ = ["RunControl", "FlowEntry", "current_control", "set_current_control"]
 
 _SIZE = 4096
 _POLL_S = 0.05
+_STOP_AT = 0  # one byte: 1 once a stop was requested
+_FLOW_START = struct.Struct("d")  # at _FLOW_START_AT: CLOCK_MONOTONIC of the flow's start, 0.0 before
+_FLOW_START_AT = 8
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,14 @@ class RunControl:
         cycles_done: Callable[[str], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
         started: float | None = None,
+        start_limit_s: float | None = None,
     ) -> None:
         self.clock = clock
         self.duration_s = duration_s
         self.runs = runs
         self.started = clock() if started is None else started
-        self.deadline = self.started + duration_s if duration_s is not None else None
+        self.start_limit_s = start_limit_s  # the run ends if the flow has not started by then
+        self._flow_started: float | None = None
         self._cycles_done = cycles_done or (lambda pipeline: 0)
         self._stop = threading.Event()
         self._shared: mmap.mmap | None = None
@@ -84,12 +94,14 @@ class RunControl:
 
     def child_config(self) -> dict[str, Any]:
         """What a spawned process needs to rebuild this control (see `from_config`)."""
-        return {"path": self.shared_path, "started": self.started, "duration_s": self.duration_s, "runs": self.runs}
+        return {"path": self.shared_path, "started": self.started, "duration_s": self.duration_s, "runs": self.runs,
+                "start_limit_s": self.start_limit_s}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], cycles_done: Callable[[str], int] | None = None) -> RunControl:
         """The run's control in a spawned process (CLOCK_MONOTONIC is the machine's: the deadline holds)."""
-        control = cls(config.get("duration_s"), config.get("runs"), cycles_done, started=config.get("started"))
+        control = cls(config.get("duration_s"), config.get("runs"), cycles_done, started=config.get("started"),
+                      start_limit_s=config.get("start_limit_s"))
         if config.get("path"):
             control._map(str(config["path"]))
         return control
@@ -115,6 +127,51 @@ class RunControl:
             except OSError:
                 pass
 
+    # -- the flow's start ---------------------------------------------------------------
+    def mark_flow_started(self) -> None:
+        """The flow starts running pipelines now (`launch_flow`, a plain flow's first pipeline or stage):
+        `--duration` counts from the first such moment in any process of the run."""
+        if self._flow_started is not None or self.flow_started is not None:
+            return
+        now = self.clock()
+        self._flow_started = now
+        shared = self._shared
+        if shared is not None:
+            try:
+                _FLOW_START.pack_into(shared, _FLOW_START_AT, now)
+            except (ValueError, TypeError):  # closed: the run is over anyway
+                pass
+
+    @property
+    def flow_started(self) -> float | None:
+        """When the flow (in any process of the run) started its pipelines, or None before."""
+        if self._flow_started is None and self._shared is not None:
+            try:
+                (at,) = _FLOW_START.unpack_from(self._shared, _FLOW_START_AT)
+            except (ValueError, TypeError):
+                return None
+            if at > 0.0:
+                self._flow_started = at
+        return self._flow_started
+
+    @property
+    def startup_s(self) -> float | None:
+        """Seconds from the run's start to the flow's start (None while it has not started)."""
+        at = self.flow_started
+        return None if at is None else max(0.0, at - self.started)
+
+    @property
+    def deadline(self) -> float | None:
+        """When `--duration` is up (CLOCK_MONOTONIC); None without one or before the flow started."""
+        at = self.flow_started
+        return at + self.duration_s if at is not None and self.duration_s is not None else None
+
+    @property
+    def never_started(self) -> bool:
+        """True once the start limit passed and the flow has not started its pipelines."""
+        return (self.start_limit_s is not None and self.flow_started is None
+                and self.clock() >= self.started + self.start_limit_s)
+
     # -- stopping ---------------------------------------------------------------------
     def request_stop(self) -> None:
         """Stop every pipeline of every process of the run at its next boundary."""
@@ -122,7 +179,7 @@ class RunControl:
         shared = self._shared
         if shared is not None:
             try:
-                shared[0] = 1
+                shared[_STOP_AT] = 1
             except ValueError:  # closed: the run is over anyway
                 pass
 
@@ -133,12 +190,15 @@ class RunControl:
         shared = self._shared
         if shared is not None:
             try:
-                if shared[0]:
+                if shared[_STOP_AT]:
                     self._stop.set()
                     return True
             except ValueError:
                 pass
-        return self.deadline is not None and self.clock() >= self.deadline
+        deadline = self.deadline
+        if deadline is not None:
+            return self.clock() >= deadline
+        return self.never_started
 
     def should_stop(self, pipeline: str | None = None) -> bool:
         """True once the run is over, or once `pipeline` completed its `--runs` cycles.
@@ -165,7 +225,8 @@ class RunControl:
         """True when the run would be over by the time a `seconds` sleep ends."""
         if self.should_stop(pipeline):
             return True
-        return self.deadline is not None and self.clock() + seconds >= self.deadline
+        deadline = self.deadline
+        return deadline is not None and self.clock() + seconds >= deadline
 
     def sleep(self, seconds: float, pipeline: str | None = None) -> None:
         """Sleep like `time.sleep`, but wake up as soon as the run should stop."""
@@ -203,6 +264,8 @@ class RunControl:
 
     def register_flow(self, pipelines: list[str], mode: str) -> FlowEntry:
         """Number a `launch_flow` call; a pipeline name an earlier flow used gets `#N` (its flow's number)."""
+
+        self.mark_flow_started()
 
         def add(flows: list[FlowEntry]) -> FlowEntry:
             number = len(flows) + 1

@@ -11,9 +11,12 @@ and, every tick, classifies each thread that is inside a stage:
   used CPU in that interval;
 - `io_wait`: blocked on anything else (I/O, sleep), or in a futex while nothing else ran.
 
-State R counts a thread that is runnable but queued for a core (a busy machine, a cgroup
-CPU quota) as well as one on a core: the share of `running` samples, against the CPU time
-the stage really got, tells how long it waited for a core (see aggregate.py).
+How long a stage waited for a core (a busy machine, a cgroup CPU quota) is the kernel's run
+delay of its thread (schedstat), read every tick: a tick the stage covered whole is measured;
+a tick it began or ended in gets its share (prorated by overlap), and the seconds seen in
+whole ticks say how much of the figure is measured. A stage whose calls are shorter than a
+tick is only ever seen in part of one: its core wait is below the sampler's resolution, and
+the profile says "not measurable" rather than a number (see aggregate.py).
 
 Per stage it also adds up the CPU other threads of the same process used while the stage
 ran: every tick reads every thread's CPU, and each stage is charged the part of the tick
@@ -116,7 +119,7 @@ class Sampler:
         self.seen_stage: dict[int, int] = {}  # tid -> the stage its row showed at the previous tick
         self.thread_tgid: dict[int, int] = {}
         # stage number -> [running, lock, io, {(tid, its stage number): cpu s}, rss growth, seconds seen,
-        #                  seconds queued for a core]
+        #                  seconds queued for a core, seconds seen in ticks it covered whole]
         self.stages: dict[int, list[Any]] = {}
         self.ticks = 0
         self.last_tick: float | None = None
@@ -138,7 +141,7 @@ class Sampler:
     def _stage(self, number: int) -> list[Any]:
         acc = self.stages.get(number)
         if acc is None:
-            acc = self.stages[number] = [0, 0, 0, {}, 0, 0.0, 0.0]
+            acc = self.stages[number] = [0, 0, 0, {}, 0, 0.0, 0.0, 0.0]
         return acc
 
     def _thread_cpu(self) -> dict[int, dict[int, float]]:
@@ -185,24 +188,27 @@ class Sampler:
             if tgid is None:
                 continue
             # The parts of this tick each stage of this thread overlapped.
-            parts: list[tuple[int, float]] = []
+            parts: list[tuple[int, float, bool]] = []  # (stage, overlap, the whole tick)
             if since <= previous:
-                parts.append((stage, dt))
+                parts.append((stage, dt, True))
             else:
-                parts.append((stage, max(0.0, now - since)))
+                parts.append((stage, max(0.0, now - since), False))
                 if prev > 0 and self.seen_stage.get(tid) == prev:
-                    parts.append((prev, min(dt, since - previous)))  # ended inside this tick
+                    parts.append((prev, min(dt, since - previous), False))  # ended inside this tick
             self.seen_stage[tid] = stage
             others = {t: x for t, x in deltas.get(tgid, {}).items() if t != tid and t not in sampled}
-            for number, overlap in parts:
+            for number, overlap, whole in parts:
                 if number <= 0 or overlap <= 0.0:
                     continue
                 acc = self._stage(number)
                 acc[5] += overlap
                 share = overlap / dt
-                # Measured, not estimated from states: the run delay the kernel counted for
-                # this thread in the tick, the stage's share of it.
+                # The run delay the kernel counted for this thread in the tick: all of it the
+                # stage's when it covered the tick, else its share (where in the tick the
+                # thread queued is not known: the figure is exact only for whole ticks).
                 acc[6] += self.delay.get(tid, 0.0) * share
+                if whole:
+                    acc[7] += overlap
                 comp = acc[3]
                 for t, x in others.items():
                     key = (t, max(0, current.get(t, 0)))  # which thread, and the stage it was in (0: none)
@@ -240,8 +246,9 @@ class Sampler:
     def result(self) -> dict[str, Any]:
         return {
             "ticks": self.ticks,
+            "run_delay": True,  # stage rows carry queueing and whole-tick seconds (see aggregate.py)
             "stages": {
-                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4], v[5], v[6]]
+                str(k): v[:3] + [[[t, st, x] for (t, st), x in v[3].items()], v[4], v[5], v[6], v[7]]
                 for k, v in self.stages.items()
             },
             "threads": {str(t): [self.thread_tgid.get(t, 0), ns / 1e9] for t, ns in self.last_cpu.items()},

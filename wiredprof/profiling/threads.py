@@ -190,6 +190,11 @@ class ThreadStateSampler:
                 name = info.name if info is not None else _comm(int(tgid), tid)
                 if not name.startswith("wiredprof-"):
                     rec.threads[tid] = ThreadInfo(name, "", "other", 0.0, float(cpu))
+        if report.get("run_delay"):
+            # Run delays were read: a stage the sampler never saw whole ticks of (or never saw:
+            # its calls fell between ticks) has a core wait below its resolution.
+            for each in list(rec.stages.values()):
+                each.queue_measured = True
         for number_s, row in report.get("stages", {}).items():
             running, lock_wait, io_wait, comps, rss_growth = row[:5]
             seen_s = float(row[5]) if len(row) > 5 else 0.0
@@ -202,8 +207,10 @@ class ThreadStateSampler:
             acc.samples_io_wait += io_wait
             # Charged over the time the sampler saw the stage; as a rate over all its time.
             scale = acc.total / seen_s if seen_s > 0 else 0.0
-            if len(row) > 6:
+            if len(row) > 7:
                 acc.queue_s += float(row[6]) * scale
+                acc.queue_seen_s += seen_s
+                acc.queue_whole_s += float(row[7])
                 acc.queue_measured = True
             for tid, number, cpu in comps:
                 label = self._label(int(tid), rec.accumulator_by_number(int(number)), by_tid)

@@ -130,6 +130,7 @@ def _header(p: Profile) -> str:
     facts = [
         ("status", f'<span class="status {_e(p.status)}">{_e(p.status)}</span>'),
         ("wall time", _e(fmt_s(p.wall_s))),
+        *([("start-up", _e(fmt_s(p.startup_s)))] if p.startup_s is not None else []),
         ("mode", _e(p.mode)),
         ("host", _e(p.host)),
     ]

@@ -8,9 +8,24 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from wiredprof.runner import Progress
 
-__all__ = ["ProgressLine"]
+__all__ = ["ProgressLine", "progress_text"]
 
 _EVERY_S = 10.0  # without a terminal, a line this often
+
+
+def progress_text(p: Progress) -> str:
+    """One line: the start-up while the flow has not started its pipelines, then the time since it did."""
+    if p.startup_s is None:
+        limit = f", at most {p.start_limit_s:g} s" if p.start_limit_s else ""
+        line = f"wiredprof: starting {p.elapsed_s:5.1f} s  (waiting for the flow to start its pipelines{limit})"
+    else:
+        limit = f"/{p.duration_s:g} s" if p.duration_s else " s"
+        cycles = "  ".join(f"{name}: {n}" for name, n in sorted(p.cycles.items()))
+        line = (f"wiredprof: {p.elapsed_s:5.1f}{limit}  (start-up {p.startup_s:.1f} s)  cycles {cycles or '-'}  "
+                f"stage calls {p.calls}")
+    if p.stopping:
+        line += "  (stopping: waiting for running stages to finish)"
+    return line
 
 
 class ProgressLine:
@@ -31,16 +46,13 @@ class ProgressLine:
         self._last = -_EVERY_S
 
     def __call__(self, p: Progress) -> None:
-        limit = f"/{p.duration_s:g} s" if p.duration_s else " s"
-        cycles = "  ".join(f"{name}: {n}" for name, n in sorted(p.cycles.items()))
-        line = f"wiredprof: {p.elapsed_s:5.1f}{limit}  cycles {cycles or '-'}  stage calls {p.calls}"
-        if p.stopping:
-            line += "  (stopping: waiting for running stages to finish)"
+        line = progress_text(p)
+        since_run_start = p.elapsed_s + (p.startup_s or 0.0)
         if self.tty:
             self.out.write("\r\033[K" + line)
             self.out.flush()
-        elif p.elapsed_s - self._last >= _EVERY_S:
-            self._last = p.elapsed_s
+        elif since_run_start - self._last >= _EVERY_S:
+            self._last = since_run_start
             self.out.write(line + "\n")
             self.out.flush()
 

@@ -25,6 +25,9 @@ def fmt_s(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+NOT_MEASURABLE = "n/m"
+
+
 def fmt_pct(x: float) -> str:
     return f"{x * 100:.0f} %"
 
@@ -36,7 +39,16 @@ def _header(p: Profile) -> str:
     if p.limits.get("runs"):
         limits.append(f"--runs {p.limits['runs']}")
     bound = f", {' '.join(limits)}" if limits else ""
-    return f"wiredprof: {p.flow}: {fmt_s(p.wall_s)} in {p.mode} mode{bound}, status {p.status}"
+    startup = f" (start-up {fmt_s(p.startup_s or 0.0)}, before the first launch_flow)" if shows_startup(p) else ""
+    return f"wiredprof: {p.flow}: {fmt_s(p.wall_s)} in {p.mode} mode{startup}{bound}, status {p.status}"
+
+
+STARTUP_SHOWN_S = 1.0  # a start-up this long or longer is named in the header (always in the JSON)
+
+
+def shows_startup(p: Profile) -> bool:
+    """The flow spent long enough starting up (spawning pool workers, say) to name it beside the wall time."""
+    return p.startup_s is not None and p.startup_s >= STARTUP_SHOWN_S
 
 
 def _several_flows(p: Profile) -> bool:
@@ -86,7 +98,7 @@ def _stages_table(p: Profile) -> str:
             fmt_s(s.cpu_s),
             fmt_s(s.wait_s),
             fmt_s(s.gil_wait_s),
-            fmt_s(s.cpu_queue_s),
+            NOT_MEASURABLE if s.cpu_queue_s is None else fmt_s(s.cpu_queue_s),
             b.bound if s.calls else "-",
             s.errors,
             s.host,
@@ -134,6 +146,9 @@ def render_text(p: Profile, tree_lines: int = _TREE_LINES) -> str:
         out.append("calls N+Ms: N timed calls, M more sampled for call stacks (kept out of the timings)")
     out.append("busy: the share of the run a pipeline spent in its cycles; wait: wall minus CPU; of it, "
                "gil wait: blocked on the GIL while other threads ran; core wait: ready but queued for a free core")
+    if any(s.cpu_queue_s is None and s.calls for s in p.stages):
+        out.append(f"core wait {NOT_MEASURABLE}: not measurable, the stage's calls are shorter than the thread-state "
+                   "sampler's ticks")
     out.append("")
     out.extend(_offload_table(p))
     b = p.bottleneck
