@@ -118,8 +118,11 @@ def test_a_flow_that_never_starts_is_stopped_at_the_start_limit():
     control = RunControl(duration_s=5, clock=clock, start_limit_s=20)
     clock.now += 19.9
     assert not control.never_started and not control.stop_requested
+    assert not control.should_stop("pipeline_1")
     clock.now += 0.1
     assert control.never_started and control.stop_requested
+    # A loop that asks before its first pipeline (`while not wiredprof.should_stop(...)`) ends too.
+    assert control.should_stop("pipeline_1") and control.should_stop()
     unbounded = RunControl(clock=clock)  # no start limit: waits as long as the script runs
     clock.now += 1000
     assert not unbounded.never_started and not unbounded.stop_requested

@@ -201,23 +201,8 @@ class RunControl:
         return self.never_started
 
     def should_stop(self, pipeline: str | None = None) -> bool:
-        """True once the run is over, or once `pipeline` completed its `--runs` cycles.
-
-        Asked at every pipeline cycle: `stop_requested` inline, the cheap questions first.
-        """
-        stop = self._stop
-        if stop.is_set():
-            return True
-        shared = self._shared
-        if shared is not None:
-            try:
-                if shared[0]:
-                    stop.set()
-                    return True
-            except ValueError:  # closed: the run is over
-                pass
-        deadline = self.deadline
-        if deadline is not None and self.clock() >= deadline:
+        """True once the run is over (`stop_requested`), or once `pipeline` completed its `--runs` cycles."""
+        if self.stop_requested:
             return True
         return pipeline is not None and self.runs is not None and self._cycles_done(pipeline) >= self.runs
 
