@@ -449,9 +449,11 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
         startup_s = control.startup_s
         signals.uninstall()
         _restore_environment(saved_env)
+        # Children's records first: the sampler's fold then knows every stage they created (their
+        # numbers, and that the run delays were read for them: core wait measured or "n/m", never 0).
+        rec.drain()
         threads.stop()
         rec.wake_by_pid[os.getpid()] = wake.stop()
-        rec.drain()
         rec.close()
         set_current_recorder(None)
         set_current_control(None)
