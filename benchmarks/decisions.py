@@ -71,6 +71,8 @@ def verdict(profile: dict[str, Any]) -> str:
     b = profile.get("bottleneck")
     if not b:
         return "none"
+    if b.get("candidates"):  # a tie: the same two stages in any order are the same verdict
+        return f"no clear bottleneck: {' or '.join(sorted(b['candidates']))} ({b.get('bound', '?')})"
     return f"{b['pipeline']}.{b['stage']} ({b.get('bound', '?')})"
 
 

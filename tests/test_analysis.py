@@ -83,3 +83,28 @@ def test_two_stages_within_noise_are_both_named():
                     stages=[st("p", "a", 1.0, 0.9, calls=50), st("p", "b", 0.5, 0.9, calls=50)])
     assert find_bottleneck(clear).candidates == []
     assert find_bottleneck(clear).reason.startswith("p.a: ")
+
+
+def test_two_pipelines_taking_turns_on_one_gil_are_a_tie_whoever_waited_more():
+    """The same CPU work behind unequal GIL waits (the split varies run to run) names both, not one."""
+    from tests.profiles import st
+
+    def flow(wait_a: float, wait_b: float) -> Profile:
+        # 0.5 s of CPU a call each; a call's wall is its CPU plus its share of the other's GIL time.
+        stages = [st("pipeline_a", "heavy", 0.5 + wait_a, 0.5 / (0.5 + wait_a), calls=5, gil_ratio=wait_a / (0.5 + wait_a)),
+                  st("pipeline_b", "heavy", 0.5 + wait_b, 0.5 / (0.5 + wait_b), calls=5, gil_ratio=wait_b / (0.5 + wait_b))]
+        pipes = [PipelineStats("pipeline_a", 0.6 + wait_a, 5, 0.5, utilisation=0.9),
+                 PipelineStats("pipeline_b", 0.6 + wait_b, 5, 0.5, utilisation=0.9)]
+        return Profile(flow="f.py", wall_s=6, pipelines=pipes, stages=stages, mode="threads")
+
+    for wait_a, wait_b in ((0.8, 0.45), (0.45, 0.8)):
+        b = find_bottleneck(flow(wait_a, wait_b))
+        assert sorted(b.candidates) == ["pipeline_a.heavy", "pipeline_b.heavy"], b.reason
+        assert "without their GIL waits (they take turns on one GIL)" in b.reason
+    # Unequal work is still a verdict, however the waits fell.
+    stages = [st("pipeline_a", "heavy", 1.3, 1.0 / 1.3, calls=5, gil_ratio=0.3 / 1.3),
+              st("pipeline_b", "heavy", 0.8, 0.3 / 0.8, calls=5, gil_ratio=0.5 / 0.8)]
+    pipes = [PipelineStats("pipeline_a", 1.4, 5, 0.5, utilisation=0.9), PipelineStats("pipeline_b", 0.9, 5, 0.5,
+                                                                                     utilisation=0.9)]
+    b = find_bottleneck(Profile(flow="f.py", wall_s=8, pipelines=pipes, stages=stages, mode="threads"))
+    assert b.candidates == [] and b.stage == "heavy" and b.pipeline == "pipeline_a"

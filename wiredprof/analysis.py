@@ -129,6 +129,12 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
     def stage_time_se(p: PipelineStats) -> float:
         return math.sqrt(sum(_spread_s(s, per_cycle_s(s, p)) ** 2 for s in stages_of(p)))
 
+    # The same without the GIL waits: pipelines whose stages take turns on one GIL split its wait
+    # unevenly run to run, so equal work behind unequal waits is a tie, not a verdict.
+    def own_time(p: PipelineStats) -> float:
+        return sum(per_cycle_s(s, p) * (1.0 - min(1.0, s.gil_wait_s / s.total_s) if s.total_s > 0 else 0.0)
+                   for s in stages_of(p))
+
     ranked = sorted(ran, key=stage_time, reverse=True)
     slowest = ranked[0]
     stages = sorted(stages_of(slowest), key=lambda s: per_cycle_s(s, slowest), reverse=True)
@@ -140,13 +146,18 @@ def find_bottleneck(profile: Profile) -> Bottleneck | None:
     if utilisation(busiest, profile) <= IDLE_BELOW:
         return _idle(profile, busiest, stages_of(busiest))
     candidates: list[str] = []
-    if len(ranked) > 1 and _tie(stage_time(slowest), stage_time_se(slowest),
-                                stage_time(ranked[1]), stage_time_se(ranked[1])):
+    if len(ranked) > 1 and (_tie(stage_time(slowest), stage_time_se(slowest),
+                                 stage_time(ranked[1]), stage_time_se(ranked[1]))
+                            or _tie(own_time(slowest), stage_time_se(slowest),
+                                    own_time(ranked[1]), stage_time_se(ranked[1]))):
         second = ranked[1]
         other = max(stages_of(second), key=lambda s: per_cycle_s(s, second))
         candidates = [stage.name, other.name]
         tie = (f"pipelines {slowest.name} and {second.name} take {stage_time(slowest):.3g} s and "
                f"{stage_time(second):.3g} s of stage time per cycle")
+        if not math.isclose(own_time(slowest), stage_time(slowest), rel_tol=NOISE_REL):
+            tie += (f", {own_time(slowest):.3g} s and {own_time(second):.3g} s without their GIL waits "
+                    "(they take turns on one GIL)")
     elif len(stages) > 1 and _tie(t, _spread_s(stage, t), per_cycle_s(stages[1], slowest),
                                   _spread_s(stages[1], per_cycle_s(stages[1], slowest))):
         candidates = [stage.name, stages[1].name]
