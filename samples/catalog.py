@@ -39,7 +39,7 @@ class SampleFlow:
 
 
 SAMPLES: list[SampleFlow] = [
-    SampleFlow("reference", "reference_flow.py", ("--scale", "0.05", "--seconds", "600"), runs=3,
+    SampleFlow("reference", "reference_flow.py", ("--scale", "0.05", "--seconds", "600"), runs=5,
                stage="pipeline_3.core_logic", reference=True, core_cpu_s=60 * 0.05),
     SampleFlow("plain", "plain_flow.py", ("--scale", "0.05", "--seconds", "600"), runs=3, core_cpu_s=60 * 0.05),
     SampleFlow("waiting", "waiting_flow.py", ("--scale", "0.05", "--seconds", "600"), runs=2, core_cpu_s=5 * 0.05),

@@ -104,7 +104,7 @@ def test_two_pipelines_taking_turns_on_one_gil_are_a_tie_whoever_waited_more():
     # Unequal work is still a verdict, however the waits fell.
     stages = [st("pipeline_a", "heavy", 1.3, 1.0 / 1.3, calls=5, gil_ratio=0.3 / 1.3),
               st("pipeline_b", "heavy", 0.8, 0.3 / 0.8, calls=5, gil_ratio=0.5 / 0.8)]
-    pipes = [PipelineStats("pipeline_a", 1.4, 5, 0.5, utilisation=0.9), PipelineStats("pipeline_b", 0.9, 5, 0.5,
-                                                                                     utilisation=0.9)]
+    pipes = [PipelineStats("pipeline_a", 1.4, 5, 0.5, utilisation=0.9),
+             PipelineStats("pipeline_b", 0.9, 5, 0.5, utilisation=0.9)]
     b = find_bottleneck(Profile(flow="f.py", wall_s=8, pipelines=pipes, stages=stages, mode="threads"))
     assert b.candidates == [] and b.stage == "heavy" and b.pipeline == "pipeline_a"

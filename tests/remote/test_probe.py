@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -10,7 +13,9 @@ import pytest
 from wiredprof.errors import ConfigError
 from wiredprof.remote import connect
 from wiredprof.remote.probe import (
+    ROUND_CPU_S,
     SCHEMA,
+    SpeedRounds,
     ProbeResult,
     cpu_loop_seconds,
     cpu_loop_times,
@@ -20,6 +25,7 @@ from wiredprof.remote.probe import (
     machine_key,
     probe,
     save_probe,
+    speed_figures,
     speed_rounds,
 )
 from wiredprof.remote.spec import HostSpec
@@ -92,3 +98,35 @@ def test_speed_rounds_are_bounded_and_say_noisy(spec: HostSpec) -> None:
     assert took >= 0.5 and len(long.ratios) > 3
     low, high = long.extremes()
     assert 0 < low <= sorted(long.ratios)[len(long.ratios) // 2] <= high
+
+
+def test_the_ratios_are_of_totals_so_rounds_that_paid_a_throttling_count() -> None:
+    """Four rounds at 1.0 and one that straddled a quota's throttling at 2.0: the mean's 1.2, not the median's 1.0."""
+    local = [(4.0, 1.0)] * 4 + [(8.0, 2.0)]
+    remote = [(1.0, 1.0)] * 5
+    figures = speed_figures(SpeedRounds(remote, local, 0.0, False, [c / w for (_, c), (w, _) in zip(local, remote)]))
+    assert figures["cpu_time_ratio"] == 1.2 and figures["cpu_speed_ratio"] == 4.8
+    assert figures["local_loop_cpu_s"] == 1.2 and figures["ratio_low"] == 1.0 and figures["ratio_high"] == 2.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="a CPU quota needs root (cgroups)")
+@pytest.mark.timeout(120)
+def test_inside_a_cpu_quota_a_round_is_sized_by_cpu_and_meets_the_throttling() -> None:
+    """Sized by wall time, a round in a 25 % quota was ~12 ms of CPU: inside one quota slice, never throttled."""
+    from benchmarks.simhosts import HostA
+
+    code = ("import json; from wiredprof.remote.probe import _calibrated_n, cpu_loop_times\n"
+            "n = _calibrated_n(); print(json.dumps(cpu_loop_times(n, 3)))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    with HostA(quota_us=25_000) as a:
+        before = a.cpu_stats()["nr_throttled"]
+        proc = a.run([sys.executable, "-c", code], timeout=100, capture_output=True, text=True, env=env)
+        throttled = a.cpu_stats()["nr_throttled"] - before
+    assert proc.returncode == 0, proc.stderr
+    rounds = json.loads(proc.stdout)
+    # Each round is about ROUND_CPU_S of CPU (a busy machine only adds), so it spans quota periods:
+    # its wall is several times its CPU, and the cgroup was throttled during the rounds.
+    assert all(cpu >= 0.5 * ROUND_CPU_S for _, cpu in rounds), rounds
+    assert sum(w for w, _ in rounds) >= 2.0 * sum(c for _, c in rounds), rounds
+    assert throttled >= 3
