@@ -196,3 +196,24 @@ def test_a_pipeline_process_killed_by_a_signal_fails_the_run_and_names_the_stage
     assert core.errors == 1 and core.last_error.type == "Killed"
     assert "pipeline_3.core_logic was running" in core.last_error.message
     assert profile.stage("pipeline_1.storage").errors == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["threads", "processes"])
+def test_reference_rounds_are_timed_in_the_stages_process_while_it_runs(flows, mode, monkeypatch):
+    """The wake-up probe of the process a stage runs in times the speed loop while it runs (a
+    child process reports its rounds with its wake-ups); the planner's ratio comes from them."""
+    from wiredprof.profiling import wakeprobe
+
+    monkeypatch.setattr(wakeprobe, "REF_EVERY", 2)  # a round every 40 ms of a stage (forked children too)
+    monkeypatch.setattr(wakeprobe, "REF_ITERATIONS", 20_000)
+    args = ["--processes"] if mode == "processes" else []
+    profile = run_flow(flows / "wiredflow_small.py", args, RunOptions(duration_s=4))
+    core = profile.stage("pipeline_3.core_logic")
+    assert core.ref_rounds >= 2, core
+    # About what the same loop costs this thread here (the machine is shared: within a factor of 5).
+    from wiredprof.remote.probe import cpu_loop_times
+
+    here = min(c for _, c in cpu_loop_times(20_000, 5)) / 20_000
+    assert here / 5 <= core.ref_iteration_cpu_s <= 5 * here, (core.ref_iteration_cpu_s, here)
+    assert profile.stage("pipeline_1.http_connector").ref_rounds <= core.ref_rounds

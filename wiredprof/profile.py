@@ -121,6 +121,11 @@ class StageStats:
     # replies of its calls would wait here once it runs elsewhere.
     wake_s: float = 0.0
     wake_samples: int = 0
+    # Its process's mean CPU seconds per iteration of `speedloop.reference_loop` over the reference
+    # rounds timed while it ran (profiling/wakeprobe.py; 0 rounds: not measured): this machine's
+    # speed as the stage saw it, which the planner sets against a host's time for the same loop.
+    ref_iteration_cpu_s: float = 0.0
+    ref_rounds: int = 0
 
     @property
     def name(self) -> str:

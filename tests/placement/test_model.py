@@ -7,7 +7,7 @@ import pytest
 
 from tests.profiles import reference, st
 from wiredprof.placement.capacity import HostCapacity
-from wiredprof.placement.model import flow_busy_cores, make_plan, predict, predict_move
+from wiredprof.placement.model import flow_busy_cores, make_plan, predict, predict_move, stage_time_ratio
 from wiredprof.profile import Competitor, PipelineStats, Profile, ThreadCpu
 
 B = HostCapacity("B", cpu_speed_ratio=4.0, memory_bytes=64 * 2**30, rtt_s=0.001, bandwidth_bytes_per_s=100e6)
@@ -100,6 +100,25 @@ def test_cpu_quota_throttled_stage_moves_its_cpu_seconds_not_its_queue():
     assert predict_move(s, host) == pytest.approx(1.5 + 0.05 + 0.001)
     # A host with 2x the CPU-time speed: CPU seconds halve, the queue still stays here.
     assert predict_move(s, HostCapacity("B2", cpu_speed_ratio=8.0, cpu_time_ratio=2.0)) == pytest.approx(0.75 + 0.05)
+
+
+def test_the_stages_own_reference_rounds_replace_the_probes_ratio():
+    """Its process paid 1.25x B's time per iteration of the probe's loop while it ran (a throttled,
+    polluted A at that moment), though the probe, alone and later, saw 1.0x: the CPU seconds the stage
+    took are set against the rounds it ran beside, not against the probe."""
+    s = st("p", "s", 6.05, 1.5 / 6.05, calls=2, cpu_queue_s=2 * 4.5, ref_iteration_cpu_s=1.25e-7, ref_rounds=6)
+    host = HostCapacity("B", cpu_speed_ratio=4.0, cpu_time_ratio=1.0, rtt_s=0.001, loop_iteration_s=1.0e-7)
+    assert predict_move(s, host) == pytest.approx(1.5 / 1.25 + 0.05 + 0.001)
+    assert stage_time_ratio(s, host) == (pytest.approx(1.25), True)
+    plan = make_plan(Profile(flow="f.py", wall_s=13, pipelines=[PipelineStats("p", 6.1, 2, 1.0, utilisation=0.95)],
+                             stages=[s]), [host])
+    assert "x1.25 the CPU time this stage's process took for the same work as it ran: 6 reference rounds" \
+        in plan.recommendations[0].reason
+    # Too few rounds, or a probe without the loop's time per iteration: the probe's ratio.
+    few = st("p", "s", 6.05, 1.5 / 6.05, calls=2, cpu_queue_s=2 * 4.5, ref_iteration_cpu_s=1.25e-7, ref_rounds=2)
+    assert predict_move(few, host) == pytest.approx(1.5 + 0.05 + 0.001)
+    old = HostCapacity("B", cpu_speed_ratio=4.0, cpu_time_ratio=1.0, rtt_s=0.001)
+    assert stage_time_ratio(s, old) == (1.0, False) and predict_move(s, old) == pytest.approx(1.5 + 0.05 + 0.001)
 
 
 def test_without_a_cpu_time_ratio_queued_time_is_kept_as_waiting():

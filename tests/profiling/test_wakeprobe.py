@@ -82,3 +82,21 @@ def test_when_every_wake_up_waits_the_quietest_one_is_no_baseline() -> None:
     always = WakeStats(10, 0.060, 0.005)
     assert abs(always.excess_s - (0.006 - 0.0001)) < 1e-12
     assert abs(always.excess_without_s([])[0] - (0.006 - 0.0001)) < 1e-12
+
+
+def test_reference_rounds_are_timed_only_while_a_stage_runs_and_counted_for_it() -> None:
+    running: list[int] = []
+    probe = WakeProbe(interval_s=0.005, active=lambda: list(running), ref_every=3, ref_iterations=5_000).start()
+    time.sleep(0.2)
+    assert probe.stats().ref == {}  # no stage in progress: no round
+    running.append(4)
+    time.sleep(0.5)
+    running.clear()
+    stats = probe.stop()
+    rounds, cpu, iterations = stats.ref[4]
+    assert rounds >= 2 and iterations == 5_000 * rounds and cpu > 0
+    per_iteration, n = stats.ref_iteration_cpu_s(4)
+    assert n == rounds and per_iteration == cpu / iterations
+    assert stats.ref_iteration_cpu_s(9) == (0.0, 0)
+    both = stats.merged(WakeStats(5, 0.01, 0.001, {}, {4: (1, 0.5, 5_000), 8: (2, 0.1, 10_000)}))
+    assert both.ref[4] == (rounds + 1, cpu + 0.5, iterations + 5_000) and both.ref[8] == (2, 0.1, 10_000)

@@ -45,7 +45,7 @@ def test_probe_saves_and_loads(spec: HostSpec, tmp_path: Path) -> None:
     with connect(spec) as b:
         result = probe(b, rtt_samples=5, bandwidth_bytes=1 << 20, rounds=1)
     assert result.schema == SCHEMA and result.host == "B"
-    for name in ("cpu_speed_ratio", "cpu_time_ratio", "local_loop_cpu_s", "remote_loop_cpu_s", "rtt_s",
+    for name in ("cpu_speed_ratio", "cpu_time_ratio", "local_loop_cpu_s", "remote_loop_cpu_s", "rtt_s", "loop_iteration_s",
                  "bandwidth_bytes_per_s", "memory_bytes", "cores"):
         assert getattr(result, name) > 0
     assert result.python.startswith("3.")
@@ -107,6 +107,9 @@ def test_the_ratios_are_of_totals_so_rounds_that_paid_a_throttling_count() -> No
     figures = speed_figures(SpeedRounds(remote, local, 0.0, False, [c / w for (_, c), (w, _) in zip(local, remote)]))
     assert figures["cpu_time_ratio"] == 1.2 and figures["cpu_speed_ratio"] == 4.8
     assert figures["local_loop_cpu_s"] == 1.2 and figures["ratio_low"] == 1.0 and figures["ratio_high"] == 2.0
+    assert figures["loop_iteration_s"] == 0.0  # the loop's length unknown
+    ratios = [c / w for (_, c), (w, _) in zip(local, remote)]
+    assert speed_figures(SpeedRounds(remote, local, 0.0, False, ratios, 1_000_000))["loop_iteration_s"] == 1e-6
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ a `dask` section per worker.
 
 from __future__ import annotations
 
+import statistics
 import sys
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
@@ -169,6 +170,7 @@ def probe_cluster(
         ratio_low=round(min(low for low, _ in extremes), 4),
         ratio_high=round(max(high for _, high in extremes), 4),
         noisy=any(s.noisy for s in speeds),
+        loop_iteration_s=statistics.fmean(speed_figures(s)["loop_iteration_s"] for s in speeds),
     )
     return ClusterProbe(cluster, workers, versions, here, warnings)
 

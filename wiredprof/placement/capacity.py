@@ -60,6 +60,8 @@ class HostCapacity:
     reply_wakes: int = 0
     # The same for the start acknowledgement, before the reply: hidden behind the call's work on the host.
     ack_wakes: int = 0
+    # The host's wall seconds per iteration of `speedloop.reference_loop` (0: unknown, an older probe).
+    loop_iteration_s: float = 0.0
 
 
 def host_capacity(
@@ -127,4 +129,5 @@ def capacity_from_probe(probe: ProbeResult) -> HostCapacity:
         slots=probe.slots,
         reply_wakes=DASK_REPLY_WAKES if probe.slots else SSH_REPLY_WAKES,
         ack_wakes=0 if probe.slots else SSH_ACK_WAKES,
+        loop_iteration_s=probe.loop_iteration_s,
     )

@@ -15,6 +15,11 @@ Cost model, per call of a stage moved to host H:
   queued for a CPU (a busy machine, or a cgroup CPU quota throttling it, as in a
   container with a CPU limit) is then not carried to H, where the stage's worker has a
   core: the CPU seconds are what moves.
+- Better than the probe's ratio, when the profile has it: this machine's CPU per iteration of
+  the probe's loop as the stage ran (reference rounds timed in its process while it was in
+  progress, profiling/wakeprobe.py) over the host's wall per iteration (`hosts check`). The
+  stage's CPU seconds were paid at that moment's speed, under that moment's throttling and
+  cache pollution; a probe taken here later, alone, sees neither (`stage_time_ratio`).
 - Call-backs: calls the stage makes on objects that stay on this host (wiredflow's
   storages in `db_connectors`, see `profiling/callbacks.py`) are measured per call; on H
   each is a round trip back here, and its work stays here. When they are most of the
@@ -61,7 +66,7 @@ from wiredprof.placement.capacity import HostCapacity
 from wiredprof.profile import PipelineStats, Profile, StageStats
 
 __all__ = ["Recommendation", "Plan", "Prediction", "PLAN_SCHEMA", "make_plan", "predict",
-           "predict_move", "flow_busy_cores"]
+           "predict_move", "flow_busy_cores", "stage_time_ratio"]
 
 _SHARING_ROUNDS = 20  # fixed-point rounds of the slow-down on a shared cluster (converges in a few)
 PLAN_SCHEMA = "wiredprof.plan/1"
@@ -77,6 +82,8 @@ MIN_STAGE_SPREAD = 0.03
 MAX_STAGE_SPREAD = 0.5
 # A thread busy this share of the run outside stages is a busy loop (it takes any freed GIL).
 SPINNER_SHARE = 0.3
+# Reference rounds a stage needs in its profile before they replace the probe's CPU-time ratio.
+MIN_REF_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -208,6 +215,17 @@ def _share(cores: int, runnable: float) -> float:
     return min(1.0, cores / runnable) if runnable > 0 and cores > 0 else 1.0
 
 
+def stage_time_ratio(stage: StageStats, host: HostCapacity) -> tuple[float, bool]:
+    """(this machine's CPU seconds per wall second on `host` for the stage's work, from its reference rounds?).
+
+    The stage's own reference rounds over the host's time for the same loop when both were
+    measured (at least MIN_REF_ROUNDS rounds), else the probe's CPU-time ratio (0: unknown).
+    """
+    if host.loop_iteration_s > 0 and stage.ref_rounds >= MIN_REF_ROUNDS and stage.ref_iteration_cpu_s > 0:
+        return stage.ref_iteration_cpu_s / host.loop_iteration_s, True
+    return host.cpu_time_ratio, False
+
+
 def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = None) -> Prediction:
     """The stage's predicted time per call on `host`, with its range (see the module docstring)."""
     calls = max(stage.calls, 1)
@@ -226,8 +244,9 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
     bandwidth = host.bandwidth_bytes_per_s
     if bandwidth > 0:
         transfer = (stage.bytes_in + stage.bytes_out) / calls / bandwidth
-    if host.cpu_time_ratio > 0:
-        compute = own_cpu / host.cpu_time_ratio  # queued time stays here: the worker on H has a core
+    ratio, _ = stage_time_ratio(stage, host)
+    if ratio > 0:
+        compute = own_cpu / ratio  # queued time stays here: the worker on H has a core
     else:
         compute = own_cpu / max(host.cpu_speed_ratio, 1e-9) + queue  # no CPU-time ratio: keep it as waiting
     contention, busy = 1.0, 0.0
@@ -245,7 +264,7 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
     compute *= contention
     callback = 0.0
     if cb_n > 0:
-        speed = host.cpu_time_ratio or host.cpu_speed_ratio or 1.0
+        speed = ratio or host.cpu_speed_ratio or 1.0
         # The work stays here; each call crosses twice; its values are pickled here (as measured
         # here) and unpickled there (at the host's speed, sharing its cores like the compute).
         unpickling = stage.callback_unpickle_s / calls / speed * contention
@@ -263,7 +282,7 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
     # compute spans them (a shared host's load comes and goes); else the rounds' spread.
     rel_stage = min(MAX_STAGE_SPREAD, max(MIN_STAGE_SPREAD, mean_spread(stage)))
     fast, slow = uncharged, compute
-    if host.cpu_time_ratio > 0 and 0 < host.ratio_low <= host.cpu_time_ratio <= host.ratio_high:
+    if ratio > 0 and 0 < host.ratio_low <= host.cpu_time_ratio <= host.ratio_high:
         fast = uncharged * host.cpu_time_ratio / host.ratio_high
         slow = compute * host.cpu_time_ratio / host.ratio_low
         probe_rel = 0.0
@@ -449,6 +468,10 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
                    f"{host.rtt_s * 1e3:.1f} ms round trip){tail}",
         )
     speed = f"{host.name} runs Python x{host.cpu_speed_ratio:.2f} as fast"
+    ratio, from_rounds = stage_time_ratio(stage, host)
+    if from_rounds:
+        speed += (f" (x{ratio:.2f} the CPU time this stage's process took for the same work as it ran: "
+                  f"{stage.ref_rounds} reference rounds)")
     parts = [f"{b.bound}-bound ({b.cpu_ratio:.0%} CPU" + (f", {b.gil_ratio:.0%} GIL wait)" if b.gil_ratio >= 0.05 else ")"),
              speed]
     in_callbacks = min(1.0, stage.callback_s / stage.total_s) if stage.total_s > 0 else 0.0

@@ -140,7 +140,9 @@ def _with_wake(stage: StageStats, wake: WakeStats | None, number: int | None) ->
     if wake is None or number is None or stage.host != "local":
         return stage
     excess, n = wake.excess_without_s([number])
-    return replace(stage, wake_s=round(excess, 6), wake_samples=n)
+    per_iteration, rounds = wake.ref_iteration_cpu_s(number)
+    return replace(stage, wake_s=round(excess, 6), wake_samples=n, ref_iteration_cpu_s=per_iteration,
+                   ref_rounds=rounds)
 
 
 def _thread_rows(threads: list[ThreadInfo]) -> list[ThreadCpu]:

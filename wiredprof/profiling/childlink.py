@@ -127,6 +127,7 @@ class WakeRecord(NamedTuple):
     late_sum_s: float
     late_min_s: float
     during: dict[int, tuple[int, float]]  # stage number (the child's) -> wake-ups while it ran, their lateness
+    ref: dict[int, tuple[int, float, int]] = {}  # stage number -> reference rounds while it ran, CPU s, iterations
 
 
 Record = Union[SpanRecord, CycleRecord, TransferRecord, EventRecord, ThreadsRecord, NumberRecord, CallTreeRecord,

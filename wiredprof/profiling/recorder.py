@@ -761,7 +761,7 @@ class Recorder:
             self.link.queue(ThreadsRecord(os.getpid(), threads))
             if self._wake is not None:
                 w = self._wake.stats()
-                self.link.queue(WakeRecord(os.getpid(), w.samples, w.late_sum_s, w.late_min_s, w.during))
+                self.link.queue(WakeRecord(os.getpid(), w.samples, w.late_sum_s, w.late_min_s, w.during, w.ref))
 
     # -- child processes -----------------------------------------------------------
     @property
@@ -848,12 +848,16 @@ class Recorder:
     def _apply_wake(self, r: WakeRecord) -> None:
         known = self.wake_by_pid.get(r.pid)
         if known is None or r.samples >= known.samples:
-            during = {}
+            during, ref = {}, {}
             for number, seen in r.during.items():  # the child's stage numbers -> this recorder's
                 acc = self.accumulator_by_number(number)
                 if acc is not None:
                     during[acc.number] = seen
-            self.wake_by_pid[r.pid] = WakeStats(r.samples, r.late_sum_s, r.late_min_s, during)
+            for number, rounds in r.ref.items():
+                acc = self.accumulator_by_number(number)
+                if acc is not None:
+                    ref[acc.number] = rounds
+            self.wake_by_pid[r.pid] = WakeStats(r.samples, r.late_sum_s, r.late_min_s, during, ref)
 
     def _apply_calltree(self, r: CallTreeRecord) -> None:
         if self.call_trees is not None:

@@ -13,6 +13,15 @@ process of the flow starts its own (recorder.py) and reports it to the parent. E
 wake-up is also counted against the stages in progress in the process at that moment:
 a stage's own CPU use can be what delays the wake-ups (a CPU quota it exhausts), and that
 leaves with the stage, so the planner takes the wake-ups while it was not running.
+
+Reference rounds: every `REF_EVERY` wake-ups during which a stage is in progress, the probe
+thread also times one round of `speedloop.reference_loop` (`REF_ITERATIONS` iterations, about
+25 ms of CPU on a current core: 1 % of one) and counts its CPU against those stages. That is
+this process's CPU cost of a fixed piece of Python as the stage ran: the machine's speed at
+that moment, a CPU quota's throttling, caches the flow's other work left cold, the GIL handed
+back and forth. `hosts check` times the same loop on the host, and the planner sets the two
+against each other (measured in a 21.5 % quota: the stage's CPU per unit of work and the
+rounds' rose together, 5 % apart at most; a probe taken minutes later, alone, saw none of it).
 """
 from __future__ import annotations
 
@@ -21,13 +30,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-__all__ = ["WakeProbe", "WakeStats", "INTERVAL_S", "THREAD_NAME"]
+from wiredprof.speedloop import reference_loop
+
+__all__ = ["WakeProbe", "WakeStats", "INTERVAL_S", "THREAD_NAME", "REF_EVERY", "REF_ITERATIONS"]
 
 INTERVAL_S = 0.02  # 50 wake-ups a second: a few microseconds of the GIL each
 # The timer's own slack (Linux: 50 us by default) is the quietest wake-up, but never more than
 # this: beside a thread that never lets the GIL go every wake-up waits a switch interval.
 SLACK_CAP_S = 0.0001
 THREAD_NAME = "wiredprof-wake-probe"
+REF_EVERY = 125  # wake-ups with a stage in progress between two reference rounds (2.5 s)
+REF_ITERATIONS = 250_000
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,13 @@ class WakeStats:
     late_min_s: float = 0.0
     # stage number -> (wake-ups while it was in progress in the process, their summed lateness)
     during: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # stage number -> (reference rounds while it was in progress, their CPU seconds, their iterations)
+    ref: dict[int, tuple[int, float, int]] = field(default_factory=dict)
+
+    def ref_iteration_cpu_s(self, number: int) -> tuple[float, int]:
+        """(this process's mean CPU seconds per reference-loop iteration while stage `number` ran, rounds)."""
+        rounds, cpu, iterations = self.ref.get(number, (0, 0.0, 0))
+        return (cpu / iterations if iterations else 0.0), rounds
 
     @property
     def excess_s(self) -> float:
@@ -67,8 +87,12 @@ class WakeStats:
         for number, (k, late) in other.during.items():
             k0, late0 = during.get(number, (0, 0.0))
             during[number] = (k0 + k, late0 + late)
+        ref = dict(self.ref)
+        for number, (r, cpu, n) in other.ref.items():
+            r0, cpu0, n0 = ref.get(number, (0, 0.0, 0))
+            ref[number] = (r0 + r, cpu0 + cpu, n0 + n)
         return WakeStats(self.samples + other.samples, self.late_sum_s + other.late_sum_s,
-                         min(self.late_min_s, other.late_min_s), during)
+                         min(self.late_min_s, other.late_min_s), during, ref)
 
 
 class WakeProbe:
@@ -78,11 +102,15 @@ class WakeProbe:
     """
 
     def __init__(self, interval_s: float = INTERVAL_S, clock: Callable[[], float] = time.perf_counter,
-                 active: Callable[[], Iterable[int]] | None = None) -> None:
+                 active: Callable[[], Iterable[int]] | None = None, ref_every: int | None = None,
+                 ref_iterations: int | None = None) -> None:
         self.interval_s = interval_s
         self._clock = clock
         self._active = active
         self._during: dict[int, list[float]] = {}
+        self.ref_every = REF_EVERY if ref_every is None else ref_every
+        self.ref_iterations = REF_ITERATIONS if ref_iterations is None else ref_iterations
+        self._ref: dict[int, tuple[int, float, int]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._samples = 0
@@ -96,6 +124,7 @@ class WakeProbe:
 
     def _run(self) -> None:
         interval, clock, stop, active, during = self.interval_s, self._clock, self._stop, self._active, self._during
+        busy_wakes = 0
         while True:
             t0 = clock()
             if stop.wait(interval):
@@ -108,19 +137,35 @@ class WakeProbe:
             if late < self._late_min:
                 self._late_min = late
             if active is not None:
-                for number in active():
+                numbers = list(active())
+                for number in numbers:
                     d = during.get(number)
                     if d is None:
                         during[number] = [1, late]
                     else:
                         d[0] += 1
                         d[1] += late
+                if numbers and self.ref_every > 0:
+                    busy_wakes += 1
+                    if busy_wakes >= self.ref_every:
+                        busy_wakes = 0
+                        self._reference_round(numbers)
+
+    def _reference_round(self, numbers: list[int]) -> None:
+        """Time one reference round (this thread's CPU) and count it for the stages in progress."""
+        n = self.ref_iterations
+        c0 = time.thread_time()
+        reference_loop(n)
+        cpu = time.thread_time() - c0
+        for number in numbers:
+            r0, cpu0, n0 = self._ref.get(number, (0, 0.0, 0))
+            self._ref[number] = (r0 + 1, cpu0 + cpu, n0 + n)
 
     def stats(self) -> WakeStats:
         """The wake-ups so far (the probe goes on)."""
         n = self._samples
         during = {number: (int(d[0]), d[1]) for number, d in list(self._during.items())}
-        return WakeStats(n, self._late_sum, self._late_min if n else 0.0, during)
+        return WakeStats(n, self._late_sum, self._late_min if n else 0.0, during, dict(self._ref))
 
     def stop(self) -> WakeStats:
         """End the probe thread (bounded wait) and return its figures."""

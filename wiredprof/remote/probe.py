@@ -19,6 +19,7 @@ from typing import Any
 
 from wiredprof.errors import ConfigError
 from wiredprof.remote.executor import RemoteExecutor
+from wiredprof.speedloop import reference_loop
 
 __all__ = ["SCHEMA", "ProbeResult", "probe", "host_facts", "cpu_loop_seconds", "cpu_loop_times", "save_probe",
            "load_probe", "machine_key", "busy_cores", "speed_rounds", "SpeedRounds", "speed_figures"]
@@ -61,7 +62,7 @@ class ProbeResult:
     bandwidth_bytes_per_s: float
     connect_s: float
     platform: str
-    # The same loop's thread CPU time here and there (medians), and this machine's CPU
+    # The same loop's thread CPU time here and there (means), and this machine's CPU
     # seconds of it per wall second it takes on the host: unlike `cpu_speed_ratio` (wall
     # over wall) it leaves out the time the loop waited here for a CPU (a busy machine, a
     # cgroup CPU quota), which a stage does not take along to a host where it has a core.
@@ -86,6 +87,9 @@ class ProbeResult:
     # Calls the host runs side by side at full speed (a Dask cluster: its worker processes, at
     # most one per core of their machine, as the threads of one process share its GIL); 0: cores.
     slots: int = 0
+    # The host's mean wall time per iteration of `speedloop.reference_loop` (0: an older probe): set
+    # against this machine's CPU per iteration as a stage ran (its profile's reference rounds).
+    loop_iteration_s: float = 0.0
     schema: str = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,15 +186,13 @@ def host_facts() -> dict[str, Any]:
 
 
 def cpu_loop_seconds(n: int = _CPU_LOOP_N, rounds: int = 3) -> float:
-    """Best time of `rounds` runs of one fixed pure-Python loop (the same on both sides)."""
+    """Best time of `rounds` runs of one fixed pure-Python loop (the same on both sides: `speedloop`)."""
     import time as _time
 
     best = float("inf")
     for _ in range(rounds):
         start = _time.perf_counter()
-        total = 0
-        for i in range(n):
-            total += (i * i) % 7 ^ (i >> 3)
+        reference_loop(n)
         best = min(best, _time.perf_counter() - start)
     return best
 
@@ -218,9 +220,7 @@ def cpu_loop_times(n: int = _CPU_LOOP_N, rounds: int = 3) -> list[tuple[float, f
     out = []
     for _ in range(rounds):
         w0, c0 = _time.perf_counter(), _time.thread_time()
-        total = 0
-        for i in range(n):
-            total += (i * i) % 7 ^ (i >> 3)
+        reference_loop(n)
         out.append((_time.perf_counter() - w0, _time.thread_time() - c0))
     return out
 
@@ -234,6 +234,7 @@ class SpeedRounds:
     spread: float
     noisy: bool
     ratios: list[float]
+    iterations: int = 0  # of `speedloop.reference_loop` per round (0: unknown)
 
     def extremes(self) -> tuple[float, float]:
         """The per-round ratio's low and high ends (10th/90th percentiles from 10 rounds on)."""
@@ -280,7 +281,7 @@ def speed_rounds(
         now = time.monotonic()
         if len(ratios) >= min_rounds and (now - start >= min_s and spread <= target_spread or now > deadline):
             break
-    return SpeedRounds(remote, local, spread, spread > target_spread, ratios)
+    return SpeedRounds(remote, local, spread, spread > target_spread, ratios, n)
 
 
 def _echo(data: bytes) -> bytes:
@@ -315,6 +316,7 @@ def speed_figures(speed: SpeedRounds) -> dict[str, Any]:
         "noisy": speed.noisy,
         "ratio_low": round(low, 4),
         "ratio_high": round(high, 4),
+        "loop_iteration_s": remote_loop / speed.iterations if speed.iterations else 0.0,
     }
 
 
