@@ -205,7 +205,7 @@ def test_reference_rounds_are_timed_in_the_stages_process_while_it_runs(flows, m
     child process reports its rounds with its wake-ups); the planner's ratio comes from them."""
     from wiredprof.profiling import wakeprobe
 
-    monkeypatch.setattr(wakeprobe, "REF_EVERY", 2)  # a round every 40 ms of a stage (forked children too)
+    monkeypatch.setattr(wakeprobe, "REF_INTERVAL_S", 0.04)  # a round every 40 ms of a stage (forked children too)
     monkeypatch.setattr(wakeprobe, "REF_ITERATIONS", 20_000)
     args = ["--processes"] if mode == "processes" else []
     profile = run_flow(flows / "wiredflow_small.py", args, RunOptions(duration_s=4))

@@ -86,7 +86,7 @@ def test_when_every_wake_up_waits_the_quietest_one_is_no_baseline() -> None:
 
 def test_reference_rounds_are_timed_only_while_a_stage_runs_and_counted_for_it() -> None:
     running: list[int] = []
-    probe = WakeProbe(interval_s=0.005, active=lambda: list(running), ref_every=3, ref_iterations=5_000).start()
+    probe = WakeProbe(interval_s=0.005, active=lambda: list(running), ref_interval_s=0.02, ref_iterations=5_000).start()
     time.sleep(0.2)
     assert probe.stats().ref == {}  # no stage in progress: no round
     running.append(4)

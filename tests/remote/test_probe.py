@@ -110,6 +110,9 @@ def test_the_ratios_are_of_totals_so_rounds_that_paid_a_throttling_count() -> No
     assert figures["loop_iteration_s"] == 0.0  # the loop's length unknown
     ratios = [c / w for (_, c), (w, _) in zip(local, remote)]
     assert speed_figures(SpeedRounds(remote, local, 0.0, False, ratios, 1_000_000))["loop_iteration_s"] == 1e-6
+    # The host's time per iteration is its median round: one burst there does not move it.
+    bursty = [(1.0, 1.0)] * 4 + [(3.0, 1.0)]
+    assert speed_figures(SpeedRounds(bursty, local, 0.0, False, ratios, 1_000_000))["loop_iteration_s"] == 1e-6
 
 
 @pytest.mark.slow

@@ -14,9 +14,10 @@ wake-up is also counted against the stages in progress in the process at that mo
 a stage's own CPU use can be what delays the wake-ups (a CPU quota it exhausts), and that
 leaves with the stage, so the planner takes the wake-ups while it was not running.
 
-Reference rounds: every `REF_EVERY` wake-ups during which a stage is in progress, the probe
-thread also times one round of `speedloop.reference_loop` (`REF_ITERATIONS` iterations, about
-25 ms of CPU on a current core: 1 % of one) and counts its CPU against those stages. That is
+Reference rounds: once every `REF_INTERVAL_S` of wall time while a stage is in progress, the
+probe thread also times one round of `speedloop.reference_loop` (`REF_ITERATIONS` iterations,
+about 8 ms of CPU on a current core: under 1 % of one) and counts its CPU against those stages
+(by wall time, not by wake-ups: a throttled process wakes less often). That is
 this process's CPU cost of a fixed piece of Python as the stage ran: the machine's speed at
 that moment, a CPU quota's throttling, caches the flow's other work left cold, the GIL handed
 back and forth. `hosts check` times the same loop on the host, and the planner sets the two
@@ -32,15 +33,15 @@ from typing import Callable, Iterable
 
 from wiredprof.speedloop import reference_loop
 
-__all__ = ["WakeProbe", "WakeStats", "INTERVAL_S", "THREAD_NAME", "REF_EVERY", "REF_ITERATIONS"]
+__all__ = ["WakeProbe", "WakeStats", "INTERVAL_S", "THREAD_NAME", "REF_INTERVAL_S", "REF_ITERATIONS"]
 
 INTERVAL_S = 0.02  # 50 wake-ups a second: a few microseconds of the GIL each
 # The timer's own slack (Linux: 50 us by default) is the quietest wake-up, but never more than
 # this: beside a thread that never lets the GIL go every wake-up waits a switch interval.
 SLACK_CAP_S = 0.0001
 THREAD_NAME = "wiredprof-wake-probe"
-REF_EVERY = 125  # wake-ups with a stage in progress between two reference rounds (2.5 s)
-REF_ITERATIONS = 250_000
+REF_INTERVAL_S = 1.0  # seconds between two reference rounds while a stage is in progress
+REF_ITERATIONS = 100_000
 
 
 @dataclass(frozen=True)
@@ -102,13 +103,13 @@ class WakeProbe:
     """
 
     def __init__(self, interval_s: float = INTERVAL_S, clock: Callable[[], float] = time.perf_counter,
-                 active: Callable[[], Iterable[int]] | None = None, ref_every: int | None = None,
+                 active: Callable[[], Iterable[int]] | None = None, ref_interval_s: float | None = None,
                  ref_iterations: int | None = None) -> None:
         self.interval_s = interval_s
         self._clock = clock
         self._active = active
         self._during: dict[int, list[float]] = {}
-        self.ref_every = REF_EVERY if ref_every is None else ref_every
+        self.ref_interval_s = REF_INTERVAL_S if ref_interval_s is None else ref_interval_s
         self.ref_iterations = REF_ITERATIONS if ref_iterations is None else ref_iterations
         self._ref: dict[int, tuple[int, float, int]] = {}
         self._stop = threading.Event()
@@ -124,7 +125,7 @@ class WakeProbe:
 
     def _run(self) -> None:
         interval, clock, stop, active, during = self.interval_s, self._clock, self._stop, self._active, self._during
-        busy_wakes = 0
+        last_ref = clock()
         while True:
             t0 = clock()
             if stop.wait(interval):
@@ -145,11 +146,9 @@ class WakeProbe:
                     else:
                         d[0] += 1
                         d[1] += late
-                if numbers and self.ref_every > 0:
-                    busy_wakes += 1
-                    if busy_wakes >= self.ref_every:
-                        busy_wakes = 0
-                        self._reference_round(numbers)
+                if numbers and self.ref_interval_s > 0 and clock() - last_ref >= self.ref_interval_s:
+                    self._reference_round(numbers)
+                    last_ref = clock()
 
     def _reference_round(self, numbers: list[int]) -> None:
         """Time one reference round (this thread's CPU) and count it for the stages in progress."""

@@ -87,7 +87,7 @@ class ProbeResult:
     # Calls the host runs side by side at full speed (a Dask cluster: its worker processes, at
     # most one per core of their machine, as the threads of one process share its GIL); 0: cores.
     slots: int = 0
-    # The host's mean wall time per iteration of `speedloop.reference_loop` (0: an older probe): set
+    # The host's wall time per iteration of `speedloop.reference_loop` (its median round; 0: an older probe): set
     # against this machine's CPU per iteration as a stage ran (its profile's reference rounds).
     loop_iteration_s: float = 0.0
     schema: str = SCHEMA
@@ -316,7 +316,10 @@ def speed_figures(speed: SpeedRounds) -> dict[str, Any]:
         "noisy": speed.noisy,
         "ratio_low": round(low, 4),
         "ratio_high": round(high, 4),
-        "loop_iteration_s": remote_loop / speed.iterations if speed.iterations else 0.0,
+        # The host's steady speed: the median round (a burst there in a probe of a second or two is
+        # missed or weighed far above its share of a stage's calls).
+        "loop_iteration_s": (statistics.median(w for w, _ in speed.remote) / speed.iterations
+                             if speed.iterations else 0.0),
     }
 
 
