@@ -7,7 +7,9 @@ the stage ran. Stdlib only and stateless: it travels to a host by value.
 """
 from __future__ import annotations
 
-__all__ = ["reference_loop"]
+import time
+
+__all__ = ["reference_loop", "cpu_loop_times"]
 
 
 def reference_loop(n: int) -> int:
@@ -17,3 +19,13 @@ def reference_loop(n: int) -> int:
         j = i & 0x3FFF
         total += (j * j) % 7 ^ (j >> 3)
     return total
+
+
+def cpu_loop_times(n: int, rounds: int = 1) -> list[tuple[float, float]]:
+    """(wall, thread CPU) seconds of each of `rounds` runs of `reference_loop(n)`."""
+    out = []
+    for _ in range(rounds):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        reference_loop(n)
+        out.append((time.perf_counter() - w0, time.thread_time() - c0))
+    return out

@@ -121,13 +121,14 @@ def probe_cluster(
     register_project_modules()
     client = executor.client
     n = _calibrated_n()
-    workers, speeds, machines = [], [], []
+    workers, speeds, machines, iteration_s = [], [], [], []
     packages: dict[str, str | None] = {}
     for address in worker_addresses(executor):
         facts = on_worker(client, address, worker_facts, timeout=60)
         machine = on_worker(client, address, host_facts, timeout=60)
         speed = speed_rounds(cast(Any, _OneWorker(client, address)), n, min_rounds=max(3, rounds))
         figures = speed_figures(speed)
+        iteration_s.append(figures["loop_iteration_s"])
         packages = facts["packages"]
         speeds.append(speed)
         machines.append(int(machine["cores"]))
@@ -170,7 +171,7 @@ def probe_cluster(
         ratio_low=round(min(low for low, _ in extremes), 4),
         ratio_high=round(max(high for _, high in extremes), 4),
         noisy=any(s.noisy for s in speeds),
-        loop_iteration_s=statistics.fmean(speed_figures(s)["loop_iteration_s"] for s in speeds),
+        loop_iteration_s=statistics.fmean(iteration_s),
     )
     return ClusterProbe(cluster, workers, versions, here, warnings)
 

@@ -103,6 +103,8 @@ class Prediction:
     side_by_side: float = 0.0  # calls of other stages already on the host, running at once (mean)
     wake_s: float = 0.0  # threads here waking to hand the reply and call-backs on: GIL and core waits
     wakes_per_call: float = 0.0
+    time_ratio: float = 0.0  # this machine's CPU seconds per wall second on the host (stage_time_ratio)
+    from_rounds: bool = False  # ... from the stage's own reference rounds, not the probe's local side
 
     @property
     def callback_share(self) -> float:
@@ -244,7 +246,7 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
     bandwidth = host.bandwidth_bytes_per_s
     if bandwidth > 0:
         transfer = (stage.bytes_in + stage.bytes_out) / calls / bandwidth
-    ratio, _ = stage_time_ratio(stage, host)
+    ratio, from_rounds = stage_time_ratio(stage, host)
     if ratio > 0:
         compute = own_cpu / ratio  # queued time stays here: the worker on H has a core
     else:
@@ -295,6 +297,7 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
         seconds=seconds, low_s=low, high_s=high, compute_s=compute, wait_s=io,
         transfer_s=transfer + host.rtt_s, callback_s=callback, callbacks_per_call=cb_n,
         contention=contention, flow_busy_cores=busy, side_by_side=beside, wake_s=wake, wakes_per_call=wakes,
+        time_ratio=ratio, from_rounds=from_rounds,
     )
 
 
@@ -468,9 +471,8 @@ def _recommend(profile: Profile, stage: StageStats, host: HostCapacity, refusal:
                    f"{host.rtt_s * 1e3:.1f} ms round trip){tail}",
         )
     speed = f"{host.name} runs Python x{host.cpu_speed_ratio:.2f} as fast"
-    ratio, from_rounds = stage_time_ratio(stage, host)
-    if from_rounds:
-        speed += (f" (x{ratio:.2f} the CPU time this stage's process took for the same work as it ran: "
+    if pred.from_rounds:
+        speed += (f" (x{pred.time_ratio:.2f} the CPU time this stage's process took for the same work as it ran: "
                   f"{stage.ref_rounds} reference rounds)")
     parts = [f"{b.bound}-bound ({b.cpu_ratio:.0%} CPU" + (f", {b.gil_ratio:.0%} GIL wait)" if b.gil_ratio >= 0.05 else ")"),
              speed]

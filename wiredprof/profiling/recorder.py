@@ -21,7 +21,7 @@ from collections import deque
 from itertools import groupby
 from operator import itemgetter
 from types import GeneratorType
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from wiredprof.profile import CallTree, ErrorInfo, TimelineSpan
 from wiredprof.profiling.accumulators import (
@@ -66,6 +66,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+_V = TypeVar("_V")  # a per-stage value a child reports (see _renumbered)
 
 _TIMELINE_SIZE = 5000
 # Spans a thread keeps before folding them into its shards: large enough that the fold's
@@ -848,16 +849,17 @@ class Recorder:
     def _apply_wake(self, r: WakeRecord) -> None:
         known = self.wake_by_pid.get(r.pid)
         if known is None or r.samples >= known.samples:
-            during, ref = {}, {}
-            for number, seen in r.during.items():  # the child's stage numbers -> this recorder's
-                acc = self.accumulator_by_number(number)
-                if acc is not None:
-                    during[acc.number] = seen
-            for number, rounds in r.ref.items():
-                acc = self.accumulator_by_number(number)
-                if acc is not None:
-                    ref[acc.number] = rounds
-            self.wake_by_pid[r.pid] = WakeStats(r.samples, r.late_sum_s, r.late_min_s, during, ref)
+            self.wake_by_pid[r.pid] = WakeStats(r.samples, r.late_sum_s, r.late_min_s, self._renumbered(r.during),
+                                                self._renumbered(r.ref))
+
+    def _renumbered(self, by_number: dict[int, _V]) -> dict[int, _V]:
+        """A child's per-stage map with this recorder's stage numbers (stages it does not know dropped)."""
+        out = {}
+        for number, value in by_number.items():
+            acc = self.accumulator_by_number(number)
+            if acc is not None:
+                out[acc.number] = value
+        return out
 
     def _apply_calltree(self, r: CallTreeRecord) -> None:
         if self.call_trees is not None:

@@ -29,9 +29,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar, cast
 
-from wiredprof.speedloop import reference_loop
+from wiredprof.speedloop import cpu_loop_times
 
 __all__ = ["WakeProbe", "WakeStats", "INTERVAL_S", "THREAD_NAME", "REF_INTERVAL_S", "REF_ITERATIONS"]
 
@@ -84,16 +84,21 @@ class WakeStats:
             return self
         if not self.samples:
             return other
-        during = dict(self.during)
-        for number, (k, late) in other.during.items():
-            k0, late0 = during.get(number, (0, 0.0))
-            during[number] = (k0 + k, late0 + late)
-        ref = dict(self.ref)
-        for number, (r, cpu, n) in other.ref.items():
-            r0, cpu0, n0 = ref.get(number, (0, 0.0, 0))
-            ref[number] = (r0 + r, cpu0 + cpu, n0 + n)
         return WakeStats(self.samples + other.samples, self.late_sum_s + other.late_sum_s,
-                         min(self.late_min_s, other.late_min_s), during, ref)
+                         min(self.late_min_s, other.late_min_s), _summed(self.during, other.during),
+                         _summed(self.ref, other.ref))
+
+
+_T = TypeVar("_T", tuple[int, float], tuple[int, float, int])
+
+
+def _summed(a: dict[int, _T], b: dict[int, _T]) -> dict[int, _T]:
+    """Two per-stage tallies added up, field by field, stage by stage."""
+    out = dict(a)
+    for number, counts in b.items():
+        mine = out.get(number)
+        out[number] = counts if mine is None else cast(_T, tuple(x + y for x, y in zip(mine, counts)))
+    return out
 
 
 class WakeProbe:
@@ -153,9 +158,7 @@ class WakeProbe:
     def _reference_round(self, numbers: list[int]) -> None:
         """Time one reference round (this thread's CPU) and count it for the stages in progress."""
         n = self.ref_iterations
-        c0 = time.thread_time()
-        reference_loop(n)
-        cpu = time.thread_time() - c0
+        cpu = cpu_loop_times(n)[0][1]
         for number in numbers:
             r0, cpu0, n0 = self._ref.get(number, (0, 0.0, 0))
             self._ref[number] = (r0 + 1, cpu0 + cpu, n0 + n)

@@ -19,7 +19,7 @@ from typing import Any
 
 from wiredprof.errors import ConfigError
 from wiredprof.remote.executor import RemoteExecutor
-from wiredprof.speedloop import reference_loop
+from wiredprof.speedloop import cpu_loop_times, reference_loop
 
 __all__ = ["SCHEMA", "ProbeResult", "probe", "host_facts", "cpu_loop_seconds", "cpu_loop_times", "save_probe",
            "load_probe", "machine_key", "busy_cores", "speed_rounds", "SpeedRounds", "speed_figures"]
@@ -211,18 +211,6 @@ def _calibrated_n(target_cpu_s: float | None = None) -> int:
             break
         n = int(n * min(8.0, max(1.5, 1.2 * target / cpu))) if cpu > 0 else n * 8
     return n
-
-
-def cpu_loop_times(n: int = _CPU_LOOP_N, rounds: int = 3) -> list[tuple[float, float]]:
-    """(wall, thread CPU) seconds of each of `rounds` runs of the loop of `cpu_loop_seconds`."""
-    import time as _time
-
-    out = []
-    for _ in range(rounds):
-        w0, c0 = _time.perf_counter(), _time.thread_time()
-        reference_loop(n)
-        out.append((_time.perf_counter() - w0, _time.thread_time() - c0))
-    return out
 
 
 @dataclass(frozen=True)
