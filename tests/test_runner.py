@@ -1,6 +1,7 @@
 """The runner on real flows: plain Python and real wiredflow (threads and processes)."""
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -217,3 +218,6 @@ def test_reference_rounds_are_timed_in_the_stages_process_while_it_runs(flows, m
     here = min(c for _, c in cpu_loop_times(20_000, 5)) / 20_000
     assert here / 5 <= core.ref_iteration_cpu_s <= 5 * here, (core.ref_iteration_cpu_s, here)
     assert profile.stage("pipeline_1.http_connector").ref_rounds <= core.ref_rounds
+    # The rounds are wiredprof's own CPU: never charged to a stage as an unknown thread's.
+    unknown = [(s.name, c.name) for s in profile.stages for c in s.competitors if re.fullmatch(r"thread \d+", c.name)]
+    assert not unknown, unknown

@@ -14,6 +14,7 @@ import pytest
 
 from wiredprof.analysis import classify
 from wiredprof.profiling.aggregate import build_profile, stage_stats
+from wiredprof.profiling.childlink import ThreadsRecord
 from wiredprof.profiling.instrument import timed_call
 from wiredprof.profiling.recorder import Recorder
 from tests.samples._run import pid_alive as _alive
@@ -92,6 +93,20 @@ def test_competitor_cpu_becomes_a_rate_over_the_stages_whole_time() -> None:
     ThreadStateSampler(rec)._fold(report)
     assert acc.competitors == {"p.other": pytest.approx(0.8), "thread 4243": pytest.approx(0.4)}
     assert (acc.samples_running, acc.samples_io_wait) == (3, 1)
+
+
+def test_wiredprofs_own_threads_in_a_child_are_nobodys_competitors() -> None:
+    """A child process's wake-up probe (its reference rounds take CPU while a stage runs there)
+    was charged to the stage as "thread 3374": a thread the user cannot find in the flow."""
+    rec = Recorder()
+    acc = rec.stage("p", "s")
+    acc.base.calls, acc.base.total = 1, 1.0
+    rec.apply([ThreadsRecord(4000, [], ((4243, "wiredprof-wake-probe"),))])
+    report = {"ticks": 10, "threads": {}, "stages": {
+        str(acc.number): [3, 0, 1, [[4243, 0, 0.2], [4244, 0, 0.1]], 0, 1.0],
+    }}
+    ThreadStateSampler(rec)._fold(report)
+    assert acc.competitors == {"thread 4244": pytest.approx(0.1)}
 
 
 def test_core_wait_is_the_kernels_run_delay_not_a_share_of_running_samples() -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "CycleRecord",
     "TransferRecord",
     "EventRecord",
+    "OWN_THREAD_PREFIX",
     "ThreadsRecord",
     "NumberRecord",
     "CallTreeRecord",
@@ -80,11 +81,19 @@ class EventRecord(NamedTuple):
     what: str
 
 
+OWN_THREAD_PREFIX = "wiredprof-"  # the names of wiredprof's own threads in a flow's processes
+
+
 class ThreadsRecord(NamedTuple):
-    """A child's threads at the end of its pipeline: (tid, name, pipeline, role, cpu, stage cpu)."""
+    """A child's threads at the end of its pipeline: (tid, name, pipeline, role, cpu, stage cpu).
+
+    `own`: (tid, name) of wiredprof's own threads there (the wake-up probe, the inbox reader),
+    so that their CPU is not charged to a stage as an unknown thread's.
+    """
 
     pid: int
     threads: list[tuple[int, str, str, str, float, float]]
+    own: tuple[tuple[int, str], ...] = ()
 
 
 class NumberRecord(NamedTuple):

@@ -21,6 +21,7 @@ import tempfile
 from typing import Any
 
 from wiredprof.profiling.accumulators import StageAccumulator, ThreadInfo
+from wiredprof.profiling.childlink import OWN_THREAD_PREFIX
 from wiredprof.profiling.recorder import Recorder
 from wiredprof.profiling.statetable import SIZE, views
 
@@ -188,7 +189,7 @@ class ThreadStateSampler:
             if tid not in known and float(cpu) >= USER_THREAD_CPU_S:
                 # A thread of the flow that never ran a stage: a user's own thread (or a library's).
                 name = info.name if info is not None else _comm(int(tgid), tid)
-                if not name.startswith("wiredprof-"):
+                if not name.startswith(OWN_THREAD_PREFIX):
                     rec.threads[tid] = ThreadInfo(name, "", "other", 0.0, float(cpu))
         if report.get("run_delay"):
             # Run delays were read: a stage the sampler never saw whole ticks of (or never saw:
@@ -225,7 +226,7 @@ class ThreadStateSampler:
         info = by_tid.get(tid)
         if info is None:
             return f"thread {tid}"
-        if info.name.startswith("wiredprof-"):
+        if info.name.startswith(OWN_THREAD_PREFIX):
             return None  # wiredprof's own watchdog and inbox reader
         if info.role == "pipeline":
             return f"{info.pipeline} thread outside stages{FRAMEWORK_SUFFIX}"
