@@ -258,6 +258,21 @@ def test_a_queued_probe_loop_counts_the_hosts_other_load_in_threads():
     assert predict(core, host, prof).contention == pytest.approx((2 / 4.0) / (2 / 5.3))
 
 
+def test_a_probe_loop_that_had_a_core_of_its_own_says_nothing_of_other_load():
+    """CPU over wall of 0.997 on an idle host is the kernel's time, not 1.01 other runnable
+    threads: only the flow's own busy threads are charged (the loopback reference sample was
+    predicted 2.5 % slow for that)."""
+    prof = busy_profile(True)
+    core = prof.stage("pipeline_3.core_logic")
+    busy = flow_busy_cores(prof, core)
+    host = HostCapacity("B", cpu_speed_ratio=1.0, cpu_time_ratio=1.0, cores=2, same_machine=True,
+                        busy_cores=0.0, loop_share=0.997)
+    assert predict(core, host, prof).contention == pytest.approx(1.0 / min(1.0, 2 / (busy + 1.0)))
+    queued = HostCapacity("B", cpu_speed_ratio=1.0, cpu_time_ratio=1.0, cores=2, same_machine=True,
+                          busy_cores=0.0, loop_share=0.9)
+    assert predict(core, queued, prof).contention > predict(core, host, prof).contention
+
+
 def test_the_range_spans_the_probes_slowest_and_fastest_rounds():
     s = st("p", "s", 2.0, 1.0, calls=9)
     host = HostCapacity("B", cpu_speed_ratio=2.0, cpu_time_ratio=2.0, ratio_low=1.0, ratio_high=4.0)

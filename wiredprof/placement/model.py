@@ -74,6 +74,11 @@ PLAN_SCHEMA = "wiredprof.plan/1"
 MEMORY_HEADROOM = 0.9
 # A move is recommended only when it saves at least this share of the pipeline's cycle.
 MIN_GAIN_SHARE = 0.02
+# The probe's loop got a core of its own when its CPU over wall time is at least this (the rest:
+# the kernel's time and timer slop, 0.3 % on an idle host): only below it does its share say
+# how many other threads were runnable there (at 0.997, "1.01 other threads" on 2 cores, and a
+# charge of 2.5 % on an idle host).
+WHOLE_CORE_SHARE = 0.95
 # Call-backs to A above this share of the predicted time: the move is not recommended.
 CALLBACK_DOMINANT = 0.5
 # A stage's spread is at least this (p95 from a sketch with 1 % error, timers, one call only),
@@ -257,7 +262,7 @@ def predict(stage: StageStats, host: HostCapacity, profile: Profile | None = Non
         # The probe already ran under the host's other load: charge only the flow's own share.
         # That load in runnable threads: busy cores, or more when the probe's loop was queued.
         other = host.busy_cores
-        if 0 < host.loop_share < 1:
+        if 0 < host.loop_share < WHOLE_CORE_SHARE:
             other = max(other, host.cores / host.loop_share - 1.0)
         contention = _share(host.cores, other + 1.0) / _share(host.cores, other + busy + 1.0)
     beside, slowdown = side_by_side(profile, stage, host) if profile is not None else (0.0, 1.0)
