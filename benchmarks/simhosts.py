@@ -790,7 +790,12 @@ def _swap_total() -> int:
 
 
 def _remove_cgroup(path: Path, parent: Path) -> None:
-    """Move every process of ``path`` to ``parent`` and rmdir it (bounded retries)."""
+    """Move every process of ``path`` (and of the cgroups under it) to ``parent`` and rmdir it (bounded retries).
+
+    A's per-process cgroups (``reference.PerProcessCpu``) live under it: a crashed run leaves them too.
+    """
+    for child in sorted(c for c in path.iterdir() if c.is_dir()) if path.is_dir() else []:
+        _remove_cgroup(child, parent)
     for _ in range(20):
         if not path.exists():
             return

@@ -127,6 +127,8 @@ CRASH = """
 import json, os, signal
 from benchmarks.simhosts import SimHosts
 h = SimHosts(calibrate=False).start()
+for p in h.a.paths.values():  # as reference.PerProcessCpu makes them: one cgroup per process of A
+    os.mkdir(os.path.join(p, "p1"))
 print(json.dumps({"netns": h.b.netns, "veth": h.b.veth_host, "sshd": h.b.sshd_pid,
                   "tmp": str(h.b.tmpdir), "cgroups": [str(p) for p in h.a.paths.values()]}), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no context manager: a crash
