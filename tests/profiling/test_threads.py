@@ -101,12 +101,13 @@ def test_wiredprofs_own_threads_in_a_child_are_nobodys_competitors() -> None:
     rec = Recorder()
     acc = rec.stage("p", "s")
     acc.base.calls, acc.base.total = 1, 1.0
-    rec.apply([ThreadsRecord(4000, [], ((4243, "wiredprof-wake-probe"),))])
+    rec.apply([ThreadsRecord(4000, [], ((4243, "wiredprof-wake-probe"), (4245, "Thread-3 (serve)")))])
     report = {"ticks": 10, "threads": {}, "stages": {
-        str(acc.number): [3, 0, 1, [[4243, 0, 0.2], [4244, 0, 0.1]], 0, 1.0],
+        str(acc.number): [3, 0, 1, [[4243, 0, 0.2], [4244, 0, 0.1], [4245, 0, 0.05]], 0, 1.0],
     }}
     ThreadStateSampler(rec)._fold(report)
-    assert acc.competitors == {"thread 4244": pytest.approx(0.1)}
+    # A thread the child named is named after it ended; one never seen alive keeps its id.
+    assert acc.competitors == {"thread 4244": pytest.approx(0.1), "thread Thread-3 (serve)": pytest.approx(0.05)}
 
 
 def test_core_wait_is_the_kernels_run_delay_not_a_share_of_running_samples() -> None:

@@ -87,13 +87,13 @@ OWN_THREAD_PREFIX = "wiredprof-"  # the names of wiredprof's own threads in a fl
 class ThreadsRecord(NamedTuple):
     """A child's threads at the end of its pipeline: (tid, name, pipeline, role, cpu, stage cpu).
 
-    `own`: (tid, name) of wiredprof's own threads there (the wake-up probe, the inbox reader),
-    so that their CPU is not charged to a stage as an unknown thread's.
+    `names`: (tid, name) of every thread alive there then, so that a stage's competitors are
+    named after they end (wiredprof's own, its wake-up probe say, are nobody's competitors).
     """
 
     pid: int
     threads: list[tuple[int, str, str, str, float, float]]
-    own: tuple[tuple[int, str], ...] = ()
+    names: tuple[tuple[int, str], ...] = ()
 
 
 class NumberRecord(NamedTuple):

@@ -33,7 +33,6 @@ from wiredprof.profiling.accumulators import (
     ThreadInfo,
 )
 from wiredprof.profiling.childlink import (
-    OWN_THREAD_PREFIX,
     CallbackRecord,
     CallTreeRecord,
     ChildLink,
@@ -111,10 +110,9 @@ def _fold_by_stage(batch: list[Span], shard_of: Callable[[int], StageShard | Non
             shard.fold(list(map(_WALL, group)), map(_CPU, group))
 
 
-def _own_threads_alive() -> dict[int, str]:
-    """wiredprof's own threads alive in this process, by native id: their names."""
-    return {t.native_id: t.name for t in threading.enumerate()
-            if t.native_id is not None and t.name.startswith(OWN_THREAD_PREFIX)}
+def _thread_names_alive() -> dict[int, str]:
+    """The threads alive in this process, by native id: their names."""
+    return {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
 
 
 class Recorder:
@@ -154,9 +152,10 @@ class Recorder:
         self._state_table: memoryview[int] | None = None  # int64 words (see statetable.py)
         self._state_times: memoryview[float] = _NO_TIMES  # the same memory as doubles
         self.child_threads: dict[tuple[int, int], ThreadInfo] = {}
-        # wiredprof's own threads in the flow's processes (wake-up probes, inbox readers), by native
-        # id: never a stage's competitor, even once ended (their names then are gone).
-        self.own_threads: dict[int, str] = {}
+        # Names of threads of the flow's processes by native id, as seen alive (once a thread
+        # ends its name is gone, and the sampler's figures are folded at the end): a competitor
+        # is named, and wiredprof's own threads (OWN_THREAD_PREFIX) are nobody's competitors.
+        self.thread_names: dict[int, str] = {}
         # Each process's wake-up probe (wakeprobe.py), by pid; a child's own probe runs in `_wake`.
         self.wake_by_pid: dict[int, WakeStats] = {}
         self._wake: WakeProbe | None = None
@@ -248,7 +247,7 @@ class Recorder:
 
     def threads_by_tid(self) -> dict[int, ThreadInfo]:
         """Every thread the run knew, by native id (child processes' included)."""
-        out = {tid: ThreadInfo(name, "", "other") for tid, name in self.own_threads.items()}
+        out = {tid: ThreadInfo(name, "", "other") for tid, name in self.thread_names.items()}
         out.update({tid: info for (_pid, tid), info in self.child_threads.items()})
         for t in threading.enumerate():
             if t.native_id is not None and t.native_id not in out:
@@ -271,9 +270,9 @@ class Recorder:
         ts.table = table
         return ts.row
 
-    def note_own_threads(self) -> None:
-        """Remember wiredprof's threads alive in this process now (their names go when they end)."""
-        self.own_threads.update(_own_threads_alive())
+    def note_thread_names(self) -> None:
+        """Remember the names of the threads alive in this process now (they go when the threads end)."""
+        self.thread_names.update(_thread_names_alive())
 
     def register_thread(self, pipeline: str, role: str, name: str | None = None) -> None:
         """Say what the calling thread is (its CPU outside stages is framework time)."""
@@ -774,7 +773,7 @@ class Recorder:
             info.cpu = max(info.cpu, self.cpu_clock())
         if self.in_child:
             threads = [(tid, t.name, t.pipeline, t.role, t.cpu, t.stage_cpu) for tid, t in self.threads.items()]
-            self.link.queue(ThreadsRecord(os.getpid(), threads, tuple(_own_threads_alive().items())))
+            self.link.queue(ThreadsRecord(os.getpid(), threads, tuple(_thread_names_alive().items())))
             if self._wake is not None:
                 w = self._wake.stats()
                 self.link.queue(WakeRecord(os.getpid(), w.samples, w.late_sum_s, w.late_min_s, w.during, w.ref))
@@ -852,7 +851,7 @@ class Recorder:
     def _apply_threads(self, r: ThreadsRecord) -> None:
         for tid, name, pipeline, role, cpu, stage_cpu in r.threads:
             self.child_threads[(r.pid, tid)] = ThreadInfo(name, pipeline, role, stage_cpu, cpu)
-        self.own_threads.update(r.own)
+        self.thread_names.update(r.names)
 
     def _apply_number(self, r: NumberRecord) -> None:
         self._numbers[r.number] = self.stage(r.pipeline, r.stage, r.kind, r.stage_index, r.function)

@@ -139,6 +139,7 @@ def open_transport(
     sock: socket.socket | paramiko.Channel
     sock = _jump_channel(spec, accept_new, prompt) if spec.proxy_jump else _tcp_socket(spec)
     transport = paramiko.Transport(sock)
+    transport.name = f"wiredprof-ssh-{spec.name}"  # paramiko's reader thread: the link's, never a stage's competitor
     transport.banner_timeout = min(spec.connect_timeout_s, _BANNER_TIMEOUT_S)
     policy = HostKeyPolicy(spec, accept_new=accept_new)
     try:
