@@ -24,7 +24,8 @@ SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "reference_flow.py"
 
 
 def _step(title: str, args: list[str], cwd: Path, check: bool = True) -> None:
-    click.secho(f"\n== {title}", bold=True)
+    if title:  # a step of the same numbered part shows its command only
+        click.secho(f"\n== {title}", bold=True)
     click.secho("$ wiredprof " + " ".join(shlex.quote(a) for a in args), fg="cyan")
     proc = subprocess.run([sys.executable, "-m", "wiredprof", *args], cwd=cwd, stdin=subprocess.DEVNULL)
     if check and proc.returncode != 0:
@@ -71,8 +72,8 @@ def command(workdir: Path, scale: float, duration: float) -> None:
                "--identity", str(sshd.identity), "--known-hosts", str(sshd.known_hosts)], workdir)
         _step("", ["hosts", "check", "B"], workdir)
         _step("3. Would moving a stage help?", ["plan", "before.json"], workdir)
-        _step("4. Run core_logic on B; the flow and every other stage stay here",
-              ["offload", "--stage", "core_logic", "--host", "B", str(SAMPLE)], workdir)
+        _step("4. Run pipeline_3.core_logic on B, as the plan recommends; the flow and every other stage stay here",
+              ["offload", "--stage", "pipeline_3.core_logic", "--host", "B", str(SAMPLE)], workdir)
         _step("5. The same flow, with the plan applied",
               ["analyze", str(SAMPLE), *run, "--flow-log", "after.log", "-o", "after.json", "--html", "after.html",
                *flow_args], workdir)
