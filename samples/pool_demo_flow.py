@@ -17,6 +17,7 @@ Without `--seconds` it runs until it is stopped (Ctrl-C), like the demos without
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import random
@@ -132,12 +133,15 @@ def main() -> None:
     if args.start_method:
         multiprocessing.set_start_method(args.start_method, force=True)
     port = args.port or free_port()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="pool-demo-"))
-    builder = build_flow(port, workdir, use_threads=not args.processes)
-    if args.processes:
-        launch_with_mock_api_processes(builder, port, args.seconds)
-    else:
-        launch_with_mock_api(builder.build(), port, args.seconds)
+    # The storage's file: in --workdir, else in a directory of its own, gone when the service ends.
+    place = (tempfile.TemporaryDirectory(prefix="pool-demo-", ignore_cleanup_errors=True) if args.workdir is None
+             else contextlib.nullcontext(str(args.workdir)))
+    with place as workdir:
+        builder = build_flow(port, Path(workdir), use_threads=not args.processes)
+        if args.processes:
+            launch_with_mock_api_processes(builder, port, args.seconds)
+        else:
+            launch_with_mock_api(builder.build(), port, args.seconds)
 
 
 if __name__ == "__main__":

@@ -31,3 +31,18 @@ def test_a_copy_outside_the_repository_shows_its_stages(method: str, tmp_path: P
     profile = json.loads(proc.stdout)
     calls = {f"{s['pipeline']}.{s['stage']}": s["calls"] + s["sampled_calls"] for s in profile["stages"]}
     assert calls["http_integers.http_connector"] >= 2 and calls["average.core_logic"] >= 2, calls
+
+
+@pytest.mark.parametrize("mode", [[], ["--processes"]], ids=["threads", "processes"])
+def test_without_a_workdir_its_storage_leaves_nothing_behind(mode: list[str], tmp_path: Path) -> None:
+    """Each run once left a /tmp/pool-demo-* directory with its JSON storage (35 after a day of tests)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "wiredprof", "analyze", str(SAMPLES / "pool_demo_flow.py"), "--runs", "2", "--quiet",
+         "--json", "--", "--seconds", "10", *mode],  # the mock API's pipeline serves its whole first cycle
+        cwd=tmp_path, env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    calls = {f"{s['pipeline']}.{s['stage']}": s["calls"] for s in json.loads(proc.stdout)["stages"]}
+    assert calls["http_integers.storage"] >= 1, calls  # it did store, in a directory of its own
+    assert not list(scratch.glob("pool-demo-*")), list(scratch.iterdir())
