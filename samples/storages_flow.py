@@ -15,6 +15,7 @@ All four pipelines have the same name: a profiler must keep the four flows apart
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 from pathlib import Path
@@ -48,13 +49,17 @@ def main() -> None:
     ap.add_argument("--processes", action="store_true", help="wiredflow's process mode")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="storages-flow-"))
-
-    launch_flow_with_storage("json", args.seconds, args.processes, folder_to_save=work / "json_storage")
-    launch_flow_with_storage("csv", args.seconds, args.processes, folder_to_save=work / "csv_storage")
-    launch_flow_with_storage("json", args.seconds, args.processes, preprocessing="add_datetime",
-                             folder_to_save=work / "preprocessing")
-    launch_flow_with_storage("json", args.seconds, args.processes, mapping="overwrite", folder_to_save=work / "overwrite")
+    # The storages' files: in --workdir, else in a directory of its own, gone when the service ends.
+    place = (tempfile.TemporaryDirectory(prefix="storages-flow-", ignore_cleanup_errors=True) if args.workdir is None
+             else contextlib.nullcontext(str(args.workdir)))
+    with place as folder:
+        work = Path(folder)
+        launch_flow_with_storage("json", args.seconds, args.processes, folder_to_save=work / "json_storage")
+        launch_flow_with_storage("csv", args.seconds, args.processes, folder_to_save=work / "csv_storage")
+        launch_flow_with_storage("json", args.seconds, args.processes, preprocessing="add_datetime",
+                                 folder_to_save=work / "preprocessing")
+        launch_flow_with_storage("json", args.seconds, args.processes, mapping="overwrite",
+                                 folder_to_save=work / "overwrite")
 
 
 if __name__ == "__main__":
