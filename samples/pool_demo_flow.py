@@ -27,7 +27,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 from wiredflow.main.build import FlowBuilder
 
@@ -116,6 +116,13 @@ def launch_with_mock_api_processes(builder: FlowBuilder, port: int, execution_se
         pass  # wiredflow 0.1.0 raises this after every successful process-mode run
 
 
+def work_directory(workdir: Path | None, prefix: str) -> ContextManager[str]:
+    """Where the storages write: `workdir`, else a directory of its own, gone when the service ends."""
+    if workdir is None:
+        return tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True)
+    return contextlib.nullcontext(str(workdir))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((LOCALHOST, 0))
@@ -133,10 +140,7 @@ def main() -> None:
     if args.start_method:
         multiprocessing.set_start_method(args.start_method, force=True)
     port = args.port or free_port()
-    # The storage's file: in --workdir, else in a directory of its own, gone when the service ends.
-    place = (tempfile.TemporaryDirectory(prefix="pool-demo-", ignore_cleanup_errors=True) if args.workdir is None
-             else contextlib.nullcontext(str(args.workdir)))
-    with place as workdir:
+    with work_directory(args.workdir, "pool-demo-") as workdir:
         builder = build_flow(port, Path(workdir), use_threads=not args.processes)
         if args.processes:
             launch_with_mock_api_processes(builder, port, args.seconds)

@@ -15,17 +15,17 @@ All four pipelines have the same name: a profiler must keep the four flows apart
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 try:
-    from samples.pool_demo_flow import free_port, launch_with_mock_api, launch_with_mock_api_processes
+    from samples.pool_demo_flow import (free_port, launch_with_mock_api, launch_with_mock_api_processes,
+                                        work_directory)
 except ModuleNotFoundError:  # run as `python samples/storages_flow.py` without PYTHONPATH
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from samples.pool_demo_flow import free_port, launch_with_mock_api, launch_with_mock_api_processes
+    from samples.pool_demo_flow import (free_port, launch_with_mock_api, launch_with_mock_api_processes,
+                                        work_directory)
 
 from wiredflow.main.build import FlowBuilder  # noqa: E402
 
@@ -49,10 +49,7 @@ def main() -> None:
     ap.add_argument("--processes", action="store_true", help="wiredflow's process mode")
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
-    # The storages' files: in --workdir, else in a directory of its own, gone when the service ends.
-    place = (tempfile.TemporaryDirectory(prefix="storages-flow-", ignore_cleanup_errors=True) if args.workdir is None
-             else contextlib.nullcontext(str(args.workdir)))
-    with place as folder:
+    with work_directory(args.workdir, "storages-flow-") as folder:
         work = Path(folder)
         launch_flow_with_storage("json", args.seconds, args.processes, folder_to_save=work / "json_storage")
         launch_flow_with_storage("csv", args.seconds, args.processes, folder_to_save=work / "csv_storage")

@@ -378,7 +378,7 @@ def run_flow(flow: str | os.PathLike[str], args: list[str] | None = None, option
     tree.start()
     signals.install(opts.handle_signals)
     watchdog.start()
-    rec.note_thread_names()  # wiredprof's own: the sampler folds after they end, and must know them
+    rec.note_thread_names()  # wiredprof's among them: the sampler folds after they end, and must know them
     sys.argv = argv
     saved_stdout = sys.stdout
     saved_fd1 = _stdout_fd_to_stderr() if opts.flow_stdout_to_stderr else None

@@ -247,11 +247,9 @@ class Recorder:
 
     def threads_by_tid(self) -> dict[int, ThreadInfo]:
         """Every thread the run knew, by native id (child processes' included)."""
-        out = {tid: ThreadInfo(name, "", "other") for tid, name in self.thread_names.items()}
+        names = {**self.thread_names, **_thread_names_alive()}
+        out = {tid: ThreadInfo(name, "", "other") for tid, name in names.items()}
         out.update({tid: info for (_pid, tid), info in self.child_threads.items()})
-        for t in threading.enumerate():
-            if t.native_id is not None and t.native_id not in out:
-                out[t.native_id] = ThreadInfo(t.name, "", "other")
         out.update(self.threads)
         return out
 
