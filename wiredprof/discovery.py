@@ -135,9 +135,14 @@ def _read_tail(stream: IO[bytes] | None, tail: collections.deque[str]) -> None:
 
 
 def _stop_process_tree(proc: subprocess.Popen[bytes]) -> None:
-    """End the discovery child and everything it started: its process group, then any straggler by PID."""
+    """End the discovery child and everything it started: its process group, then any straggler by PID.
+
+    SIGINT first, as a Ctrl-C would: the script's `with` blocks and `finally` clauses run (a
+    temporary directory of its own is removed, a pool is terminated); SIGTERM and SIGKILL
+    follow for what is still there a second later.
+    """
     pids = descendants(proc.pid) if proc.poll() is None else []
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):

@@ -18,10 +18,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("flow_args", [[], ["--start-method", "spawn"], ["--processes"]],
                          ids=["pool-fork", "pool-spawn", "processes"])
-def test_discovery_names_the_stages_of_a_flow_launched_in_a_pool_worker(tag, flow_args):
+def test_discovery_names_the_stages_of_a_flow_launched_in_a_pool_worker(tag, flow_args, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     names = {s.full for s in discover_stages(POOL_DEMO, flow_args, timeout_s=90)}
     assert {"http_integers.http_connector", "http_integers.storage", "average.core_logic", "average.send"} <= names
     assert not tagged_after(tag), "discovery left processes behind"
+    # Stopped as by a Ctrl-C: the script's own temporary directory went with it.
+    assert not list(tmp_path.glob("pool-demo-*")), list(tmp_path.iterdir())
 
 
 def test_discovery_that_times_out_leaves_no_process_behind(tag):
